@@ -1,0 +1,230 @@
+//! The `traum` command line: argument definitions and dispatch.
+
+mod analytics;
+mod files;
+mod jobs;
+mod output;
+mod search;
+mod upload;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand, ValueEnum};
+use traum_client::v1::{AudioFormat, FileState, JobState};
+use traum_client::{ClientConfig, ClientError, DEFAULT_ENDPOINT, TraumClient};
+
+/// Command-line client for the Traum audio search server.
+#[derive(Debug, Parser)]
+#[command(name = "traum", version)]
+pub struct Cli {
+    /// Server address; https:// enables TLS.
+    #[arg(long, global = true, env = "TRAUM_ADDR", default_value = DEFAULT_ENDPOINT)]
+    addr: String,
+
+    /// API key sent as `x-api-key`.
+    #[arg(long, global = true, env = "TRAUM_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+
+    /// PEM file of CA certificates to trust instead of the system roots.
+    #[arg(long, global = true, env = "TRAUM_CA_CERT", value_name = "FILE")]
+    ca_cert: Option<PathBuf>,
+
+    /// Server name to verify the certificate against, if not the address's host.
+    #[arg(long, global = true, env = "TRAUM_TLS_DOMAIN", value_name = "NAME")]
+    tls_domain: Option<String>,
+
+    /// How long to wait for the connection, e.g. `5s`.
+    #[arg(long, global = true, default_value = "10s", value_parser = humantime::parse_duration)]
+    connect_timeout: Duration,
+
+    /// Print machine-readable JSON on stdout (and no progress bars).
+    #[arg(long, global = true)]
+    json: bool,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Upload files, directories (recursively) or glob patterns.
+    Upload(upload::UploadArgs),
+    /// List processing jobs.
+    Jobs(jobs::JobsArgs),
+    /// Follow a job until it succeeds or fails.
+    Watch(jobs::WatchArgs),
+    /// List files.
+    Ls(files::LsArgs),
+    /// Show everything known about a file.
+    Info(files::InfoArgs),
+    /// Rename a file or change its tags.
+    Tag(files::TagArgs),
+    /// Delete files.
+    Rm(files::RmArgs),
+    /// Download a file's original bytes.
+    Download(files::DownloadArgs),
+    /// Show library totals and server state.
+    Stats,
+    /// Show recent usage per RPC and over time.
+    Usage(analytics::UsageArgs),
+    /// Find files matching a text description.
+    Search(search::SearchArgs),
+    /// Find files that sound like a stored file.
+    Similar(search::SimilarArgs),
+    /// Complete a search prefix.
+    Suggest(search::SuggestArgs),
+}
+
+/// Whether a command that ran to completion achieved what was asked; a
+/// failure here has already been reported, so it only sets the exit code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    Failure,
+}
+
+/// Options every subcommand needs besides the client.
+#[derive(Clone, Copy, Debug)]
+pub struct Globals {
+    pub json: bool,
+}
+
+impl Cli {
+    pub async fn run(self) -> anyhow::Result<Outcome> {
+        let client = self.connect().await?;
+        let globals = Globals { json: self.json };
+        match self.command {
+            Command::Upload(args) => upload::run(&client, globals, args).await,
+            Command::Jobs(args) => jobs::list(&client, globals, args).await,
+            Command::Watch(args) => jobs::watch(&client, globals, args).await,
+            Command::Ls(args) => files::ls(&client, globals, args).await,
+            Command::Info(args) => files::info(&client, globals, args).await,
+            Command::Tag(args) => files::tag(&client, globals, args).await,
+            Command::Rm(args) => files::rm(&client, globals, args).await,
+            Command::Download(args) => files::download(&client, globals, args).await,
+            Command::Stats => analytics::stats(&client, globals).await,
+            Command::Usage(args) => analytics::usage(&client, globals, args).await,
+            Command::Search(args) => search::search(&client, globals, args).await,
+            Command::Similar(args) => search::similar(&client, globals, args).await,
+            Command::Suggest(args) => search::suggest(&client, globals, args).await,
+        }
+    }
+
+    async fn connect(&self) -> anyhow::Result<TraumClient> {
+        let tls_ca_pem = match &self.ca_cert {
+            Some(path) => Some(
+                tokio::fs::read(path)
+                    .await
+                    .with_context(|| format!("reading CA certificate {}", path.display()))?,
+            ),
+            None => None,
+        };
+        let config = ClientConfig {
+            endpoint: self.addr.clone(),
+            api_key: self.api_key.clone().filter(|key| !key.is_empty()),
+            tls_ca_pem,
+            tls_domain: self.tls_domain.clone(),
+            connect_timeout: self.connect_timeout,
+        };
+        match TraumClient::connect(config).await {
+            Ok(client) => Ok(client),
+            Err(err @ ClientError::Transport(_)) => {
+                Err(anyhow::Error::new(err).context(format!("cannot connect to {}", self.addr)))
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+}
+
+/// Audio formats as accepted on the command line.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum FormatArg {
+    Wav,
+    Aiff,
+    Flac,
+    Mp3,
+    Ogg,
+    M4a,
+}
+
+impl FormatArg {
+    pub fn proto(self) -> i32 {
+        let format = match self {
+            Self::Wav => AudioFormat::Wav,
+            Self::Aiff => AudioFormat::Aiff,
+            Self::Flac => AudioFormat::Flac,
+            Self::Mp3 => AudioFormat::Mp3,
+            Self::Ogg => AudioFormat::Ogg,
+            Self::M4a => AudioFormat::M4a,
+        };
+        format as i32
+    }
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum JobStateArg {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+}
+
+impl JobStateArg {
+    pub fn proto(self) -> i32 {
+        let state = match self {
+            Self::Queued => JobState::Queued,
+            Self::Running => JobState::Running,
+            Self::Succeeded => JobState::Succeeded,
+            Self::Failed => JobState::Failed,
+        };
+        state as i32
+    }
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum FileStateArg {
+    Processing,
+    Ready,
+    Failed,
+}
+
+impl FileStateArg {
+    pub fn proto(self) -> i32 {
+        let state = match self {
+            Self::Processing => FileState::Processing,
+            Self::Ready => FileState::Ready,
+            Self::Failed => FileState::Failed,
+        };
+        state as i32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_upload_flags() {
+        let cli = Cli::try_parse_from([
+            "traum",
+            "--json",
+            "upload",
+            "a.wav",
+            "dir",
+            "--tag",
+            "drums",
+            "--parallel",
+            "2",
+            "--no-wait",
+        ]);
+        assert!(cli.is_ok_and(|cli| cli.json && matches!(cli.command, Command::Upload(_))));
+    }
+}

@@ -1,0 +1,259 @@
+//! `traum search`, `similar` and `suggest`.
+
+use clap::Args;
+use serde::Serialize;
+use traum_client::TraumClient;
+use traum_client::v1::{
+    SearchByTextRequest, SearchFilters, SearchOptions, SearchResponse, SearchSimilarRequest, SuggestRequest,
+};
+
+use super::output::{
+    MusicalKeyJson, format_name, format_short, key_label, minutes_seconds, print_json, print_table, rpc,
+    suggestion_source_name, suggestion_source_short,
+};
+use super::{FormatArg, Globals, Outcome};
+
+/// Filters shared by the search commands.
+#[derive(Debug, Args)]
+pub struct FilterArgs {
+    /// Minimum duration in seconds.
+    #[arg(long, value_name = "SECONDS")]
+    min_duration: Option<f64>,
+
+    /// Maximum duration in seconds.
+    #[arg(long, value_name = "SECONDS")]
+    max_duration: Option<f64>,
+
+    /// Minimum tempo in BPM.
+    #[arg(long, value_name = "BPM")]
+    min_bpm: Option<f64>,
+
+    /// Maximum tempo in BPM.
+    #[arg(long, value_name = "BPM")]
+    max_bpm: Option<f64>,
+
+    /// Tag every hit must carry (repeatable).
+    #[arg(long = "tag", value_name = "TAG")]
+    tags: Vec<String>,
+
+    /// Only hits in this format (repeatable; any may match).
+    #[arg(long = "format", value_name = "FORMAT")]
+    formats: Vec<FormatArg>,
+}
+
+impl FilterArgs {
+    fn proto(self) -> SearchFilters {
+        SearchFilters {
+            min_duration_seconds: self.min_duration,
+            max_duration_seconds: self.max_duration,
+            min_bpm: self.min_bpm,
+            max_bpm: self.max_bpm,
+            tags_all: self.tags,
+            formats: self.formats.into_iter().map(FormatArg::proto).collect(),
+            ..SearchFilters::default()
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// Description of the sound, e.g. "warm analog pad".
+    query: String,
+
+    /// Maximum hits (1 to 200).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=200))]
+    limit: u32,
+
+    #[command(flatten)]
+    filters: FilterArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SimilarArgs {
+    /// The example file.
+    file_id: String,
+
+    /// Maximum hits (1 to 200).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=200))]
+    limit: u32,
+
+    /// Start of the example's time range, in seconds.
+    #[arg(long, value_name = "SECONDS")]
+    start: Option<f64>,
+
+    /// End of the example's time range, in seconds.
+    #[arg(long, value_name = "SECONDS")]
+    end: Option<f64>,
+
+    #[command(flatten)]
+    filters: FilterArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SuggestArgs {
+    /// Text typed so far.
+    prefix: String,
+
+    /// Maximum suggestions (1 to 50).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=50))]
+    limit: u32,
+}
+
+#[derive(Serialize)]
+struct FileSummaryJson {
+    file_id: String,
+    filename: String,
+    duration_seconds: f64,
+    bpm: Option<f64>,
+    key: Option<MusicalKeyJson>,
+    tags: Vec<String>,
+    format: String,
+}
+
+#[derive(Serialize)]
+struct SearchHitJson {
+    file: Option<FileSummaryJson>,
+    score: f64,
+    cosine: f64,
+    segment_start_seconds: f64,
+    segment_end_seconds: f64,
+}
+
+#[derive(Serialize)]
+struct SearchResponseJson {
+    hits: Vec<SearchHitJson>,
+    next_page_token: String,
+    took_ms: f64,
+}
+
+pub async fn search(client: &TraumClient, globals: Globals, args: SearchArgs) -> anyhow::Result<Outcome> {
+    let request = SearchByTextRequest {
+        query: args.query,
+        filters: Some(args.filters.proto()),
+        options: Some(options(args.limit)),
+    };
+    let response = rpc(client.search().search_by_text(request).await)?;
+    print_hits(globals, &response)
+}
+
+pub async fn similar(client: &TraumClient, globals: Globals, args: SimilarArgs) -> anyhow::Result<Outcome> {
+    let request = SearchSimilarRequest {
+        file_id: args.file_id,
+        start_seconds: args.start,
+        end_seconds: args.end,
+        filters: Some(args.filters.proto()),
+        options: Some(options(args.limit)),
+    };
+    let response = rpc(client.search().search_similar(request).await)?;
+    print_hits(globals, &response)
+}
+
+fn options(limit: u32) -> SearchOptions {
+    SearchOptions {
+        limit,
+        ..SearchOptions::default()
+    }
+}
+
+fn print_hits(globals: Globals, response: &SearchResponse) -> anyhow::Result<Outcome> {
+    if globals.json {
+        print_json(&SearchResponseJson {
+            hits: response
+                .hits
+                .iter()
+                .map(|hit| SearchHitJson {
+                    file: hit.file.as_ref().map(|f| FileSummaryJson {
+                        file_id: f.file_id.clone(),
+                        filename: f.filename.clone(),
+                        duration_seconds: f.duration_seconds,
+                        bpm: f.bpm,
+                        key: f.key.as_ref().map(MusicalKeyJson::from),
+                        tags: f.tags.clone(),
+                        format: format_name(f.format),
+                    }),
+                    score: hit.score,
+                    cosine: hit.cosine,
+                    segment_start_seconds: hit.segment_start_seconds,
+                    segment_end_seconds: hit.segment_end_seconds,
+                })
+                .collect(),
+            next_page_token: response.next_page_token.clone(),
+            took_ms: response.took_ms,
+        })?;
+        return Ok(Outcome::Success);
+    }
+    let rows: Vec<Vec<String>> = response
+        .hits
+        .iter()
+        .map(|hit| {
+            let file = hit.file.as_ref();
+            vec![
+                format!("{:.3}", hit.score),
+                format!("{:.3}", hit.cosine),
+                file.map_or_else(String::new, |f| f.file_id.clone()),
+                file.map_or_else(String::new, |f| f.filename.clone()),
+                format!(
+                    "{}-{}",
+                    minutes_seconds(hit.segment_start_seconds),
+                    minutes_seconds(hit.segment_end_seconds)
+                ),
+                file.map_or_else(|| "-".to_owned(), |f| minutes_seconds(f.duration_seconds)),
+                file.and_then(|f| f.bpm)
+                    .map_or_else(|| "-".to_owned(), |bpm| format!("{bpm:.1}")),
+                file.and_then(|f| f.key.as_ref())
+                    .map_or_else(|| "-".to_owned(), key_label),
+                file.map_or_else(String::new, |f| format_short(f.format)),
+                file.map_or_else(String::new, |f| f.tags.join(",")),
+            ]
+        })
+        .collect();
+    print_table(
+        &[
+            "SCORE", "COSINE", "ID", "FILE", "SEGMENT", "DURATION", "BPM", "KEY", "FORMAT", "TAGS",
+        ],
+        &rows,
+    );
+    println!("{} hits in {:.1} ms", response.hits.len(), response.took_ms);
+    Ok(Outcome::Success)
+}
+
+#[derive(Serialize)]
+struct SuggestionJson {
+    text: String,
+    source: String,
+    count: u64,
+}
+
+pub async fn suggest(client: &TraumClient, globals: Globals, args: SuggestArgs) -> anyhow::Result<Outcome> {
+    let request = SuggestRequest {
+        prefix: args.prefix,
+        limit: args.limit,
+    };
+    let response = rpc(client.search().suggest(request).await)?;
+    if globals.json {
+        let suggestions: Vec<SuggestionJson> = response
+            .suggestions
+            .iter()
+            .map(|s| SuggestionJson {
+                text: s.text.clone(),
+                source: suggestion_source_name(s.source),
+                count: s.count,
+            })
+            .collect();
+        print_json(&suggestions)?;
+        return Ok(Outcome::Success);
+    }
+    let rows: Vec<Vec<String>> = response
+        .suggestions
+        .iter()
+        .map(|s| {
+            vec![
+                s.text.clone(),
+                suggestion_source_short(s.source),
+                s.count.to_string(),
+            ]
+        })
+        .collect();
+    print_table(&["SUGGESTION", "SOURCE", "COUNT"], &rows);
+    Ok(Outcome::Success)
+}

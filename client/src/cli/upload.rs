@@ -1,0 +1,362 @@
+//! `traum upload`: expands paths, uploads in parallel and follows the jobs.
+
+use std::collections::HashSet;
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use futures::StreamExt as _;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+use traum_client::v1::{JobState, UploadResult};
+use traum_client::{ClientError, TraumClient};
+
+use super::output::{job_stage_short, job_state_name, print_json};
+use super::{Globals, Outcome};
+
+/// Extensions picked up when walking directories or expanding globs.
+const AUDIO_EXTENSIONS: &[&str] = &[
+    "wav", "wave", "aif", "aiff", "aifc", "flac", "mp3", "ogg", "oga", "m4a", "mp4", "aac", "alac", "caf",
+    "opus", "wma",
+];
+
+#[derive(Debug, Args)]
+pub struct UploadArgs {
+    /// Files, directories (searched recursively for audio files) or glob patterns.
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<String>,
+
+    /// Tag to attach to every uploaded file (repeatable).
+    #[arg(long = "tag", value_name = "TAG")]
+    tags: Vec<String>,
+
+    /// How many files to upload at the same time.
+    #[arg(long, default_value = "4", value_name = "N")]
+    parallel: NonZeroUsize,
+
+    /// Do not wait for the processing jobs to finish.
+    #[arg(long)]
+    no_wait: bool,
+}
+
+/// Result for one file, also the JSON shape of `upload --json`.
+#[derive(Debug, Default, Serialize)]
+struct FileOutcome {
+    path: String,
+    file_id: Option<String>,
+    job_id: Option<String>,
+    duplicate: bool,
+    state: Option<String>,
+    error: Option<String>,
+}
+
+impl FileOutcome {
+    fn failed(path: String, error: String) -> Self {
+        Self {
+            path,
+            error: Some(error),
+            ..Self::default()
+        }
+    }
+}
+
+pub async fn run(client: &TraumClient, globals: Globals, args: UploadArgs) -> anyhow::Result<Outcome> {
+    let (files, mut outcomes) = expand_paths(&args.paths);
+    if files.is_empty() && outcomes.is_empty() {
+        anyhow::bail!("no audio files found in the given paths");
+    }
+
+    let multi = if globals.json {
+        MultiProgress::with_draw_target(ProgressDrawTarget::hidden())
+    } else {
+        // indicatif hides this target by itself when stderr is not a terminal.
+        MultiProgress::with_draw_target(ProgressDrawTarget::stderr())
+    };
+    let overall = multi.add(ProgressBar::new(files.len() as u64));
+    overall.set_style(
+        ProgressStyle::with_template("{prefix:.bold} [{bar:30.green/white}] {pos}/{len} files {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    overall.set_prefix("total");
+
+    let wait = !args.no_wait;
+    let tags = &args.tags;
+    let uploaded: Vec<FileOutcome> = futures::stream::iter(files)
+        .map(|path| {
+            let multi = &multi;
+            let overall = &overall;
+            async move {
+                let outcome = upload_one(client, multi, path, tags.clone(), wait).await;
+                overall.inc(1);
+                outcome
+            }
+        })
+        // `buffered` keeps the results in argument order for the summary.
+        .buffered(args.parallel.get())
+        .collect()
+        .await;
+    overall.finish_and_clear();
+    outcomes.extend(uploaded);
+
+    let failed = outcomes.iter().filter(|o| o.error.is_some()).count();
+    if globals.json {
+        print_json(&outcomes)?;
+    } else {
+        print_summary(&outcomes);
+    }
+    Ok(if failed == 0 {
+        Outcome::Success
+    } else {
+        Outcome::Failure
+    })
+}
+
+fn print_summary(outcomes: &[FileOutcome]) {
+    for outcome in outcomes.iter().filter(|o| o.error.is_none()) {
+        let file_id = outcome.file_id.as_deref().unwrap_or("-");
+        let note = if outcome.duplicate { "  (duplicate)" } else { "" };
+        println!("{file_id}  {}{note}", outcome.path);
+    }
+    let failures: Vec<&FileOutcome> = outcomes.iter().filter(|o| o.error.is_some()).collect();
+    let duplicates = outcomes
+        .iter()
+        .filter(|o| o.error.is_none() && o.duplicate)
+        .count();
+    let uploaded = outcomes
+        .iter()
+        .filter(|o| o.error.is_none() && !o.duplicate)
+        .count();
+    println!(
+        "{uploaded} uploaded, {duplicates} duplicate{}, {} failed",
+        if duplicates == 1 { "" } else { "s" },
+        failures.len()
+    );
+    for failure in failures {
+        println!(
+            "  {}: {}",
+            failure.path,
+            failure.error.as_deref().unwrap_or_default()
+        );
+    }
+}
+
+async fn upload_one(
+    client: &TraumClient,
+    multi: &MultiProgress,
+    path: PathBuf,
+    tags: Vec<String>,
+    wait: bool,
+) -> FileOutcome {
+    let display = path.display().to_string();
+    let size = tokio::fs::metadata(&path).await.map(|m| m.len()).unwrap_or(0);
+    let bar = multi.add(ProgressBar::new(size));
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{prefix:30!} [{bar:30.cyan/blue}] {bytes}/{total_bytes} {bytes_per_sec} {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_prefix(display.clone());
+    bar.set_message("hashing");
+
+    let mut outcome = FileOutcome {
+        path: display.clone(),
+        ..FileOutcome::default()
+    };
+    let result = upload_and_follow(client, &bar, &path, tags, wait, &mut outcome).await;
+    if let Err(err) = result {
+        outcome.error = Some(err.to_string());
+    }
+    if let Some(error) = &outcome.error {
+        // Shown above the bars right away; the summary repeats it at the end.
+        let _ = multi.println(format!("failed: {display}: {error}"));
+    }
+    bar.finish_and_clear();
+    multi.remove(&bar);
+    outcome
+}
+
+async fn upload_and_follow(
+    client: &TraumClient,
+    bar: &ProgressBar,
+    path: &Path,
+    tags: Vec<String>,
+    wait: bool,
+    outcome: &mut FileOutcome,
+) -> Result<(), ClientError> {
+    let progress_bar = bar.clone();
+    let result: UploadResult = client
+        .upload_file(path, tags, move |sent| {
+            progress_bar.set_message("uploading");
+            progress_bar.set_position(sent);
+        })
+        .await?;
+    outcome.file_id = Some(result.file_id.clone());
+    outcome.job_id = Some(result.job_id.clone());
+    outcome.duplicate = result.duplicate;
+    if !wait {
+        return Ok(());
+    }
+
+    bar.set_style(
+        ProgressStyle::with_template("{prefix:30!} [{bar:30.green/white}] {pos:>3}% {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_length(100);
+    bar.set_position(0);
+    bar.set_message("queued");
+
+    let mut events = client.watch_job(result.job_id.as_str()).await?;
+    while let Some(event) = events.message().await? {
+        if let Some(job) = &event.job {
+            bar.set_position((job.progress * 100.0).clamp(0.0, 100.0).round() as u64);
+            bar.set_message(job_stage_short(job.stage));
+            outcome.state = Some(job_state_name(job.state));
+            if event.terminal {
+                if job.state == JobState::Failed as i32 {
+                    outcome.error = Some(format!("processing failed: {}", job.error));
+                }
+                return Ok(());
+            }
+        } else if event.terminal {
+            return Ok(());
+        }
+    }
+    Err(ClientError::Protocol(
+        "job event stream ended before the job finished".to_owned(),
+    ))
+}
+
+/// Turns the command-line paths into the files to upload, plus failures for
+/// paths that cannot be used (reported per path rather than aborting all).
+fn expand_paths(args: &[String]) -> (Vec<PathBuf>, Vec<FileOutcome>) {
+    let mut files = Vec::new();
+    let mut failures = Vec::new();
+    let mut seen = HashSet::new();
+    let mut push = |path: PathBuf, files: &mut Vec<PathBuf>| {
+        if seen.insert(path.clone()) {
+            files.push(path);
+        }
+    };
+
+    for arg in args {
+        if arg.contains(['*', '?', '[']) {
+            // Like shells, `*` does not match dot files unless the pattern says so.
+            let options = glob::MatchOptions {
+                require_literal_leading_dot: true,
+                ..glob::MatchOptions::new()
+            };
+            let entries = match glob::glob_with(arg, options) {
+                Ok(entries) => entries,
+                Err(err) => {
+                    failures.push(FileOutcome::failed(
+                        arg.clone(),
+                        format!("bad glob pattern: {err}"),
+                    ));
+                    continue;
+                }
+            };
+            let mut matched = false;
+            for entry in entries {
+                matched = true;
+                match entry {
+                    Ok(path) if path.is_dir() => {
+                        walk_dir(&path, &mut failures, &mut |p| push(p, &mut files));
+                    }
+                    Ok(path) if is_audio(&path) => push(path, &mut files),
+                    Ok(_) => {}
+                    Err(err) => failures.push(FileOutcome::failed(
+                        err.path().display().to_string(),
+                        err.error().to_string(),
+                    )),
+                }
+            }
+            if !matched {
+                failures.push(FileOutcome::failed(
+                    arg.clone(),
+                    "no files match this pattern".to_owned(),
+                ));
+            }
+            continue;
+        }
+
+        let path = PathBuf::from(arg);
+        match std::fs::metadata(&path) {
+            Ok(meta) if meta.is_dir() => walk_dir(&path, &mut failures, &mut |p| push(p, &mut files)),
+            // Named explicitly, so it is sent whatever its extension; the
+            // server decides from the content whether it is audio.
+            Ok(_) => push(path, &mut files),
+            Err(err) => failures.push(FileOutcome::failed(arg.clone(), err.to_string())),
+        }
+    }
+    (files, failures)
+}
+
+fn walk_dir(dir: &Path, failures: &mut Vec<FileOutcome>, push: &mut dyn FnMut(PathBuf)) {
+    let walker = walkdir::WalkDir::new(dir)
+        .follow_links(true)
+        .sort_by_file_name()
+        .into_iter()
+        // Skips dot entries such as macOS `._x.wav` resource forks, which carry
+        // audio extensions but no audio.
+        .filter_entry(|entry| entry.depth() == 0 || !entry.file_name().to_string_lossy().starts_with('.'));
+    for entry in walker {
+        match entry {
+            Ok(entry) if entry.file_type().is_file() && is_audio(entry.path()) => {
+                push(entry.into_path());
+            }
+            Ok(_) => {}
+            Err(err) => {
+                let path = err.path().unwrap_or(dir).display().to_string();
+                failures.push(FileOutcome::failed(path, err.to_string()));
+            }
+        }
+    }
+}
+
+fn is_audio(path: &Path) -> bool {
+    path.extension().and_then(|ext| ext.to_str()).is_some_and(|ext| {
+        AUDIO_EXTENSIONS
+            .iter()
+            .any(|known| known.eq_ignore_ascii_case(ext))
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recognises_audio_extensions() {
+        assert!(is_audio(Path::new("a/b.WAV")));
+        assert!(is_audio(Path::new("x.flac")));
+        assert!(!is_audio(Path::new("notes.txt")));
+        assert!(!is_audio(Path::new("noext")));
+    }
+
+    #[test]
+    fn expands_directories_globs_and_explicit_files() {
+        let root = std::env::temp_dir().join(format!("traum-cli-expand-{}", std::process::id()));
+        let nested = root.join("nested");
+        std::fs::create_dir_all(&nested).unwrap();
+        for name in ["a.wav", "b.txt", "._c.wav", "nested/d.flac"] {
+            std::fs::write(root.join(name), b"x").unwrap();
+        }
+        let dir = root.display().to_string();
+        let (files, failures) = expand_paths(std::slice::from_ref(&dir));
+        assert!(failures.is_empty());
+        assert_eq!(files, vec![root.join("a.wav"), nested.join("d.flac")]);
+
+        let (files, _) = expand_paths(&[format!("{dir}/*"), root.join("b.txt").display().to_string()]);
+        assert_eq!(
+            files,
+            vec![root.join("a.wav"), nested.join("d.flac"), root.join("b.txt")]
+        );
+
+        let (files, failures) = expand_paths(&[format!("{dir}/*.none"), format!("{dir}/missing.wav")]);
+        assert!(files.is_empty());
+        assert_eq!(failures.len(), 2);
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+}

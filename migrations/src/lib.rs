@@ -1,0 +1,26 @@
+//! Schema migrations of the Traum server, applied in order at start-up.
+//! Every migration has an `up` and a `down`.
+
+// `MigrationTrait` declares `&SchemaManager` with an elided lifetime, and an
+// impl must match it exactly.
+#![allow(elided_lifetimes_in_paths)]
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261121_000001_library;
+mod m20261121_000002_usage;
+mod m20261121_000003_descriptors;
+
+/// Runs Traum's migrations.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261121_000001_library::Migration),
+            Box::new(m20261121_000002_usage::Migration),
+            Box::new(m20261121_000003_descriptors::Migration),
+        ]
+    }
+}

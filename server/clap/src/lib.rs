@@ -1,0 +1,26 @@
+//! CLAP (Contrastive Language-Audio Pretraining) for Traum, in burn.
+//!
+//! A port of `transformers`' `ClapModel` for the unfused LAION checkpoints
+//! (`laion/clap-htsat-unfused`: HTSAT-tiny; `laion/larger_clap_*`: HTSAT-base), loading the
+//! Hugging Face files (`config.json`, `model.safetensors`, `tokenizer.json`) directly.
+//!
+//! - audio: `B` log-mel windows `[B, frames ≤ 1024, 64]` → HTSAT → projection → `[B, D]`
+//! - text: one query → RoBERTa (≤ 77 tokens, unpadded) → projection → `[D]`
+//!
+//! Both outputs are L2-normalised, so their dot product is the cosine CLAP is trained on.
+//! See [`audio`] and [`text`] for the tensor shapes of each stage.
+
+pub mod audio;
+pub mod config;
+pub mod error;
+pub mod hub;
+pub mod model;
+mod nn;
+pub mod text;
+mod weights;
+
+pub use audio::AudioTrace;
+pub use config::ClapConfig;
+pub use error::{ClapError, Result};
+pub use model::{ClapModel, REQUIRED_FILES, cpu_device, pool_windows};
+pub use text::{ClapTokenizer, MAX_TOKENS, TextTrace};

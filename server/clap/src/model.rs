@@ -1,0 +1,177 @@
+//! The loaded CLAP model: both encoders, their projection heads and the tokenizer.
+
+use std::path::Path;
+
+use burn::tensor::Device;
+
+use crate::audio::{AudioEncoder, AudioTrace, read};
+use crate::config::ClapConfig;
+use crate::error::{ClapError, Result};
+use crate::nn::{Projection, l2_normalize};
+use crate::text::{ClapTokenizer, TextEncoder, TextTrace};
+use crate::weights::Loader;
+
+/// Files a checkpoint directory must contain (hub layout).
+pub const REQUIRED_FILES: [&str; 3] = ["config.json", "model.safetensors", "tokenizer.json"];
+
+/// CLAP (HTSAT audio encoder + RoBERTa text encoder) loaded from a Hugging Face checkpoint.
+///
+/// Immutable after loading; calls are deterministic (same input, same output).
+pub struct ClapModel {
+    config: ClapConfig,
+    device: Device,
+    audio: AudioEncoder,
+    audio_projection: Projection,
+    text: TextEncoder,
+    text_projection: Projection,
+    tokenizer: ClapTokenizer,
+    logit_scale_audio: f32,
+    logit_scale_text: f32,
+}
+
+/// The CPU device of the default build: burn's pure-Rust `flex` backend (burn 0.22 deprecates
+/// `ndarray` in its favour, and it is faster on attention-sized tensors).
+pub fn cpu_device() -> Device {
+    Device::flex()
+}
+
+impl ClapModel {
+    /// Loads `config.json`, `model.safetensors` and `tokenizer.json` from `dir`.
+    ///
+    /// Fails if the config asks for something unsupported (e.g. fusion), or if any tensor is
+    /// missing, mis-shaped or left unused.
+    pub fn load(dir: &Path, device: &Device) -> Result<Self> {
+        let config = ClapConfig::from_file(&dir.join("config.json"))?;
+        let tokenizer = ClapTokenizer::from_file(&dir.join("tokenizer.json"))?;
+        let weights_path = dir.join("model.safetensors");
+        let bytes = std::fs::read(&weights_path).map_err(|source| ClapError::Io {
+            path: weights_path.clone(),
+            source,
+        })?;
+        let mut l = Loader::new(&weights_path, &bytes, device)?;
+        let dim = config.projection_dim;
+        let act = config.projection_hidden_act.clone();
+        let audio = AudioEncoder::load(&mut l, &config)?;
+        let audio_projection = Projection::load(&mut l, "audio_projection", config.audio_width(), dim, &act)?;
+        let text = TextEncoder::load(&mut l, &config.text_config)?;
+        let text_projection = Projection::load(
+            &mut l,
+            "text_projection",
+            config.text_config.hidden_size,
+            dim,
+            &act,
+        )?;
+        let logit_scale_audio = l.f32s("logit_scale_a", &[])?.first().copied().unwrap_or_default();
+        let logit_scale_text = l.f32s("logit_scale_t", &[])?.first().copied().unwrap_or_default();
+        l.finish()?;
+        tracing::info!(
+            dir = %dir.display(),
+            depths = ?config.audio_config.depths,
+            width = config.audio_config.patch_embeds_hidden_size,
+            dim,
+            "CLAP model loaded"
+        );
+        Ok(Self {
+            config,
+            device: device.clone(),
+            audio,
+            audio_projection,
+            text,
+            text_projection,
+            tokenizer,
+            logit_scale_audio,
+            logit_scale_text,
+        })
+    }
+
+    /// The checkpoint's configuration.
+    pub fn config(&self) -> &ClapConfig {
+        &self.config
+    }
+
+    /// Dimension of the shared embedding space.
+    pub fn dim(&self) -> usize {
+        self.config.projection_dim
+    }
+
+    /// Mel bins each input frame must have.
+    pub fn mel_bins(&self) -> usize {
+        self.config.audio_config.num_mel_bins
+    }
+
+    /// The tokenizer (77-token truncation, no padding).
+    pub fn tokenizer(&self) -> &ClapTokenizer {
+        &self.tokenizer
+    }
+
+    /// `exp(logit_scale_a)`, `exp(logit_scale_t)`: the trained temperature of the logits.
+    pub fn logit_scales(&self) -> (f32, f32) {
+        (self.logit_scale_audio.exp(), self.logit_scale_text.exp())
+    }
+
+    /// Audio projections before L2 normalisation, one per window. Each window is
+    /// `frames × mel_bins` log-mel values (row-major, frames ≤ 1024; 1001 for 10 s), exactly
+    /// as HF `ClapFeatureExtractor` produces them.
+    pub fn project_audio(&self, windows: &[&[f32]]) -> Result<Vec<Vec<f32>>> {
+        if windows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (pooled, _) = self.audio.forward(windows, &self.device, false)?;
+        let raw = read(self.audio_projection.forward(pooled))?;
+        Ok(raw.chunks_exact(self.dim()).map(<[f32]>::to_vec).collect())
+    }
+
+    /// L2-normalised audio embeddings, one per window (see [`Self::project_audio`]).
+    pub fn embed_audio(&self, windows: &[&[f32]]) -> Result<Vec<Vec<f32>>> {
+        let raw: Vec<f32> = self.project_audio(windows)?.concat();
+        Ok(l2_normalize(raw, self.dim()))
+    }
+
+    /// L2-normalised text embedding of one query (truncated at 77 tokens, unpadded).
+    pub fn embed_text(&self, text: &str) -> Result<Vec<f32>> {
+        Ok(self.trace_text_inner(text, false)?.1)
+    }
+
+    /// Audio embeddings plus the intermediate activations (for parity checks).
+    pub fn trace_audio(&self, windows: &[&[f32]]) -> Result<(AudioTrace, Vec<Vec<f32>>)> {
+        let (pooled, trace) = self.audio.forward(windows, &self.device, true)?;
+        let raw = read(self.audio_projection.forward(pooled))?;
+        let trace = trace.ok_or_else(|| ClapError::Backend("trace was not recorded".into()))?;
+        Ok((trace, l2_normalize(raw, self.dim())))
+    }
+
+    /// Text embedding plus the intermediate activations (for parity checks).
+    pub fn trace_text(&self, text: &str) -> Result<(TextTrace, Vec<f32>)> {
+        let (trace, embedding) = self.trace_text_inner(text, true)?;
+        let trace = trace.ok_or_else(|| ClapError::Backend("trace was not recorded".into()))?;
+        Ok((trace, embedding))
+    }
+
+    fn trace_text_inner(&self, text: &str, trace: bool) -> Result<(Option<TextTrace>, Vec<f32>)> {
+        let ids = self.tokenizer.encode(text)?;
+        let (pooled, trace) = self.text.forward(&ids, &self.device, trace)?;
+        let raw = read(self.text_projection.forward(pooled))?;
+        let embedding = l2_normalize(raw, self.dim())
+            .into_iter()
+            .next()
+            .unwrap_or_default();
+        Ok((trace, embedding))
+    }
+}
+
+/// The file vector: mean of the raw (unnormalised, [`ClapModel::project_audio`]) window
+/// projections, then L2-normalised. Empty input gives an empty vector.
+pub fn pool_windows(raw: &[Vec<f32>]) -> Vec<f32> {
+    let Some(dim) = raw.first().map(Vec::len) else {
+        return Vec::new();
+    };
+    let mut mean = vec![0f32; dim];
+    for row in raw {
+        for (m, v) in mean.iter_mut().zip(row) {
+            *m += v;
+        }
+    }
+    let n = raw.len() as f32;
+    mean.iter_mut().for_each(|m| *m /= n);
+    l2_normalize(mean, dim).into_iter().next().unwrap_or_default()
+}

@@ -1,0 +1,360 @@
+//! Server configuration: one struct, filled from flags, `TRAUM_*` environment
+//! variables and an optional TOML file (in that order of precedence), and
+//! validated before any port is bound.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use serde::Deserialize;
+
+/// Exit code for an unusable configuration (`EX_USAGE` from sysexits.h).
+pub const EXIT_CONFIG: i32 = 64;
+
+const MIB: u64 = 1024 * 1024;
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Raw settings as given on the command line or in the environment. Every
+/// field is optional so that the TOML file and the defaults can fill gaps.
+#[derive(Debug, Default, Clone, Args)]
+pub struct ConfigArgs {
+    /// TOML file with any of the settings below (keys in snake_case).
+    #[arg(long, env = "TRAUM_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address of the gRPC listener [default: 127.0.0.1:50051].
+    #[arg(long, env = "TRAUM_LISTEN")]
+    pub listen: Option<String>,
+    /// Directory for the database, blobs and upload sessions [default: ./data].
+    #[arg(long, env = "TRAUM_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL: `sqlite://PATH` or `postgres://…` [default: sqlite in the data dir].
+    #[arg(long, env = "TRAUM_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Address of the Prometheus `/metrics` listener, or `off` [default: 127.0.0.1:9464].
+    #[arg(long, env = "TRAUM_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
+    /// Log format [default: human].
+    #[arg(long, env = "TRAUM_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Log filter in `tracing` syntax, e.g. `info,traum_server=debug` [default: info].
+    #[arg(long, env = "TRAUM_LOG")]
+    pub log: Option<String>,
+    /// Largest accepted upload, in bytes [default: 536870912 = 512 MiB].
+    #[arg(long, env = "TRAUM_MAX_UPLOAD_BYTES")]
+    pub max_upload_bytes: Option<u64>,
+    /// Largest `data` of one resumable-upload chunk, in bytes [default: 4194304].
+    #[arg(long, env = "TRAUM_MAX_CHUNK_BYTES")]
+    pub max_chunk_bytes: Option<u64>,
+    /// Jobs processed concurrently [default: 3].
+    #[arg(long, env = "TRAUM_WORKERS")]
+    pub workers: Option<usize>,
+    /// How long shutdown waits for streams and jobs, e.g. `30s` [default: 30s].
+    #[arg(long, env = "TRAUM_SHUTDOWN_GRACE", value_parser = humantime::parse_duration)]
+    pub shutdown_grace: Option<Duration>,
+    /// Idle time after which a resumable upload session expires, e.g. `24h` [default: 24h].
+    #[arg(long, env = "TRAUM_UPLOAD_TTL", value_parser = humantime::parse_duration)]
+    pub upload_ttl: Option<Duration>,
+    /// Age after which recorded usage events are pruned, e.g. `90d` [default: 90d].
+    #[arg(long, env = "TRAUM_USAGE_RETENTION", value_parser = humantime::parse_duration)]
+    pub usage_retention: Option<Duration>,
+    /// Longest audio accepted for analysis, e.g. `30m` [default: 30m].
+    #[arg(long, env = "TRAUM_MAX_DURATION", value_parser = humantime::parse_duration)]
+    pub max_duration: Option<Duration>,
+}
+
+/// The same settings as read from a TOML file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    metrics_listen: Option<String>,
+    log_format: Option<LogFormat>,
+    log: Option<String>,
+    max_upload_bytes: Option<u64>,
+    max_chunk_bytes: Option<u64>,
+    workers: Option<usize>,
+    #[serde(default, with = "opt_duration")]
+    shutdown_grace: Option<Duration>,
+    #[serde(default, with = "opt_duration")]
+    upload_ttl: Option<Duration>,
+    #[serde(default, with = "opt_duration")]
+    usage_retention: Option<Duration>,
+    #[serde(default, with = "opt_duration")]
+    max_duration: Option<Duration>,
+}
+
+mod opt_duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let text: Option<String> = Option::deserialize(d)?;
+        text.map(|t| humantime::parse_duration(&t).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
+/// Validated server configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// gRPC listener address (used by `main`; `run` takes a bound listener).
+    pub listen: SocketAddr,
+    /// Root of all stored state.
+    pub data_dir: PathBuf,
+    /// sea-orm connection URL.
+    pub database_url: String,
+    /// Prometheus listener; `None` disables it.
+    pub metrics_listen: Option<SocketAddr>,
+    pub log_format: LogFormat,
+    pub log: String,
+    pub max_upload_bytes: u64,
+    pub max_chunk_bytes: u64,
+    pub workers: usize,
+    pub shutdown_grace: Duration,
+    pub upload_ttl: Duration,
+    pub usage_retention: Duration,
+    /// Longest audio the pipeline decodes and analyses.
+    pub max_duration: Duration,
+}
+
+/// A configuration that cannot be used, with a message naming the setting.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(pub String);
+
+impl Config {
+    /// Returns the defaults with `data_dir` as the root of stored state; what
+    /// tests and embedders start from.
+    pub fn with_data_dir(data_dir: impl Into<PathBuf>) -> Self {
+        let data_dir = data_dir.into();
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            database_url: default_database_url(&data_dir),
+            data_dir,
+            metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
+            log_format: LogFormat::Human,
+            log: "info".to_owned(),
+            max_upload_bytes: 512 * MIB,
+            max_chunk_bytes: 4 * MIB,
+            workers: 3,
+            shutdown_grace: Duration::from_secs(30),
+            upload_ttl: Duration::from_secs(24 * 3600),
+            usage_retention: Duration::from_secs(90 * 24 * 3600),
+            max_duration: Duration::from_secs(30 * 60),
+        }
+    }
+
+    /// Merges flags/env with the TOML file named by `--config` and the
+    /// defaults, then validates the result.
+    pub fn resolve(args: ConfigArgs) -> Result<Self, ConfigError> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let data_dir = args
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("./data"));
+        let mut config = Self::with_data_dir(data_dir);
+        if let Some(listen) = args.listen.or(file.listen) {
+            config.listen = parse_addr("listen", &listen)?;
+        }
+        if let Some(url) = args.database_url.or(file.database_url) {
+            config.database_url = url;
+        }
+        if let Some(metrics) = args.metrics_listen.or(file.metrics_listen) {
+            config.metrics_listen = match metrics.trim() {
+                "off" | "none" | "" => None,
+                addr => Some(parse_addr("metrics_listen", addr)?),
+            };
+        }
+        if let Some(format) = args.log_format.or(file.log_format) {
+            config.log_format = format;
+        }
+        if let Some(log) = args.log.or(file.log) {
+            config.log = log;
+        }
+        if let Some(v) = args.max_upload_bytes.or(file.max_upload_bytes) {
+            config.max_upload_bytes = v;
+        }
+        if let Some(v) = args.max_chunk_bytes.or(file.max_chunk_bytes) {
+            config.max_chunk_bytes = v;
+        }
+        if let Some(v) = args.workers.or(file.workers) {
+            config.workers = v;
+        }
+        if let Some(v) = args.shutdown_grace.or(file.shutdown_grace) {
+            config.shutdown_grace = v;
+        }
+        if let Some(v) = args.upload_ttl.or(file.upload_ttl) {
+            config.upload_ttl = v;
+        }
+        if let Some(v) = args.usage_retention.or(file.usage_retention) {
+            config.usage_retention = v;
+        }
+        if let Some(v) = args.max_duration.or(file.max_duration) {
+            config.max_duration = v;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks every setting; `run` calls it too, so embedders get the same
+    /// guarantees as the binary.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let scheme_ok = ["sqlite:", "postgres://", "postgresql://"]
+            .iter()
+            .any(|scheme| self.database_url.starts_with(scheme));
+        if !scheme_ok {
+            return Err(ConfigError(format!(
+                "database_url `{}` must start with sqlite: or postgres://",
+                redact_url(&self.database_url)
+            )));
+        }
+        if self.max_upload_bytes == 0 {
+            return Err(ConfigError("max_upload_bytes must be greater than 0".into()));
+        }
+        if !(64 * 1024..=MAX_MESSAGE_BYTES as u64 - 64 * 1024).contains(&self.max_chunk_bytes) {
+            return Err(ConfigError(format!(
+                "max_chunk_bytes must be between 65536 and {} (got {})",
+                MAX_MESSAGE_BYTES - 64 * 1024,
+                self.max_chunk_bytes
+            )));
+        }
+        if !(1..=256).contains(&self.workers) {
+            return Err(ConfigError(format!(
+                "workers must be between 1 and 256 (got {})",
+                self.workers
+            )));
+        }
+        if self.shutdown_grace > Duration::from_secs(3600) {
+            return Err(ConfigError("shutdown_grace must be at most 1h".into()));
+        }
+        if self.upload_ttl < Duration::from_secs(60) {
+            return Err(ConfigError("upload_ttl must be at least 1m".into()));
+        }
+        if self.usage_retention < Duration::from_secs(3600) {
+            return Err(ConfigError("usage_retention must be at least 1h".into()));
+        }
+        if self.max_duration < Duration::from_secs(1) || self.max_duration > Duration::from_secs(24 * 3600) {
+            return Err(ConfigError("max_duration must be between 1s and 24h".into()));
+        }
+        if let Err(err) = tracing_subscriber::EnvFilter::try_new(&self.log) {
+            return Err(ConfigError(format!(
+                "log filter `{}` is invalid: {err}",
+                self.log
+            )));
+        }
+        if self.data_dir.exists() && !self.data_dir.is_dir() {
+            return Err(ConfigError(format!(
+                "data_dir {} is not a directory",
+                self.data_dir.display()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Largest gRPC message the server decodes or encodes. Upload chunks and
+/// unary audio clips must fit in it; streams are not limited by it.
+pub const MAX_MESSAGE_BYTES: usize = 16 * MIB as usize;
+
+fn default_database_url(data_dir: &Path) -> String {
+    format!("sqlite://{}?mode=rwc", data_dir.join("traum.db").display())
+}
+
+fn parse_addr(name: &str, text: &str) -> Result<SocketAddr, ConfigError> {
+    text.parse()
+        .map_err(|err| ConfigError(format!("{name} `{text}` is not an IP:port address ({err})")))
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|err| ConfigError(format!("cannot read config file {}: {err}", path.display())))?;
+    toml::from_str(&text).map_err(|err| ConfigError(format!("config file {}: {err}", path.display())))
+}
+
+/// Hides a password in a database URL before it reaches a message.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_file_and_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("traum.toml");
+        std::fs::write(
+            &file,
+            "workers = 7\nlisten = \"127.0.0.1:6000\"\nshutdown_grace = \"5s\"\n",
+        )
+        .unwrap();
+        let args = ConfigArgs {
+            config: Some(file),
+            listen: Some("127.0.0.1:7000".into()),
+            data_dir: Some(dir.path().to_owned()),
+            ..ConfigArgs::default()
+        };
+        let config = Config::resolve(args).unwrap();
+        assert_eq!(config.listen.port(), 7000);
+        assert_eq!(config.workers, 7);
+        assert_eq!(config.shutdown_grace, Duration::from_secs(5));
+        assert!(config.database_url.starts_with("sqlite://"));
+    }
+
+    #[test]
+    fn rejects_unknown_file_keys_and_bad_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("traum.toml");
+        std::fs::write(&file, "wokers = 7\n").unwrap();
+        let err = Config::resolve(ConfigArgs {
+            config: Some(file),
+            ..ConfigArgs::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("wokers"), "{err}");
+        let err = Config::resolve(ConfigArgs {
+            workers: Some(0),
+            ..ConfigArgs::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("workers"), "{err}");
+        let err = Config::resolve(ConfigArgs {
+            database_url: Some("mysql://x".into()),
+            ..ConfigArgs::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("database_url"), "{err}");
+    }
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(redact_url("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
+    }
+}

@@ -1,0 +1,469 @@
+use std::sync::atomic::AtomicUsize;
+use std::time::{Duration, Instant};
+
+use super::*;
+
+const DIM: usize = 512;
+
+type Items = Vec<(u64, Vec<f32>)>;
+
+/// Deterministic generator (splitmix64 + Box–Muller): no extra dependency,
+/// and failures reproduce.
+struct Rng(u64);
+
+impl Rng {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn uniform(&mut self) -> f32 {
+        ((self.next_u64() >> 40) as f32 + 0.5) / (1u64 << 24) as f32
+    }
+
+    fn gaussian(&mut self) -> f32 {
+        let (u, v) = (self.uniform(), self.uniform());
+        (-2.0 * u.ln()).sqrt() * (std::f32::consts::TAU * v).cos()
+    }
+
+    fn unit(&mut self, dim: usize) -> Vec<f32> {
+        normalise((0..dim).map(|_| self.gaussian()).collect())
+    }
+}
+
+fn normalise(mut v: Vec<f32>) -> Vec<f32> {
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    v.iter_mut().for_each(|x| *x /= n);
+    v
+}
+
+fn random_items(n: usize, dim: usize, seed: u64) -> Vec<(u64, Vec<f32>)> {
+    let mut rng = Rng(seed);
+    (0..n as u64).map(|i| (i, rng.unit(dim))).collect()
+}
+
+/// Points scattered around `clusters` centres: dense neighbourhoods where
+/// the true neighbours are hard to tell apart, the harder case for HNSW.
+fn clustered(n: usize, clusters: usize, dim: usize, seed: u64) -> (Items, Vec<Vec<f32>>) {
+    let mut rng = Rng(seed);
+    let centres: Vec<Vec<f32>> = (0..clusters).map(|_| rng.unit(dim)).collect();
+    let spread = 0.6 / (dim as f32).sqrt();
+    let point = |rng: &mut Rng| {
+        let c = &centres[(rng.next_u64() % clusters as u64) as usize];
+        normalise(c.iter().map(|x| x + spread * rng.gaussian()).collect())
+    };
+    let items = (0..n as u64).map(|i| (i, point(&mut rng))).collect();
+    let queries = (0..200).map(|_| point(&mut rng)).collect();
+    (items, queries)
+}
+
+fn config() -> VectorIndexConfig {
+    VectorIndexConfig {
+        background_rebuild: false,
+        ..VectorIndexConfig::default()
+    }
+}
+
+fn ids(hits: &[VectorHit]) -> Vec<u64> {
+    hits.iter().map(|h| h.id).collect()
+}
+
+fn recall_at_10(index: &VectorIndex, queries: &[Vec<f32>], ef: usize) -> f64 {
+    let mut found = 0;
+    for q in queries {
+        let truth: HashSet<u64> = ids(&index.search_exact(q, 10).unwrap()).into_iter().collect();
+        found += index
+            .search_with_ef(q, 10, ef)
+            .unwrap()
+            .iter()
+            .filter(|h| truth.contains(&h.id))
+            .count();
+    }
+    found as f64 / (10 * queries.len()) as f64
+}
+
+fn check_recall(name: &str, items: Vec<(u64, Vec<f32>)>, queries: &[Vec<f32>], ef: usize) {
+    let n = items.len();
+    let started = Instant::now();
+    let index = VectorIndex::build("m", DIM, config(), items).unwrap();
+    let built = started.elapsed();
+    let started = Instant::now();
+    let recall = recall_at_10(&index, queries, ef);
+    eprintln!(
+        "{name}: n={n} ef={ef} build {built:.1?}, {} queries (approx+exact) {:.1?}, recall@10 {recall:.4}",
+        queries.len(),
+        started.elapsed()
+    );
+    assert!(recall >= 0.95, "{name}: recall@10 {recall} < 0.95");
+}
+
+fn random_queries() -> Vec<Vec<f32>> {
+    let mut rng = Rng(99);
+    (0..200).map(|_| rng.unit(DIM)).collect()
+}
+
+// hora 0.1.1 runs its generic HNSW code at this crate's opt-level, so debug
+// builds are slow: the always-on variants are small, the proof-sized ones
+// are ignored (run them with `--release -- --ignored`). Uniform random
+// 512-d vectors are the hard case: they need a far larger ef than real
+// (clustered) embeddings.
+
+#[test]
+fn recall_random_2k() {
+    check_recall("random", random_items(2_000, DIM, 1), &random_queries(), 512);
+}
+
+#[test]
+fn recall_clustered_2k() {
+    let (items, queries) = clustered(2_000, 20, DIM, 2);
+    check_recall("clustered", items, &queries, 128);
+}
+
+#[test]
+#[ignore = "slow in debug builds; run with --release -- --ignored"]
+fn recall_random_100k() {
+    check_recall("random", random_items(100_000, DIM, 1), &random_queries(), 1024);
+}
+
+#[test]
+#[ignore = "slow in debug builds; run with --release -- --ignored"]
+fn recall_clustered_100k() {
+    let (items, queries) = clustered(100_000, 1000, DIM, 2);
+    check_recall("clustered", items, &queries, 128);
+}
+
+#[test]
+fn fresh_items_are_searchable_at_once_and_cosine_is_reported() {
+    let index = VectorIndex::build("m", 16, config(), random_items(300, 16, 3)).unwrap();
+    let v = Rng(4).unit(16);
+    index.insert(1000, &v).unwrap();
+    let hits = index.search(&v, 1).unwrap();
+    assert_eq!(hits[0].id, 1000);
+    assert!((hits[0].cosine - 1.0).abs() < 1e-4);
+    // Graph hits report cosine too (from hora's squared distance).
+    let (_, v7) = &random_items(300, 16, 3)[7];
+    let hit = index.search(v7, 1).unwrap()[0];
+    assert_eq!(hit.id, 7);
+    assert!((hit.cosine - 1.0).abs() < 1e-4);
+    assert_eq!(index.len(), 301);
+}
+
+#[test]
+fn deleted_items_are_never_returned() {
+    let items = random_items(2000, 32, 5);
+    let index = VectorIndex::build("m", 32, config(), items.clone()).unwrap();
+    let extra = random_items(100, 32, 6);
+    for (id, v) in &extra {
+        index.insert(id + 10_000, v).unwrap();
+    }
+    // Delete a third of the graph and half of the fresh segment.
+    let deleted: HashSet<u64> = (0..2000)
+        .filter(|i| i % 3 == 0)
+        .chain((0..100).filter(|i| i % 2 == 0).map(|i| i + 10_000))
+        .collect();
+    for &id in &deleted {
+        assert!(index.delete(id));
+        assert!(!index.delete(id), "second delete of {id} reports nothing");
+        assert!(!index.contains(id));
+    }
+    for (_, q) in items.iter().take(200).chain(extra.iter()) {
+        let hits = index.search(q, 10).unwrap();
+        assert_eq!(hits.len(), 10, "over-fetch keeps k results despite tombstones");
+        assert!(hits.iter().all(|h| !deleted.contains(&h.id)));
+        let among = index.search_exact_among(q, deleted.iter().copied(), 10).unwrap();
+        assert!(among.is_empty());
+    }
+    index.rebuild().unwrap();
+    assert_eq!(index.stats().tombstones, 0);
+    for (_, q) in items.iter().take(200) {
+        assert!(
+            index
+                .search(q, 10)
+                .unwrap()
+                .iter()
+                .all(|h| !deleted.contains(&h.id))
+        );
+    }
+    assert_eq!(index.len(), 2100 - deleted.len());
+}
+
+#[test]
+fn replacing_an_item_returns_only_its_new_vector() {
+    let items = random_items(500, 16, 7);
+    let index = VectorIndex::build("m", 16, config(), items.clone()).unwrap();
+    let new = Rng(8).unit(16);
+    index.insert(3, &new).unwrap();
+    let hits = index.search(&items[3].1, 500).unwrap();
+    assert_eq!(hits.iter().filter(|h| h.id == 3).count(), 1);
+    assert_eq!(index.get(3).unwrap(), new);
+    index.rebuild().unwrap();
+    assert_eq!(index.get(3).unwrap(), new);
+    assert_eq!(index.search(&new, 1).unwrap()[0].id, 3);
+}
+
+#[test]
+fn exact_search_among_candidates() {
+    let items = random_items(1000, 16, 9);
+    let index = VectorIndex::build("m", 16, config(), items.clone()).unwrap();
+    let q = &items[0].1;
+    let candidates = [5u64, 17, 17, 999, 123_456, 0];
+    let hits = index.search_exact_among(q, candidates, 3).unwrap();
+    assert_eq!(hits.len(), 3);
+    assert_eq!(hits[0].id, 0);
+    let mut expected: Vec<(u64, f32)> = [5u64, 17, 999]
+        .iter()
+        .map(|&i| (i, dot(q, &items[i as usize].1)))
+        .collect();
+    expected.sort_by(|a, b| b.1.total_cmp(&a.1));
+    assert_eq!(
+        ids(&hits[1..]),
+        expected.iter().take(2).map(|e| e.0).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn rejects_bad_vectors() {
+    let index = VectorIndex::new("m", 4, config()).unwrap();
+    assert!(matches!(
+        index.insert(1, &[1.0, 0.0]),
+        Err(IndexError::Dimension { expected: 4, got: 2 })
+    ));
+    assert!(matches!(
+        index.insert(1, &[2.0, 0.0, 0.0, 0.0]),
+        Err(IndexError::BadVector(_))
+    ));
+    assert!(matches!(
+        index.insert(1, &[f32::NAN, 0.0, 0.0, 0.0]),
+        Err(IndexError::BadVector(_))
+    ));
+    assert!(matches!(
+        index.search(&[f32::INFINITY, 0.0, 0.0, 0.0], 1),
+        Err(IndexError::BadVector(_))
+    ));
+    assert!(index.search(&[1.0, 0.0, 0.0, 0.0], 3).unwrap().is_empty());
+}
+
+#[test]
+fn mutations_during_a_rebuild_survive_the_swap() {
+    let items = random_items(4000, 64, 10);
+    let index = VectorIndex::build("m", 64, config(), items.clone()).unwrap();
+    for (id, v) in random_items(200, 64, 11) {
+        index.insert(id + 50_000, &v).unwrap();
+    }
+    let rebuilding = {
+        let index = index.clone();
+        std::thread::spawn(move || index.rebuild().unwrap())
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !index.is_rebuilding() {
+        assert!(Instant::now() < deadline, "rebuild never started");
+        std::thread::yield_now();
+    }
+    // Touch graph items, fresh items (captured by the rebuild) and new ones.
+    let replaced = Rng(12).unit(64);
+    index.insert(1, &replaced).unwrap();
+    index.insert(50_001, &replaced).unwrap();
+    index.delete(2);
+    index.delete(50_002);
+    index.insert(90_000, &items[4].1).unwrap();
+    assert!(
+        index.is_rebuilding(),
+        "mutations raced past the rebuild; make the index larger"
+    );
+    assert!(rebuilding.join().unwrap());
+
+    assert_eq!(index.stats().generation, 2);
+    assert_eq!(index.get(1).unwrap(), replaced);
+    assert_eq!(index.get(50_001).unwrap(), replaced);
+    assert!(!index.contains(2) && !index.contains(50_002));
+    assert!(index.contains(90_000));
+    let hits = index.search(&replaced, 5).unwrap();
+    assert_eq!(hits.iter().filter(|h| h.id == 1 || h.id == 50_001).count(), 2);
+    for q in [&items[2].1, &items[4].1] {
+        let hits = index.search(q, 20).unwrap();
+        assert!(hits.iter().all(|h| h.id != 2 && h.id != 50_002));
+    }
+    assert_eq!(index.len(), 4000 + 200 - 2 + 1);
+}
+
+#[test]
+fn rebuild_swaps_while_another_thread_searches() {
+    let items = random_items(3000, 64, 13);
+    let index = VectorIndex::build("m", 64, config(), items.clone()).unwrap();
+    for id in 0..300 {
+        index.delete(id);
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let searches = Arc::new(AtomicUsize::new(0));
+    let searcher = {
+        let (index, stop, searches, items) = (index.clone(), stop.clone(), searches.clone(), items.clone());
+        std::thread::spawn(move || {
+            let mut i = 0;
+            while !stop.load(Ordering::Acquire) {
+                let q = &items[300 + i % 2700].1;
+                let hits = index.search(q, 10).unwrap();
+                assert_eq!(hits.len(), 10);
+                assert!(hits.iter().all(|h| h.id >= 300), "a deleted item came back");
+                searches.fetch_add(1, Ordering::Relaxed);
+                i += 1;
+            }
+        })
+    };
+    let before = searches.load(Ordering::Relaxed);
+    assert!(index.rebuild().unwrap());
+    let during = searches.load(Ordering::Relaxed) - before;
+    stop.store(true, Ordering::Release);
+    searcher.join().unwrap();
+    assert_eq!(index.stats().tombstones, 0);
+    assert!(during > 0, "searches must keep running during a rebuild");
+}
+
+#[test]
+fn background_rebuild_folds_the_fresh_segment() {
+    let cfg = VectorIndexConfig {
+        fresh_limit: 256,
+        ..VectorIndexConfig::default()
+    };
+    let index = VectorIndex::new("m", 32, cfg).unwrap();
+    let items = random_items(1000, 32, 14);
+    for (id, v) in &items {
+        index.insert(*id, v).unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while index.inner.rebuild_thread.load(Ordering::Acquire) || index.needs_rebuild() {
+        assert!(Instant::now() < deadline, "background rebuild did not finish");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let stats = index.stats();
+    assert!(stats.generation >= 1 && stats.fresh_items < 256, "{stats:?}");
+    assert_eq!(stats.items, 1000);
+    for (id, v) in items.iter().take(50) {
+        assert_eq!(index.search(v, 1).unwrap()[0].id, *id);
+    }
+}
+
+fn saved_index(dir: &Path) -> (VectorIndex, Vec<(u64, Vec<f32>)>) {
+    let items = random_items(1500, 32, 15);
+    let cfg = VectorIndexConfig {
+        persist_dir: Some(dir.to_path_buf()),
+        ..config()
+    };
+    let index = VectorIndex::build("clap-a", 32, cfg, items.clone()).unwrap();
+    index.insert(7000, &items[0].1).unwrap();
+    index.delete(5);
+    index.save(dir, 42).unwrap();
+    (index, items)
+}
+
+#[test]
+fn save_and_load_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let (index, items) = saved_index(dir.path());
+    let (loaded, manifest) = VectorIndex::load(dir.path(), "clap-a", 32, config()).unwrap();
+    assert_eq!(manifest.high_water_mark, 42);
+    assert_eq!(manifest.item_count, 1500);
+    assert_eq!(loaded.stats(), index.stats());
+    for (_, q) in items.iter().take(100) {
+        assert_eq!(loaded.search(q, 10).unwrap(), index.search(q, 10).unwrap());
+    }
+    assert!(!loaded.contains(5) && loaded.contains(7000));
+
+    // A second save after more writes replaces the delta and keeps loading.
+    loaded.delete(7000);
+    loaded.save(dir.path(), 43).unwrap();
+    let (again, manifest) = VectorIndex::load(dir.path(), "clap-a", 32, config()).unwrap();
+    assert_eq!((manifest.high_water_mark, again.len()), (43, 1499));
+    let deltas = fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("delta-")
+        })
+        .count();
+    assert_eq!(deltas, 1, "old deltas are removed");
+}
+
+#[test]
+fn save_without_persist_dir_rebuilds_into_the_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = VectorIndex::build("m", 16, config(), random_items(200, 16, 16)).unwrap();
+    index.insert(900, &Rng(17).unit(16)).unwrap();
+    index.save(dir.path(), 1).unwrap();
+    let (loaded, _) = VectorIndex::load(dir.path(), "m", 16, config()).unwrap();
+    assert_eq!(loaded.len(), 201);
+    assert_eq!(loaded.stats().fresh_items, 0, "the save folded the fresh segment");
+
+    let empty = VectorIndex::new("m", 16, config()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    empty.save(dir.path(), 0).unwrap();
+    assert!(
+        VectorIndex::load(dir.path(), "m", 16, config())
+            .unwrap()
+            .0
+            .is_empty()
+    );
+}
+
+#[test]
+fn load_reports_missing_stale_and_corrupt() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = VectorIndex::load(&dir.path().join("nope"), "clap-a", 32, config()).unwrap_err();
+    assert!(matches!(missing, IndexError::Missing(_)) && missing.needs_rebuild());
+    saved_index(dir.path());
+
+    let err = VectorIndex::load(dir.path(), "clap-b", 32, config()).unwrap_err();
+    assert!(matches!(err, IndexError::Stale { .. }), "{err}");
+    let err = VectorIndex::load(dir.path(), "clap-a", 64, config()).unwrap_err();
+    assert!(matches!(err, IndexError::Stale { .. }), "{err}");
+
+    let manifest_path = dir.path().join(MANIFEST);
+    let original = fs::read(&manifest_path).unwrap();
+    let mut manifest: Manifest = serde_json::from_slice(&original).unwrap();
+    manifest.format_version = FORMAT_VERSION + 1;
+    fs::write(&manifest_path, serde_json::to_vec(&manifest).unwrap()).unwrap();
+    let err = VectorIndex::load(dir.path(), "clap-a", 32, config()).unwrap_err();
+    assert!(matches!(err, IndexError::Stale { .. }), "{err}");
+
+    fs::write(&manifest_path, b"{ not json").unwrap();
+    let err = VectorIndex::load(dir.path(), "clap-a", 32, config()).unwrap_err();
+    assert!(matches!(err, IndexError::Corrupt { .. }), "{err}");
+    fs::write(&manifest_path, &original).unwrap();
+    let manifest: Manifest = serde_json::from_slice(&original).unwrap();
+
+    // Flip one byte in each file in turn: every one is caught before use.
+    let graph_name = manifest.graph.as_ref().unwrap().name.clone();
+    for name in [
+        graph_name,
+        manifest.graph_vectors.name.clone(),
+        manifest.delta.name.clone(),
+    ] {
+        let path = dir.path().join(&name);
+        let good = fs::read(&path).unwrap();
+        let mut bad = good.clone();
+        let mid = bad.len() / 2;
+        bad[mid] ^= 0x40;
+        fs::write(&path, &bad).unwrap();
+        let err = VectorIndex::load(dir.path(), "clap-a", 32, config()).unwrap_err();
+        assert!(
+            matches!(err, IndexError::Corrupt { .. }) && err.needs_rebuild(),
+            "{name}: {err}"
+        );
+        fs::write(&path, &good[..good.len() - 3]).unwrap();
+        let err = VectorIndex::load(dir.path(), "clap-a", 32, config()).unwrap_err();
+        assert!(
+            matches!(err, IndexError::Corrupt { .. }),
+            "{name} truncated: {err}"
+        );
+        fs::remove_file(&path).unwrap();
+        let err = VectorIndex::load(dir.path(), "clap-a", 32, config()).unwrap_err();
+        assert!(matches!(err, IndexError::Corrupt { .. }), "{name} missing: {err}");
+        fs::write(&path, &good).unwrap();
+    }
+    VectorIndex::load(dir.path(), "clap-a", 32, config()).unwrap();
+}

@@ -1,0 +1,81 @@
+//! `traum-server`: parses configuration, binds the port and runs the server.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use traum_server::{Config, ConfigArgs, EXIT_CONFIG, telemetry};
+
+/// Traum audio search server.
+#[derive(Debug, Parser)]
+#[command(name = "traum-server", version, about)]
+struct Cli {
+    #[command(flatten)]
+    config: ConfigArgs,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) if err.use_stderr() => {
+            let _ = err.print();
+            return ExitCode::from(EXIT_CONFIG as u8);
+        }
+        Err(err) => {
+            let _ = err.print();
+            return ExitCode::SUCCESS;
+        }
+    };
+    let config = match Config::resolve(cli.config) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("traum-server: {err}");
+            return ExitCode::from(EXIT_CONFIG as u8);
+        }
+    };
+    telemetry::init_logging(config.log_format, &config.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("traum-server: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let listener = match tokio::net::TcpListener::bind(config.listen).await {
+            Ok(listener) => listener,
+            Err(err) => {
+                tracing::error!(addr = %config.listen, error = %err, "cannot bind the gRPC listener");
+                return ExitCode::FAILURE;
+            }
+        };
+        match traum_server::run(listener, config, shutdown_signal()).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                tracing::error!(error = %err, "server failed");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+}

@@ -1,0 +1,278 @@
+//! Assembles and runs the server on a bound listener until shutdown.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::Server;
+use tonic_health::ServingStatus;
+use traum_proto::service_names;
+use traum_proto::v1::analytics_service_server::AnalyticsServiceServer;
+use traum_proto::v1::audio_service_server::AudioServiceServer;
+use traum_proto::v1::search_service_server::SearchServiceServer;
+
+use crate::blob::BlobStore;
+use crate::config::{Config, ConfigError, MAX_MESSAGE_BYTES, redact_url};
+use crate::grpc::{AnalyticsApi, AudioApi, SearchApi};
+use crate::ingest::{Ingest, Limits};
+use crate::jobs::Jobs;
+use crate::state::App;
+use crate::store::Store;
+use crate::telemetry::{self, RpcTelemetryLayer};
+use crate::usage::UsageRecorder;
+
+/// How often expired upload sessions are removed.
+const JANITOR_INTERVAL: Duration = Duration::from_secs(60);
+/// HTTP/2 flow-control windows large enough for loopback-speed uploads; the
+/// writer queue, not the window, bounds memory per upload.
+const STREAM_WINDOW: u32 = 8 * 1024 * 1024;
+const CONNECTION_WINDOW: u32 = 32 * 1024 * 1024;
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot prepare the data directory: {0}")]
+    DataDir(std::io::Error),
+    #[error("cannot open the database {url}: {source}")]
+    Database {
+        url: String,
+        source: crate::error::Error,
+    },
+    #[error("cannot bind the metrics listener on {addr}: {source}")]
+    MetricsListener {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("reflection descriptors are invalid: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("gRPC server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Runs Traum on `listener` until `shutdown` completes, then drains: stops
+/// accepting, ends watch streams, lets running job stages finish and
+/// checkpoints their jobs, all within `config.shutdown_grace`.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    config.validate()?;
+    std::fs::create_dir_all(&config.data_dir).map_err(StartError::DataDir)?;
+    let blobs = BlobStore::open(&config.data_dir).map_err(StartError::DataDir)?;
+    let stale = blobs.clear_temp().map_err(StartError::DataDir)?;
+    if stale > 0 {
+        tracing::info!(files = stale, "removed temp files of interrupted uploads");
+    }
+    let store = Store::connect(&config.database_url)
+        .await
+        .map_err(|source| StartError::Database {
+            url: redact_url(&config.database_url),
+            source,
+        })?;
+    let resumed = store
+        .requeue_running_jobs()
+        .await
+        .map_err(|source| StartError::Database {
+            url: redact_url(&config.database_url),
+            source,
+        })?;
+    if resumed > 0 {
+        tracing::info!(
+            jobs = resumed,
+            "re-queued jobs interrupted by the previous shutdown or crash"
+        );
+    }
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let usage = UsageRecorder::start(store.clone());
+    let jobs = Jobs::new(store.clone(), blobs.clone(), stop_rx.clone(), config.max_duration);
+    let limits = Limits {
+        max_upload_bytes: config.max_upload_bytes,
+        max_chunk_bytes: config.max_chunk_bytes,
+        upload_ttl: config.upload_ttl,
+        max_duration: config.max_duration,
+    };
+    let ingest = Ingest::new(store.clone(), blobs.clone(), jobs.clone(), usage.clone(), limits);
+    let app = Arc::new(App {
+        config: config.clone(),
+        store: store.clone(),
+        blobs,
+        ingest: ingest.clone(),
+        jobs: jobs.clone(),
+        usage: usage.clone(),
+        started_at: Instant::now(),
+    });
+
+    let metrics = telemetry::metrics_handle();
+    if let Some(addr) = config.metrics_listen {
+        let metrics_listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::MetricsListener { addr, source })?;
+        tracing::info!(addr = %metrics_listener.local_addr().unwrap_or(addr), "metrics at /metrics");
+        tokio::spawn(telemetry::serve_metrics(
+            metrics_listener,
+            metrics,
+            stop_rx.clone(),
+        ));
+    }
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_service_status("", ServingStatus::Serving).await;
+    health
+        .set_service_status(service_names::AUDIO, ServingStatus::Serving)
+        .await;
+    health
+        .set_service_status(service_names::ANALYTICS, ServingStatus::Serving)
+        .await;
+    // Search has no indexes in this version.
+    health
+        .set_service_status(service_names::SEARCH, ServingStatus::NotServing)
+        .await;
+
+    let mut workers = jobs.spawn_workers(config.workers);
+    let janitor = tokio::spawn(janitor(ingest, store, config.usage_retention, stop_rx.clone()));
+
+    let audio = AudioServiceServer::new(AudioApi::new(app.clone()))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let search = SearchServiceServer::new(SearchApi)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let analytics = AnalyticsServiceServer::new(AnalyticsApi::new(app.clone()));
+
+    let local = listener.local_addr().ok();
+    tracing::info!(
+        addr = ?local,
+        data_dir = %config.data_dir.display(),
+        database = %redact_url(&config.database_url),
+        workers = config.workers,
+        "traum-server listening"
+    );
+
+    let mut signal = stop_rx.clone();
+    let router = Server::builder()
+        .initial_stream_window_size(Some(STREAM_WINDOW))
+        .initial_connection_window_size(Some(CONNECTION_WINDOW))
+        .tcp_nodelay(true)
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .layer(RpcTelemetryLayer::new(usage))
+        .add_service(health_service)
+        .add_service(reflection_v1()?)
+        .add_service(reflection_v1alpha()?)
+        .add_service(audio)
+        .add_service(search)
+        .add_service(analytics);
+    let mut serving = tokio::spawn(router.serve_with_incoming_shutdown(
+        TcpListenerStream::new(listener),
+        async move {
+            let _ = signal.wait_for(|stop| *stop).await;
+        },
+    ));
+
+    let served_early = tokio::select! {
+        result = &mut serving => Some(result),
+        () = shutdown => None,
+    };
+    tracing::info!("shutting down");
+    let _ = stop_tx.send(true);
+    for name in [
+        "",
+        service_names::AUDIO,
+        service_names::ANALYTICS,
+        service_names::SEARCH,
+    ] {
+        health.set_service_status(name, ServingStatus::NotServing).await;
+    }
+    let grace = config.shutdown_grace;
+    let deadline = tokio::time::Instant::now() + grace;
+    let server_result = match served_early {
+        Some(result) => result,
+        None => match tokio::time::timeout_at(deadline, &mut serving).await {
+            Ok(result) => result,
+            Err(_) => {
+                tracing::warn!(
+                    ?grace,
+                    "connections still open after the grace period; closing them"
+                );
+                serving.abort();
+                Ok(Ok(()))
+            }
+        },
+    };
+    if tokio::time::timeout_at(deadline, async { while workers.join_next().await.is_some() {} })
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            ?grace,
+            "job stages still running after the grace period; they resume after restart"
+        );
+        workers.abort_all();
+    }
+    janitor.abort();
+    // Flushing last records the calls made during the drain.
+    app.usage.flush().await;
+    tracing::info!("stopped");
+    match server_result {
+        Ok(result) => result.map_err(StartError::from),
+        Err(join) if join.is_cancelled() => Ok(()),
+        Err(join) => {
+            tracing::error!(error = %join, "server task failed");
+            Ok(())
+        }
+    }
+}
+
+fn reflection_builder() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(traum_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .with_service_name(service_names::AUDIO)
+        .with_service_name(service_names::SEARCH)
+        .with_service_name(service_names::ANALYTICS)
+        .with_service_name("grpc.health.v1.Health")
+        .include_reflection_service(false)
+}
+
+fn reflection_v1() -> Result<
+    tonic_reflection::server::v1::ServerReflectionServer<impl tonic_reflection::server::v1::ServerReflection>,
+    StartError,
+> {
+    Ok(reflection_builder().build_v1()?)
+}
+
+fn reflection_v1alpha() -> Result<
+    tonic_reflection::server::v1alpha::ServerReflectionServer<
+        impl tonic_reflection::server::v1alpha::ServerReflection,
+    >,
+    StartError,
+> {
+    Ok(reflection_builder().build_v1alpha()?)
+}
+
+/// Removes expired upload sessions and old usage rows until shutdown.
+async fn janitor(ingest: Ingest, store: Store, retention: Duration, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(JANITOR_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.wait_for(|stop| *stop) => return,
+        }
+        match ingest.clean_up().await {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, "removed expired upload sessions"),
+            Err(err) => tracing::warn!(error = %err, "upload clean-up failed"),
+        }
+        let cutoff =
+            chrono::Utc::now().timestamp_millis() - i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+        if let Err(err) = store.prune_usage(cutoff).await {
+            tracing::warn!(error = %err, "usage pruning failed");
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! sea-orm entities, one module per table (see `traum-migration` for the
+//! schema).
+
+pub mod blob {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "blobs")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub sha256: String,
+        pub size_bytes: i64,
+        pub created_at: ChronoDateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod file {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "files")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub filename: String,
+        pub sha256: String,
+        pub format: String,
+        pub size_bytes: i64,
+        pub state: String,
+        pub latest_job_id: Option<String>,
+        pub error: Option<String>,
+        pub duration_seconds: Option<f64>,
+        pub sample_rate_hz: Option<i32>,
+        pub channels: Option<i32>,
+        pub bits_per_sample: Option<i32>,
+        pub codec: Option<String>,
+        pub bitrate_bps: Option<i64>,
+        pub frames: Option<i64>,
+        pub peak_dbfs: Option<f64>,
+        pub loudness_lufs: Option<f64>,
+        pub rms_dbfs: Option<f64>,
+        pub spectral_centroid_hz: Option<f64>,
+        pub zero_crossing_rate: Option<f64>,
+        pub silence_ratio: Option<f64>,
+        pub bpm: Option<f64>,
+        pub bpm_confidence: Option<f64>,
+        pub key_pitch_class: Option<i32>,
+        pub key_mode: Option<String>,
+        pub key_confidence: Option<f64>,
+        pub created_at: ChronoDateTimeUtc,
+        pub updated_at: ChronoDateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod file_tag {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "file_tags")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub file_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tag: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod job {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "jobs")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub file_id: String,
+        pub state: String,
+        pub stage: String,
+        pub progress: f64,
+        pub stage_progress: f64,
+        pub message: String,
+        pub error: Option<String>,
+        pub attempts: i32,
+        /// JSON array of strings.
+        pub warnings: String,
+        pub created_at: ChronoDateTimeUtc,
+        pub updated_at: ChronoDateTimeUtc,
+        pub started_at: Option<ChronoDateTimeUtc>,
+        pub finished_at: Option<ChronoDateTimeUtc>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod upload {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "uploads")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub filename: String,
+        /// JSON array of normalised tags.
+        pub tags: String,
+        pub declared_size: Option<i64>,
+        pub declared_sha256: Option<String>,
+        pub received_bytes: i64,
+        pub created_at: ChronoDateTimeUtc,
+        pub expires_at: ChronoDateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod usage_event {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "usage_events")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub at_ms: i64,
+        pub kind: String,
+        pub method: String,
+        pub code: i32,
+        pub latency_ms: f64,
+        pub query: Option<String>,
+        pub upload_bytes: Option<i64>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -1,0 +1,202 @@
+//! The real binaries: `traum-server` configuration errors and the `traum`
+//! CLI against a real server.
+
+use std::process::Command;
+
+use crate::support::workspace_binary;
+
+#[test]
+fn server_refuses_bad_config_with_exit_64() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(workspace_binary("traum-server"))
+        .args([
+            "--workers",
+            "0",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "off",
+        ])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("workers must be between 1 and 256"), "{stderr}");
+    // Nothing was bound or created: the data dir stays empty.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+
+    let output = Command::new(workspace_binary("traum-server"))
+        .env("TRAUM_LISTEN", "not-an-address")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("listen `not-an-address`"));
+
+    let config = dir.path().join("traum.toml");
+    std::fs::write(&config, "max_upload_bytes = \"lots\"\n").unwrap();
+    let output = Command::new(workspace_binary("traum-server"))
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("max_upload_bytes"));
+}
+
+/// Runs the `traum` CLI against a server and returns (exit code, stdout, stderr).
+fn traum(addr: std::net::SocketAddr, args: &[&str]) -> (Option<i32>, String, String) {
+    let output = Command::new(workspace_binary("traum"))
+        .arg("--addr")
+        .arg(format!("http://{addr}"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_uploads_lists_and_manages_a_library() {
+    let env = crate::support::TestEnv::new(crate::support::Backend::Sqlite).await;
+    let server = env.start().await;
+    let addr = server.addr;
+    let library = tempfile::tempdir().unwrap();
+    std::fs::write(
+        library.path().join("kick.wav"),
+        crate::support::wav(0.5, 44_100, 2, 60.0),
+    )
+    .unwrap();
+    std::fs::write(
+        library.path().join("tone.flac"),
+        crate::support::fixture("tone.flac"),
+    )
+    .unwrap();
+    std::fs::create_dir(library.path().join("more")).unwrap();
+    std::fs::write(
+        library.path().join("more").join("tone.mp3"),
+        crate::support::fixture("tone.mp3"),
+    )
+    .unwrap();
+    std::fs::write(
+        library.path().join("more").join("tone.ogg"),
+        crate::support::fixture("tone.ogg"),
+    )
+    .unwrap();
+    std::fs::write(
+        library.path().join("notes.txt"),
+        b"not audio, skipped by the directory walk",
+    )
+    .unwrap();
+    let dir = library.path().to_str().unwrap().to_owned();
+
+    let (code, stdout, stderr) =
+        tokio::task::spawn_blocking(move || traum(addr, &["--json", "upload", &dir, "--tag", "demo"]))
+            .await
+            .unwrap();
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    let results: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let results = results.as_array().unwrap();
+    assert_eq!(results.len(), 4, "{stdout}");
+    for result in results {
+        assert_eq!(result["state"], "JOB_STATE_SUCCEEDED", "{result}");
+        assert_eq!(result["duplicate"], false);
+    }
+
+    let (code, stdout, _) = tokio::task::spawn_blocking(move || traum(addr, &["--json", "ls", "--all"]))
+        .await
+        .unwrap();
+    assert_eq!(code, Some(0));
+    let listing: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(listing["total_count"], 4);
+    let files = listing["files"].as_array().unwrap();
+    let kick = files
+        .iter()
+        .find(|f| f["filename"] == "kick.wav")
+        .unwrap()
+        .clone();
+    assert_eq!(kick["tags"], serde_json::json!(["demo"]));
+    assert_eq!(kick["properties"]["sample_rate_hz"], 44_100);
+    assert_eq!(kick["properties"]["channels"], 2);
+    let kick_id = kick["file_id"].as_str().unwrap().to_owned();
+
+    // The human table shows duration, rate and channels.
+    let (code, stdout, _) = tokio::task::spawn_blocking(move || traum(addr, &["ls"]))
+        .await
+        .unwrap();
+    assert_eq!(code, Some(0));
+    assert!(
+        stdout.contains("kick.wav") && stdout.contains("44100"),
+        "{stdout}"
+    );
+
+    let id = kick_id.clone();
+    let (code, stdout, _) = tokio::task::spawn_blocking(move || {
+        traum(
+            addr,
+            &["--json", "tag", &id, "--add", "kick", "--rename", "Kick 01.wav"],
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, Some(0));
+    let tagged: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(tagged["filename"], "Kick 01.wav");
+    assert_eq!(tagged["tags"], serde_json::json!(["demo", "kick"]));
+
+    let out = library.path().join("downloaded.wav");
+    let (id, out_arg) = (kick_id.clone(), out.to_str().unwrap().to_owned());
+    let (code, _, stderr) =
+        tokio::task::spawn_blocking(move || traum(addr, &["download", &id, "-o", &out_arg]))
+            .await
+            .unwrap();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        std::fs::read(library.path().join("kick.wav")).unwrap()
+    );
+
+    let (code, stdout, _) = tokio::task::spawn_blocking(move || traum(addr, &["--json", "stats"]))
+        .await
+        .unwrap();
+    assert_eq!(code, Some(0));
+    let stats: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(stats["file_count"], 4);
+    let duration = stats["total_duration_seconds"].as_f64().unwrap();
+    assert!((duration - 5.0).abs() < 0.1, "{duration}");
+
+    // Failures give a non-zero exit code and a readable reason.
+    let bad = library.path().join("broken.wav");
+    std::fs::write(&bad, [0u8; 2048]).unwrap();
+    let bad_arg = bad.to_str().unwrap().to_owned();
+    let (code, stdout, stderr) = tokio::task::spawn_blocking(move || traum(addr, &["upload", &bad_arg]))
+        .await
+        .unwrap();
+    assert_eq!(code, Some(1));
+    assert!(
+        format!("{stdout}{stderr}").contains("supported formats"),
+        "{stdout}\n{stderr}"
+    );
+    let (code, _, stderr) = tokio::task::spawn_blocking(move || traum(addr, &["search", "warm analog pad"]))
+        .await
+        .unwrap();
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("UNAVAILABLE"), "{stderr}");
+
+    let id = kick_id.clone();
+    let (code, _, _) = tokio::task::spawn_blocking(move || traum(addr, &["rm", &id]))
+        .await
+        .unwrap();
+    assert_eq!(code, Some(0));
+    let (code, _, stderr) = tokio::task::spawn_blocking(move || traum(addr, &["info", &kick_id]))
+        .await
+        .unwrap();
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("NOT_FOUND"), "{stderr}");
+    server.stop().await;
+    env.finish().await;
+}

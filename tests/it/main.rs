@@ -1,0 +1,13 @@
+//! End-to-end tests of Traum: one binary, the real server on loopback,
+//! driven through the generated gRPC clients and the real CLI.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+mod analytics;
+mod cli;
+mod envoy;
+mod files;
+mod platform;
+mod upload;

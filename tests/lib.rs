@@ -1,0 +1,1 @@
+//! Shared helpers live in `it/`; this crate only hosts the integration-test binary.
