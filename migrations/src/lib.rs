@@ -10,6 +10,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261121_000001_library;
 mod m20261121_000002_usage;
 mod m20261121_000003_descriptors;
+mod m20261121_000004_embeddings;
 
 /// Runs Traum's migrations.
 pub struct Migrator;
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000001_library::Migration),
             Box::new(m20261121_000002_usage::Migration),
             Box::new(m20261121_000003_descriptors::Migration),
+            Box::new(m20261121_000004_embeddings::Migration),
         ]
     }
 }

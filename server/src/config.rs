@@ -70,6 +70,28 @@ pub struct ConfigArgs {
     /// Longest audio accepted for analysis, e.g. `30m` [default: 30m].
     #[arg(long, env = "TRAUM_MAX_DURATION", value_parser = humantime::parse_duration)]
     pub max_duration: Option<Duration>,
+    /// Local CLAP checkpoint directory (config.json, model.safetensors,
+    /// tokenizer.json); takes precedence over --model.
+    #[arg(long, env = "TRAUM_MODEL_DIR")]
+    pub model_dir: Option<PathBuf>,
+    /// Hugging Face repo id of the CLAP checkpoint, downloaded once into the
+    /// model cache; `none` runs without a model
+    /// [default: laion/larger_clap_music_and_speech].
+    #[arg(long, env = "TRAUM_MODEL")]
+    pub model: Option<String>,
+    /// Branch, tag or commit of --model [default: main].
+    #[arg(long, env = "TRAUM_MODEL_REVISION")]
+    pub model_revision: Option<String>,
+    /// Where downloaded checkpoints are kept (hub cache layout)
+    /// [default: DATA_DIR/models].
+    #[arg(long, env = "TRAUM_MODEL_CACHE_DIR")]
+    pub model_cache_dir: Option<PathBuf>,
+    /// Audio windows per forward pass, gathered across files [default: 8].
+    #[arg(long, env = "TRAUM_EMBED_BATCH_SIZE")]
+    pub embed_batch_size: Option<usize>,
+    /// Threads of the inference pool [default: number of CPUs].
+    #[arg(long, env = "TRAUM_EMBED_THREADS")]
+    pub embed_threads: Option<usize>,
 }
 
 /// The same settings as read from a TOML file.
@@ -93,6 +115,12 @@ struct FileConfig {
     usage_retention: Option<Duration>,
     #[serde(default, with = "opt_duration")]
     max_duration: Option<Duration>,
+    model_dir: Option<PathBuf>,
+    model: Option<String>,
+    model_revision: Option<String>,
+    model_cache_dir: Option<PathBuf>,
+    embed_batch_size: Option<usize>,
+    embed_threads: Option<usize>,
 }
 
 mod opt_duration {
@@ -128,6 +156,14 @@ pub struct Config {
     pub usage_retention: Duration,
     /// Longest audio the pipeline decodes and analyses.
     pub max_duration: Duration,
+    /// Local checkpoint directory; wins over `model`.
+    pub model_dir: Option<PathBuf>,
+    /// Hub repo id; `None` runs without a model.
+    pub model: Option<String>,
+    pub model_revision: String,
+    pub model_cache_dir: PathBuf,
+    pub embed_batch_size: usize,
+    pub embed_threads: usize,
 }
 
 /// A configuration that cannot be used, with a message naming the setting.
@@ -140,6 +176,7 @@ impl Config {
     /// tests and embedders start from.
     pub fn with_data_dir(data_dir: impl Into<PathBuf>) -> Self {
         let data_dir = data_dir.into();
+        let model_cache_dir = data_dir.join("models");
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             database_url: default_database_url(&data_dir),
@@ -154,7 +191,26 @@ impl Config {
             upload_ttl: Duration::from_secs(24 * 3600),
             usage_retention: Duration::from_secs(90 * 24 * 3600),
             max_duration: Duration::from_secs(30 * 60),
+            model_dir: None,
+            model: Some(traum_clap::hub::DEFAULT_REPO.to_owned()),
+            model_revision: "main".to_owned(),
+            model_cache_dir,
+            embed_batch_size: 8,
+            embed_threads: std::thread::available_parallelism().map_or(2, usize::from),
         }
+    }
+
+    /// Where the model comes from, or `None` to run without one.
+    pub fn model_source(&self) -> Option<traum_clap::hub::ModelSource> {
+        use traum_clap::hub::ModelSource;
+        if let Some(dir) = &self.model_dir {
+            return Some(ModelSource::Dir(dir.clone()));
+        }
+        self.model.as_ref().map(|repo| ModelSource::Hub {
+            repo: repo.clone(),
+            revision: self.model_revision.clone(),
+            cache_dir: self.model_cache_dir.clone(),
+        })
     }
 
     /// Merges flags/env with the TOML file named by `--config` and the
@@ -208,6 +264,27 @@ impl Config {
         if let Some(v) = args.max_duration.or(file.max_duration) {
             config.max_duration = v;
         }
+        if let Some(dir) = args.model_dir.or(file.model_dir) {
+            config.model_dir = Some(dir);
+        }
+        if let Some(model) = args.model.or(file.model) {
+            config.model = match model.trim() {
+                "none" | "off" | "" => None,
+                repo => Some(repo.to_owned()),
+            };
+        }
+        if let Some(revision) = args.model_revision.or(file.model_revision) {
+            config.model_revision = revision;
+        }
+        if let Some(dir) = args.model_cache_dir.or(file.model_cache_dir) {
+            config.model_cache_dir = dir;
+        }
+        if let Some(v) = args.embed_batch_size.or(file.embed_batch_size) {
+            config.embed_batch_size = v;
+        }
+        if let Some(v) = args.embed_threads.or(file.embed_threads) {
+            config.embed_threads = v;
+        }
         config.validate()?;
         Ok(config)
     }
@@ -251,6 +328,42 @@ impl Config {
         }
         if self.max_duration < Duration::from_secs(1) || self.max_duration > Duration::from_secs(24 * 3600) {
             return Err(ConfigError("max_duration must be between 1s and 24h".into()));
+        }
+        if !(1..=256).contains(&self.embed_batch_size) {
+            return Err(ConfigError(format!(
+                "embed_batch_size must be between 1 and 256 (got {})",
+                self.embed_batch_size
+            )));
+        }
+        if !(1..=1024).contains(&self.embed_threads) {
+            return Err(ConfigError(format!(
+                "embed_threads must be between 1 and 1024 (got {})",
+                self.embed_threads
+            )));
+        }
+        if let Some(repo) = &self.model {
+            let parts: Vec<&str> = repo.split('/').collect();
+            let well_formed = parts.len() == 2
+                && parts.iter().all(|part| {
+                    !part.is_empty()
+                        && part
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+                });
+            if !well_formed {
+                return Err(ConfigError(format!(
+                    "model `{repo}` is not a Hugging Face repo id like laion/larger_clap_music_and_speech \
+                     (use model_dir for a local directory, or `none`)"
+                )));
+            }
+        }
+        if let Some(dir) = &self.model_dir
+            && !dir.is_dir()
+        {
+            return Err(ConfigError(format!(
+                "model_dir {} is not a directory",
+                dir.display()
+            )));
         }
         if let Err(err) = tracing_subscriber::EnvFilter::try_new(&self.log) {
             return Err(ConfigError(format!(

@@ -35,6 +35,9 @@ pub enum Error {
     /// The blob store or a temp file failed.
     #[error("storage error: {0}")]
     Io(#[from] std::io::Error),
+    /// The embedding model failed on an input.
+    #[error("embedding model error: {0}")]
+    Model(String),
     /// A broken invariant inside the server.
     #[error("internal error: {0}")]
     Internal(String),

@@ -17,7 +17,8 @@ use crate::blob::{self, BlobStore, StreamingWriter, Written};
 use crate::error::{Error, Result};
 use crate::jobs::Jobs;
 use crate::model::{UploadHeader, UploadOutcome, UploadSession};
-use crate::store::{NewBlob, Store, UsageKind, UsageRow};
+use crate::search::Search;
+use crate::store::{DeletedFile, NewBlob, Store, UsageKind, UsageRow};
 use crate::usage::UsageRecorder;
 use crate::validate;
 
@@ -46,6 +47,7 @@ struct Inner {
     blobs: BlobStore,
     jobs: Jobs,
     usage: UsageRecorder,
+    search: Search,
     limits: Limits,
     /// Serialises blob placement against blob removal, so a delete never
     /// removes bytes that a concurrent upload just started referencing.
@@ -88,13 +90,21 @@ impl Drop for InFlight {
 }
 
 impl Ingest {
-    pub fn new(store: Store, blobs: BlobStore, jobs: Jobs, usage: UsageRecorder, limits: Limits) -> Self {
+    pub fn new(
+        store: Store,
+        blobs: BlobStore,
+        jobs: Jobs,
+        usage: UsageRecorder,
+        search: Search,
+        limits: Limits,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 store,
                 blobs,
                 jobs,
                 usage,
+                search,
                 limits,
                 blob_lock: tokio::sync::Mutex::new(()),
                 session_locks: Mutex::new(HashMap::new()),
@@ -242,6 +252,7 @@ impl Ingest {
             self.inner.store.create_file(&blob, header).await?
         };
         if let Some(job) = &job {
+            self.index_file(&outcome.file_id).await;
             self.inner.jobs.enqueued(job).await;
         }
         self.inner.usage.record(UsageRow {
@@ -388,14 +399,31 @@ impl Ingest {
     }
 
     /// Deletes a file; its blob goes too once no file references it.
-    pub async fn delete_file(&self, id: &str) -> Result<bool> {
+    pub async fn delete_file(&self, id: &str) -> Result<DeletedFile> {
         let _placement = self.inner.blob_lock.lock().await;
-        let (sha256, orphaned) = self.inner.store.delete_file(id).await?;
-        if orphaned {
+        let deleted = self.inner.store.delete_file(id).await?;
+        if let Err(err) = self.inner.search.file_deleted(id, &deleted.embedding_ids).await {
+            tracing::error!(file_id = id, error = %err, "cannot remove a deleted file from the search indexes");
+        }
+        if deleted.blob_orphaned {
             let blobs = self.inner.blobs.clone();
+            let sha256 = deleted.sha256.clone();
             tokio::task::spawn_blocking(move || blobs.remove(&sha256)).await??;
         }
-        Ok(orphaned)
+        Ok(deleted)
+    }
+
+    /// Puts a file's name and tags into the keyword index. The file is
+    /// stored whatever happens here; a failure is logged and repaired by the
+    /// rebuild at the next start.
+    pub async fn index_file(&self, file_id: &str) {
+        let indexed = match self.inner.store.get_file(file_id).await {
+            Ok(file) => self.inner.search.file_changed(&file).await,
+            Err(err) => Err(err),
+        };
+        if let Err(err) = indexed {
+            tracing::error!(file_id, error = %err, "cannot index the file's name and tags");
+        }
     }
 
     fn expiry(&self) -> chrono::DateTime<Utc> {

@@ -5,13 +5,16 @@
 
 pub mod audio;
 pub mod blob;
+pub mod commands;
 pub mod config;
+pub mod embed;
 pub mod error;
 mod grpc;
 pub mod index;
 pub mod ingest;
 pub mod jobs;
 pub mod model;
+pub mod search;
 mod server;
 pub mod state;
 pub mod store;

@@ -2,15 +2,25 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
+use traum_server::commands::{self, EmbedArgs};
 use traum_server::{Config, ConfigArgs, EXIT_CONFIG, telemetry};
 
 /// Traum audio search server.
 #[derive(Debug, Parser)]
-#[command(name = "traum-server", version, about)]
+#[command(name = "traum-server", version, about, args_conflicts_with_subcommands = true)]
 struct Cli {
     #[command(flatten)]
     config: ConfigArgs,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Prints CLAP embeddings of audio files and texts (per window and
+    /// pooled), computed as the server computes them.
+    Embed(EmbedArgs),
 }
 
 fn main() -> ExitCode {
@@ -25,6 +35,19 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
     };
+    if let Some(Command::Embed(args)) = &cli.command {
+        telemetry::init_logging(traum_server::config::LogFormat::Human, "warn");
+        return match commands::embed(args) {
+            Ok(output) => {
+                println!("{output}");
+                ExitCode::SUCCESS
+            }
+            Err(message) => {
+                eprintln!("traum-server embed: {message}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let config = match Config::resolve(cli.config) {
         Ok(config) => config,
         Err(err) => {

@@ -62,6 +62,7 @@ text_enum! {
         Probe => "probe",
         Decode => "decode",
         Analyse => "analyse",
+        Embed => "embed",
     }
 }
 
@@ -97,6 +98,18 @@ impl JobStage {
     /// Share of the whole pipeline taken by this stage.
     pub fn weight(self) -> f64 {
         1.0 / JobStage::ALL.len() as f64
+    }
+
+    /// Overall progress once this stage is done; exactly the next stage's
+    /// `progress_before`, so progress never steps back by a rounding error.
+    pub fn progress_after(self) -> f64 {
+        let index = JobStage::ALL.iter().position(|stage| *stage == self).unwrap_or(0);
+        (index + 1) as f64 / JobStage::ALL.len() as f64
+    }
+
+    /// Overall progress at `fraction` (0 to 1) of this stage.
+    pub fn progress_at(self, fraction: f64) -> f64 {
+        (self.progress_before() + self.weight() * fraction.clamp(0.0, 1.0)).min(self.progress_after())
     }
 }
 
@@ -266,4 +279,72 @@ pub struct FileUpdate {
     pub replace_tags: Option<Vec<String>>,
     pub add_tags: Vec<String>,
     pub remove_tags: Vec<String>,
+}
+
+/// One window's CLAP vector and where it lies in the file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowEmbedding {
+    pub index: u32,
+    pub start_seconds: f64,
+    pub end_seconds: f64,
+    /// L2-normalised.
+    pub vector: Vec<f32>,
+}
+
+/// What the embed stage computed for one file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileEmbeddings {
+    pub model_id: String,
+    /// Mean of the raw window projections, L2-normalised.
+    pub file: Vec<f32>,
+    pub file_start: f64,
+    pub file_end: f64,
+    pub windows: Vec<WindowEmbedding>,
+}
+
+/// A vector as stored, with its row id (the vector index key).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEmbedding {
+    pub id: u64,
+    pub file_id: String,
+    /// `None` for the pooled whole-file vector.
+    pub window: Option<u32>,
+    pub start_seconds: f64,
+    pub end_seconds: f64,
+    pub vector: Vec<f32>,
+}
+
+/// Conditions every search hit must meet. Only ready (fully processed)
+/// files are ever searched.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SearchFilter {
+    pub min_duration_seconds: Option<f64>,
+    pub max_duration_seconds: Option<f64>,
+    pub min_bpm: Option<f64>,
+    pub max_bpm: Option<f64>,
+    /// Any of these keys; empty means any key (or none).
+    pub keys: Vec<MusicalKey>,
+    pub tags_all: Vec<String>,
+    pub tags_any: Vec<String>,
+    pub tags_none: Vec<String>,
+    pub formats: Vec<AudioFormat>,
+    /// Keyword query over filename, tags and text; every term must match.
+    pub keywords: Option<String>,
+    pub min_score: Option<f64>,
+}
+
+impl SearchFilter {
+    /// Whether the metadata conditions (everything but keywords and the
+    /// score) narrow the set of files.
+    pub fn has_metadata_conditions(&self) -> bool {
+        self.min_duration_seconds.is_some()
+            || self.max_duration_seconds.is_some()
+            || self.min_bpm.is_some()
+            || self.max_bpm.is_some()
+            || !self.keys.is_empty()
+            || !self.tags_all.is_empty()
+            || !self.tags_any.is_empty()
+            || !self.tags_none.is_empty()
+            || !self.formats.is_empty()
+    }
 }

@@ -16,9 +16,12 @@ use traum_proto::v1::search_service_server::SearchServiceServer;
 
 use crate::blob::BlobStore;
 use crate::config::{Config, ConfigError, MAX_MESSAGE_BYTES, redact_url};
+use crate::embed::{Embedder, ModelSettings};
 use crate::grpc::{AnalyticsApi, AudioApi, SearchApi};
+use crate::index::vector::VectorIndexConfig;
 use crate::ingest::{Ingest, Limits};
 use crate::jobs::Jobs;
+use crate::search::Search;
 use crate::state::App;
 use crate::store::Store;
 use crate::telemetry::{self, RpcTelemetryLayer};
@@ -48,6 +51,8 @@ pub enum StartError {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
+    #[error("cannot build the search indexes: {0}")]
+    Index(String),
     #[error("reflection descriptors are invalid: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("gRPC server failed: {0}")]
@@ -91,14 +96,44 @@ pub async fn run(
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let usage = UsageRecorder::start(store.clone());
-    let jobs = Jobs::new(store.clone(), blobs.clone(), stop_rx.clone(), config.max_duration);
+    let embedder = Embedder::start(ModelSettings {
+        source: config.model_source(),
+        hub: traum_clap::hub::HubOptions::from_env(),
+        batch_size: config.embed_batch_size,
+        threads: config.embed_threads,
+    });
+    let vector_config = VectorIndexConfig {
+        persist_dir: Some(config.data_dir.join("index").join("vectors")),
+        ..VectorIndexConfig::default()
+    };
+    let search = Search::new(store.clone(), embedder.clone(), usage.clone(), vector_config)
+        .map_err(|source| StartError::Index(source.to_string()))?;
+    search
+        .load_text()
+        .await
+        .map_err(|source| StartError::Index(source.to_string()))?;
+    let jobs = Jobs::new(
+        store.clone(),
+        blobs.clone(),
+        stop_rx.clone(),
+        config.max_duration,
+        embedder.clone(),
+        search.clone(),
+    );
     let limits = Limits {
         max_upload_bytes: config.max_upload_bytes,
         max_chunk_bytes: config.max_chunk_bytes,
         upload_ttl: config.upload_ttl,
         max_duration: config.max_duration,
     };
-    let ingest = Ingest::new(store.clone(), blobs.clone(), jobs.clone(), usage.clone(), limits);
+    let ingest = Ingest::new(
+        store.clone(),
+        blobs.clone(),
+        jobs.clone(),
+        usage.clone(),
+        search.clone(),
+        limits,
+    );
     let app = Arc::new(App {
         config: config.clone(),
         store: store.clone(),
@@ -106,6 +141,8 @@ pub async fn run(
         ingest: ingest.clone(),
         jobs: jobs.clone(),
         usage: usage.clone(),
+        embedder: embedder.clone(),
+        search: search.clone(),
         started_at: Instant::now(),
     });
 
@@ -130,10 +167,17 @@ pub async fn run(
     health
         .set_service_status(service_names::ANALYTICS, ServingStatus::Serving)
         .await;
-    // Search has no indexes in this version.
+    // Search serves once the model and the vector index are loaded.
     health
         .set_service_status(service_names::SEARCH, ServingStatus::NotServing)
         .await;
+    let readiness = tokio::spawn(follow_model(
+        embedder,
+        search.clone(),
+        jobs.clone(),
+        health.clone(),
+        stop_rx.clone(),
+    ));
 
     let mut workers = jobs.spawn_workers(config.workers);
     let janitor = tokio::spawn(janitor(ingest, store, config.usage_retention, stop_rx.clone()));
@@ -141,7 +185,7 @@ pub async fn run(
     let audio = AudioServiceServer::new(AudioApi::new(app.clone()))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
-    let search = SearchServiceServer::new(SearchApi)
+    let search = SearchServiceServer::new(SearchApi::new(app.clone()))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let analytics = AnalyticsServiceServer::new(AnalyticsApi::new(app.clone()));
@@ -216,6 +260,10 @@ pub async fn run(
         workers.abort_all();
     }
     janitor.abort();
+    readiness.abort();
+    if let Err(err) = app.search.save_vectors().await {
+        tracing::warn!(error = %err, "cannot save the vector index; the next start rebuilds it");
+    }
     // Flushing last records the calls made during the drain.
     app.usage.flush().await;
     tracing::info!("stopped");
@@ -254,6 +302,44 @@ fn reflection_v1alpha() -> Result<
     StartError,
 > {
     Ok(reflection_builder().build_v1alpha()?)
+}
+
+/// Waits for the model, loads the vector index for it, then lets search
+/// serve and wakes jobs waiting to embed.
+async fn follow_model(
+    embedder: Embedder,
+    search: Search,
+    jobs: Jobs,
+    health: tonic_health::server::HealthReporter,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut states = embedder.subscribe();
+    let engine = loop {
+        if let Some(engine) = embedder.engine() {
+            break engine;
+        }
+        tokio::select! {
+            changed = states.changed() => if changed.is_err() { return },
+            _ = stop.wait_for(|stop| *stop) => return,
+        }
+    };
+    match search.load_vectors(&engine).await {
+        Ok(()) => {
+            health
+                .set_service_status(service_names::SEARCH, ServingStatus::Serving)
+                .await;
+            jobs.wake();
+            match jobs.queue_embedding_backfill(engine.model_id()).await {
+                Ok(0) => {}
+                Ok(queued) => tracing::info!(
+                    files = queued,
+                    "queued ready files without embeddings of this model"
+                ),
+                Err(err) => tracing::warn!(error = %err, "cannot queue files without embeddings"),
+            }
+        }
+        Err(err) => tracing::error!(error = %err, "cannot load the vector index; search stays unavailable"),
+    }
 }
 
 /// Removes expired upload sessions and old usage rows until shutdown.

@@ -4,8 +4,10 @@ use std::time::Instant;
 
 use crate::blob::BlobStore;
 use crate::config::Config;
+use crate::embed::Embedder;
 use crate::ingest::Ingest;
 use crate::jobs::Jobs;
+use crate::search::Search;
 use crate::store::Store;
 use crate::usage::UsageRecorder;
 
@@ -17,5 +19,7 @@ pub struct App {
     pub ingest: Ingest,
     pub jobs: Jobs,
     pub usage: UsageRecorder,
+    pub embedder: Embedder,
+    pub search: Search,
     pub started_at: Instant,
 }

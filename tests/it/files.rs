@@ -58,7 +58,7 @@ async fn watchers_see_progress_to_the_end(backend: Backend) {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(job.stage, pb::JobStage::Analyse as i32, "the last stage");
+    assert_eq!(job.stage, pb::JobStage::Embed as i32, "the last stage");
     assert_eq!(job.attempts, 1);
     let jobs = server
         .audio()

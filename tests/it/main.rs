@@ -10,4 +10,5 @@ mod cli;
 mod envoy;
 mod files;
 mod platform;
+mod search;
 mod upload;

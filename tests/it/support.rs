@@ -141,6 +141,10 @@ impl TestEnv {
         config.workers = 2;
         config.shutdown_grace = Duration::from_secs(10);
         config.log = "warn".into();
+        // Most scenarios need no model; search scenarios opt in with
+        // `with_fixture_model`.
+        config.model = None;
+        config.embed_threads = 1;
         config
     }
 
@@ -485,4 +489,14 @@ pub fn a_minor_chord(seconds: f64, rate: u32) -> Vec<u8> {
         })
         .collect();
     wav_from_samples(&samples, rate)
+}
+
+/// The tiny random-weight HTSAT checkpoint the CLAP parity tests use.
+pub fn fixture_model_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/clap-model/htsat-tiny")
+}
+
+/// Serves with the fixture model.
+pub fn with_fixture_model(config: &mut Config) {
+    config.model_dir = Some(fixture_model_dir());
 }

@@ -36,9 +36,25 @@ pub struct FilterArgs {
     #[arg(long = "tag", value_name = "TAG")]
     tags: Vec<String>,
 
+    /// Hits carry at least one of these tags (repeatable).
+    #[arg(long = "any-tag", value_name = "TAG")]
+    any_tags: Vec<String>,
+
+    /// Hits carry none of these tags (repeatable).
+    #[arg(long = "exclude-tag", value_name = "TAG")]
+    exclude_tags: Vec<String>,
+
     /// Only hits in this format (repeatable; any may match).
     #[arg(long = "format", value_name = "FORMAT")]
     formats: Vec<FormatArg>,
+
+    /// Words every hit's filename or tags must contain.
+    #[arg(long, value_name = "WORDS")]
+    keywords: Option<String>,
+
+    /// Minimum score of a hit.
+    #[arg(long, value_name = "SCORE")]
+    min_score: Option<f64>,
 }
 
 impl FilterArgs {
@@ -49,7 +65,11 @@ impl FilterArgs {
             min_bpm: self.min_bpm,
             max_bpm: self.max_bpm,
             tags_all: self.tags,
+            tags_any: self.any_tags,
+            tags_none: self.exclude_tags,
             formats: self.formats.into_iter().map(FormatArg::proto).collect(),
+            keywords: self.keywords.unwrap_or_default(),
+            min_score: self.min_score,
             ..SearchFilters::default()
         }
     }
@@ -63,6 +83,10 @@ pub struct SearchArgs {
     /// Maximum hits (1 to 200).
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=200))]
     limit: u32,
+
+    /// Weight of the keyword match in the score, 0 to 1 (0: vector similarity only).
+    #[arg(long, default_value_t = 0.0)]
+    keyword_weight: f64,
 
     #[command(flatten)]
     filters: FilterArgs,
@@ -130,7 +154,10 @@ pub async fn search(client: &TraumClient, globals: Globals, args: SearchArgs) ->
     let request = SearchByTextRequest {
         query: args.query,
         filters: Some(args.filters.proto()),
-        options: Some(options(args.limit)),
+        options: Some(SearchOptions {
+            keyword_weight: args.keyword_weight,
+            ..options(args.limit)
+        }),
     };
     let response = rpc(client.search().search_by_text(request).await)?;
     print_hits(globals, &response)

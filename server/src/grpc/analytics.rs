@@ -7,6 +7,7 @@ use tonic::{Request, Response, Status};
 use traum_proto::v1 as pb;
 
 use super::convert;
+use crate::embed::ModelStatus;
 use crate::state::App;
 use crate::usage;
 
@@ -26,6 +27,7 @@ impl pb::analytics_service_server::AnalyticsService for AnalyticsApi {
     async fn get_stats(&self, _request: Request<pb::GetStatsRequest>) -> Result<Response<pb::Stats>, Status> {
         let totals = self.app.store.totals().await?;
         let uptime = self.app.started_at.elapsed();
+        let model = self.app.embedder.state();
         Ok(Response::new(pb::Stats {
             file_count: totals.file_count,
             total_duration_seconds: totals.total_duration_seconds,
@@ -47,12 +49,27 @@ impl pb::analytics_service_server::AnalyticsService for AnalyticsApi {
                     count,
                 })
                 .collect(),
-            // No index exists in this version; an empty list says so
-            // rather than reporting made-up sizes.
-            indexes: Vec::new(),
-            model_name: String::new(),
-            model_status: pb::ModelStatus::NotConfigured.into(),
-            model_message: "this version has no embedding model; search is not available yet".to_owned(),
+            indexes: self
+                .app
+                .search
+                .index_stats()
+                .into_iter()
+                .map(|(name, entries, ready)| pb::IndexStats {
+                    name: name.to_owned(),
+                    entries,
+                    size_bytes: 0,
+                    ready,
+                })
+                .collect(),
+            model_name: model.name,
+            model_status: match model.status {
+                ModelStatus::NotConfigured => pb::ModelStatus::NotConfigured,
+                ModelStatus::Loading => pb::ModelStatus::Loading,
+                ModelStatus::Ready => pb::ModelStatus::Ready,
+                ModelStatus::Unavailable => pb::ModelStatus::Unavailable,
+            }
+            .into(),
+            model_message: model.message,
             uptime: Some(prost_types::Duration {
                 seconds: i64::try_from(uptime.as_secs()).unwrap_or(i64::MAX),
                 nanos: i32::try_from(uptime.subsec_nanos()).unwrap_or(0),

@@ -234,6 +234,7 @@ impl pb::audio_service_server::AudioService for AudioApi {
             remove_tags: validate::tags(&remove_tags)?,
         };
         let file = self.app.store.update_file(&file_id, &update).await?;
+        self.app.ingest.index_file(&file.id).await;
         Ok(Response::new(convert::file(file)))
     }
 
@@ -242,8 +243,10 @@ impl pb::audio_service_server::AudioService for AudioApi {
         request: Request<pb::DeleteFileRequest>,
     ) -> Result<Response<pb::DeleteFileResponse>, Status> {
         let file_id = validate::id("file_id", &request.into_inner().file_id)?;
-        let blob_deleted = self.app.ingest.delete_file(&file_id).await?;
-        Ok(Response::new(pb::DeleteFileResponse { blob_deleted }))
+        let deleted = self.app.ingest.delete_file(&file_id).await?;
+        Ok(Response::new(pb::DeleteFileResponse {
+            blob_deleted: deleted.blob_orphaned,
+        }))
     }
 
     type DownloadAudioStream = GrpcStream<pb::DownloadAudioResponse>;

@@ -73,6 +73,7 @@ pub fn job_stage(stage: JobStage) -> pb::JobStage {
         JobStage::Probe => pb::JobStage::Probe,
         JobStage::Decode => pb::JobStage::Decode,
         JobStage::Analyse => pb::JobStage::Analyse,
+        JobStage::Embed => pb::JobStage::Embed,
     }
 }
 

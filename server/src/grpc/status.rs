@@ -24,6 +24,10 @@ impl From<Error> for Status {
                 tracing::error!(error = %io, "storage error");
                 Status::internal("storage error; see the server log")
             }
+            Error::Model(message) => {
+                tracing::error!(error = %message, "embedding model error");
+                Status::internal(format!("embedding model error: {message}"))
+            }
             Error::Internal(message) => {
                 tracing::error!(error = %message, "internal error");
                 Status::internal(message)

@@ -429,6 +429,18 @@ impl VectorIndex {
         st.graph.pos.get(&id).map(|&i| st.graph.vector(dim, i).to_vec())
     }
 
+    /// Ids of every live item, in no particular order.
+    pub fn ids(&self) -> Vec<u64> {
+        let st = self.read();
+        st.graph
+            .keys
+            .iter()
+            .filter(|id| !st.tombstones.contains(id))
+            .chain(st.fresh.keys.iter())
+            .copied()
+            .collect()
+    }
+
     /// Adds or replaces `id`. Searchable as soon as this returns.
     pub fn insert(&self, id: u64, vector: &[f32]) -> Result<()> {
         self.insert_many([(id, vector)])

@@ -13,8 +13,10 @@ use tokio::sync::{Notify, broadcast, watch};
 use tokio::task::JoinSet;
 
 use crate::blob::BlobStore;
+use crate::embed::{Embedder, ModelStatus};
 use crate::error::{Error, Result};
 use crate::model::{FileState, JobRecord, JobStage, JobState};
+use crate::search::Search;
 use crate::store::Store;
 
 /// Capacity of the progress broadcast; slow watchers that fall further
@@ -44,6 +46,8 @@ struct Inner {
     wake: Notify,
     shutdown: watch::Receiver<bool>,
     max_duration: Duration,
+    embedder: Embedder,
+    search: Search,
 }
 
 impl Jobs {
@@ -53,6 +57,8 @@ impl Jobs {
         blobs: BlobStore,
         shutdown: watch::Receiver<bool>,
         max_duration: Duration,
+        embedder: Embedder,
+        search: Search,
     ) -> Self {
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
         Self {
@@ -63,6 +69,8 @@ impl Jobs {
                 wake: Notify::new(),
                 shutdown,
                 max_duration,
+                embedder,
+                search,
             }),
         }
     }
@@ -86,6 +94,23 @@ impl Jobs {
         self.update_queue_gauge().await;
     }
 
+    /// Wakes idle workers, e.g. when the model becomes ready and jobs
+    /// waiting for it can go on.
+    pub fn wake(&self) {
+        self.inner.wake.notify_waiters();
+    }
+
+    /// Reprocesses every ready file that has no vectors of `model_id`, so a
+    /// library processed without a model (or with another) becomes searchable.
+    pub async fn queue_embedding_backfill(&self, model_id: &str) -> Result<usize> {
+        let files = self.inner.store.files_without_embeddings(model_id).await?;
+        for file_id in &files {
+            let job = self.inner.store.create_job_for_file(file_id).await?;
+            self.enqueued(&job).await;
+        }
+        Ok(files.len())
+    }
+
     /// Returns a job.
     pub async fn get(&self, id: &str) -> Result<JobRecord> {
         self.inner.store.get_job(id).await
@@ -107,7 +132,9 @@ impl Jobs {
                     _ = shutdown.wait_for(|stop| *stop) => Wake::Shutdown,
                 };
                 let next = match woke {
-                    Wake::Event(Ok(job)) if job.id == id => job,
+                    // An event published before the database read can be
+                    // older than what the read returned: never go back.
+                    Wake::Event(Ok(job)) if job.id == id && job.updated_at >= last.updated_at => job,
                     Wake::Event(Ok(_)) => continue,
                     Wake::Event(Err(broadcast::error::RecvError::Lagged(_))) => jobs.inner.store.get_job(&id).await?,
                     Wake::Event(Err(broadcast::error::RecvError::Closed)) => break,
@@ -141,7 +168,9 @@ impl Jobs {
             if *shutdown.borrow() {
                 return;
             }
-            match self.inner.store.claim_next_job().await {
+            // Without a model, jobs parked before their embed stage stay queued.
+            let skip = (!self.inner.search.accepts_vectors()).then_some(JobStage::Embed);
+            match self.inner.store.claim_next_job(skip).await {
                 Ok(Some(job)) => {
                     self.update_queue_gauge().await;
                     tracing::info!(worker, job_id = %job.id, file_id = %job.file_id, stage = %job.stage, "job started");
@@ -175,12 +204,35 @@ impl Jobs {
         self.save(&mut job).await?;
         let mut context = stages::RunContext::default();
         let mut stage = Some(job.stage);
+        let mut embedded = true;
         while let Some(current) = stage {
+            if current == JobStage::Embed && self.inner.embedder.state().status == ModelStatus::NotConfigured
+            {
+                embedded = false;
+                break;
+            }
             if *self.inner.shutdown.borrow() {
                 job.state = JobState::Queued;
                 job.message = format!("interrupted by shutdown; resumes at stage {current}");
                 self.save(&mut job).await?;
                 tracing::info!(job_id = %job.id, stage = %current, "job checkpointed for shutdown");
+                return Ok(());
+            }
+            if current == JobStage::Embed && !self.inner.search.accepts_vectors() {
+                job.stage = current;
+                job.state = JobState::Queued;
+                job.stage_progress = 0.0;
+                job.progress = current.progress_before();
+                job.message = if self.inner.embedder.engine().is_none() {
+                    format!(
+                        "waiting for the embedding model: {}",
+                        self.inner.embedder.state().message
+                    )
+                } else {
+                    "waiting for the vector index to load".to_owned()
+                };
+                self.save(&mut job).await?;
+                tracing::info!(job_id = %job.id, "job waits for the embedding model");
                 return Ok(());
             }
             job.stage = current;
@@ -195,7 +247,7 @@ impl Jobs {
             match outcome {
                 Ok(()) => {
                     job.stage_progress = 1.0;
-                    job.progress = current.progress_before() + current.weight();
+                    job.progress = current.progress_after();
                     stage = current.next();
                     if let Some(next) = stage {
                         // Persisting the next stage is the checkpoint a
@@ -224,7 +276,11 @@ impl Jobs {
         job.state = JobState::Succeeded;
         job.progress = 1.0;
         job.stage_progress = 1.0;
-        job.message = "done".to_owned();
+        job.message = if embedded {
+            "done".to_owned()
+        } else {
+            "done; not embedded because no model is configured".to_owned()
+        };
         job.finished_at = Some(Utc::now());
         store.set_file_state(&job.file_id, FileState::Ready, None).await?;
         self.save(&mut job).await?;
@@ -250,7 +306,7 @@ impl Jobs {
         last_persist: &mut Instant,
     ) {
         job.stage_progress = fraction.clamp(0.0, 1.0);
-        job.progress = stage.progress_before() + stage.weight() * job.stage_progress;
+        job.progress = stage.progress_at(job.stage_progress);
         job.updated_at = Utc::now();
         self.publish(job);
         if last_persist.elapsed() >= PERSIST_EVERY {

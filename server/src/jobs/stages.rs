@@ -2,6 +2,7 @@
 //! and streams its progress back through a watch channel.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::sync::watch;
@@ -11,14 +12,14 @@ use crate::audio::decode::{DecodeOptions, DecodeReport, decode_to_vec};
 use crate::audio::{descriptors, probe_file};
 use crate::blob::hash_file;
 use crate::error::{Error, Result};
-use crate::model::{AudioDescriptors, AudioProperties, JobRecord, JobStage};
+use crate::model::{AudioDescriptors, AudioProperties, FileEmbeddings, JobRecord, JobStage};
 
 /// State carried between the stages of one run. Decoded audio lives here,
-/// in memory only, from `decode` to `analyse`; a run resumed after a restart
-/// at `analyse` decodes again.
+/// in memory only, from `decode` to `embed`; a run resumed after a restart
+/// at `analyse` or `embed` decodes again.
 #[derive(Default)]
 pub(super) struct RunContext {
-    decoded: Option<Vec<f32>>,
+    decoded: Option<Arc<Vec<f32>>>,
 }
 
 /// What a stage produced, to be persisted on the async side.
@@ -27,6 +28,7 @@ enum StageOutput {
     Probed(AudioProperties),
     Decoded(Vec<f32>, DecodeReport),
     Analysed(AudioDescriptors),
+    Embedded(FileEmbeddings),
 }
 
 impl Jobs {
@@ -73,21 +75,11 @@ impl Jobs {
                 })
             }
             JobStage::Analyse => {
-                let decoded = context.decoded.take();
-                let options = DecodeOptions {
-                    max_duration: self.inner.max_duration,
-                    format_hint: Some(file.format),
-                };
+                let samples = self
+                    .decoded_samples(context, &blob_path, file.format, &progress_tx)
+                    .await?;
+                let share_done = *progress_tx.borrow();
                 tokio::task::spawn_blocking(move || {
-                    let (samples, share_done) = match decoded {
-                        Some(samples) => (samples, 0.0),
-                        None => {
-                            let (samples, _) = decode_to_vec(&blob_path, &options, |fraction| {
-                                progress_tx.send_replace(fraction * 0.5);
-                            })?;
-                            (samples, 0.5)
-                        }
-                    };
                     let analysis = descriptors::analyse(
                         &samples,
                         crate::audio::decode::OUTPUT_SAMPLE_RATE,
@@ -96,6 +88,21 @@ impl Jobs {
                         },
                     );
                     Ok(StageOutput::Analysed(analysis.into()))
+                })
+            }
+            JobStage::Embed => {
+                let engine = self.inner.embedder.ready()?;
+                let samples = self
+                    .decoded_samples(context, &blob_path, file.format, &progress_tx)
+                    .await?;
+                let share_done = *progress_tx.borrow();
+                tokio::spawn(async move {
+                    let embeddings = engine
+                        .embed_audio(samples, |fraction| {
+                            progress_tx.send_replace(share_done + fraction * (1.0 - share_done));
+                        })
+                        .await?;
+                    Ok(StageOutput::Embedded(embeddings))
                 })
             }
         };
@@ -120,11 +127,44 @@ impl Jobs {
                 if let Some(warning) = report.warning {
                     job.warnings.push(warning);
                 }
-                context.decoded = Some(samples);
+                context.decoded = Some(Arc::new(samples));
                 Ok(())
             }
             StageOutput::Analysed(analysis) => store.set_file_descriptors(&file.id, &analysis).await,
+            StageOutput::Embedded(embeddings) => {
+                let (removed, written) = store.replace_embeddings(&file.id, &embeddings).await?;
+                self.inner.search.vectors_replaced(&removed, &written);
+                Ok(())
+            }
         }
+    }
+
+    /// The decoded audio of this run, decoding again when the run resumed
+    /// past the decode stage; decoding counts as the first half of progress.
+    async fn decoded_samples(
+        &self,
+        context: &mut RunContext,
+        blob_path: &Path,
+        format: crate::model::AudioFormat,
+        progress_tx: &watch::Sender<f64>,
+    ) -> Result<Arc<Vec<f32>>> {
+        if let Some(samples) = &context.decoded {
+            return Ok(samples.clone());
+        }
+        let options = DecodeOptions {
+            max_duration: self.inner.max_duration,
+            format_hint: Some(format),
+        };
+        let (path, progress) = (blob_path.to_path_buf(), progress_tx.clone());
+        let (samples, _) = tokio::task::spawn_blocking(move || {
+            decode_to_vec(&path, &options, |fraction| {
+                progress.send_replace(fraction * 0.5);
+            })
+        })
+        .await??;
+        let samples = Arc::new(samples);
+        context.decoded = Some(samples.clone());
+        Ok(samples)
     }
 }
 

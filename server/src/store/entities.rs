@@ -156,3 +156,28 @@ pub mod usage_event {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod embedding {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "embeddings")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub file_id: String,
+        pub model_id: String,
+        /// `None` for the pooled whole-file vector.
+        pub window_index: Option<i32>,
+        pub start_seconds: f64,
+        pub end_seconds: f64,
+        /// Little-endian f32s.
+        pub vector: Vec<u8>,
+        pub created_at: ChronoDateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

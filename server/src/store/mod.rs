@@ -1,7 +1,9 @@
 //! Persistent state in SQLite or PostgreSQL through sea-orm. The database is
 //! the source of truth for files, tags, jobs, upload sessions and usage.
 
+mod embeddings;
 pub mod entities;
+mod search;
 mod usage;
 
 use std::time::Duration;
@@ -15,7 +17,7 @@ use sea_orm::{
 };
 use traum_migration::{Migrator, MigratorTrait};
 
-use self::entities::{blob, file, file_tag, job, upload};
+use self::entities::{blob, embedding, file, file_tag, job, upload};
 pub use self::usage::{UsageKind, UsageRow};
 use crate::error::{Error, Result};
 use crate::model::{
@@ -36,6 +38,16 @@ pub struct NewBlob {
     pub sha256: String,
     pub size_bytes: u64,
     pub format: AudioFormat,
+}
+
+/// What deleting a file removed.
+#[derive(Debug, Clone)]
+pub struct DeletedFile {
+    pub sha256: String,
+    /// No file references the blob any more: its bytes can go.
+    pub blob_orphaned: bool,
+    /// Vector rows removed with the file.
+    pub embedding_ids: Vec<u64>,
 }
 
 /// Library totals for `GetStats`.
@@ -291,21 +303,33 @@ impl Store {
         self.get_file(id).await
     }
 
-    /// Deletes a file (its tags and jobs cascade). Returns the blob's sha256
-    /// and whether no file references the blob any more, in which case its
-    /// row is deleted too and the caller removes the bytes.
-    pub async fn delete_file(&self, id: &str) -> Result<(String, bool)> {
+    /// Deletes a file with its tags, jobs and vectors. The blob's row goes
+    /// too once no file references it, and the caller removes the bytes.
+    pub async fn delete_file(&self, id: &str) -> Result<DeletedFile> {
         let txn = self.db.begin().await?;
-        let model = file::Entity::find_by_id(id.to_owned())
-            .one(&txn)
-            .await?
-            .ok_or_else(|| Error::not_found("file", id))?;
+        // A write first takes SQLite's write lock at once (see
+        // `replace_embeddings`); without the file, the rollback undoes it.
         file_tag::Entity::delete_many()
             .filter(file_tag::Column::FileId.eq(id))
             .exec(&txn)
             .await?;
+        let model = file::Entity::find_by_id(id.to_owned())
+            .one(&txn)
+            .await?
+            .ok_or_else(|| Error::not_found("file", id))?;
         job::Entity::delete_many()
             .filter(job::Column::FileId.eq(id))
+            .exec(&txn)
+            .await?;
+        let embedding_ids: Vec<i64> = embedding::Entity::find()
+            .select_only()
+            .column(embedding::Column::Id)
+            .filter(embedding::Column::FileId.eq(id))
+            .into_tuple()
+            .all(&txn)
+            .await?;
+        embedding::Entity::delete_many()
+            .filter(embedding::Column::FileId.eq(id))
             .exec(&txn)
             .await?;
         file::Entity::delete_by_id(id.to_owned()).exec(&txn).await?;
@@ -320,7 +344,11 @@ impl Store {
                 .await?;
         }
         txn.commit().await?;
-        Ok((model.sha256, orphaned))
+        Ok(DeletedFile {
+            sha256: model.sha256,
+            blob_orphaned: orphaned,
+            embedding_ids: embedding_ids.into_iter().map(|id| id as u64).collect(),
+        })
     }
 
     /// Stores probe results.
@@ -463,10 +491,14 @@ impl Store {
     /// Claims the oldest queued job for this process, or returns `None`.
     /// The compare-and-set on `state` makes a claim exclusive even when
     /// several servers share a PostgreSQL database.
-    pub async fn claim_next_job(&self) -> Result<Option<JobRecord>> {
+    /// Jobs queued at `skip_stage` are left alone.
+    pub async fn claim_next_job(&self, skip_stage: Option<JobStage>) -> Result<Option<JobRecord>> {
         loop {
-            let Some(candidate) = job::Entity::find()
-                .filter(job::Column::State.eq(JobState::Queued.as_str()))
+            let mut queued = job::Entity::find().filter(job::Column::State.eq(JobState::Queued.as_str()));
+            if let Some(stage) = skip_stage {
+                queued = queued.filter(job::Column::Stage.ne(stage.as_str()));
+            }
+            let Some(candidate) = queued
                 .order_by(job::Column::CreatedAt, Order::Asc)
                 .order_by(job::Column::Id, Order::Asc)
                 .one(&self.db)

@@ -340,9 +340,16 @@ fn background_rebuild_folds_the_fresh_segment() {
     let stats = index.stats();
     assert!(stats.generation >= 1 && stats.fresh_items < 256, "{stats:?}");
     assert_eq!(stats.items, 1000);
-    for (id, v) in items.iter().take(50) {
-        assert_eq!(index.search(v, 1).unwrap()[0].id, *id);
-    }
+    // HNSW is approximate, so an item can rarely miss itself at rank 1; an
+    // item lost by the fold would miss every time, and the graph holds ≥ 744.
+    let found = items
+        .iter()
+        .filter(|(id, v)| index.search(v, 1).unwrap()[0].id == *id)
+        .count();
+    assert!(
+        found >= 980,
+        "only {found}/1000 items find themselves after the fold"
+    );
 }
 
 fn saved_index(dir: &Path) -> (VectorIndex, Vec<(u64, Vec<f32>)>) {

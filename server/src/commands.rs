@@ -1,0 +1,144 @@
+//! Subcommands of the `traum-server` binary besides serving.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Args;
+use serde_json::json;
+use traum_clap::hub::{DEFAULT_REPO, HubOptions, ModelSource};
+
+use crate::audio::decode::{DecodeOptions, decode_to_vec};
+use crate::embed::{Engine, ModelSettings, source_name};
+
+/// `traum-server embed`: CLAP vectors of files and texts, computed exactly
+/// as the server computes them, without starting it.
+#[derive(Debug, Clone, Args)]
+pub struct EmbedArgs {
+    /// Local checkpoint directory (config.json, model.safetensors, tokenizer.json).
+    #[arg(long, env = "TRAUM_MODEL_DIR")]
+    pub model_dir: Option<PathBuf>,
+    /// Hub repo id, used when --model-dir is not given.
+    #[arg(long, default_value = DEFAULT_REPO)]
+    pub model: String,
+    /// Hub cache directory for --model.
+    #[arg(long, env = "TRAUM_MODEL_CACHE_DIR", default_value = "./data/models")]
+    pub model_cache_dir: PathBuf,
+    /// Audio files to embed (each gives per-window and pooled vectors).
+    #[arg(long = "audio", value_name = "FILE")]
+    pub audio: Vec<PathBuf>,
+    /// Texts to embed.
+    #[arg(long = "text", value_name = "TEXT")]
+    pub text: Vec<String>,
+    /// Windows per forward pass.
+    #[arg(long, default_value_t = 8)]
+    pub batch_size: usize,
+    /// Print every vector as JSON instead of a summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `embed`; the error is a message for stderr.
+pub fn embed(args: &EmbedArgs) -> Result<String, String> {
+    if args.audio.is_empty() && args.text.is_empty() {
+        return Err("nothing to embed: give --audio FILE and/or --text TEXT".into());
+    }
+    if !(1..=256).contains(&args.batch_size) {
+        return Err("--batch-size must be between 1 and 256".into());
+    }
+    let source = match &args.model_dir {
+        Some(dir) => ModelSource::Dir(dir.clone()),
+        None => ModelSource::Hub {
+            repo: args.model.clone(),
+            revision: "main".into(),
+            cache_dir: args.model_cache_dir.clone(),
+        },
+    };
+    let dir = source
+        .resolve(&HubOptions::from_env())
+        .map_err(|err| format!("cannot get the model: {err}"))?;
+    let settings = ModelSettings {
+        source: Some(source.clone()),
+        hub: HubOptions::from_env(),
+        batch_size: args.batch_size,
+        threads: std::thread::available_parallelism().map_or(2, usize::from),
+    };
+    let engine = Arc::new(Engine::start(&dir, &settings)?);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|err| format!("cannot start the async runtime: {err}"))?;
+    let mut audio = Vec::new();
+    for path in &args.audio {
+        let options = DecodeOptions {
+            max_duration: std::time::Duration::from_secs(24 * 3600),
+            format_hint: None,
+        };
+        let (samples, _) =
+            decode_to_vec(path, &options, |_| {}).map_err(|err| format!("{}: {err}", path.display()))?;
+        let duration = samples.len() as f64 / f64::from(crate::audio::decode::OUTPUT_SAMPLE_RATE);
+        let embedded = runtime
+            .block_on(engine.embed_audio(Arc::new(samples), |_| {}))
+            .map_err(|err| format!("{}: {err}", path.display()))?;
+        audio.push(json!({
+            "path": path.display().to_string(),
+            "duration_seconds": duration,
+            "embedding": embedded.file,
+            "windows": embedded.windows.iter().map(|w| json!({
+                "index": w.index,
+                "start_seconds": w.start_seconds,
+                "end_seconds": w.end_seconds,
+                "embedding": w.vector,
+            })).collect::<Vec<_>>(),
+        }));
+    }
+    let mut texts = Vec::new();
+    for text in &args.text {
+        let vector = runtime
+            .block_on(engine.embed_text(text))
+            .map_err(|err| format!("text {text:?}: {err}"))?;
+        texts.push(json!({ "text": text, "embedding": vector.as_slice() }));
+    }
+    let output = json!({
+        "model": { "name": source_name(&source), "model_id": engine.model_id(), "dim": engine.dim() },
+        "audio": audio,
+        "text": texts,
+    });
+    if args.json {
+        return serde_json::to_string_pretty(&output).map_err(|err| err.to_string());
+    }
+    let mut lines = vec![format!(
+        "model {} (id {}, {} dimensions)",
+        source_name(&source),
+        engine.model_id(),
+        engine.dim()
+    )];
+    let head = |v: &serde_json::Value| {
+        let values: Vec<String> = v
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .take(4)
+                    .map(|x| format!("{:+.4}", x.as_f64().unwrap_or(0.0)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        format!("[{}, …]", values.join(", "))
+    };
+    for item in &audio {
+        lines.push(format!(
+            "audio {}: {:.2} s, {} windows, pooled {}",
+            item["path"].as_str().unwrap_or_default(),
+            item["duration_seconds"].as_f64().unwrap_or(0.0),
+            item["windows"].as_array().map_or(0, Vec::len),
+            head(&item["embedding"])
+        ));
+    }
+    for item in &texts {
+        lines.push(format!(
+            "text {:?}: {}",
+            item["text"].as_str().unwrap_or_default(),
+            head(&item["embedding"])
+        ));
+    }
+    Ok(lines.join("\n"))
+}
