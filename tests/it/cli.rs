@@ -200,3 +200,153 @@ async fn cli_uploads_lists_and_manages_a_library() {
     server.stop().await;
     env.finish().await;
 }
+
+/// `traum-server embed` reproduces the reference vectors of the fixture
+/// checkpoint (recorded with `transformers`' ClapModel), and is
+/// deterministic.
+#[test]
+fn embed_command_reproduces_the_reference() {
+    let dir = crate::support::fixture_model_dir();
+    let queries: Vec<String> =
+        serde_json::from_slice(&std::fs::read(dir.join("queries.json")).unwrap()).unwrap();
+    let audio_dir = tempfile::tempdir().unwrap();
+    let clip = audio_dir.path().join("clip.wav");
+    std::fs::write(&clip, crate::support::wav(12.0, 48_000, 1, 440.0)).unwrap();
+    let run = || {
+        let output = Command::new(workspace_binary("traum-server"))
+            .arg("embed")
+            .arg("--model-dir")
+            .arg(&dir)
+            .args(["--text", &queries[0], "--text", &queries[1]])
+            .arg("--audio")
+            .arg(&clip)
+            .arg("--json")
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&output.stdout).unwrap()
+    };
+    let result = run();
+    let reference_bytes = std::fs::read(dir.join("reference.safetensors")).unwrap();
+    let reference = safetensors::SafeTensors::deserialize(&reference_bytes).unwrap();
+    for q in 0..2 {
+        let tensor = reference.tensor(&format!("text{q}.embeds")).unwrap();
+        let expected: Vec<f32> = tensor
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        let ours: Vec<f32> = result["text"][q]["embedding"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap() as f32)
+            .collect();
+        assert_eq!(ours.len(), expected.len());
+        let dot: f32 = ours.iter().zip(&expected).map(|(a, b)| a * b).sum();
+        let norms: f32 = ours.iter().map(|a| a * a).sum::<f32>().sqrt()
+            * expected.iter().map(|b| b * b).sum::<f32>().sqrt();
+        let max_abs = ours
+            .iter()
+            .zip(&expected)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max);
+        assert!(dot / norms >= 0.99999, "text {q}: cosine {}", dot / norms);
+        assert!(max_abs <= 1e-4, "text {q}: max abs difference {max_abs}");
+    }
+    let audio = &result["audio"][0];
+    let windows = audio["windows"].as_array().unwrap();
+    assert_eq!(windows.len(), 2, "12 s: windows at 0 and 10 s");
+    assert_eq!(windows[1]["start_seconds"], 10.0);
+    assert_eq!(windows[1]["end_seconds"], 12.0);
+    let pooled: Vec<f64> = audio["embedding"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert!((pooled.iter().map(|v| v * v).sum::<f64>() - 1.0).abs() < 1e-5);
+    assert_eq!(run(), result, "same input, same output");
+
+    let output = Command::new(workspace_binary("traum-server"))
+        .args(["embed", "--model-dir"])
+        .arg(audio_dir.path())
+        .args(["--text", "x"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("model.safetensors")
+            || String::from_utf8_lossy(&output.stderr).contains("config.json"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_searches_with_filters() {
+    let env = crate::support::TestEnv::new(crate::support::Backend::Sqlite).await;
+    let server = env.start_with(crate::support::with_fixture_model).await;
+    let kick = server
+        .upload_and_process(
+            "KickDrum_01.wav",
+            &["drums"],
+            &crate::support::drum_loop(100.0, 4.0, 48_000),
+        )
+        .await;
+    let tone = server
+        .upload_and_process("tone.wav", &["tone"], &crate::support::wav(2.0, 48_000, 1, 440.0))
+        .await;
+    let addr = server.addr;
+    let (code, stdout, stderr) = tokio::task::spawn_blocking(move || {
+        traum(addr, &["--json", "search", "punchy drums", "--tag", "drums"])
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    let hits: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let hits = hits["hits"].as_array().unwrap();
+    assert_eq!(hits.len(), 1, "{stdout}");
+    assert_eq!(hits[0]["file"]["file_id"], kick.file_id.as_str());
+
+    let (code, stdout, stderr) =
+        tokio::task::spawn_blocking(move || traum(addr, &["search", "punchy drums", "--keywords", "kick"]))
+            .await
+            .unwrap();
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("KickDrum_01.wav") && !stdout.contains("tone.wav"),
+        "{stdout}"
+    );
+
+    let id = kick.file_id.clone();
+    let (code, stdout, stderr) = tokio::task::spawn_blocking(move || traum(addr, &["similar", &id]))
+        .await
+        .unwrap();
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("tone.wav") && !stdout.contains("KickDrum_01.wav"),
+        "{stdout}"
+    );
+    assert!(stdout.contains(&tone.file_id), "{stdout}");
+
+    let (code, stdout, stderr) = tokio::task::spawn_blocking(move || traum(addr, &["suggest", "dru"]))
+        .await
+        .unwrap();
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("drums"), "{stdout}");
+
+    let (code, _, stderr) = tokio::task::spawn_blocking(move || {
+        traum(addr, &["search", "x", "--min-bpm", "200", "--max-bpm", "100"])
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("min_bpm"), "{stderr}");
+    server.stop().await;
+    env.finish().await;
+}

@@ -37,11 +37,82 @@ enum Bench {
         #[arg(long, default_value = "python3")]
         python: String,
     },
+    /// CLAP inference: burn (CPU) vs `transformers` in PyTorch on the same
+    /// checkpoint, same inputs and thread count; plus a 3-minute track end to
+    /// end (log-mel + batched windows) through the server's engine.
+    Clap {
+        /// Checkpoint directory (random weights are fine for timing; see
+        /// tests/fixtures/clap-model/bench_fullsize.py for full-size ones).
+        model_dir: PathBuf,
+        /// Threads for both sides.
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// Windows per batch.
+        #[arg(long, default_value_t = 8)]
+        batch: usize,
+        /// Repetitions per measurement.
+        #[arg(long, default_value_t = 3)]
+        reps: usize,
+        /// Python interpreter with torch and transformers installed.
+        #[arg(long, default_value = "python3")]
+        python: String,
+    },
+    /// Vector search: Traum's index (hora HNSW + exact segment) vs exact
+    /// SIMD search and hnswlib, same vectors, same M and ef_construction,
+    /// single-threaded queries; QPS, p50/p99 and recall@10 per ef.
+    Ann {
+        /// Indexed vectors.
+        #[arg(long, default_value_t = 100_000)]
+        n: usize,
+        #[arg(long, default_value_t = 512)]
+        dim: usize,
+        #[arg(long, default_value_t = 500)]
+        queries: usize,
+        /// `random` (uniform on the sphere) or `clustered`.
+        #[arg(long, default_value = "clustered")]
+        kind: String,
+        #[arg(long, default_value_t = 16)]
+        m: usize,
+        #[arg(long, default_value_t = 200)]
+        ef_construction: usize,
+        /// Candidate list sizes to measure.
+        #[arg(long, value_delimiter = ',', default_value = "64,128,256,512,1024")]
+        ef: Vec<usize>,
+        /// Python interpreter with hnswlib and numpy installed.
+        #[arg(long, default_value = "python3")]
+        python: String,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Bench::Audio { files, runs, python } => audio(files, runs.max(1), &python),
+        Bench::Clap {
+            model_dir,
+            threads,
+            batch,
+            reps,
+            python,
+        } => clap_bench(&model_dir, threads.max(1), batch.max(1), reps.max(1), &python),
+        Bench::Ann {
+            n,
+            dim,
+            queries,
+            kind,
+            m,
+            ef_construction,
+            ef,
+            python,
+        } => ann_bench(&AnnSetup {
+            n,
+            dim,
+            queries,
+            kind,
+            m,
+            ef_construction,
+            efs: ef,
+            python,
+        }),
     }
 }
 
@@ -230,4 +301,311 @@ fn render_inputs(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
 
 fn num_cpus() -> usize {
     std::thread::available_parallelism().map(usize::from).unwrap_or(1)
+}
+
+const CLAP_QUERY: &str = "upbeat electronic music with heavy bass";
+
+fn clap_bench(dir: &Path, threads: usize, batch: usize, reps: usize, python: &str) -> anyhow::Result<()> {
+    use std::sync::Arc;
+
+    use traum_clap::{ClapModel, cpu_device};
+    use traum_server::embed::{Engine, ModelSettings};
+
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global()
+        .context("cannot size the rayon pool")?;
+    let model = ClapModel::load(dir, &cpu_device()).context("cannot load the checkpoint")?;
+    let bins = model.mel_bins();
+    let window: Vec<f32> = (0..1001 * bins)
+        .map(|i| -40.0 + 10.0 * ((i as f32) * 0.013).sin())
+        .collect();
+    model.embed_audio(&[window.as_slice()])?;
+    let mut ours = Vec::new();
+    for b in [1, batch] {
+        let windows: Vec<&[f32]> = (0..b).map(|_| window.as_slice()).collect();
+        let started = Instant::now();
+        for _ in 0..reps {
+            model.embed_audio(&windows)?;
+        }
+        ours.push((b, (reps * b) as f64 / started.elapsed().as_secs_f64()));
+    }
+    model.embed_text(CLAP_QUERY)?;
+    let started = Instant::now();
+    for _ in 0..20 {
+        model.embed_text(CLAP_QUERY)?;
+    }
+    let text_ms = started.elapsed().as_secs_f64() * 1000.0 / 20.0;
+    drop(model);
+
+    // A 3-minute track through the server's engine: log-mel + batched windows.
+    let settings = ModelSettings {
+        source: None,
+        hub: Default::default(),
+        batch_size: batch,
+        threads,
+    };
+    let engine = Arc::new(Engine::start(dir, &settings).map_err(anyhow::Error::msg)?);
+    let rate = f64::from(OUTPUT_SAMPLE_RATE);
+    let track: Vec<f32> = (0..(180.0 * rate) as usize)
+        .map(|i| {
+            let t = i as f64 / rate;
+            (0.3 * (2.0 * std::f64::consts::PI * 220.0 * t).sin() + 0.2 * (t * 7.0).sin()) as f32
+        })
+        .collect();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let track = Arc::new(track);
+    let started = Instant::now();
+    let embedded = runtime
+        .block_on(engine.embed_audio(track, |_| {}))
+        .map_err(|err| anyhow::anyhow!("{err}"))?;
+    let track_seconds = started.elapsed().as_secs_f64();
+
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/clap_peer.py");
+    let output = Command::new(python)
+        .arg(&script)
+        .arg(dir)
+        .args([threads.to_string(), batch.to_string(), reps.to_string()])
+        .output()
+        .context("cannot run python")?;
+    if !output.status.success() {
+        bail!("PyTorch peer failed: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    let peer: serde_json::Value =
+        serde_json::from_slice(&output.stdout).context("peer output is not JSON")?;
+    println!(
+        "CLAP on {} with {threads} threads ({}):",
+        dir.display(),
+        peer["torch"]
+    );
+    println!("{:<28} {:>12} {:>12} {:>10}", "", "burn", "pytorch", "ratio");
+    for (b, ours_rate) in ours {
+        let theirs = peer[format!("audio_windows_per_s_batch{b}")]
+            .as_f64()
+            .unwrap_or(f64::NAN);
+        println!(
+            "{:<28} {:>12.2} {:>12.2} {:>10.2}",
+            format!("audio windows/s, batch {b}"),
+            ours_rate,
+            theirs,
+            theirs / ours_rate
+        );
+    }
+    let theirs_ms = peer["text_ms_per_query"].as_f64().unwrap_or(f64::NAN);
+    println!(
+        "{:<28} {:>12.1} {:>12.1} {:>10.2}",
+        "text ms/query",
+        text_ms,
+        theirs_ms,
+        text_ms / theirs_ms
+    );
+    println!("(ratio = time ours / time theirs: below 1.0 means burn is faster)");
+    println!(
+        "3-minute track end to end (log-mel + {} windows, batch {batch}): {track_seconds:.2} s",
+        embedded.windows.len()
+    );
+    Ok(())
+}
+
+struct AnnSetup {
+    n: usize,
+    dim: usize,
+    queries: usize,
+    kind: String,
+    m: usize,
+    ef_construction: usize,
+    efs: Vec<usize>,
+    python: String,
+}
+
+/// splitmix64: reproducible inputs without another dependency.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn gaussian(&mut self) -> f32 {
+        let u1 = ((self.next() >> 11) as f64 + 1.0) / (1u64 << 53) as f64;
+        let u2 = (self.next() >> 11) as f64 / (1u64 << 53) as f64;
+        ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()) as f32
+    }
+
+    fn unit(&mut self, dim: usize) -> Vec<f32> {
+        let v: Vec<f32> = (0..dim).map(|_| self.gaussian()).collect();
+        normalise(v)
+    }
+}
+
+fn normalise(mut v: Vec<f32>) -> Vec<f32> {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    v.iter_mut().for_each(|x| *x /= norm);
+    v
+}
+
+/// Base vectors then queries, as the peer reads them.
+fn ann_inputs(setup: &AnnSetup) -> anyhow::Result<Vec<Vec<f32>>> {
+    let mut rng = SplitMix(42);
+    let total = setup.n + setup.queries;
+    match setup.kind.as_str() {
+        "random" => Ok((0..total).map(|_| rng.unit(setup.dim)).collect()),
+        "clustered" => {
+            let centres: Vec<Vec<f32>> = (0..1000).map(|_| rng.unit(setup.dim)).collect();
+            let spread = 0.6 / (setup.dim as f32).sqrt();
+            Ok((0..total)
+                .map(|_| {
+                    let centre = &centres[(rng.next() % centres.len() as u64) as usize];
+                    normalise(centre.iter().map(|c| c + spread * rng.gaussian()).collect())
+                })
+                .collect())
+        }
+        other => bail!("--kind must be random or clustered, not {other}"),
+    }
+}
+
+fn percentile_ms(sorted: &[Duration], q: f64) -> f64 {
+    let index = ((sorted.len() as f64 * q) as usize).min(sorted.len().saturating_sub(1));
+    sorted.get(index).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+}
+
+fn ann_bench(setup: &AnnSetup) -> anyhow::Result<()> {
+    use std::collections::HashSet;
+    use std::io::Write;
+
+    use traum_server::index::vector::{HnswParams, VectorIndex, VectorIndexConfig};
+
+    let vectors = ann_inputs(setup)?;
+    let (base, queries) = vectors.split_at(setup.n);
+    let scratch = tempfile::tempdir()?;
+    let raw = scratch.path().join("vectors.f32");
+    {
+        let mut file = std::io::BufWriter::new(std::fs::File::create(&raw)?);
+        for v in &vectors {
+            for x in v {
+                file.write_all(&x.to_le_bytes())?;
+            }
+        }
+    }
+    let config = VectorIndexConfig {
+        hnsw: HnswParams {
+            m: setup.m,
+            m0: 2 * setup.m,
+            ef_construction: setup.ef_construction,
+            ef_search: 64,
+        },
+        background_rebuild: false,
+        ..VectorIndexConfig::default()
+    };
+    let items: Vec<(u64, Vec<f32>)> = base
+        .iter()
+        .cloned()
+        .enumerate()
+        .map(|(i, v)| (i as u64, v))
+        .collect();
+    let started = Instant::now();
+    let index = VectorIndex::build("bench", setup.dim, config, items)?;
+    let build = started.elapsed();
+
+    let started = Instant::now();
+    let truth: Vec<HashSet<u64>> = queries
+        .iter()
+        .map(|q| Ok(index.search_exact(q, 10)?.into_iter().map(|h| h.id).collect()))
+        .collect::<anyhow::Result<_>>()?;
+    let exact_qps = queries.len() as f64 / started.elapsed().as_secs_f64();
+
+    let mut ours = Vec::new();
+    for &ef in &setup.efs {
+        let mut latencies = Vec::with_capacity(queries.len());
+        let mut found = 0;
+        for (q, truth) in queries.iter().zip(&truth) {
+            let started = Instant::now();
+            let hits = index.search_with_ef(q, 10, ef)?;
+            latencies.push(started.elapsed());
+            found += hits.iter().filter(|h| truth.contains(&h.id)).count();
+        }
+        let total: Duration = latencies.iter().sum();
+        latencies.sort();
+        ours.push((
+            ef,
+            queries.len() as f64 / total.as_secs_f64(),
+            percentile_ms(&latencies, 0.5),
+            percentile_ms(&latencies, 0.99),
+            found as f64 / (10 * queries.len()) as f64,
+        ));
+    }
+
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/ann_peer.py");
+    let output = Command::new(&setup.python)
+        .arg(&script)
+        .arg(&raw)
+        .args(
+            [
+                setup.n,
+                setup.dim,
+                queries.len(),
+                num_cpus(),
+                setup.m,
+                setup.ef_construction,
+            ]
+            .iter()
+            .chain(&setup.efs)
+            .map(ToString::to_string),
+        )
+        .output()
+        .context("cannot run python")?;
+    if !output.status.success() {
+        bail!("hnswlib peer failed: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    let peer: serde_json::Value =
+        serde_json::from_slice(&output.stdout).context("peer output is not JSON")?;
+
+    println!(
+        "{} {}-d vectors ({}), {} queries, M={} ef_construction={}, queries on 1 thread",
+        setup.n,
+        setup.dim,
+        setup.kind,
+        queries.len(),
+        setup.m,
+        setup.ef_construction
+    );
+    println!(
+        "build: traum (hora) {:.1} s, hnswlib {:.1} s ({} threads)",
+        build.as_secs_f64(),
+        peer["build_s"].as_f64().unwrap_or(f64::NAN),
+        num_cpus()
+    );
+    println!("exact search (SimSIMD): {exact_qps:.1} QPS");
+    println!(
+        "{:>6} | {:>9} {:>8} {:>8} {:>7} | {:>9} {:>8} {:>8} {:>7}",
+        "ef", "traum QPS", "p50 ms", "p99 ms", "recall", "hnsw QPS", "p50 ms", "p99 ms", "recall"
+    );
+    let runs = peer["runs"].as_array().cloned().unwrap_or_default();
+    for ((ef, qps, p50, p99, recall), theirs) in ours.iter().zip(&runs) {
+        println!(
+            "{ef:>6} | {qps:>9.1} {p50:>8.2} {p99:>8.2} {recall:>7.4} | {:>9.1} {:>8.2} {:>8.2} {:>7.4}",
+            theirs["qps"].as_f64().unwrap_or(f64::NAN),
+            theirs["p50_ms"].as_f64().unwrap_or(f64::NAN),
+            theirs["p99_ms"].as_f64().unwrap_or(f64::NAN),
+            theirs["recall"].as_f64().unwrap_or(f64::NAN),
+        );
+    }
+    let ours_at = ours.iter().find(|r| r.4 >= 0.95).map(|r| r.1);
+    let theirs_at = runs
+        .iter()
+        .find(|r| r["recall"].as_f64().unwrap_or(0.0) >= 0.95)
+        .and_then(|r| r["qps"].as_f64());
+    match (ours_at, theirs_at) {
+        (Some(ours), Some(theirs)) => println!(
+            "at recall@10 >= 0.95: traum {ours:.1} QPS, hnswlib {theirs:.1} QPS, ratio {:.2}x, exact {:.2}x",
+            ours / theirs,
+            exact_qps / theirs
+        ),
+        _ => println!("recall@10 >= 0.95 not reached by both at the measured ef values"),
+    }
+    Ok(())
 }
