@@ -92,6 +92,15 @@ pub struct ConfigArgs {
     /// Threads of the inference pool [default: number of CPUs].
     #[arg(long, env = "TRAUM_EMBED_THREADS")]
     pub embed_threads: Option<usize>,
+    /// HNSW neighbours per node ("M"; layer 0 gets 2·M) [default: 16].
+    #[arg(long, env = "TRAUM_HNSW_M")]
+    pub hnsw_m: Option<usize>,
+    /// HNSW candidate list size while building [default: 100].
+    #[arg(long, env = "TRAUM_HNSW_EF_CONSTRUCTION")]
+    pub hnsw_ef_construction: Option<usize>,
+    /// HNSW candidate list size while searching [default: 128].
+    #[arg(long, env = "TRAUM_HNSW_EF_SEARCH")]
+    pub hnsw_ef_search: Option<usize>,
 }
 
 /// The same settings as read from a TOML file.
@@ -121,6 +130,9 @@ struct FileConfig {
     model_cache_dir: Option<PathBuf>,
     embed_batch_size: Option<usize>,
     embed_threads: Option<usize>,
+    hnsw_m: Option<usize>,
+    hnsw_ef_construction: Option<usize>,
+    hnsw_ef_search: Option<usize>,
 }
 
 mod opt_duration {
@@ -164,6 +176,8 @@ pub struct Config {
     pub model_cache_dir: PathBuf,
     pub embed_batch_size: usize,
     pub embed_threads: usize,
+    /// Parameters of the vector index's graph.
+    pub hnsw: crate::index::vector::HnswParams,
 }
 
 /// A configuration that cannot be used, with a message naming the setting.
@@ -197,6 +211,7 @@ impl Config {
             model_cache_dir,
             embed_batch_size: 8,
             embed_threads: std::thread::available_parallelism().map_or(2, usize::from),
+            hnsw: crate::index::vector::HnswParams::default(),
         }
     }
 
@@ -285,6 +300,16 @@ impl Config {
         if let Some(v) = args.embed_threads.or(file.embed_threads) {
             config.embed_threads = v;
         }
+        if let Some(m) = args.hnsw_m.or(file.hnsw_m) {
+            config.hnsw.m = m;
+            config.hnsw.m0 = 2 * m;
+        }
+        if let Some(v) = args.hnsw_ef_construction.or(file.hnsw_ef_construction) {
+            config.hnsw.ef_construction = v;
+        }
+        if let Some(v) = args.hnsw_ef_search.or(file.hnsw_ef_search) {
+            config.hnsw.ef_search = v;
+        }
         config.validate()?;
         Ok(config)
     }
@@ -339,6 +364,16 @@ impl Config {
             return Err(ConfigError(format!(
                 "embed_threads must be between 1 and 1024 (got {})",
                 self.embed_threads
+            )));
+        }
+        let h = &self.hnsw;
+        if !(2..=256).contains(&h.m)
+            || !(1..=4096).contains(&h.ef_construction)
+            || !(1..=4096).contains(&h.ef_search)
+        {
+            return Err(ConfigError(format!(
+                "hnsw_m must be 2 to 256 and hnsw_ef_construction, hnsw_ef_search 1 to 4096 (got {}, {}, {})",
+                h.m, h.ef_construction, h.ef_search
             )));
         }
         if let Some(repo) = &self.model {

@@ -16,7 +16,7 @@ use std::time::Instant;
 use sha2::{Digest, Sha256};
 use tokio::sync::{oneshot, watch};
 use traum_clap::hub::{HubOptions, ModelSource};
-use traum_clap::{ClapModel, cpu_device, pool_windows};
+use traum_clap::{ClapModel, default_device, pool_windows};
 
 use crate::audio::decode::OUTPUT_SAMPLE_RATE;
 use crate::audio::mel::{LogMelExtractor, MelConfig, MelError, MelWindow, Windowing};
@@ -232,7 +232,7 @@ impl std::fmt::Debug for Engine {
 impl Engine {
     /// Loads the checkpoint in `dir` and starts the inference thread.
     pub fn start(dir: &Path, settings: &ModelSettings) -> Result<Self, String> {
-        let model = ClapModel::load(dir, &cpu_device()).map_err(|err| err.to_string())?;
+        let model = ClapModel::load(dir, &default_device()).map_err(|err| err.to_string())?;
         let mel_path = dir.join("preprocessor_config.json");
         let mel_config = if mel_path.is_file() {
             MelConfig::from_file(&mel_path).map_err(|err| err.to_string())?
@@ -410,8 +410,9 @@ pub fn normalized(mut vector: Vec<f32>) -> Vec<f32> {
     vector
 }
 
-/// First 16 hex digits of the weights' sha256.
-fn weights_id(dir: &Path) -> Result<String, String> {
+/// The model id of the checkpoint in `dir`: the first 16 hex digits of the
+/// weights' sha256.
+pub fn weights_id(dir: &Path) -> Result<String, String> {
     let path = dir.join("model.safetensors");
     let mut file =
         std::fs::File::open(&path).map_err(|err| format!("cannot read {}: {err}", path.display()))?;

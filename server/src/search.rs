@@ -413,16 +413,31 @@ impl Search {
         Ok(())
     }
 
-    /// Entries and readiness of both indexes, for `GetStats`.
-    pub fn index_stats(&self) -> Vec<(&'static str, u64, bool)> {
+    /// Name, entries, bytes on disk and readiness of both indexes, for
+    /// `GetStats`. The keyword index lives in memory (rebuilt at start).
+    pub fn index_stats(&self) -> Vec<(&'static str, u64, u64, bool)> {
         let vectors = self.vectors();
+        let saved_bytes = self
+            .inner
+            .vector_config
+            .persist_dir
+            .as_deref()
+            .and_then(|dir| std::fs::read_dir(dir).ok())
+            .map_or(0, |entries| {
+                entries
+                    .filter_map(|entry| entry.ok()?.metadata().ok())
+                    .filter(std::fs::Metadata::is_file)
+                    .map(|meta| meta.len())
+                    .sum()
+            });
         vec![
             (
                 "vectors",
                 vectors.as_ref().map_or(0, |v| v.index.len() as u64),
+                saved_bytes,
                 vectors.is_some(),
             ),
-            ("text", self.inner.text.num_docs(), true),
+            ("text", self.inner.text.num_docs(), 0, true),
         ]
     }
 

@@ -103,6 +103,7 @@ pub async fn run(
         threads: config.embed_threads,
     });
     let vector_config = VectorIndexConfig {
+        hnsw: config.hnsw.clone(),
         persist_dir: Some(config.data_dir.join("index").join("vectors")),
         ..VectorIndexConfig::default()
     };

@@ -22,5 +22,5 @@ mod weights;
 pub use audio::AudioTrace;
 pub use config::ClapConfig;
 pub use error::{ClapError, Result};
-pub use model::{ClapModel, REQUIRED_FILES, cpu_device, pool_windows};
+pub use model::{ClapModel, REQUIRED_FILES, cpu_device, default_device, pool_windows};
 pub use text::{ClapTokenizer, MAX_TOKENS, TextTrace};

@@ -35,6 +35,27 @@ pub fn cpu_device() -> Device {
     Device::flex()
 }
 
+/// The device this build runs on: CUDA with the `cuda` feature, else the best wgpu adapter with
+/// the `wgpu` feature, else the CPU.
+#[cfg(feature = "cuda")]
+pub fn default_device() -> Device {
+    Device::cuda(burn::tensor::DeviceIndex::Default)
+}
+
+/// The device this build runs on: CUDA with the `cuda` feature, else the best wgpu adapter with
+/// the `wgpu` feature, else the CPU.
+#[cfg(all(feature = "wgpu", not(feature = "cuda")))]
+pub fn default_device() -> Device {
+    Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)
+}
+
+/// The device this build runs on: CUDA with the `cuda` feature, else the best wgpu adapter with
+/// the `wgpu` feature, else the CPU.
+#[cfg(not(any(feature = "cuda", feature = "wgpu")))]
+pub fn default_device() -> Device {
+    cpu_device()
+}
+
 impl ClapModel {
     /// Loads `config.json`, `model.safetensors` and `tokenizer.json` from `dir`.
     ///

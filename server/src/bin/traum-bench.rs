@@ -82,6 +82,20 @@ enum Bench {
         #[arg(long, default_value = "python3")]
         python: String,
     },
+    /// End-to-end `SearchByText` through gRPC on a library of random vectors:
+    /// every query a new text, so the text encoder runs each time.
+    Search {
+        /// Checkpoint directory (its text encoder runs for every query).
+        model_dir: PathBuf,
+        /// Window vectors in the library.
+        #[arg(long, default_value_t = 100_000)]
+        windows: usize,
+        /// Windows per file (each file also gets its pooled vector).
+        #[arg(long, default_value_t = 10)]
+        windows_per_file: usize,
+        #[arg(long, default_value_t = 200)]
+        queries: usize,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -103,7 +117,7 @@ fn main() -> anyhow::Result<()> {
             ef_construction,
             ef,
             python,
-        } => ann_bench(&AnnSetup {
+        } => ann_bench_entry(AnnSetup {
             n,
             dim,
             queries,
@@ -113,6 +127,12 @@ fn main() -> anyhow::Result<()> {
             efs: ef,
             python,
         }),
+        Bench::Search {
+            model_dir,
+            windows,
+            windows_per_file,
+            queries,
+        } => search_bench(&model_dir, windows, windows_per_file.max(1), queries.max(1)),
     }
 }
 
@@ -473,6 +493,10 @@ fn percentile_ms(sorted: &[Duration], q: f64) -> f64 {
     sorted.get(index).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
 }
 
+fn ann_bench_entry(setup: AnnSetup) -> anyhow::Result<()> {
+    ann_bench(&setup)
+}
+
 fn ann_bench(setup: &AnnSetup) -> anyhow::Result<()> {
     use std::collections::HashSet;
     use std::io::Write;
@@ -608,4 +632,202 @@ fn ann_bench(setup: &AnnSetup) -> anyhow::Result<()> {
         _ => println!("recall@10 >= 0.95 not reached by both at the measured ef values"),
     }
     Ok(())
+}
+
+fn search_bench(model_dir: &Path, windows: usize, per_file: usize, queries: usize) -> anyhow::Result<()> {
+    use traum_proto::v1 as pb;
+    use traum_server::model::{
+        AudioFormat, AudioProperties, FileEmbeddings, FileState, JobState, UploadHeader, WindowEmbedding,
+    };
+    use traum_server::store::{NewBlob, Store};
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let scratch = tempfile::tempdir()?;
+    let mut config = traum_server::Config::with_data_dir(scratch.path().join("data"));
+    config.model_dir = Some(model_dir.to_path_buf());
+    config.metrics_listen = None;
+    config.log = "warn".into();
+    config.workers = 1;
+    let model_id = traum_server::embed::weights_id(model_dir).map_err(anyhow::Error::msg)?;
+    let checkpoint: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(model_dir.join("config.json")).context("config.json")?)?;
+    let dim = checkpoint["projection_dim"].as_u64().unwrap_or(512) as usize;
+    let files = windows.div_ceil(per_file);
+    runtime.block_on(async {
+        std::fs::create_dir_all(&config.data_dir)?;
+        let store = Store::connect(&config.database_url).await?;
+        let started = Instant::now();
+        let mut rng = SplitMix(7);
+        for f in 0..files {
+            let blob = NewBlob {
+                sha256: format!("{f:064x}"),
+                size_bytes: 1,
+                format: AudioFormat::Wav,
+            };
+            let header = UploadHeader {
+                filename: format!("file_{f}.wav"),
+                tags: vec![format!("group{}", f % 10)],
+                declared_size: None,
+                declared_sha256: None,
+                always_create_file: false,
+            };
+            let (outcome, job) = store.create_file(&blob, &header).await?;
+            if let Some(mut job) = job {
+                job.state = JobState::Succeeded;
+                store.save_job(&job).await?;
+            }
+            let seconds = (per_file * 10) as f64;
+            store
+                .set_file_properties(
+                    &outcome.file_id,
+                    &AudioProperties {
+                        duration_seconds: seconds,
+                        sample_rate_hz: 48_000,
+                        channels: 1,
+                        bits_per_sample: 16,
+                        codec: "pcm_s16le".into(),
+                        bitrate_bps: 768_000,
+                        frames: (seconds * 48_000.0) as u64,
+                    },
+                )
+                .await?;
+            store
+                .set_file_state(&outcome.file_id, FileState::Ready, None)
+                .await?;
+            let window_vectors: Vec<WindowEmbedding> = (0..per_file)
+                .map(|w| WindowEmbedding {
+                    index: w as u32,
+                    start_seconds: w as f64 * 10.0,
+                    end_seconds: (w + 1) as f64 * 10.0,
+                    vector: rng.unit(dim),
+                })
+                .collect();
+            let embeddings = FileEmbeddings {
+                model_id: model_id.clone(),
+                file: rng.unit(dim),
+                file_start: 0.0,
+                file_end: seconds,
+                windows: window_vectors,
+            };
+            store.replace_embeddings(&outcome.file_id, &embeddings).await?;
+        }
+        println!(
+            "library: {files} files, {} window + {files} file vectors ({dim}-d), written in {:.1} s",
+            files * per_file,
+            started.elapsed().as_secs_f64()
+        );
+        anyhow::Ok(())
+    })?;
+
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(traum_server::run(listener, config, async {
+            let _ = stopped.await;
+        }));
+        let started = Instant::now();
+        let channel = loop {
+            match tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
+                .connect()
+                .await
+            {
+                Ok(channel) => break channel,
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        };
+        let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+        loop {
+            let status = health
+                .check(tonic_health::pb::HealthCheckRequest {
+                    service: "traum.v1.SearchService".into(),
+                })
+                .await
+                .map(|r| r.into_inner().status)
+                .unwrap_or_default();
+            if status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        println!(
+            "server ready to search (model loaded, vector index built) in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+        let mut search = pb::search_service_client::SearchServiceClient::new(channel);
+        let words = [
+            "warm", "analog", "pad", "dusty", "vinyl", "drum", "loop", "bright", "bass", "vocal",
+        ];
+        let measure = |cached: bool| {
+            let mut search = search.clone();
+            async move {
+                let mut latencies = Vec::with_capacity(queries);
+                for i in 0..queries {
+                    let query = if cached {
+                        "warm analog pad at 120 bpm".to_owned()
+                    } else {
+                        format!(
+                            "{} {} {} {i}",
+                            words[i % 10],
+                            words[(i / 10) % 10],
+                            words[(i / 100) % 10]
+                        )
+                    };
+                    let started = Instant::now();
+                    let response = search
+                        .search_by_text(pb::SearchByTextRequest {
+                            query,
+                            filters: None,
+                            options: Some(pb::SearchOptions {
+                                limit: 20,
+                                ..Default::default()
+                            }),
+                        })
+                        .await?;
+                    latencies.push(started.elapsed());
+                    anyhow::ensure!(
+                        response.into_inner().hits.len() == 20,
+                        "a search returned too few hits"
+                    );
+                }
+                latencies.sort();
+                anyhow::Ok(latencies)
+            }
+        };
+        let fresh = measure(false).await?;
+        let cached = measure(true).await?;
+        let filtered = {
+            let mut latencies = Vec::with_capacity(queries);
+            for i in 0..queries {
+                let started = Instant::now();
+                search
+                    .search_by_text(pb::SearchByTextRequest {
+                        query: format!("filtered query {i}"),
+                        filters: Some(pb::SearchFilters {
+                            tags_all: vec![format!("group{}", i % 10)],
+                            ..Default::default()
+                        }),
+                        options: None,
+                    })
+                    .await?;
+                latencies.push(started.elapsed());
+            }
+            latencies.sort();
+            latencies
+        };
+        for (name, latencies) in [
+            ("SearchByText, new text each time", &fresh),
+            ("SearchByText, cached text", &cached),
+            ("SearchByText + tag filter (10% of files)", &filtered),
+        ] {
+            println!(
+                "{name:<44} p50 {:>7.2} ms  p99 {:>7.2} ms  ({queries} queries)",
+                percentile_ms(latencies, 0.5),
+                percentile_ms(latencies, 0.99)
+            );
+        }
+        let _ = stop.send(());
+        server.await??;
+        anyhow::Ok(())
+    })
 }

@@ -54,10 +54,10 @@ impl pb::analytics_service_server::AnalyticsService for AnalyticsApi {
                 .search
                 .index_stats()
                 .into_iter()
-                .map(|(name, entries, ready)| pb::IndexStats {
+                .map(|(name, entries, size_bytes, ready)| pb::IndexStats {
                     name: name.to_owned(),
                     entries,
-                    size_bytes: 0,
+                    size_bytes,
                     ready,
                 })
                 .collect(),
