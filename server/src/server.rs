@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
 use tonic_health::ServingStatus;
@@ -213,12 +214,18 @@ pub async fn run(
         .add_service(audio)
         .add_service(search)
         .add_service(analytics);
-    let mut serving = tokio::spawn(router.serve_with_incoming_shutdown(
-        TcpListenerStream::new(listener),
-        async move {
-            let _ = signal.wait_for(|stop| *stop).await;
-        },
-    ));
+    // The builder's `tcp_nodelay` only reaches sockets tonic accepts itself;
+    // with our own listener, Nagle's algorithm would hold each small unary
+    // response back until the client's delayed ACK (about 40 ms).
+    let incoming = TcpListenerStream::new(listener).map(|accepted| {
+        accepted.and_then(|stream| {
+            stream.set_nodelay(true)?;
+            Ok(stream)
+        })
+    });
+    let mut serving = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async move {
+        let _ = signal.wait_for(|stop| *stop).await;
+    }));
 
     let served_early = tokio::select! {
         result = &mut serving => Some(result),
