@@ -16,7 +16,7 @@ use crate::audio::{SUPPORTED_FORMATS, probe_file, sniff_format};
 use crate::blob::{self, BlobStore, StreamingWriter, Written};
 use crate::error::{Error, Result};
 use crate::jobs::Jobs;
-use crate::model::{UploadHeader, UploadOutcome, UploadSession};
+use crate::model::{FileRecord, UploadHeader, UploadOutcome, UploadSession};
 use crate::search::Search;
 use crate::store::{DeletedFile, NewBlob, Store, UsageKind, UsageRow};
 use crate::usage::UsageRecorder;
@@ -252,7 +252,12 @@ impl Ingest {
             self.inner.store.create_file(&blob, header).await?
         };
         if let Some(job) = &job {
-            self.index_file(&outcome.file_id).await;
+            match self.inner.store.get_file(&outcome.file_id).await {
+                Ok(file) => self.index_file(&file).await,
+                Err(err) => {
+                    tracing::error!(file_id = %outcome.file_id, error = %err, "cannot index the new file")
+                }
+            }
             self.inner.jobs.enqueued(job).await;
         }
         self.inner.usage.record(UsageRow {
@@ -416,13 +421,9 @@ impl Ingest {
     /// Puts a file's name and tags into the keyword index. The file is
     /// stored whatever happens here; a failure is logged and repaired by the
     /// rebuild at the next start.
-    pub async fn index_file(&self, file_id: &str) {
-        let indexed = match self.inner.store.get_file(file_id).await {
-            Ok(file) => self.inner.search.file_changed(&file).await,
-            Err(err) => Err(err),
-        };
-        if let Err(err) = indexed {
-            tracing::error!(file_id, error = %err, "cannot index the file's name and tags");
+    pub async fn index_file(&self, file: &FileRecord) {
+        if let Err(err) = self.inner.search.file_changed(file).await {
+            tracing::error!(file_id = %file.id, error = %err, "cannot index the file's name and tags");
         }
     }
 

@@ -9,7 +9,6 @@
 //! keyword score among the files considered; without, it is the cosine.
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
@@ -244,7 +243,6 @@ impl Search {
         let started = Instant::now();
         let model_id = engine.model_id().to_owned();
         let dim = engine.dim();
-        let owners_in_db = self.inner.store.embedding_owners(&model_id).await?;
         let saved = match self.inner.vector_config.persist_dir.clone() {
             Some(dir) => {
                 let (config, id) = (self.inner.vector_config.clone(), model_id.clone());
@@ -252,8 +250,13 @@ impl Search {
             }
             None => Err(crate::index::IndexError::Missing(std::path::PathBuf::new())),
         };
+        let mut owners = Owners::default();
         let (index, source) = match saved {
             Ok((index, _manifest)) => {
+                let owners_in_db = self.inner.store.embedding_owners(&model_id).await?;
+                for row in &owners_in_db {
+                    owners.add(row);
+                }
                 let in_db: HashSet<u64> = owners_in_db.iter().map(|row| row.id).collect();
                 let in_index: HashSet<u64> = index.ids().into_iter().collect();
                 let gone: Vec<u64> = in_index.difference(&in_db).copied().collect();
@@ -274,7 +277,8 @@ impl Search {
                 if !matches!(err, crate::index::IndexError::Missing(_)) {
                     tracing::warn!(error = %err, "saved vector index unusable; rebuilding from the database");
                 }
-                let mut rows = Vec::with_capacity(owners_in_db.len());
+                // One pass over the rows gives both the vectors and their owners.
+                let mut rows = Vec::new();
                 let mut after = 0;
                 loop {
                     let page = self
@@ -284,7 +288,10 @@ impl Search {
                         .await?;
                     let Some(last) = page.last() else { break };
                     after = last.id;
-                    rows.extend(page.into_iter().map(|row| (row.id, row.vector)));
+                    for row in page {
+                        owners.add(&row);
+                        rows.push((row.id, row.vector));
+                    }
                 }
                 let (config, id) = (self.inner.vector_config.clone(), model_id.clone());
                 let index =
@@ -292,10 +299,6 @@ impl Search {
                 (index, "built from the database".to_owned())
             }
         };
-        let mut owners = Owners::default();
-        for row in &owners_in_db {
-            owners.add(row);
-        }
         let count = index.len();
         let vectors = Vectors {
             model_id: model_id.clone(),
@@ -834,10 +837,6 @@ fn decode_clip(clip: &[u8]) -> Result<Vec<f32>> {
         max_duration: MAX_CLIP_DURATION,
         format_hint: None,
     };
-    decode_path(file.path(), &options)
-}
-
-fn decode_path(path: &Path, options: &DecodeOptions) -> Result<Vec<f32>> {
-    let (samples, _) = decode_to_vec(path, options, |_| {})?;
+    let (samples, _) = decode_to_vec(file.path(), &options, |_| {})?;
     Ok(samples)
 }

@@ -234,7 +234,7 @@ impl pb::audio_service_server::AudioService for AudioApi {
             remove_tags: validate::tags(&remove_tags)?,
         };
         let file = self.app.store.update_file(&file_id, &update).await?;
-        self.app.ingest.index_file(&file.id).await;
+        self.app.ingest.index_file(&file).await;
         Ok(Response::new(convert::file(file)))
     }
 
