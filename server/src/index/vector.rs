@@ -35,7 +35,10 @@ use hora::index::hnsw_params::HNSWParams;
 use serde::{Deserialize, Serialize};
 use simsimd::SpatialSimilarity;
 
+use self::element::{HnswF32, to_elements};
 use super::IndexError;
+
+mod element;
 
 type Result<T, E = IndexError> = std::result::Result<T, E>;
 
@@ -159,7 +162,7 @@ pub struct Manifest {
 /// not hand vectors back by key, and exact search over candidates needs them).
 struct Graph {
     generation: u64,
-    hnsw: Option<HNSWIndex<f32, u64>>,
+    hnsw: Option<HNSWIndex<HnswF32, u64>>,
     keys: Vec<u64>,
     vectors: Vec<f32>,
     pos: HashMap<u64, usize>,
@@ -507,6 +510,7 @@ impl VectorIndex {
         let st = self.read();
         let mut hits = Vec::with_capacity(2 * k);
         if let Some(hnsw) = &st.graph.hnsw {
+            let query_elements = to_elements(query);
             let total = st.graph.keys.len();
             let live = total - st.tombstones.len();
             // Over-fetch by the tombstone share so k live results usually survive
@@ -514,7 +518,7 @@ impl VectorIndex {
             let ratio = total as f64 / live.max(1) as f64;
             let mut want = ((k as f64 * ratio).ceil() as usize + st.tombstones.len().min(8)).min(total);
             loop {
-                let found = catch_unwind(AssertUnwindSafe(|| hnsw.search_nodes(query, want.max(ef))))
+                let found = catch_unwind(AssertUnwindSafe(|| hnsw.search_nodes(&query_elements, want.max(ef))))
                     .map_err(|_| IndexError::Hnsw("hora panicked during a search".into()))?;
                 hits.clear();
                 for (node, d2) in found {
@@ -523,7 +527,7 @@ impl VectorIndex {
                     {
                         hits.push(VectorHit {
                             id,
-                            cosine: 1.0 - d2 / 2.0,
+                            cosine: 1.0 - d2.0 / 2.0,
                         });
                     }
                 }
@@ -793,7 +797,7 @@ impl VectorIndex {
                     .to_str()
                     .ok_or_else(|| corrupt("non-UTF-8 path".into()))?
                     .to_owned();
-                let hnsw = catch_unwind(|| HNSWIndex::<f32, u64>::load(&path_str))
+                let hnsw = catch_unwind(|| HNSWIndex::<HnswF32, u64>::load(&path_str))
                     .map_err(|_| corrupt(format!("hora could not read {}", entry.name)))?
                     .map_err(|e| corrupt(format!("hora could not read {}: {e}", entry.name)))?;
                 if hnsw.dimension() != dim {
@@ -941,16 +945,16 @@ fn build_graph(
     };
     let n = graph.keys.len();
     if n > 0 {
-        let hora_params = HNSWParams::<f32>::default()
+        let hora_params = HNSWParams::<HnswF32>::default()
             .max_item(n)
             .n_neighbor(params.m)
             .n_neighbor0(params.m0)
             .ef_build(params.ef_construction)
             .ef_search(params.ef_search)
             .has_deletion(false);
-        let mut hnsw = HNSWIndex::<f32, u64>::new(dim, &hora_params);
+        let mut hnsw = HNSWIndex::<HnswF32, u64>::new(dim, &hora_params);
         for (i, &k) in graph.keys.iter().enumerate() {
-            hnsw.add(graph.vector(dim, i), k)
+            hnsw.add(&to_elements(graph.vector(dim, i)), k)
                 .map_err(|e| IndexError::Hnsw(e.to_string()))?;
         }
         catch_unwind(AssertUnwindSafe(|| hnsw.build(Metric::Euclidean)))
@@ -1002,7 +1006,7 @@ fn persist_graph(dir: &Path, dim: usize, graph: &mut Graph) -> Result<()> {
             .and_then(|f| f.sync_all())
             .map_err(|e| IndexError::io(&tmp, e))?;
         fs::rename(&tmp, &path).map_err(|e| IndexError::io(&path, e))?;
-        let loaded = catch_unwind(|| HNSWIndex::<f32, u64>::load(&path_str))
+        let loaded = catch_unwind(|| HNSWIndex::<HnswF32, u64>::load(&path_str))
             .map_err(|_| IndexError::Hnsw(format!("hora could not read back {}", path.display())))?
             .map_err(|e| IndexError::Hnsw(e.to_string()))?;
         graph.hnsw = Some(loaded);
