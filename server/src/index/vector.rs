@@ -1,24 +1,25 @@
-//! Vector index over L2-normalised f32 vectors: an HNSW graph (hora) plus an
-//! exact "fresh" segment, with tombstones and background rebuilds.
+//! Vector index over L2-normalised f32 vectors: an HNSW graph (built by hora)
+//! plus an exact "fresh" segment, with tombstones and background rebuilds.
 //!
 //! hora 0.1.1 shapes this design:
-//! - only `Metric::Euclidean` ranks correctly (cosine panics, dot/angular return
-//!   the least similar items, upstream issue #40); on unit vectors the squared
-//!   Euclidean distance orders like cosine and `cos = 1 - d²/2`;
+//! - only `Metric::Euclidean` builds a correct graph (cosine panics, dot/angular
+//!   rank the least similar first, upstream issue #40); on unit vectors the
+//!   squared Euclidean distance orders like cosine and `cos = 1 - d²/2`;
 //! - it has no delete and never sees items added after `build()`, so deletions
 //!   are tombstones filtered at query time, new vectors live in a small
 //!   brute-force segment, and a rebuild folds both into a new graph that is
 //!   swapped in under a short write lock;
-//! - its `ef_search` is fixed at build time, but a search for `n` results uses
-//!   `max(ef_search, n)` candidates, so asking hora for `ef` results and keeping
-//!   the best `k` gives a per-query `ef`;
-//! - it panics (rather than erring) on NaN input, on a missing dump file and on a
-//!   corrupt dump, so inputs are validated and dumps are checksummed before hora
-//!   sees them, with `catch_unwind` as the last line of defence.
+//! - its own query path skips the upper layers (see [`graph`]), so queries run
+//!   over the neighbour lists read from hora's dump, with a per-query `ef`;
+//! - its distance kernels do not vectorise on stable Rust, so the graph is
+//!   built over [`element::HnswF32`];
+//! - it panics (rather than erring) on NaN input and on I/O errors, so inputs
+//!   are validated, dumps are checksummed, and `catch_unwind` is the last line
+//!   of defence.
 //!
-//! Exact scoring (fresh segment, ground truth, filtered candidate sets) goes
-//! through SimSIMD, a dependency with runtime CPU dispatch, so it is fast even
-//! in debug builds of this crate.
+//! Exact scoring (graph search, fresh segment, ground truth, filtered candidate
+//! sets) goes through SimSIMD, a dependency with runtime CPU dispatch, so it is
+//! fast even in debug builds of this crate.
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
@@ -36,9 +37,11 @@ use serde::{Deserialize, Serialize};
 use simsimd::SpatialSimilarity;
 
 use self::element::{HnswF32, to_elements};
+use self::graph::HnswGraph;
 use super::IndexError;
 
 mod element;
+mod graph;
 
 type Result<T, E = IndexError> = std::result::Result<T, E>;
 
@@ -162,7 +165,7 @@ pub struct Manifest {
 /// not hand vectors back by key, and exact search over candidates needs them).
 struct Graph {
     generation: u64,
-    hnsw: Option<HNSWIndex<HnswF32, u64>>,
+    hnsw: Option<HnswGraph>,
     keys: Vec<u64>,
     vectors: Vec<f32>,
     pos: HashMap<u64, usize>,
@@ -509,8 +512,8 @@ impl VectorIndex {
         }
         let st = self.read();
         let mut hits = Vec::with_capacity(2 * k);
+        let dim = self.inner.dim;
         if let Some(hnsw) = &st.graph.hnsw {
-            let query_elements = to_elements(query);
             let total = st.graph.keys.len();
             let live = total - st.tombstones.len();
             // Over-fetch by the tombstone share so k live results usually survive
@@ -518,17 +521,11 @@ impl VectorIndex {
             let ratio = total as f64 / live.max(1) as f64;
             let mut want = ((k as f64 * ratio).ceil() as usize + st.tombstones.len().min(8)).min(total);
             loop {
-                let found = catch_unwind(AssertUnwindSafe(|| hnsw.search_nodes(&query_elements, want.max(ef))))
-                    .map_err(|_| IndexError::Hnsw("hora panicked during a search".into()))?;
                 hits.clear();
-                for (node, d2) in found {
-                    if let Some(id) = *node.idx()
-                        && !st.tombstones.contains(&id)
-                    {
-                        hits.push(VectorHit {
-                            id,
-                            cosine: 1.0 - d2.0 / 2.0,
-                        });
+                for (position, cosine) in hnsw.search(&st.graph.vectors, dim, query, want.max(ef)) {
+                    let id = st.graph.keys[position];
+                    if !st.tombstones.contains(&id) {
+                        hits.push(VectorHit { id, cosine });
                     }
                 }
                 if hits.len() >= k.min(live) || want >= total {
@@ -677,7 +674,7 @@ impl VectorIndex {
         let dim = self.inner.dim;
         let (mut graph, mut fresh, mut tombstones, mut item_count) = self.snapshot();
         if graph.files.is_none() {
-            // hora can only dump a graph it owns exclusively: rebuild into `dir`.
+            // The graph was built without a save directory: rebuild into `dir`.
             rebuild(&self.inner, Some(dir), true)?;
             (graph, fresh, tombstones, item_count) = self.snapshot();
         }
@@ -789,21 +786,10 @@ impl VectorIndex {
             None if keys.is_empty() => None,
             None => return Err(corrupt("graph vectors present but no graph dump".into())),
             Some(entry) => {
-                // hora's `load` panics on unreadable or short files; the
-                // checksum keeps it from ever seeing damaged bytes.
-                read_verified(dir, entry)?;
-                let path = dir.join(&entry.name);
-                let path_str = path
-                    .to_str()
-                    .ok_or_else(|| corrupt("non-UTF-8 path".into()))?
-                    .to_owned();
-                let hnsw = catch_unwind(|| HNSWIndex::<HnswF32, u64>::load(&path_str))
-                    .map_err(|_| corrupt(format!("hora could not read {}", entry.name)))?
-                    .map_err(|e| corrupt(format!("hora could not read {}: {e}", entry.name)))?;
-                if hnsw.dimension() != dim {
-                    return Err(corrupt(format!("graph has {} dimensions", hnsw.dimension())));
-                }
-                Some(hnsw)
+                let bytes = read_verified(dir, entry)?;
+                let graph = HnswGraph::from_hora_dump(&bytes, keys.len(), dim)
+                    .map_err(|e| corrupt(format!("{}: {e}", entry.name)))?;
+                Some(graph)
             }
         };
         let pos: HashMap<u64, usize> = keys.iter().enumerate().map(|(i, &k)| (k, i)).collect();
@@ -943,6 +929,8 @@ fn build_graph(
         pos,
         files: None,
     };
+    let stem = format!("graph-{}-{}", graph.generation, unique_suffix());
+    let mut graph_entry = None;
     let n = graph.keys.len();
     if n > 0 {
         let hora_params = HNSWParams::<HnswF32>::default()
@@ -960,65 +948,65 @@ fn build_graph(
         catch_unwind(AssertUnwindSafe(|| hnsw.build(Metric::Euclidean)))
             .map_err(|_| IndexError::Hnsw("hora panicked while building the graph".into()))?
             .map_err(|e| IndexError::Hnsw(e.to_string()))?;
-        graph.hnsw = Some(hnsw);
-    }
-    if let Some(dir) = persist_dir {
-        persist_graph(dir, dim, &mut graph)?;
-    }
-    Ok(graph)
-}
 
-/// Writes the graph's files. hora's `dump` keeps a full serialisation copy
-/// inside the index afterwards, so the dumped index is dropped and the dump
-/// loaded back, which also proves it round-trips.
-fn persist_graph(dir: &Path, dim: usize, graph: &mut Graph) -> Result<()> {
-    fs::create_dir_all(dir).map_err(|e| IndexError::io(dir, e))?;
-    let stem = format!("graph-{}-{}", graph.generation, unique_suffix());
-    let vectors = write_file_atomically(dir, &format!("{stem}.vec"), |w| {
-        w.write_all(VECTORS_MAGIC)?;
-        w.write_all(&(dim as u64).to_le_bytes())?;
-        write_keys_vectors(w, &graph.keys, &graph.vectors)
-    })?;
-    let mut graph_entry = None;
-    if let Some(mut hnsw) = graph.hnsw.take() {
-        let name = format!("{stem}.hora");
-        let tmp = dir.join(format!(".{name}.tmp"));
-        let path = dir.join(&name);
-        let utf8 = |p: &Path| {
-            p.to_str()
-                .map(str::to_owned)
-                .ok_or_else(|| IndexError::Hnsw(format!("{} is not UTF-8", p.display())))
+        // hora hands its graph over only as a dump file: into the save
+        // directory when there is one, else into a scratch directory.
+        let scratch;
+        let dump_dir = match persist_dir {
+            Some(dir) => {
+                fs::create_dir_all(dir).map_err(|e| IndexError::io(dir, e))?;
+                dir
+            }
+            None => {
+                scratch = tempfile::tempdir().map_err(|e| IndexError::io(std::env::temp_dir(), e))?;
+                scratch.path()
+            }
         };
-        let (tmp_str, path_str) = (utf8(&tmp)?, utf8(&path)?);
+        let name = format!("{stem}.hora");
+        let tmp = dump_dir.join(format!(".{name}.tmp"));
+        let tmp_str = tmp
+            .to_str()
+            .map(str::to_owned)
+            .ok_or_else(|| IndexError::Hnsw(format!("{} is not UTF-8", tmp.display())))?;
         // hora unwraps its own I/O errors.
         catch_unwind(AssertUnwindSafe(|| hnsw.dump(&tmp_str)))
             .map_err(|_| IndexError::Hnsw(format!("hora could not write {}", tmp.display())))?
             .map_err(|e| IndexError::Hnsw(e.to_string()))?;
         drop(hnsw);
         let bytes = fs::read(&tmp).map_err(|e| IndexError::io(&tmp, e))?;
-        let entry = FileEntry {
-            name: name.clone(),
-            len: bytes.len() as u64,
-            crc32: crc32fast::hash(&bytes),
-        };
-        drop(bytes);
-        fs::File::open(&tmp)
-            .and_then(|f| f.sync_all())
-            .map_err(|e| IndexError::io(&tmp, e))?;
-        fs::rename(&tmp, &path).map_err(|e| IndexError::io(&path, e))?;
-        let loaded = catch_unwind(|| HNSWIndex::<HnswF32, u64>::load(&path_str))
-            .map_err(|_| IndexError::Hnsw(format!("hora could not read back {}", path.display())))?
-            .map_err(|e| IndexError::Hnsw(e.to_string()))?;
-        graph.hnsw = Some(loaded);
-        graph_entry = Some(entry);
+        graph.hnsw = Some(
+            HnswGraph::from_hora_dump(&bytes, n, dim)
+                .map_err(|e| IndexError::Hnsw(format!("hora's dump {}: {e}", tmp.display())))?,
+        );
+        if persist_dir.is_some() {
+            graph_entry = Some(FileEntry {
+                name: name.clone(),
+                len: bytes.len() as u64,
+                crc32: crc32fast::hash(&bytes),
+            });
+            drop(bytes);
+            fs::File::open(&tmp)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| IndexError::io(&tmp, e))?;
+            let path = dump_dir.join(&name);
+            fs::rename(&tmp, &path).map_err(|e| IndexError::io(&path, e))?;
+        }
     }
-    sync_dir(dir)?;
-    graph.files = Some(GraphFiles {
-        dir: dir.to_path_buf(),
-        graph: graph_entry,
-        vectors,
-    });
-    Ok(())
+    if let Some(dir) = persist_dir {
+        fs::create_dir_all(dir).map_err(|e| IndexError::io(dir, e))?;
+        let vectors = write_file_atomically(dir, &format!("{stem}.vec"), |w| {
+            w.write_all(VECTORS_MAGIC)?;
+            w.write_all(&(dim as u64).to_le_bytes())?;
+            write_keys_vectors(w, &graph.keys, &graph.vectors)
+        })?;
+        sync_dir(dir)?;
+        graph.files = Some(GraphFiles {
+            dir: dir.to_path_buf(),
+            graph: graph_entry,
+            vectors,
+        });
+    }
+    Ok(graph)
 }
 
 fn check_vector(dim: usize, v: &[f32]) -> Result<()> {
