@@ -86,7 +86,9 @@ pub struct ConfigArgs {
     /// [default: DATA_DIR/models].
     #[arg(long, env = "TRAUM_MODEL_CACHE_DIR")]
     pub model_cache_dir: Option<PathBuf>,
-    /// Audio windows per forward pass, gathered across files [default: 8].
+    /// Audio windows per forward pass, gathered across files [default: 2;
+    /// on the CPU larger batches are slower per window once activations
+    /// outgrow the cache, on a GPU raise it].
     #[arg(long, env = "TRAUM_EMBED_BATCH_SIZE")]
     pub embed_batch_size: Option<usize>,
     /// Threads of the inference pool [default: number of CPUs].

@@ -327,13 +327,22 @@ mod tests {
             let (ea, eb) = (to_elements(&a), to_elements(&b));
             let squared = HnswF32::euclidean_distance(&ea, &eb).map(|d| d.0);
             let expected = reference_squared(&a, &b);
-            assert!(matches!(squared, Ok(d) if (wide(d) - expected).abs() <= 1e-4 * expected.max(1.0)), "len {len}: {squared:?} vs {expected}");
+            assert!(
+                matches!(squared, Ok(d) if (wide(d) - expected).abs() <= 1e-4 * expected.max(1.0)),
+                "len {len}: {squared:?} vs {expected}"
+            );
             let dot: f64 = a.iter().zip(&b).map(|(x, y)| wide(x * y)).sum();
             let neg_dot = HnswF32::dot_product(&ea, &eb).map(|d| d.0);
-            assert!(matches!(neg_dot, Ok(d) if (wide(d) + dot).abs() <= 1e-4 * dot.abs().max(1.0)), "len {len}");
+            assert!(
+                matches!(neg_dot, Ok(d) if (wide(d) + dot).abs() <= 1e-4 * dot.abs().max(1.0)),
+                "len {len}"
+            );
             let l1: f64 = a.iter().zip(&b).map(|(x, y)| wide((x - y).abs())).sum();
             let manhattan = HnswF32::manhattan_distance(&ea, &eb).map(|d| d.0);
-            assert!(matches!(manhattan, Ok(d) if (wide(d) - l1).abs() <= 1e-4 * l1.max(1.0)), "len {len}");
+            assert!(
+                matches!(manhattan, Ok(d) if (wide(d) - l1).abs() <= 1e-4 * l1.max(1.0)),
+                "len {len}"
+            );
         }
     }
 
@@ -345,7 +354,10 @@ mod tests {
 
     #[test]
     fn serialises_exactly_like_f32() -> Result<(), serde_json::Error> {
-        assert_eq!(serde_json::to_string(&HnswF32(0.25))?, serde_json::to_string(&0.25f32)?);
+        assert_eq!(
+            serde_json::to_string(&HnswF32(0.25))?,
+            serde_json::to_string(&0.25f32)?
+        );
         let back: HnswF32 = serde_json::from_str("0.5")?;
         assert_eq!(back, HnswF32(0.5));
         Ok(())

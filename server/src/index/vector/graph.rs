@@ -175,7 +175,10 @@ impl HnswGraph {
                 for &next in list {
                     let d = distance(next);
                     if d < entry.distance {
-                        entry = Scored { distance: d, node: next };
+                        entry = Scored {
+                            distance: d,
+                            node: next,
+                        };
                         moved = true;
                     }
                 }
@@ -195,7 +198,10 @@ impl HnswGraph {
         best.push(entry);
         let mut unvisited = Vec::new();
         while let Some(Reverse(current)) = candidates.pop() {
-            if best.peek().is_some_and(|worst: &Scored| current.distance > worst.distance) {
+            if best
+                .peek()
+                .is_some_and(|worst: &Scored| current.distance > worst.distance)
+            {
                 break;
             }
             let i = current.node as usize;
@@ -216,7 +222,10 @@ impl HnswGraph {
                 let d = distance(next);
                 let full = best.len() >= ef;
                 if !full || best.peek().is_some_and(|worst| d < worst.distance) {
-                    let scored = Scored { distance: d, node: next };
+                    let scored = Scored {
+                        distance: d,
+                        node: next,
+                    };
                     candidates.push(Reverse(scored));
                     best.push(scored);
                     if full {
@@ -303,7 +312,11 @@ mod tests {
             assert_eq!(hits.len(), 64);
             assert!(hits.windows(2).all(|w| w[0].1 >= w[1].1), "best first");
             for &(i, cosine) in &hits {
-                let direct: f32 = vectors[i * DIM..(i + 1) * DIM].iter().zip(query).map(|(a, b)| a * b).sum();
+                let direct: f32 = vectors[i * DIM..(i + 1) * DIM]
+                    .iter()
+                    .zip(query)
+                    .map(|(a, b)| a * b)
+                    .sum();
                 assert!((cosine - direct).abs() < 1e-5);
             }
             let truth = exact_top(&vectors, query, 10);

@@ -105,11 +105,12 @@ fn random_queries() -> Vec<Vec<f32>> {
     (0..200).map(|_| rng.unit(DIM)).collect()
 }
 
-// hora 0.1.1 runs its generic HNSW code at this crate's opt-level, so debug
-// builds are slow: the always-on variants are small, the proof-sized ones
-// are ignored (run them with `--release -- --ignored`). Uniform random
-// 512-d vectors are the hard case: they need a far larger ef than real
-// (clustered) embeddings.
+// hora's generic HNSW code runs at this crate's opt-level. The clustered
+// 100k proof runs in CI (a few minutes of graph build on 2 cores). Uniform
+// random 512-d vectors are the hard case: true neighbours are barely closer
+// than any other point, and HNSW at M=16 stays far below recall 0.95 there
+// even at ef 1024 (hnswlib too, see README), so that proof is ignored until
+// the index meets it (run with `--release -- --ignored`).
 
 #[test]
 fn recall_random_2k() {
@@ -123,13 +124,12 @@ fn recall_clustered_2k() {
 }
 
 #[test]
-#[ignore = "slow in debug builds; run with --release -- --ignored"]
+#[ignore = "HNSW at M=16 does not reach recall 0.95 on uniform random 512-d vectors (issue #5)"]
 fn recall_random_100k() {
     check_recall("random", random_items(100_000, DIM, 1), &random_queries(), 1024);
 }
 
 #[test]
-#[ignore = "slow in debug builds; run with --release -- --ignored"]
 fn recall_clustered_100k() {
     let (items, queries) = clustered(100_000, 1000, DIM, 2);
     check_recall("clustered", items, &queries, 128);
