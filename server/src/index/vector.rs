@@ -929,6 +929,9 @@ fn build_graph(
         pos,
         files: None,
     };
+    if let Some(dir) = persist_dir {
+        fs::create_dir_all(dir).map_err(|e| IndexError::io(dir, e))?;
+    }
     let stem = format!("graph-{}-{}", graph.generation, unique_suffix());
     let mut graph_entry = None;
     let n = graph.keys.len();
@@ -938,7 +941,6 @@ fn build_graph(
             .n_neighbor(params.m)
             .n_neighbor0(params.m0)
             .ef_build(params.ef_construction)
-            .ef_search(params.ef_search)
             .has_deletion(false);
         let mut hnsw = HNSWIndex::<HnswF32, u64>::new(dim, &hora_params);
         for (i, &k) in graph.keys.iter().enumerate() {
@@ -953,10 +955,7 @@ fn build_graph(
         // directory when there is one, else into a scratch directory.
         let scratch;
         let dump_dir = match persist_dir {
-            Some(dir) => {
-                fs::create_dir_all(dir).map_err(|e| IndexError::io(dir, e))?;
-                dir
-            }
+            Some(dir) => dir,
             None => {
                 scratch = tempfile::tempdir().map_err(|e| IndexError::io(std::env::temp_dir(), e))?;
                 scratch.path()
@@ -993,7 +992,6 @@ fn build_graph(
         }
     }
     if let Some(dir) = persist_dir {
-        fs::create_dir_all(dir).map_err(|e| IndexError::io(dir, e))?;
         let vectors = write_file_atomically(dir, &format!("{stem}.vec"), |w| {
             w.write_all(VECTORS_MAGIC)?;
             w.write_all(&(dim as u64).to_le_bytes())?;

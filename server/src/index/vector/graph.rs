@@ -249,27 +249,14 @@ mod tests {
     use hora::index::hnsw_params::HNSWParams;
 
     use super::super::element::{HnswF32, to_elements};
+    use super::super::tests::Rng;
     use super::*;
 
     const DIM: usize = 24;
 
-    /// Deterministic unit vectors (splitmix64 → uniform in [-1, 1), normalised).
     fn unit_vectors(n: usize, seed: u64) -> Vec<f32> {
-        let mut state = seed;
-        let mut next = || {
-            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            ((z ^ (z >> 31)) >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-        };
-        let mut out = Vec::with_capacity(n * DIM);
-        for _ in 0..n {
-            let v: Vec<f32> = (0..DIM).map(|_| next()).collect();
-            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-            out.extend(v.iter().map(|x| x / norm));
-        }
-        out
+        let mut rng = Rng(seed);
+        (0..n).flat_map(|_| rng.unit(DIM)).collect()
     }
 
     fn hora_dump(vectors: &[f32]) -> Vec<u8> {

@@ -9,7 +9,7 @@ type Items = Vec<(u64, Vec<f32>)>;
 
 /// Deterministic generator (splitmix64 + Box–Muller): no extra dependency,
 /// and failures reproduce.
-struct Rng(u64);
+pub(super) struct Rng(pub(super) u64);
 
 impl Rng {
     fn next_u64(&mut self) -> u64 {
@@ -29,7 +29,7 @@ impl Rng {
         (-2.0 * u.ln()).sqrt() * (std::f32::consts::TAU * v).cos()
     }
 
-    fn unit(&mut self, dim: usize) -> Vec<f32> {
+    pub(super) fn unit(&mut self, dim: usize) -> Vec<f32> {
         normalise((0..dim).map(|_| self.gaussian()).collect())
     }
 }
