@@ -103,6 +103,12 @@ pub struct ConfigArgs {
     /// HNSW candidate list size while searching [default: 128].
     #[arg(long, env = "TRAUM_HNSW_EF_SEARCH")]
     pub hnsw_ef_search: Option<usize>,
+    /// Recall@10 each built graph must reach on a sample of its own items;
+    /// the candidate list grows until it does, and where that costs more than
+    /// scoring every vector, searches score every vector. 0 turns the check
+    /// off [default: 0.95].
+    #[arg(long, env = "TRAUM_HNSW_TARGET_RECALL")]
+    pub hnsw_target_recall: Option<f64>,
 }
 
 /// The same settings as read from a TOML file.
@@ -135,6 +141,7 @@ struct FileConfig {
     hnsw_m: Option<usize>,
     hnsw_ef_construction: Option<usize>,
     hnsw_ef_search: Option<usize>,
+    hnsw_target_recall: Option<f64>,
 }
 
 mod opt_duration {
@@ -312,6 +319,9 @@ impl Config {
         if let Some(v) = args.hnsw_ef_search.or(file.hnsw_ef_search) {
             config.hnsw.ef_search = v;
         }
+        if let Some(v) = args.hnsw_target_recall.or(file.hnsw_target_recall) {
+            config.hnsw.target_recall = v;
+        }
         config.validate()?;
         Ok(config)
     }
@@ -376,6 +386,12 @@ impl Config {
             return Err(ConfigError(format!(
                 "hnsw_m must be 2 to 256 and hnsw_ef_construction, hnsw_ef_search 1 to 4096 (got {}, {}, {})",
                 h.m, h.ef_construction, h.ef_search
+            )));
+        }
+        if !(0.0..=1.0).contains(&h.target_recall) {
+            return Err(ConfigError(format!(
+                "hnsw_target_recall must be between 0 and 1 (got {})",
+                h.target_recall
             )));
         }
         if let Some(repo) = &self.model {
@@ -461,7 +477,7 @@ mod tests {
         let file = dir.path().join("traum.toml");
         std::fs::write(
             &file,
-            "workers = 7\nlisten = \"127.0.0.1:6000\"\nshutdown_grace = \"5s\"\n",
+            "workers = 7\nlisten = \"127.0.0.1:6000\"\nshutdown_grace = \"5s\"\nhnsw_target_recall = 0.9\n",
         )
         .unwrap();
         let args = ConfigArgs {
@@ -474,6 +490,7 @@ mod tests {
         assert_eq!(config.listen.port(), 7000);
         assert_eq!(config.workers, 7);
         assert_eq!(config.shutdown_grace, Duration::from_secs(5));
+        assert_eq!(config.hnsw.target_recall, 0.9);
         assert!(config.database_url.starts_with("sqlite://"));
     }
 
@@ -500,6 +517,12 @@ mod tests {
         })
         .unwrap_err();
         assert!(err.to_string().contains("database_url"), "{err}");
+        let err = Config::resolve(ConfigArgs {
+            hnsw_target_recall: Some(1.5),
+            ..ConfigArgs::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("hnsw_target_recall"), "{err}");
     }
 
     #[test]

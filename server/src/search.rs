@@ -416,9 +416,10 @@ impl Search {
         Ok(())
     }
 
-    /// Name, entries, bytes on disk and readiness of both indexes, for
-    /// `GetStats`. The keyword index lives in memory (rebuilt at start).
-    pub fn index_stats(&self) -> Vec<(&'static str, u64, u64, bool)> {
+    /// Name, entries, bytes on disk, readiness and search mode of both
+    /// indexes, for `GetStats`. The keyword index lives in memory (rebuilt at
+    /// start).
+    pub fn index_stats(&self) -> Vec<(&'static str, u64, u64, bool, String)> {
         let vectors = self.vectors();
         let saved_bytes = self
             .inner
@@ -439,8 +440,11 @@ impl Search {
                 vectors.as_ref().map_or(0, |v| v.index.len() as u64),
                 saved_bytes,
                 vectors.is_some(),
+                vectors
+                    .as_ref()
+                    .map_or_else(String::new, |v| v.index.stats().route.to_string()),
             ),
-            ("text", self.inner.text.num_docs(), 0, true),
+            ("text", self.inner.text.num_docs(), 0, true, String::new()),
         ]
     }
 

@@ -177,6 +177,12 @@ async fn search_end_to_end(backend: Backend) {
     let vector_index = stats.indexes.iter().find(|i| i.name == "vectors").unwrap();
     assert_eq!(vector_index.entries, windows as u64);
     assert!(vector_index.ready);
+    // A handful of vectors: scoring them all beats any graph walk.
+    assert!(
+        vector_index.search_mode.starts_with("exact scan"),
+        "{}",
+        vector_index.search_mode
+    );
 
     // Text search: every file, ordered by the best cosine over its vectors.
     let response = server

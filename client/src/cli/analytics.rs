@@ -36,6 +36,7 @@ struct IndexJson {
     entries: u64,
     size_bytes: u64,
     ready: bool,
+    search_mode: String,
 }
 
 #[derive(Serialize)]
@@ -77,6 +78,7 @@ pub async fn stats(client: &TraumClient, globals: Globals) -> anyhow::Result<Out
                     entries: i.entries,
                     size_bytes: i.size_bytes,
                     ready: i.ready,
+                    search_mode: i.search_mode.clone(),
                 })
                 .collect(),
             model_name: stats.model_name,
@@ -113,6 +115,9 @@ pub async fn stats(client: &TraumClient, globals: Globals) -> anyhow::Result<Out
                 human_bytes(index.size_bytes),
                 if index.ready { "ready" } else { "not ready" }
             );
+            if !index.search_mode.is_empty() {
+                println!("    search: {}", index.search_mode);
+            }
         }
     }
     println!("model:          {}", dash_if_empty(&stats.model_name));

@@ -81,6 +81,15 @@ enum Bench {
         /// Python interpreter with hnswlib and numpy installed.
         #[arg(long, default_value = "python3")]
         python: String,
+        /// Keep Traum's built index here and load it on later runs with the
+        /// same inputs instead of building again (for query-side work; the
+        /// build time is then the load time).
+        #[arg(long)]
+        reuse_dir: Option<PathBuf>,
+        /// Recall@10 Traum's graph is calibrated to (0: no calibration, the
+        /// graph is walked at each ef as measured).
+        #[arg(long, default_value_t = 0.95)]
+        target_recall: f64,
     },
     /// End-to-end `SearchByText` through gRPC on a library of random vectors:
     /// every query a new text, so the text encoder runs each time.
@@ -117,6 +126,8 @@ fn main() -> anyhow::Result<()> {
             ef_construction,
             ef,
             python,
+            reuse_dir,
+            target_recall,
         } => ann_bench_entry(AnnSetup {
             n,
             dim,
@@ -126,6 +137,8 @@ fn main() -> anyhow::Result<()> {
             ef_construction,
             efs: ef,
             python,
+            reuse_dir,
+            target_recall,
         }),
         Bench::Search {
             model_dir,
@@ -436,6 +449,8 @@ struct AnnSetup {
     ef_construction: usize,
     efs: Vec<usize>,
     python: String,
+    reuse_dir: Option<PathBuf>,
+    target_recall: f64,
 }
 
 /// splitmix64: reproducible inputs without another dependency.
@@ -520,9 +535,12 @@ fn ann_bench(setup: &AnnSetup) -> anyhow::Result<()> {
             m: setup.m,
             m0: 2 * setup.m,
             ef_construction: setup.ef_construction,
-            ef_search: 64,
+            // Calibration starts from the smallest ef measured.
+            ef_search: setup.efs.iter().copied().min().unwrap_or(64),
+            target_recall: setup.target_recall,
         },
         background_rebuild: false,
+        persist_dir: setup.reuse_dir.clone(),
         ..VectorIndexConfig::default()
     };
     let items: Vec<(u64, Vec<f32>)> = base
@@ -531,9 +549,30 @@ fn ann_bench(setup: &AnnSetup) -> anyhow::Result<()> {
         .enumerate()
         .map(|(i, v)| (i as u64, v))
         .collect();
+    // The model id records the inputs, so a reused index built from other
+    // vectors is stale and rebuilt.
+    let model_id = format!(
+        "bench-{}-{}-{}-{}-{}",
+        setup.kind, setup.n, setup.dim, setup.m, setup.ef_construction
+    );
     let started = Instant::now();
-    let index = VectorIndex::build("bench", setup.dim, config, items)?;
+    let reused = setup
+        .reuse_dir
+        .as_deref()
+        .and_then(|dir| VectorIndex::load(dir, &model_id, setup.dim, config.clone()).ok())
+        .map(|(index, _)| index);
+    let index = match reused {
+        Some(index) => index,
+        None => {
+            let index = VectorIndex::build(&model_id, setup.dim, config, items)?;
+            if let Some(dir) = &setup.reuse_dir {
+                index.save(dir, 0)?;
+            }
+            index
+        }
+    };
     let build = started.elapsed();
+    eprintln!("traum graph calibration: {:?}", index.stats().route);
 
     let started = Instant::now();
     let truth: Vec<HashSet<u64>> = queries
@@ -561,6 +600,8 @@ fn ann_bench(setup: &AnnSetup) -> anyhow::Result<()> {
             percentile_ms(&latencies, 0.99),
             found as f64 / (10 * queries.len()) as f64,
         ));
+        // Printed as it comes: the peer's build takes a while.
+        eprintln!("traum ef {ef}: {:?}", ours.last());
     }
 
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/ann_peer.py");

@@ -54,11 +54,12 @@ impl pb::analytics_service_server::AnalyticsService for AnalyticsApi {
                 .search
                 .index_stats()
                 .into_iter()
-                .map(|(name, entries, size_bytes, ready)| pb::IndexStats {
+                .map(|(name, entries, size_bytes, ready, search_mode)| pb::IndexStats {
                     name: name.to_owned(),
                     entries,
                     size_bytes,
                     ready,
+                    search_mode,
                 })
                 .collect(),
             model_name: model.name,

@@ -38,6 +38,7 @@ use simsimd::SpatialSimilarity;
 
 use self::element::{HnswF32, to_elements};
 use self::graph::HnswGraph;
+pub use self::graph::Route;
 use super::IndexError;
 
 mod element;
@@ -56,7 +57,7 @@ const DELTA_MAGIC: &[u8; 8] = b"TRMDLT01";
 const NORM_TOLERANCE: f32 = 1e-3;
 
 /// HNSW graph parameters.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HnswParams {
     /// Neighbours per node on the upper layers (hora's `n_neighbor`, "M").
     pub m: usize,
@@ -67,6 +68,14 @@ pub struct HnswParams {
     /// Default candidate list size while searching (hora's own default, 16, is
     /// far too low for useful recall).
     pub ef_search: usize,
+    /// Recall@10 every built graph is calibrated to (see
+    /// [`HnswGraph::calibrate`]); 0 skips calibration.
+    #[serde(default = "default_target_recall")]
+    pub target_recall: f64,
+}
+
+fn default_target_recall() -> f64 {
+    0.95
 }
 
 impl Default for HnswParams {
@@ -76,6 +85,7 @@ impl Default for HnswParams {
             m0: 32,
             ef_construction: 100,
             ef_search: 128,
+            target_recall: default_target_recall(),
         }
     }
 }
@@ -119,7 +129,7 @@ pub struct VectorHit {
 }
 
 /// Counters for health checks and metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct VectorIndexStats {
     /// Live items (what a search can return).
     pub items: usize,
@@ -130,6 +140,8 @@ pub struct VectorIndexStats {
     /// Bumped by every rebuild.
     pub generation: u64,
     pub rebuilding: bool,
+    /// How searches use the current graph.
+    pub route: Route,
 }
 
 /// One file named by the manifest, with what it must look like.
@@ -166,6 +178,8 @@ pub struct Manifest {
 struct Graph {
     generation: u64,
     hnsw: Option<HnswGraph>,
+    /// How searches use `hnsw`, measured when it was built or loaded.
+    route: Route,
     keys: Vec<u64>,
     vectors: Vec<f32>,
     pos: HashMap<u64, usize>,
@@ -185,6 +199,7 @@ impl Graph {
         Graph {
             generation,
             hnsw: None,
+            route: Route::Exact { best_recall: 1.0 },
             keys: Vec::new(),
             vectors: Vec::new(),
             pos: HashMap::new(),
@@ -346,11 +361,17 @@ impl VectorIndex {
 
     fn validate_config(dim: usize, config: &VectorIndexConfig) -> Result<()> {
         let h = &config.hnsw;
-        if dim == 0 || h.m < 2 || h.m0 < h.m || h.ef_construction == 0 || h.ef_search == 0 {
+        if dim == 0
+            || h.m < 2
+            || h.m0 < h.m
+            || h.ef_construction == 0
+            || h.ef_search == 0
+            || !(0.0..=1.0).contains(&h.target_recall)
+        {
             return Err(IndexError::BadVector(format!(
                 "invalid vector index settings: dim {dim}, M {}, M0 {} (must be ≥ M), ef_construction {}, \
-                 ef_search {}",
-                h.m, h.m0, h.ef_construction, h.ef_search
+                 ef_search {}, target recall {} (0 to 1)",
+                h.m, h.m0, h.ef_construction, h.ef_search, h.target_recall
             )));
         }
         Ok(())
@@ -414,6 +435,7 @@ impl VectorIndex {
             tombstones: st.tombstones.len(),
             generation: st.graph.generation,
             rebuilding: st.pending.is_some(),
+            route: st.graph.route,
         }
     }
 
@@ -504,7 +526,9 @@ impl VectorIndex {
     }
 
     /// Approximate top-`k` with an explicit candidate list size (recall/speed
-    /// trade-off per query; values below `k` act as `k`).
+    /// trade-off per query; values below `k`, or below what calibration found
+    /// the graph needs, are raised). Exact when calibration routed the graph
+    /// to exact search.
     pub fn search_with_ef(&self, query: &[f32], k: usize, ef: usize) -> Result<Vec<VectorHit>> {
         check_query(self.inner.dim, query)?;
         if k == 0 {
@@ -513,7 +537,13 @@ impl VectorIndex {
         let st = self.read();
         let mut hits = Vec::with_capacity(2 * k);
         let dim = self.inner.dim;
-        if let Some(hnsw) = &st.graph.hnsw {
+        let min_ef = match st.graph.route {
+            Route::Graph { min_ef, .. } => Some(min_ef),
+            Route::Unchecked => Some(0),
+            Route::Exact { .. } => None,
+        };
+        if let (Some(hnsw), Some(min_ef)) = (&st.graph.hnsw, min_ef) {
+            let ef = ef.max(min_ef);
             let total = st.graph.keys.len();
             let live = total - st.tombstones.len();
             // Over-fetch by the tombstone share so k live results usually survive
@@ -533,8 +563,16 @@ impl VectorIndex {
                 }
                 want = (want * 2).min(total);
             }
+        } else {
+            for (i, &id) in st.graph.keys.iter().enumerate() {
+                if !st.tombstones.contains(&id) {
+                    hits.push(VectorHit {
+                        id,
+                        cosine: dot(query, st.graph.vector(dim, i)),
+                    });
+                }
+            }
         }
-        let dim = self.inner.dim;
         for i in 0..st.fresh.len() {
             hits.push(VectorHit {
                 id: st.fresh.keys[i],
@@ -787,7 +825,7 @@ impl VectorIndex {
             None => return Err(corrupt("graph vectors present but no graph dump".into())),
             Some(entry) => {
                 let bytes = read_verified(dir, entry)?;
-                let graph = HnswGraph::from_hora_dump(&bytes, keys.len(), dim)
+                let graph = HnswGraph::from_hora_dump(&bytes, &vectors, dim)
                     .map_err(|e| corrupt(format!("{}: {e}", entry.name)))?;
                 Some(graph)
             }
@@ -828,9 +866,14 @@ impl VectorIndex {
             graph: manifest.graph.clone(),
             vectors: manifest.graph_vectors.clone(),
         };
+        let route = match &hnsw {
+            Some(hnsw) => route_for(hnsw, &vectors, dim, &config.hnsw),
+            None => Route::Exact { best_recall: 1.0 },
+        };
         let graph = Graph {
             generation: manifest.generation,
             hnsw,
+            route,
             keys,
             vectors,
             pos,
@@ -924,6 +967,7 @@ fn build_graph(
     let mut graph = Graph {
         generation,
         hnsw: None,
+        route: Route::Exact { best_recall: 1.0 },
         keys,
         vectors,
         pos,
@@ -973,10 +1017,10 @@ fn build_graph(
             .map_err(|e| IndexError::Hnsw(e.to_string()))?;
         drop(hnsw);
         let bytes = fs::read(&tmp).map_err(|e| IndexError::io(&tmp, e))?;
-        graph.hnsw = Some(
-            HnswGraph::from_hora_dump(&bytes, n, dim)
-                .map_err(|e| IndexError::Hnsw(format!("hora's dump {}: {e}", tmp.display())))?,
-        );
+        let hnsw = HnswGraph::from_hora_dump(&bytes, &graph.vectors, dim)
+            .map_err(|e| IndexError::Hnsw(format!("hora's dump {}: {e}", tmp.display())))?;
+        graph.route = route_for(&hnsw, &graph.vectors, dim, params);
+        graph.hnsw = Some(hnsw);
         if persist_dir.is_some() {
             graph_entry = Some(FileEntry {
                 name: name.clone(),
@@ -1029,6 +1073,16 @@ fn check_query(dim: usize, v: &[f32]) -> Result<()> {
         return Err(IndexError::BadVector("vector contains NaN or infinity".into()));
     }
     Ok(())
+}
+
+/// Calibrates a graph for top-10 searches (see [`HnswGraph::calibrate`]).
+fn route_for(hnsw: &HnswGraph, vectors: &[f32], dim: usize, params: &HnswParams) -> Route {
+    if params.target_recall <= 0.0 {
+        return Route::Unchecked;
+    }
+    let route = hnsw.calibrate(vectors, dim, 10, params.target_recall, params.ef_search);
+    tracing::info!(items = vectors.len() / dim, ?route, "vector graph calibrated");
+    route
 }
 
 /// Dot product of equal-length slices (lengths are checked by callers).
