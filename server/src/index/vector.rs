@@ -535,14 +535,17 @@ impl VectorIndex {
             return Ok(Vec::new());
         }
         let st = self.read();
+        let min_ef = match st.graph.route {
+            Route::Graph { min_ef, .. } => min_ef,
+            Route::Unchecked => 0,
+            Route::Exact { .. } => {
+                drop(st);
+                return self.search_exact(query, k);
+            }
+        };
         let mut hits = Vec::with_capacity(2 * k);
         let dim = self.inner.dim;
-        let min_ef = match st.graph.route {
-            Route::Graph { min_ef, .. } => Some(min_ef),
-            Route::Unchecked => Some(0),
-            Route::Exact { .. } => None,
-        };
-        if let (Some(hnsw), Some(min_ef)) = (&st.graph.hnsw, min_ef) {
+        if let Some(hnsw) = &st.graph.hnsw {
             let ef = ef.max(min_ef);
             let total = st.graph.keys.len();
             let live = total - st.tombstones.len();
@@ -562,15 +565,6 @@ impl VectorIndex {
                     break;
                 }
                 want = (want * 2).min(total);
-            }
-        } else {
-            for (i, &id) in st.graph.keys.iter().enumerate() {
-                if !st.tombstones.contains(&id) {
-                    hits.push(VectorHit {
-                        id,
-                        cosine: dot(query, st.graph.vector(dim, i)),
-                    });
-                }
             }
         }
         for i in 0..st.fresh.len() {
