@@ -86,8 +86,9 @@ async fn streams_every_format(backend: Backend) {
         assert_eq!(props.sample_rate_hz, rate, "{name}");
         assert_eq!(props.channels, channels, "{name}");
         assert_eq!(props.codec, codec, "{name}");
+        // Priming and padding are trimmed for every codec (AAC too).
         assert!(
-            (props.duration_seconds - seconds).abs() < 0.08,
+            (props.duration_seconds - seconds).abs() < 0.005,
             "{name}: {} s",
             props.duration_seconds
         );

@@ -144,6 +144,7 @@ pub fn decode_file(
         params,
         codec,
         mut decoder,
+        mut window,
     } = opened;
 
     let limit_seconds = options.max_duration.as_secs_f64();
@@ -298,6 +299,9 @@ pub fn decode_file(
                     describe(&other)
                 )));
             }
+        }
+        if let Some(window) = window.as_mut() {
+            window.apply(&mut mono);
         }
         if mono.is_empty() {
             continue;
@@ -651,14 +655,10 @@ mod tests {
             assert_eq!(report.output_frames, samples.len() as u64, "{name}");
             assert_eq!(report.skipped_packets, 0, "{name}");
             assert!(report.warning.is_none());
-            // symphonia 0.5 ignores the MP4 edit list, so AAC keeps its
-            // encoder priming and padding (1024 + up to 1024 frames).
-            let slack_ms = if name == "tone.m4a" { 95.0 } else { 5.0 };
-            assert!(error_ms.abs() < slack_ms, "{name}: length off by {error_ms} ms");
-            assert!(
-                (report.duration_seconds - seconds).abs() < slack_ms / 1000.0,
-                "{name}"
-            );
+            // Priming and padding are trimmed for every codec (for AAC by
+            // the MP4 edit list, which symphonia itself does not apply).
+            assert!(error_ms.abs() < 5.0, "{name}: length off by {error_ms} ms");
+            assert!((report.duration_seconds - seconds).abs() < 0.005, "{name}");
             // Exact rational resampling: the output length follows the
             // source length.
             let expected = (report.source_frames * 48_000 + 11_025) / 22_050;
@@ -670,6 +670,45 @@ mod tests {
             assert!(high < 1e-5, "{name}: {high} of the power is above 11.1 kHz");
             assert_eq!(fractions.last().copied(), Some(1.0), "{name}");
             assert!(fractions.windows(2).all(|pair| pair[0] <= pair[1]), "{name}");
+        }
+    }
+
+    #[test]
+    fn encoder_priming_is_removed_so_events_keep_their_time() {
+        // Bursts of 2 kHz from 0.250 to 0.253 s and 0.750 to 0.753 s; an
+        // untrimmed AAC stream puts them 1024 frames (23 ms) late.
+        for name in ["clicks.m4a", "clicks.mp3"] {
+            let (samples, report) = decode_to_vec(&fixture(name), &DecodeOptions::default(), |_| {}).unwrap();
+            let rate = f64::from(OUTPUT_SAMPLE_RATE);
+            let loudest_in = |from: f64, to: f64| {
+                let range = (from * rate) as usize..(to * rate) as usize;
+                let offset = range.start;
+                let peak = samples[range]
+                    .iter()
+                    .enumerate()
+                    .max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()))
+                    .map(|(i, _)| i)
+                    .unwrap();
+                (offset + peak) as f64 / rate
+            };
+            let first = loudest_in(0.0, 0.5);
+            let second = loudest_in(0.5, 1.0);
+            println!(
+                "{name}: bursts peak at {first:.4} s and {second:.4} s, {} samples",
+                samples.len()
+            );
+            for (peak, start) in [(first, 0.25), (second, 0.75)] {
+                assert!(
+                    (start - 0.001..start + 0.004).contains(&peak),
+                    "{name}: the burst starting at {start} s peaks at {peak} s"
+                );
+            }
+            let length_error = samples.len() as f64 / rate - 1.0;
+            assert!(
+                length_error.abs() < 0.002,
+                "{name}: length off by {length_error} s"
+            );
+            assert!((report.duration_seconds - 1.0).abs() < 0.002, "{name}");
         }
     }
 

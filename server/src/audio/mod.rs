@@ -3,6 +3,7 @@
 
 pub mod decode;
 pub mod descriptors;
+mod edit_list;
 pub mod key;
 pub mod loudness;
 pub mod mel;

@@ -2,6 +2,8 @@
 //! decoder so both read files the same way. Each caller words the failures
 //! for its own error type.
 
+use std::io::{Seek, SeekFrom};
+
 use symphonia::core::codecs::{CODEC_TYPE_NULL, CodecParameters, Decoder, DecoderOptions};
 use symphonia::core::errors::Error as SymphoniaError;
 use symphonia::core::formats::{FormatOptions, FormatReader};
@@ -9,6 +11,7 @@ use symphonia::core::io::{MediaSource, MediaSourceStream, MediaSourceStreamOptio
 use symphonia::core::meta::MetadataOptions;
 use symphonia::core::probe::Hint;
 
+use super::edit_list::{FrameWindow, read_media_window};
 use crate::model::AudioFormat;
 
 /// A demuxer positioned at the start, with the decoder for its audio track.
@@ -19,6 +22,9 @@ pub(super) struct OpenedTrack {
     /// Short codec name as symphonia knows it (e.g. `mp3`, `flac`).
     pub codec: String,
     pub decoder: Box<dyn Decoder>,
+    /// The decoded frames that are the audio, where the container says so
+    /// and symphonia does not apply it (the MP4 edit list).
+    pub window: Option<FrameWindow>,
 }
 
 /// Why a track could not be opened.
@@ -35,11 +41,15 @@ pub(super) enum OpenFailure {
 
 /// Probes `source` (with the sniffed format as a hint) and prepares the
 /// decoder of its first audio track. Gapless trimming is on, so packet
-/// durations exclude encoder delay and padding.
+/// durations exclude encoder delay and padding; for MP4, whose edit list
+/// symphonia does not read, [`OpenedTrack::window`] carries it instead.
 pub(super) fn open_track(
-    source: Box<dyn MediaSource>,
+    mut source: Box<dyn MediaSource>,
     format: Option<AudioFormat>,
 ) -> Result<OpenedTrack, OpenFailure> {
+    let media_window = read_media_window(&mut source)
+        .and_then(|window| source.seek(SeekFrom::Start(0)).map(|_| window))
+        .map_err(|err| OpenFailure::Container(SymphoniaError::IoError(err)))?;
     let stream = MediaSourceStream::new(source, MediaSourceStreamOptions::default());
     let mut hint = Hint::new();
     if let Some(format) = format {
@@ -75,12 +85,16 @@ pub(super) fn open_track(
             codec: codec.clone(),
             error,
         })?;
+    let window = media_window
+        .zip(params.sample_rate)
+        .map(|(window, rate)| window.at_rate(rate));
     Ok(OpenedTrack {
         reader,
         track_id,
         params,
         codec,
         decoder,
+        window,
     })
 }
 

@@ -58,6 +58,7 @@ pub fn probe_file(
         params,
         codec,
         mut decoder,
+        window,
     } = opened;
 
     let mut frames: u64 = 0;
@@ -117,6 +118,7 @@ pub fn probe_file(
             seconds(frames, Some(sample_rate))
         )));
     }
+    let frames = window.map_or(frames, |window| window.trimmed_length(frames));
     let channels = params
         .channels
         .or(decoded_spec.map(|spec| spec.channels))
