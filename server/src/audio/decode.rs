@@ -13,10 +13,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use rubato::{FftFixedInOut, Resampler};
-use symphonia::core::audio::SampleBuffer;
+use symphonia::core::audio::{Channels, SampleBuffer};
 use symphonia::core::errors::Error as SymphoniaError;
 use symphonia::core::io::MediaSource;
 
+use super::edit_list::FrameWindow;
+use super::loudness::{ChannelPosition, LevelMeter, SourceLevels, channel_weight};
 use super::open::{OpenFailure, OpenedTrack, describe, open_track};
 use super::sniff::SUPPORTED_FORMATS;
 use crate::model::AudioFormat;
@@ -70,6 +72,9 @@ pub struct DecodeReport {
     pub skipped_packets: u64,
     /// `source_frames / source_sample_rate`.
     pub duration_seconds: f64,
+    /// Peak and loudness over the source channels at the source rate, which
+    /// the mono downmix cannot give.
+    pub levels: SourceLevels,
     /// Set when packets were skipped, worded for the job's warning list.
     pub warning: Option<String>,
 }
@@ -165,6 +170,7 @@ pub fn decode_file(
     let mut samples: Option<SampleBuffer<f32>> = None;
     let mut mono: Vec<f32> = Vec::new();
     let mut resampler: Option<MonoResampler> = None;
+    let mut meter: Option<LevelMeter> = None;
     let mut source_frames: u64 = 0;
     let mut skipped: u64 = 0;
     let mut skipped_frames: u64 = 0;
@@ -244,11 +250,22 @@ pub fn decode_file(
                     continue;
                 };
                 buffer.copy_interleaved_ref(decoded);
+                let frames = buffer.samples().len() / channel_count;
+                let kept = window
+                    .as_mut()
+                    .map_or(0..frames, |window| window.next_range(frames));
+                let interleaved = &buffer.samples()[kept.start * channel_count..kept.end * channel_count];
+                let meter =
+                    meter.get_or_insert_with(|| LevelMeter::new(spec.rate, loudness_weights(spec.channels)));
+                // A stream whose layout changes mid-way keeps the levels of
+                // its first layout.
+                if meter.channels() == channel_count {
+                    meter.push_interleaved(interleaved);
+                }
                 mono.clear();
                 let scale = 1.0 / channel_count as f32;
                 mono.extend(
-                    buffer
-                        .samples()
+                    interleaved
                         .chunks_exact(channel_count)
                         .map(|frame| frame.iter().sum::<f32>() * scale),
                 );
@@ -264,8 +281,7 @@ pub fn decode_file(
                 }
                 let frames = packet_frames(&packet);
                 skipped_frames += frames;
-                mono.clear();
-                mono.resize(frames as usize, 0.0);
+                fill_silence(&mut mono, frames, window.as_mut(), meter.as_mut());
             }
             // Decoders read the packet from memory: running off its end means
             // the packet itself is damaged.
@@ -283,8 +299,7 @@ pub fn decode_file(
                 }
                 let frames = packet_frames(&packet);
                 skipped_frames += frames;
-                mono.clear();
-                mono.resize(frames as usize, 0.0);
+                fill_silence(&mut mono, frames, window.as_mut(), meter.as_mut());
             }
             Err(SymphoniaError::Unsupported(feature)) => {
                 return Err(DecodeError::Unsupported(format!(
@@ -299,9 +314,6 @@ pub fn decode_file(
                     describe(&other)
                 )));
             }
-        }
-        if let Some(window) = window.as_mut() {
-            window.apply(&mut mono);
         }
         if mono.is_empty() {
             continue;
@@ -353,6 +365,7 @@ pub fn decode_file(
         output_frames,
         skipped_packets: skipped,
         duration_seconds,
+        levels: meter.map(|meter| meter.levels()).unwrap_or_default(),
         warning,
     })
 }
@@ -372,11 +385,51 @@ pub fn decode_to_vec(
     Ok((samples, report))
 }
 
-/// Frames a packet contributes once encoder delay and padding are trimmed.
+/// Frames a packet contributes once encoder delay and padding are trimmed
+/// (symphonia's readers shorten `dur` by what they trim).
 fn packet_frames(packet: &symphonia::core::formats::Packet) -> u64 {
-    packet
-        .dur
-        .saturating_sub(u64::from(packet.trim_start) + u64::from(packet.trim_end))
+    packet.dur
+}
+
+/// Replaces a packet that could not be decoded by `frames` frames of
+/// silence, so every later timestamp stays where it belongs.
+fn fill_silence(
+    mono: &mut Vec<f32>,
+    frames: u64,
+    window: Option<&mut FrameWindow>,
+    meter: Option<&mut LevelMeter>,
+) {
+    let frames = usize::try_from(frames).unwrap_or(usize::MAX);
+    let kept = window.map_or(0..frames, |window| window.next_range(frames));
+    mono.clear();
+    mono.resize(kept.len(), 0.0);
+    if let Some(meter) = meter {
+        meter.push_interleaved(&vec![0.0; kept.len() * meter.channels()]);
+    }
+}
+
+/// BS.1770 weights of a layout's channels, in the interleaved order
+/// symphonia delivers them (ascending channel bit).
+fn loudness_weights(channels: Channels) -> Vec<f64> {
+    let surround = Channels::REAR_LEFT
+        | Channels::REAR_RIGHT
+        | Channels::REAR_CENTRE
+        | Channels::SIDE_LEFT
+        | Channels::SIDE_RIGHT
+        | Channels::REAR_LEFT_CENTRE
+        | Channels::REAR_RIGHT_CENTRE;
+    channels
+        .iter()
+        .map(|channel| {
+            channel_weight(if channel.intersects(Channels::LFE1 | Channels::LFE2) {
+                ChannelPosition::LowFrequency
+            } else if channel.intersects(surround) {
+                ChannelPosition::Surround
+            } else {
+                ChannelPosition::Front
+            })
+        })
+        .collect()
 }
 
 fn unrecoverable(codec: &str, frames: u64, rate: Option<u32>, message: &str) -> DecodeError {
@@ -671,6 +724,27 @@ mod tests {
             assert_eq!(fractions.last().copied(), Some(1.0), "{name}");
             assert!(fractions.windows(2).all(|pair| pair[0] <= pair[1]), "{name}");
         }
+    }
+
+    #[test]
+    fn levels_are_measured_on_the_source_channels() {
+        // tone.flac carries the same signal in both channels; pyloudnorm
+        // reads -24.77 LUFS (ffmpeg ebur128: -24.7) and a sample peak of
+        // -22.42 dBFS.
+        let (samples, report) =
+            decode_to_vec(&fixture("tone.flac"), &DecodeOptions::default(), |_| {}).unwrap();
+        let loudness = report.levels.loudness_lufs.unwrap();
+        let peak = report.levels.peak_dbfs.unwrap();
+        println!("tone.flac: {loudness:.3} LUFS, peak {peak:.3} dBFS");
+        assert!((loudness + 24.77).abs() < 0.1, "{loudness}");
+        assert!((peak + 22.42).abs() < 0.01, "{peak}");
+        // BS.1770 adds the channels' powers: the mono downmix reads 3 LU
+        // lower, which is what a meter on the decoded stream would say.
+        let downmix = super::super::loudness::integrated_loudness(&samples, OUTPUT_SAMPLE_RATE).unwrap();
+        assert!(
+            (loudness - downmix - 3.01).abs() < 0.05,
+            "{loudness} vs {downmix}"
+        );
     }
 
     #[test]

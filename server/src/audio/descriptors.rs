@@ -9,7 +9,7 @@ use realfft::num_complex::Complex;
 use realfft::{RealFftPlanner, RealToComplex};
 
 use super::key::{self, KeyEstimate};
-use super::loudness;
+use super::loudness::{self, SourceLevels};
 use super::tempo::{self, OnsetDetector, TempoEstimate};
 
 /// Frames quieter than this count as silent, dBFS (RMS over the frame).
@@ -25,8 +25,8 @@ pub struct Descriptors {
     /// Integrated loudness after EBU R128 / ITU-R BS.1770-4, LUFS. `None` when
     /// nothing passes the −70 LUFS gate (silence, or under 400 ms of audio).
     pub loudness_lufs: Option<f64>,
-    /// Root-mean-square level over the whole signal, dBFS (a full-scale
-    /// sine reads −3.01 dBFS).
+    /// Root-mean-square level of the mono downmix over the whole signal,
+    /// dBFS (a full-scale sine reads −3.01 dBFS).
     pub rms_dbfs: Option<f64>,
     /// Spectral centroid, Hz: the centroid of the magnitude spectrum summed
     /// over all frames, which is the per-frame centroid averaged with each
@@ -46,15 +46,32 @@ pub struct Descriptors {
 
 /// Computes all descriptors of a mono signal.
 ///
+/// Peak and loudness come from `source_levels` when given: measured on the
+/// file's own channels while decoding ([`DecodeReport::levels`]), as BS.1770
+/// and a sample peak are defined; without them they are measured on
+/// `samples`.
+///
 /// `progress` receives the fraction done, 0 to 1, roughly proportional to
 /// the work spent.
-pub fn analyse(samples: &[f32], sample_rate: u32, mut progress: impl FnMut(f64)) -> Descriptors {
-    let peak_dbfs = loudness::peak_dbfs(samples);
+///
+/// [`DecodeReport::levels`]: super::decode::DecodeReport::levels
+pub fn analyse(
+    samples: &[f32],
+    sample_rate: u32,
+    source_levels: Option<SourceLevels>,
+    mut progress: impl FnMut(f64),
+) -> Descriptors {
     let rms_dbfs = loudness::rms_dbfs(samples);
     let zero_crossing_rate_hz = zero_crossing_rate_hz(samples, sample_rate);
     let silence_ratio = silence_ratio(samples, sample_rate);
     progress(0.05);
-    let loudness_lufs = loudness::integrated_loudness(samples, sample_rate);
+    let SourceLevels {
+        peak_dbfs,
+        loudness_lufs,
+    } = source_levels.unwrap_or_else(|| SourceLevels {
+        peak_dbfs: loudness::peak_dbfs(samples),
+        loudness_lufs: loudness::integrated_loudness(samples, sample_rate),
+    });
     progress(0.25);
 
     // One short-window STFT feeds both the centroid and the onset envelope.
@@ -235,7 +252,7 @@ mod tests {
             .collect();
         signal.extend(std::iter::repeat_n(0.0, rate as usize * 2));
         let mut last = 0.0;
-        let descriptors = analyse(&signal, rate, |fraction| {
+        let descriptors = analyse(&signal, rate, None, |fraction| {
             assert!(fraction >= last);
             last = fraction;
         });
@@ -250,7 +267,7 @@ mod tests {
 
     #[test]
     fn silence_has_no_levels() {
-        let descriptors = analyse(&vec![0.0; 48_000], 48_000, |_| {});
+        let descriptors = analyse(&vec![0.0; 48_000], 48_000, None, |_| {});
         assert_eq!(descriptors.peak_dbfs, None);
         assert_eq!(descriptors.loudness_lufs, None);
         assert_eq!(descriptors.spectral_centroid_hz, None);

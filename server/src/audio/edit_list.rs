@@ -28,17 +28,20 @@ impl FrameWindow {
         self.keep.map_or(after_skip, |keep| after_skip.min(keep))
     }
 
-    /// Cuts the next decoded block down to the frames inside the window;
-    /// blocks must be passed in stream order.
-    pub fn apply(&mut self, block: &mut Vec<f32>) {
-        let skipped = (self.skip.min(block.len() as u64)) as usize;
-        block.drain(..skipped);
-        self.skip -= skipped as u64;
-        if let Some(keep) = self.keep.as_mut() {
-            let kept = (*keep).min(block.len() as u64);
-            block.truncate(kept as usize);
-            *keep -= kept;
-        }
+    /// The frames of the next decoded block of `frames` frames that lie
+    /// inside the window; blocks must be passed in stream order.
+    pub fn next_range(&mut self, frames: usize) -> std::ops::Range<usize> {
+        let start = self.skip.min(frames as u64) as usize;
+        self.skip -= start as u64;
+        let end = match self.keep.as_mut() {
+            Some(keep) => {
+                let kept = (*keep).min((frames - start) as u64);
+                *keep -= kept;
+                start + kept as usize
+            }
+            None => frames,
+        };
+        start..end
     }
 }
 
@@ -385,9 +388,8 @@ mod tests {
             vec![6.0, 7.0, 8.0],
             vec![9.0],
         ] {
-            let mut block = block;
-            frames.apply(&mut block);
-            out.extend(block);
+            let kept = frames.next_range(block.len());
+            out.extend_from_slice(&block[kept]);
         }
         assert_eq!(out, vec![4.0, 5.0, 6.0, 7.0]);
     }

@@ -1,5 +1,10 @@
 //! Level measurements: sample peak, RMS and integrated loudness after
-//! ITU-R BS.1770-4 / EBU R128 for a single (mono) channel.
+//! ITU-R BS.1770-4 / EBU R128.
+//!
+//! Loudness and peak belong to the file as stored, so [`LevelMeter`] measures
+//! them on the source channels at the source rate while the file is decoded:
+//! BS.1770 sums the channels' powers, so a stereo file reads up to 3 LU
+//! louder than its mono downmix, and a downmix can hide a peak in one channel.
 
 /// Length of one gating block, seconds (BS.1770-4 §2.8).
 const BLOCK_SECONDS: f64 = 0.4;
@@ -118,36 +123,117 @@ impl KWeighting {
 /// Returns `None` when no 400 ms block passes the −70 LUFS absolute gate:
 /// the signal is silent, or shorter than one block.
 pub fn integrated_loudness(samples: &[f32], sample_rate: u32) -> Option<f64> {
-    let blocks = block_energies(samples, sample_rate);
-    gated_loudness(&blocks)
+    let mut meter = LevelMeter::new(sample_rate, vec![1.0]);
+    meter.push_interleaved(samples);
+    meter.levels().loudness_lufs
 }
 
-/// Mean square of the K-weighted signal over each 400 ms block, blocks
-/// starting every 100 ms. A block is the sum of four 100 ms steps, so every
-/// sample is filtered and squared once.
-fn block_energies(samples: &[f32], sample_rate: u32) -> Vec<f64> {
-    let step_len = ((BLOCK_SECONDS * f64::from(sample_rate)) / STEPS_PER_BLOCK as f64).round() as usize;
-    if step_len == 0 {
-        return Vec::new();
+/// Peak and loudness of a file as stored (all channels, source rate).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct SourceLevels {
+    /// Largest absolute sample value over all channels, dBFS (sample peak);
+    /// `None` for digital silence.
+    pub peak_dbfs: Option<f64>,
+    /// Integrated loudness over all channels with their BS.1770 weights,
+    /// LUFS; `None` when nothing passes the −70 LUFS gate.
+    pub loudness_lufs: Option<f64>,
+}
+
+/// BS.1770-4 weight of a channel by position: 1.0 in front, 1.41 (+1.5 dB)
+/// for surround channels beside and behind the listener, 0 for LFE, which
+/// the standard leaves out.
+pub fn channel_weight(position: ChannelPosition) -> f64 {
+    match position {
+        ChannelPosition::Front => 1.0,
+        ChannelPosition::Surround => 1.41,
+        ChannelPosition::LowFrequency => 0.0,
     }
-    let mut filter = KWeighting::new(f64::from(sample_rate));
-    let steps: Vec<f64> = samples
-        .chunks_exact(step_len)
-        .map(|chunk| {
-            chunk
+}
+
+/// Where a channel plays, as far as loudness weighting cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelPosition {
+    Front,
+    Surround,
+    LowFrequency,
+}
+
+/// Streaming sample peak and BS.1770 loudness of interleaved audio.
+///
+/// Gating blocks are 400 ms long and start every 100 ms, so the meter keeps
+/// the K-weighted energy of each 100 ms step (summed over the channels with
+/// their weights) and every sample is filtered and squared once.
+pub struct LevelMeter {
+    filters: Vec<KWeighting>,
+    weights: Vec<f64>,
+    step_len: usize,
+    /// Frames in the step being filled.
+    step_fill: usize,
+    step_energy: f64,
+    steps: Vec<f64>,
+    peak: f32,
+}
+
+impl LevelMeter {
+    /// A meter for `weights.len()` interleaved channels (see
+    /// [`channel_weight`]).
+    pub fn new(sample_rate: u32, weights: Vec<f64>) -> Self {
+        let step_len = ((BLOCK_SECONDS * f64::from(sample_rate)) / STEPS_PER_BLOCK as f64).round() as usize;
+        Self {
+            filters: weights
                 .iter()
-                .map(|&sample| {
-                    let weighted = filter.process(f64::from(sample));
-                    weighted * weighted
-                })
-                .sum()
-        })
-        .collect();
-    let block_len = (step_len * STEPS_PER_BLOCK) as f64;
-    steps
-        .windows(STEPS_PER_BLOCK)
-        .map(|window| window.iter().sum::<f64>() / block_len)
-        .collect()
+                .map(|_| KWeighting::new(f64::from(sample_rate)))
+                .collect(),
+            weights,
+            step_len,
+            step_fill: 0,
+            step_energy: 0.0,
+            steps: Vec::new(),
+            peak: 0.0,
+        }
+    }
+
+    pub fn channels(&self) -> usize {
+        self.weights.len()
+    }
+
+    /// Adds whole frames of interleaved samples; a trailing partial frame is
+    /// ignored.
+    pub fn push_interleaved(&mut self, samples: &[f32]) {
+        let channels = self.weights.len();
+        if channels == 0 || self.step_len == 0 {
+            return;
+        }
+        for frame in samples.chunks_exact(channels) {
+            let mut energy = 0.0;
+            for ((&sample, filter), &weight) in frame.iter().zip(&mut self.filters).zip(&self.weights) {
+                self.peak = self.peak.max(sample.abs());
+                let weighted = filter.process(f64::from(sample));
+                energy += weight * weighted * weighted;
+            }
+            self.step_energy += energy;
+            self.step_fill += 1;
+            if self.step_fill == self.step_len {
+                self.steps.push(self.step_energy);
+                self.step_energy = 0.0;
+                self.step_fill = 0;
+            }
+        }
+    }
+
+    /// Peak and integrated loudness of everything pushed so far.
+    pub fn levels(&self) -> SourceLevels {
+        let block_len = (self.step_len * STEPS_PER_BLOCK) as f64;
+        let blocks: Vec<f64> = self
+            .steps
+            .windows(STEPS_PER_BLOCK)
+            .map(|window| window.iter().sum::<f64>() / block_len)
+            .collect();
+        SourceLevels {
+            peak_dbfs: amplitude_to_dbfs(f64::from(self.peak)),
+            loudness_lufs: gated_loudness(&blocks),
+        }
+    }
 }
 
 fn energy_to_lufs(energy: f64) -> f64 {
@@ -243,6 +329,53 @@ mod tests {
         signal.extend(sine(997.0, 0.1 / 31.62, 2.0, 48_000));
         let loudness = integrated_loudness(&signal, 48_000).unwrap();
         assert!((loudness + 23.0).abs() < 0.5, "{loudness}");
+    }
+
+    fn interleave(channels: &[&[f32]]) -> Vec<f32> {
+        (0..channels[0].len())
+            .flat_map(|i| channels.iter().map(move |channel| channel[i]))
+            .collect()
+    }
+
+    #[test]
+    fn channels_add_their_weighted_power() {
+        let tone = sine(997.0, 0.1, 3.0, 44_100);
+        let quiet = sine(997.0, 0.05, 3.0, 44_100);
+        let silent = vec![0.0; tone.len()];
+        let measure = |weights: Vec<f64>, channels: &[&[f32]]| {
+            let mut meter = LevelMeter::new(44_100, weights);
+            meter.push_interleaved(&interleave(channels));
+            meter.levels()
+        };
+        // One channel: −23.01 LUFS, as the mono function says.
+        let mono = measure(vec![1.0], &[&tone]);
+        assert!((mono.loudness_lufs.unwrap() + 23.01).abs() < 0.03, "{mono:?}");
+        // The same tone in both channels has twice the power: +3.01 LU.
+        let stereo = measure(vec![1.0, 1.0], &[&tone, &tone]);
+        assert!((stereo.loudness_lufs.unwrap() + 20.0).abs() < 0.03, "{stereo:?}");
+        // A silent second channel adds nothing; the peak is the louder one's.
+        let one_sided = measure(vec![1.0, 1.0], &[&silent, &tone]);
+        assert!((one_sided.loudness_lufs.unwrap() + 23.01).abs() < 0.03);
+        assert!((one_sided.peak_dbfs.unwrap() + 20.0).abs() < 0.01);
+        // Surround channels weigh 1.41, LFE nothing.
+        let surround = measure(
+            vec![
+                channel_weight(ChannelPosition::Surround),
+                channel_weight(ChannelPosition::LowFrequency),
+            ],
+            &[&tone, &quiet],
+        );
+        let expected = -23.01 + 10.0 * 1.41f64.log10();
+        assert!(
+            (surround.loudness_lufs.unwrap() - expected).abs() < 0.03,
+            "{surround:?}"
+        );
+        // Pushing in odd-sized pieces changes nothing.
+        let mut meter = LevelMeter::new(44_100, vec![1.0, 1.0]);
+        for piece in interleave(&[&tone, &quiet]).chunks(2 * 777) {
+            meter.push_interleaved(piece);
+        }
+        assert_eq!(meter.levels(), measure(vec![1.0, 1.0], &[&tone, &quiet]));
     }
 
     #[test]

@@ -82,8 +82,9 @@ pub fn probe_file(
             continue;
         }
         packets += 1;
-        let trimmed = u64::from(packet.trim_start) + u64::from(packet.trim_end);
-        frames += packet.dur.saturating_sub(trimmed);
+        // Readers that trim (symphonia's `trim_packet`) shorten `dur` by the
+        // trimmed frames themselves.
+        frames += packet.dur;
         if decoded_spec.is_none() {
             let decoded = decoder.decode(&packet).map_err(|err| {
                 ProbeError::Corrupt(format!(

@@ -236,10 +236,10 @@ fn audio(files: Vec<PathBuf>, runs: usize, python: &str) -> anyhow::Result<()> {
 
 fn run_ours(file: &Path) -> anyhow::Result<Ours> {
     let started = Instant::now();
-    let (samples, _) = decode_to_vec(file, &DecodeOptions::default(), |_| {})?;
+    let (samples, report) = decode_to_vec(file, &DecodeOptions::default(), |_| {})?;
     let decode = started.elapsed();
     let started = Instant::now();
-    let analysis = descriptors::analyse(&samples, OUTPUT_SAMPLE_RATE, |_| {});
+    let analysis = descriptors::analyse(&samples, OUTPUT_SAMPLE_RATE, Some(report.levels), |_| {});
     let descriptors = started.elapsed();
     let started = Instant::now();
     let extractor = LogMelExtractor::new(MelConfig::default())?;

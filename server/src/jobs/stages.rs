@@ -9,6 +9,7 @@ use tokio::sync::watch;
 
 use super::Jobs;
 use crate::audio::decode::{DecodeOptions, DecodeReport, decode_to_vec};
+use crate::audio::loudness::SourceLevels;
 use crate::audio::{descriptors, probe_file};
 use crate::blob::hash_file;
 use crate::error::{Error, Result};
@@ -20,6 +21,8 @@ use crate::model::{AudioDescriptors, AudioProperties, FileEmbeddings, JobRecord,
 #[derive(Default)]
 pub(super) struct RunContext {
     decoded: Option<Arc<Vec<f32>>>,
+    /// Measured on the source channels while decoding.
+    levels: SourceLevels,
 }
 
 /// What a stage produced, to be persisted on the async side.
@@ -79,10 +82,12 @@ impl Jobs {
                     .decoded_samples(context, &blob_path, file.format, &progress_tx)
                     .await?;
                 let share_done = *progress_tx.borrow();
+                let levels = context.levels;
                 tokio::task::spawn_blocking(move || {
                     let analysis = descriptors::analyse(
                         &samples,
                         crate::audio::decode::OUTPUT_SAMPLE_RATE,
+                        Some(levels),
                         |fraction| {
                             progress_tx.send_replace(share_done + fraction * (1.0 - share_done));
                         },
@@ -128,6 +133,7 @@ impl Jobs {
                     job.warnings.push(warning);
                 }
                 context.decoded = Some(Arc::new(samples));
+                context.levels = report.levels;
                 Ok(())
             }
             StageOutput::Analysed(analysis) => store.set_file_descriptors(&file.id, &analysis).await,
@@ -156,7 +162,7 @@ impl Jobs {
             format_hint: Some(format),
         };
         let (path, progress) = (blob_path.to_path_buf(), progress_tx.clone());
-        let (samples, _) = tokio::task::spawn_blocking(move || {
+        let (samples, report) = tokio::task::spawn_blocking(move || {
             decode_to_vec(&path, &options, |fraction| {
                 progress.send_replace(fraction * 0.5);
             })
@@ -164,6 +170,7 @@ impl Jobs {
         .await??;
         let samples = Arc::new(samples);
         context.decoded = Some(samples.clone());
+        context.levels = report.levels;
         Ok(samples)
     }
 }
