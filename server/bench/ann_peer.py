@@ -30,6 +30,8 @@ started = time.perf_counter()
 index.add_items(base, np.arange(n))
 result = {"build_s": time.perf_counter() - started, "runs": []}
 index.set_num_threads(1)
+index.set_ef(max(efs + [10]))
+index.knn_query(queries, k=10)  # untimed warm-up, as Traum's side does
 for ef in efs:
     index.set_ef(max(ef, 10))
     latencies, found = [], 0

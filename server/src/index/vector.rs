@@ -349,14 +349,28 @@ impl VectorIndex {
             }
         }
         let graph = build_graph(dim, &config.hnsw, 1, keys, vectors, config.persist_dir.as_deref())?;
-        Ok(Self::from_state(
+        let index = Self::from_state(
             model_id.into(),
             dim,
             config,
             graph,
             HashSet::new(),
             Fresh::default(),
-        ))
+        );
+        index.save_to_persist_dir();
+        Ok(index)
+    }
+
+    /// Saves to the configured directory right after a build, so a crash
+    /// before the next clean shutdown costs a reconcile, not another build
+    /// (about 45 min for 1M vectors on 2 cores). Failing to save only costs
+    /// that speed-up, so it is logged rather than returned.
+    fn save_to_persist_dir(&self) {
+        if let Some(dir) = self.inner.config.persist_dir.clone()
+            && let Err(err) = self.save(&dir, 0)
+        {
+            tracing::warn!(error = %err, dir = %dir.display(), "could not save the vector index");
+        }
     }
 
     fn validate_config(dim: usize, config: &VectorIndexConfig) -> Result<()> {
@@ -673,7 +687,8 @@ impl VectorIndex {
             // Writes keep arriving during a long build; go again while needed.
             loop {
                 match index.rebuild() {
-                    Ok(_) => {}
+                    Ok(true) => index.save_to_persist_dir(),
+                    Ok(false) => {}
                     Err(err) => {
                         tracing::warn!(error = %err, "vector index rebuild failed; serving the old graph");
                         break;

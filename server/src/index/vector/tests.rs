@@ -161,6 +161,13 @@ fn calibration_walks_a_graph_that_reaches_the_target_and_scans_a_tiny_one() {
     };
     assert!(min_ef >= HnswParams::default().ef_search && recall >= 0.95);
     assert!(scored_per_query * 1.5 < 3_000.0, "cheaper than a scan");
+    // Calibrated with each sampled item held out of the walk, the recall it
+    // measured is what new queries from the same data get.
+    let new_queries = recall_at_10(&index, &queries, min_ef);
+    assert!(
+        new_queries >= 0.93 && (new_queries - recall).abs() <= 0.04,
+        "calibrated recall {recall}, new queries {new_queries}"
+    );
     // Asking for less than calibration found necessary gets the calibrated ef.
     for q in &queries[..20] {
         assert_eq!(
@@ -408,6 +415,41 @@ fn background_rebuild_folds_the_fresh_segment() {
         found >= 980,
         "only {found}/1000 items find themselves after the fold"
     );
+}
+
+#[test]
+fn built_and_rebuilt_graphs_are_saved_without_waiting_for_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = VectorIndexConfig {
+        persist_dir: Some(dir.path().to_path_buf()),
+        fresh_limit: 256,
+        background_rebuild: true,
+        ..config()
+    };
+    let items = random_items(600, 32, 18);
+    let index = VectorIndex::build("m", 32, cfg, items[..300].to_vec()).unwrap();
+    // As after a crash: nothing but the build itself has saved.
+    let (loaded, manifest) = VectorIndex::load(dir.path(), "m", 32, config()).unwrap();
+    assert_eq!((manifest.generation, loaded.len()), (1, 300));
+    drop(loaded);
+
+    // One call, so the rebuild starts after all of them are in.
+    index
+        .insert_many(items[300..].iter().map(|(id, v)| (*id, v.as_slice())))
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while index.inner.rebuild_thread.load(Ordering::Acquire) || index.needs_rebuild() {
+        assert!(Instant::now() < deadline, "background rebuild did not finish");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let generation = index.stats().generation;
+    assert!(generation >= 2, "the fresh items were folded");
+    let (loaded, manifest) = VectorIndex::load(dir.path(), "m", 32, config()).unwrap();
+    assert_eq!(manifest.generation, generation, "the folded graph was saved");
+    assert_eq!(loaded.len(), 600);
+    for (_, q) in items.iter().step_by(50) {
+        assert_eq!(loaded.search(q, 5).unwrap(), index.search(q, 5).unwrap());
+    }
 }
 
 fn saved_index(dir: &Path) -> (VectorIndex, Vec<(u64, Vec<f32>)>) {
