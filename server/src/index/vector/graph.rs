@@ -117,6 +117,28 @@ impl std::fmt::Display for Route {
     }
 }
 
+/// A set of graph positions as a bitmap: one bit per node, so a query's
+/// bookkeeping is a few kilobytes and every test is one load.
+struct NodeSet(Vec<u64>);
+
+impl NodeSet {
+    fn new(nodes: usize) -> Self {
+        Self(vec![0; nodes.div_ceil(64)])
+    }
+
+    /// Adds `node`; true when it was not in the set yet.
+    fn insert(&mut self, node: u32) -> bool {
+        let (word, bit) = (node as usize / 64, 1u64 << (node % 64));
+        let fresh = self.0[word] & bit == 0;
+        self.0[word] |= bit;
+        fresh
+    }
+
+    fn clear(&mut self) {
+        self.0.fill(0);
+    }
+}
+
 /// bf16 values per 64-byte cache line.
 const CACHE_LINE_VALUES: usize = 32;
 
@@ -265,14 +287,13 @@ impl HnswGraph {
         // 100k), so this descent scores hundreds of vectors per query. A node
         // scored once need not be again (the entry only gets closer, so it
         // cannot win later), and the misses of the rest overlap as on layer 0.
-        let mut scored_in_descent = vec![0u64; n.div_ceil(64)];
-        let mut first_time = |node: u32| {
-            let (word, bit) = (node as usize / 64, 1u64 << (node % 64));
-            let fresh = scored_in_descent[word] & bit == 0;
-            scored_in_descent[word] |= bit;
-            fresh
-        };
-        first_time(self.root);
+        // A held-out node is marked seen up front in both phases, so it is
+        // never scored nor stepped through.
+        let mut seen = NodeSet::new(n);
+        seen.insert(self.root);
+        if let Some(node) = held_out {
+            seen.insert(node);
+        }
         let mut unscored = Vec::new();
         for level in (1..=self.top_level).rev() {
             let mut moved = true;
@@ -282,11 +303,7 @@ impl HnswGraph {
                     break;
                 };
                 unscored.clear();
-                unscored.extend(
-                    list.iter()
-                        .copied()
-                        .filter(|&next| Some(next) != held_out && first_time(next)),
-                );
+                unscored.extend(list.iter().copied().filter(|&next| seen.insert(next)));
                 for &next in &unscored {
                     touch(next);
                 }
@@ -303,16 +320,12 @@ impl HnswGraph {
             }
         }
 
-        let mut visited = vec![0u64; n.div_ceil(64)];
-        let mut visit = |node: u32| {
-            let (word, bit) = (node as usize / 64, 1u64 << (node % 64));
-            let fresh = visited[word] & bit == 0;
-            visited[word] |= bit;
-            fresh
-        };
-        visit(entry.node);
+        // Layer 0 starts afresh: nodes scored in the descent are candidates
+        // here like any other.
+        seen.clear();
+        seen.insert(entry.node);
         if let Some(node) = held_out {
-            visit(node);
+            seen.insert(node);
         }
         let mut candidates = BinaryHeap::from([Reverse(entry)]);
         let mut best = BinaryHeap::with_capacity(ef + 1);
@@ -331,7 +344,7 @@ impl HnswGraph {
                 self.layer0[self.offsets[i] as usize..self.offsets[i + 1] as usize]
                     .iter()
                     .copied()
-                    .filter(|&next| visit(next)),
+                    .filter(|&next| seen.insert(next)),
             );
             // Each vector is a cache miss away. Touching every cache line of
             // them all first lets the misses overlap (stable Rust has no safe
