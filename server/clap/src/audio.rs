@@ -19,7 +19,7 @@
 //! window; doing them on the CPU before upload keeps the device graph to GEMMs and reductions.
 
 use burn::tensor::activation;
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{Int, Tensor, TensorData};
 
 use crate::config::ClapConfig;
 use crate::error::{ClapError, Result};
@@ -319,24 +319,19 @@ impl SwinBlock {
         let n = ws * ws;
         let n_windows = (h / ws) * (w / ws);
         let shortcut = x.clone();
-        let mut y = self.norm_before.forward(x).reshape([b, h, w, c]);
-        if self.shift > 0 {
-            y = roll2(y, self.shift, h, w);
-        }
-        let windows = y
-            .reshape([b, h / ws, ws, w / ws, ws, c])
-            .permute([0, 1, 3, 2, 4, 5])
+        let normed = self.norm_before.forward(x);
+        // The cyclic shift and the cut into windows are one permutation of
+        // the tokens, applied as a single row gather (and its inverse after
+        // attention) instead of two concatenations and a 6-d permute each way.
+        let (into_windows, back) = window_order(b, (h, w), ws, self.shift, &normed.device());
+        let windows = normed
+            .reshape([b * l, c])
+            .select(0, into_windows)
             .reshape([b * n_windows, n, c]);
         let attended = self.attention(windows, b, n_windows);
-        let mut y = attended
-            .reshape([b, h / ws, w / ws, ws, ws, c])
-            .permute([0, 1, 3, 2, 4, 5])
-            .reshape([b, h, w, c]);
-        if self.shift > 0 {
-            y = roll2(y, h - self.shift, h, w);
-        }
-        let x = shortcut + y.reshape([b, l, c]);
-        let mlp = self.fc2.forward(activation::gelu(
+        let y = attended.reshape([b * l, c]).select(0, back).reshape([b, l, c]);
+        let x = shortcut + y;
+        let mlp = self.fc2.forward(crate::nn::gelu(
             self.fc1.forward(self.norm_after.forward(x.clone())),
         ));
         x + mlp
@@ -363,21 +358,41 @@ impl SwinBlock {
     }
 }
 
-/// Cyclic shift of `[B, H, W, C]` by `-s` along H and W (`torch.roll(x, (-s, -s), (1, 2))`);
-/// `s = H - shift` undoes a shift of `shift` when H == W.
-fn roll2(x: Tensor<4>, s: usize, h: usize, w: usize) -> Tensor<4> {
-    let sh = s % h;
-    let sw = s % w;
-    let x = if sh == 0 {
-        x
-    } else {
-        Tensor::cat(vec![x.clone().narrow(1, sh, h - sh), x.narrow(1, 0, sh)], 1)
-    };
-    if sw == 0 {
-        x
-    } else {
-        Tensor::cat(vec![x.clone().narrow(2, sw, w - sw), x.narrow(2, 0, sw)], 2)
+/// Row indices that turn `B` images of `H×W` tokens (row-major) into their
+/// `ws×ws` windows after a cyclic shift by `-shift` along both axes
+/// (`torch.roll(x, (-shift, -shift), (1, 2))`, then the window partition), and
+/// the inverse permutation that puts attended windows back.
+fn window_order(
+    batch: usize,
+    (h, w): (usize, usize),
+    ws: usize,
+    shift: usize,
+    device: &burn::tensor::Device,
+) -> (Tensor<1, Int>, Tensor<1, Int>) {
+    let l = h * w;
+    let mut into_windows = Vec::with_capacity(batch * l);
+    for image in 0..batch {
+        for window_row in 0..h / ws {
+            for window_col in 0..w / ws {
+                for row in 0..ws {
+                    for col in 0..ws {
+                        let source_row = (window_row * ws + row + shift) % h;
+                        let source_col = (window_col * ws + col + shift) % w;
+                        into_windows.push((image * l + source_row * w + source_col) as i64);
+                    }
+                }
+            }
+        }
     }
+    let mut back = vec![0i64; into_windows.len()];
+    for (position, &source) in into_windows.iter().enumerate() {
+        back[source as usize] = position as i64;
+    }
+    let upload = |rows: Vec<i64>| {
+        let len = rows.len();
+        Tensor::<1, Int>::from_data(TensorData::new(rows, [len]), device)
+    };
+    (upload(into_windows), upload(back))
 }
 
 /// `[B, H*W, C]` → `[B, H/2*W/2, 4C]` in the order HF concatenates:

@@ -204,7 +204,7 @@ impl TextLayer {
         let probs = activation::softmax(scores, 3);
         let ctx = probs.matmul(v).swap_dims(1, 2).reshape([b, t, h]);
         let attn = self.attn_norm.forward(self.attn_out.forward(ctx) + x);
-        let mlp = self.fc2.forward(activation::gelu(self.fc1.forward(attn.clone())));
+        let mlp = self.fc2.forward(crate::nn::gelu(self.fc1.forward(attn.clone())));
         self.out_norm.forward(mlp + attn)
     }
 }

@@ -667,8 +667,13 @@ mod accuracy {
         let librosa: BTreeMap<String, f64> = serde_json::from_str(&text).unwrap();
         let results = tempo_results();
         let (mut agree, mut librosa_exact, mut librosa_close, mut agree_where_right) = (0, 0, 0, 0);
+        // Loops where some estimate within ±1 BPM of the truth is also within
+        // 2 % of librosa's value: the only ones an estimator that meets the
+        // accuracy requirement can agree on, apart from its 5 % allowance.
+        let mut reachable = 0;
         for (spec, estimate) in results {
             let theirs = librosa[&spec.name];
+            reachable += usize::from(0.98 * theirs <= spec.bpm + 1.0 && 1.02 * theirs >= spec.bpm - 1.0);
             let ours = estimate.map_or(0.0, |e| e.bpm);
             let agrees = (ours / theirs - 1.0).abs() <= 0.02;
             agree += usize::from(agrees);
@@ -687,6 +692,12 @@ mod accuracy {
         let total = results.len() as f64;
         let percent = |count: usize, of: f64| 100.0 * count as f64 / of;
         let where_right_pct = percent(agree_where_right, librosa_close as f64);
+        let allowance = results.len() / 20;
+        eprintln!(
+            "librosa: an estimator within ±1 BPM on 95 % of the loops can agree with librosa on at most \
+             {reachable} + {allowance} of {total} loops ({:.1} %)",
+            percent((reachable + allowance).min(results.len()), total),
+        );
         eprintln!(
             "librosa: raw agreement within 2 % on {agree}/{total} ({:.1} %); librosa within ±1 BPM of truth \
              on {:.1} %, within 2 % on {librosa_close}; agreement where librosa is within 2 % of truth: \
