@@ -38,10 +38,12 @@ struct SwinBlock {
     fc2: Linear,
     heads: usize,
     window: usize,
-    shift: usize,
     /// Relative position bias, plus the shifted-window mask when `shift > 0`:
     /// `[1, nW, heads, N, N]` (nW = 1 without shift, broadcast over windows).
     bias: Tensor<5>,
+    /// Where each token goes for the shifted window partition, fixed by the
+    /// stage's resolution, so it is worked out once at load.
+    order: WindowOrder,
 }
 
 struct Stage {
@@ -172,8 +174,8 @@ impl AudioEncoder {
                     fc2: Linear::load(l, &format!("{p}.output.dense"), hidden, dim, true)?,
                     heads,
                     window,
-                    shift,
                     bias,
+                    order: WindowOrder::new(resolution, window, shift),
                 });
             }
             let merge = if s + 1 < n_stages {
@@ -323,7 +325,7 @@ impl SwinBlock {
         // The cyclic shift and the cut into windows are one permutation of
         // the tokens, applied as a single row gather (and its inverse after
         // attention) instead of two concatenations and a 6-d permute each way.
-        let (into_windows, back) = window_order(b, (h, w), ws, self.shift, &normed.device());
+        let (into_windows, back) = self.order.rows(b, &normed.device());
         let windows = normed
             .reshape([b * l, c])
             .select(0, into_windows)
@@ -358,41 +360,49 @@ impl SwinBlock {
     }
 }
 
-/// Row indices that turn `B` images of `H×W` tokens (row-major) into their
-/// `ws×ws` windows after a cyclic shift by `-shift` along both axes
-/// (`torch.roll(x, (-shift, -shift), (1, 2))`, then the window partition), and
-/// the inverse permutation that puts attended windows back.
-fn window_order(
-    batch: usize,
-    (h, w): (usize, usize),
-    ws: usize,
-    shift: usize,
-    device: &burn::tensor::Device,
-) -> (Tensor<1, Int>, Tensor<1, Int>) {
-    let l = h * w;
-    let mut into_windows = Vec::with_capacity(batch * l);
-    for image in 0..batch {
+/// The token permutation of one `H×W` image (rows in row-major order) that a
+/// cyclic shift by `-shift` along both axes followed by the cut into `ws×ws`
+/// windows amounts to (`torch.roll(x, (-shift, -shift), (1, 2))`, then the
+/// window partition), and its inverse, which puts attended windows back.
+struct WindowOrder {
+    into_windows: Vec<i64>,
+    back: Vec<i64>,
+}
+
+impl WindowOrder {
+    fn new((h, w): (usize, usize), ws: usize, shift: usize) -> Self {
+        let mut into_windows = Vec::with_capacity(h * w);
         for window_row in 0..h / ws {
             for window_col in 0..w / ws {
                 for row in 0..ws {
                     for col in 0..ws {
                         let source_row = (window_row * ws + row + shift) % h;
                         let source_col = (window_col * ws + col + shift) % w;
-                        into_windows.push((image * l + source_row * w + source_col) as i64);
+                        into_windows.push((source_row * w + source_col) as i64);
                     }
                 }
             }
         }
+        let mut back = vec![0i64; into_windows.len()];
+        for (position, &source) in into_windows.iter().enumerate() {
+            back[source as usize] = position as i64;
+        }
+        Self { into_windows, back }
     }
-    let mut back = vec![0i64; into_windows.len()];
-    for (position, &source) in into_windows.iter().enumerate() {
-        back[source as usize] = position as i64;
+
+    /// Both permutations as row indices into `batch` images stacked as
+    /// `[batch·H·W, C]`.
+    fn rows(&self, batch: usize, device: &burn::tensor::Device) -> (Tensor<1, Int>, Tensor<1, Int>) {
+        let tokens = self.into_windows.len();
+        let stacked = |order: &[i64]| {
+            let rows: Vec<i64> = (0..batch)
+                .flat_map(|image| order.iter().map(move |&row| row + (image * tokens) as i64))
+                .collect();
+            let len = rows.len();
+            Tensor::<1, Int>::from_data(TensorData::new(rows, [len]), device)
+        };
+        (stacked(&self.into_windows), stacked(&self.back))
     }
-    let upload = |rows: Vec<i64>| {
-        let len = rows.len();
-        Tensor::<1, Int>::from_data(TensorData::new(rows, [len]), device)
-    };
-    (upload(into_windows), upload(back))
 }
 
 /// `[B, H*W, C]` → `[B, H/2*W/2, 4C]` in the order HF concatenates:
