@@ -2,7 +2,10 @@
 """PyTorch peer of `traum-bench clap`: times `transformers`' ClapModel on a checkpoint directory
 with the same inputs as the Rust side and prints one JSON object.
 
-    python3 server/bench/clap_peer.py DIR THREADS BATCH REPS
+    python3 server/bench/clap_peer.py DIR THREADS BATCH REPS [cpu|cuda]
+
+On `cuda` the model and inputs live on the GPU and every embedding is copied back to the host,
+as the Rust side reads its embeddings back, so both timings include the transfer.
 """
 
 import json
@@ -15,26 +18,40 @@ from transformers import AutoTokenizer, ClapModel
 QUERY = "upbeat electronic music with heavy bass"
 
 directory, threads, batch, reps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+device = sys.argv[5] if len(sys.argv) > 5 else "cpu"
 torch.set_num_threads(threads)
-model = ClapModel.from_pretrained(directory).eval()
+model = ClapModel.from_pretrained(directory).eval().to(device)
 tokenizer = AutoTokenizer.from_pretrained(directory)
 bins = model.config.audio_config.num_mel_bins
 # The same deterministic dB-like window the Rust side feeds.
 index = torch.arange(1001 * bins, dtype=torch.float32)
-window = (-40.0 + 10.0 * torch.sin(index * 0.013)).reshape(1, 1, 1001, bins)
-result = {"threads": threads, "torch": torch.__version__}
+window = (-40.0 + 10.0 * torch.sin(index * 0.013)).reshape(1, 1, 1001, bins).to(device)
+result = {"threads": threads, "torch": torch.__version__, "device": device}
+if device == "cuda":
+    result["gpu"] = torch.cuda.get_device_name()
+
+
+def embed_audio(x):
+    return model.get_audio_features(input_features=x).cpu()
+
+
+def embed_text(ids):
+    return model.get_text_features(**ids).cpu()
+
+
 with torch.inference_mode():
-    model.get_audio_features(input_features=window)
+    embed_audio(window)
     for b in (1, batch):
         x = window.repeat(b, 1, 1, 1)
+        embed_audio(x)
         start = time.perf_counter()
         for _ in range(reps):
-            model.get_audio_features(input_features=x)
+            embed_audio(x)
         result[f"audio_windows_per_s_batch{b}"] = reps * b / (time.perf_counter() - start)
-    ids = tokenizer(QUERY, return_tensors="pt")
-    model.get_text_features(**ids)
+    ids = tokenizer(QUERY, return_tensors="pt").to(device)
+    embed_text(ids)
     start = time.perf_counter()
     for _ in range(20):
-        model.get_text_features(**ids)
+        embed_text(ids)
     result["text_ms_per_query"] = (time.perf_counter() - start) * 1000 / 20
 print(json.dumps(result))

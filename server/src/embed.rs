@@ -156,7 +156,12 @@ fn load(shared: &Shared, source: &ModelSource, settings: &ModelSettings) {
         .map_err(|err| unavailable_message(source, &err.to_string()))
         .and_then(|dir| {
             shared.set(ModelStatus::Loading, format!("loading {}", dir.display()));
-            Engine::start(&dir, settings).map_err(|err| unavailable_message(source, &err.to_string()))
+            // burn's GPU runtimes panic on their own threads when a device fails after it was
+            // acquired (or, for `cuda`, when there is none); without this the model would stay
+            // `loading` for ever instead of being reported unavailable.
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Engine::start(&dir, settings)))
+                .unwrap_or_else(|panic| Err(format!("the inference device failed: {}", panic_text(&*panic))))
+                .map_err(|err| unavailable_message(source, &err))
         });
     match outcome {
         Ok(engine) => {
@@ -176,6 +181,14 @@ fn load(shared: &Shared, source: &ModelSource, settings: &ModelSettings) {
             shared.set(ModelStatus::Unavailable, message);
         }
     }
+}
+
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or("panicked without a message")
 }
 
 fn unavailable_message(source: &ModelSource, error: &str) -> String {
@@ -232,7 +245,8 @@ impl std::fmt::Debug for Engine {
 impl Engine {
     /// Loads the checkpoint in `dir` and starts the inference thread.
     pub fn start(dir: &Path, settings: &ModelSettings) -> Result<Self, String> {
-        let model = ClapModel::load(dir, &default_device()).map_err(|err| err.to_string())?;
+        let device = default_device().map_err(|err| err.to_string())?;
+        let model = ClapModel::load(dir, &device).map_err(|err| err.to_string())?;
         let mel_path = dir.join("preprocessor_config.json");
         let mel_config = if mel_path.is_file() {
             MelConfig::from_file(&mel_path).map_err(|err| err.to_string())?

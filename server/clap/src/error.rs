@@ -83,6 +83,9 @@ pub enum ClapError {
     /// The input has the wrong shape.
     #[error("bad input: {0}")]
     Input(String),
+    /// A `wgpu`/`cuda` build found no device it can run on.
+    #[error("{0}")]
+    Device(String),
     /// Reading a result back from the device failed.
     #[error("tensor backend error: {0}")]
     Backend(String),

@@ -38,22 +38,36 @@ pub fn cpu_device() -> Device {
 /// The device this build runs on: CUDA with the `cuda` feature, else the best wgpu adapter with
 /// the `wgpu` feature, else the CPU.
 #[cfg(feature = "cuda")]
-pub fn default_device() -> Device {
-    Device::cuda(burn::tensor::DeviceIndex::Default)
+pub fn default_device() -> Result<Device> {
+    Ok(Device::cuda(burn::tensor::DeviceIndex::Default))
 }
 
 /// The device this build runs on: CUDA with the `cuda` feature, else the best wgpu adapter with
 /// the `wgpu` feature, else the CPU.
+///
+/// The wgpu runtime is brought up here, once per process, through its fallible constructor: left
+/// to the first tensor operation it would panic on a device thread and leave the caller with a
+/// bare `RecvError` instead of the reason (no adapter, no driver).
 #[cfg(all(feature = "wgpu", not(feature = "cuda")))]
-pub fn default_device() -> Device {
-    Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)
+pub fn default_device() -> Result<Device> {
+    static DEVICE: std::sync::OnceLock<Result<Device, String>> = std::sync::OnceLock::new();
+    DEVICE
+        .get_or_init(|| Device::wgpu_options().init().map_err(|err| err.to_string()))
+        .clone()
+        .map_err(|message| {
+            ClapError::Device(format!(
+                "this build runs CLAP on wgpu, but no usable GPU adapter was found: {message}. \
+                 Install a Vulkan/Metal/DX12/GL driver for the GPU, pick another adapter with \
+                 CUBECL_WGPU_DEFAULT_DEVICE, or run a build without the `wgpu` feature (CPU)"
+            ))
+        })
 }
 
 /// The device this build runs on: CUDA with the `cuda` feature, else the best wgpu adapter with
 /// the `wgpu` feature, else the CPU.
 #[cfg(not(any(feature = "cuda", feature = "wgpu")))]
-pub fn default_device() -> Device {
-    cpu_device()
+pub fn default_device() -> Result<Device> {
+    Ok(cpu_device())
 }
 
 impl ClapModel {

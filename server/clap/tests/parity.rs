@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use safetensors::{Dtype, SafeTensors};
-use traum_clap::{ClapError, ClapModel, cpu_device};
+use traum_clap::{ClapError, ClapModel, cpu_device, default_device};
 
 const MIN_COSINE: f64 = 0.99999;
 const MAX_ABS: f64 = 1e-4;
@@ -86,9 +86,13 @@ fn report(family: &str, what: &str, ours: &[f32], reference: &[f32], strict: boo
     }
 }
 
+/// Runs on the device of the build (`--features wgpu` or `cuda` checks the accelerator path; the
+/// default build checks the CPU).
 fn check_family(family: &str) {
     let dir = fixture(family);
-    let model = ClapModel::load(&dir, &cpu_device()).unwrap();
+    let device = default_device().unwrap();
+    println!("{family:>10} on {device:?}");
+    let model = ClapModel::load(&dir, &device).unwrap();
     let reference = Reference::open(&dir);
 
     // Audio: a batch of two windows.
