@@ -16,7 +16,7 @@ use std::time::Instant;
 use sha2::{Digest, Sha256};
 use tokio::sync::{oneshot, watch};
 use traum_clap::hub::{HubOptions, ModelSource};
-use traum_clap::{ClapModel, default_device, pool_windows};
+use traum_clap::{ClapModel, Device, default_device, pool_windows};
 
 use crate::audio::decode::OUTPUT_SAMPLE_RATE;
 use crate::audio::mel::{LogMelExtractor, MelConfig, MelError, MelWindow, Windowing};
@@ -148,6 +148,17 @@ impl Shared {
 }
 
 fn load(shared: &Shared, source: &ModelSource, settings: &ModelSettings) {
+    load_on(shared, source, settings, default_device);
+}
+
+/// [`load`] with the device chosen by `device`, so the failure paths of GPU builds can be
+/// exercised on any machine.
+fn load_on(
+    shared: &Shared,
+    source: &ModelSource,
+    settings: &ModelSettings,
+    device: impl FnOnce() -> traum_clap::Result<Device>,
+) {
     let name = source_name(source);
     let started = Instant::now();
     tracing::info!(model = %name, "loading the embedding model");
@@ -156,12 +167,10 @@ fn load(shared: &Shared, source: &ModelSource, settings: &ModelSettings) {
         .map_err(|err| unavailable_message(source, &err.to_string()))
         .and_then(|dir| {
             shared.set(ModelStatus::Loading, format!("loading {}", dir.display()));
-            // burn's GPU runtimes panic on their own threads when a device fails after it was
-            // acquired (or, for `cuda`, when there is none); without this the model would stay
-            // `loading` for ever instead of being reported unavailable.
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Engine::start(&dir, settings)))
-                .unwrap_or_else(|panic| Err(format!("the inference device failed: {}", panic_text(&*panic))))
-                .map_err(|err| unavailable_message(source, &err))
+            start_guarded(&dir, settings, device).map_err(|failure| match failure {
+                StartFailure::Checkpoint(err) => unavailable_message(source, &err),
+                StartFailure::Device(err) => format!("{err}. {WHILE_UNAVAILABLE}"),
+            })
         });
     match outcome {
         Ok(engine) => {
@@ -183,13 +192,44 @@ fn load(shared: &Shared, source: &ModelSource, settings: &ModelSettings) {
     }
 }
 
+/// Why a resolved checkpoint did not start: the fix differs (the checkpoint files, or the
+/// machine's GPU and driver).
+enum StartFailure {
+    Checkpoint(String),
+    Device(String),
+}
+
+/// burn's GPU runtimes panic on their own threads when a device fails after it was acquired
+/// (or, for `cuda`, when there is none), and the caller then panics on a closed channel; caught
+/// here, so the model is reported unavailable instead of staying `loading` for ever.
+fn start_guarded(
+    dir: &Path,
+    settings: &ModelSettings,
+    device: impl FnOnce() -> traum_clap::Result<Device>,
+) -> Result<Engine, StartFailure> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let device = device().map_err(|err| StartFailure::Device(err.to_string()))?;
+        Engine::start_on(dir, settings, &device).map_err(StartFailure::Checkpoint)
+    }))
+    .unwrap_or_else(|panic| {
+        Err(StartFailure::Device(format!(
+            "loading the model panicked (on a `wgpu`/`cuda` build, usually the GPU runtime; its own \
+             panic message is in the log above): {}",
+            panic_text(&*panic)
+        )))
+    })
+}
+
 fn panic_text(payload: &(dyn std::any::Any + Send)) -> &str {
     payload
         .downcast_ref::<String>()
         .map(String::as_str)
         .or_else(|| payload.downcast_ref::<&str>().copied())
-        .unwrap_or("panicked without a message")
+        .unwrap_or("no message")
 }
+
+const WHILE_UNAVAILABLE: &str =
+    "Meanwhile uploads are stored and analysed, and their embedding waits for the model";
 
 fn unavailable_message(source: &ModelSource, error: &str) -> String {
     let how = match source {
@@ -203,10 +243,7 @@ fn unavailable_message(source: &ModelSource, error: &str) -> String {
              download it elsewhere and point --model-dir (TRAUM_MODEL_DIR) at the directory"
         ),
     };
-    format!(
-        "{error}. To fix: {how}, then restart. Meanwhile uploads are stored and analysed, and their \
-         embedding waits for the model"
-    )
+    format!("{error}. To fix: {how}, then restart. {WHILE_UNAVAILABLE}")
 }
 
 /// A request to the inference thread.
@@ -243,10 +280,15 @@ impl std::fmt::Debug for Engine {
 }
 
 impl Engine {
-    /// Loads the checkpoint in `dir` and starts the inference thread.
+    /// Loads the checkpoint in `dir` on the build's device and starts the inference thread.
     pub fn start(dir: &Path, settings: &ModelSettings) -> Result<Self, String> {
         let device = default_device().map_err(|err| err.to_string())?;
-        let model = ClapModel::load(dir, &device).map_err(|err| err.to_string())?;
+        Self::start_on(dir, settings, &device)
+    }
+
+    /// [`Engine::start`] on `device`.
+    pub fn start_on(dir: &Path, settings: &ModelSettings, device: &Device) -> Result<Self, String> {
+        let model = ClapModel::load(dir, device).map_err(|err| err.to_string())?;
         let mel_path = dir.join("preprocessor_config.json");
         let mel_config = if mel_path.is_file() {
             MelConfig::from_file(&mel_path).map_err(|err| err.to_string())?
@@ -536,6 +578,77 @@ mod tests {
             threads: 1,
         };
         Arc::new(Engine::start(&dir, &settings).unwrap())
+    }
+
+    fn loader_state(device: impl FnOnce() -> traum_clap::Result<Device>) -> (ModelState, bool) {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/clap-model/htsat-tiny");
+        let source = ModelSource::Dir(dir);
+        let settings = ModelSettings {
+            source: Some(source.clone()),
+            hub: HubOptions::default(),
+            batch_size: 1,
+            threads: 1,
+        };
+        let shared = Shared {
+            state: watch::channel(ModelState {
+                status: ModelStatus::Loading,
+                name: source_name(&source),
+                message: String::new(),
+            })
+            .0,
+            engine: OnceLock::new(),
+        };
+        load_on(&shared, &source, &settings, device);
+        let state = shared.state.borrow().clone();
+        (state, shared.engine.get().is_some())
+    }
+
+    #[test]
+    fn the_loader_starts_the_model_on_the_device_it_is_given() {
+        let (state, loaded) = loader_state(|| Ok(traum_clap::cpu_device()));
+        assert_eq!(state.status, ModelStatus::Ready, "{}", state.message);
+        assert!(loaded);
+    }
+
+    #[test]
+    fn a_gpu_build_without_a_device_reports_the_device_error() {
+        let (state, loaded) = loader_state(|| {
+            Err(traum_clap::ClapError::Device(
+                "this build runs CLAP on wgpu, but no usable GPU adapter was found".into(),
+            ))
+        });
+        assert_eq!(state.status, ModelStatus::Unavailable);
+        assert!(!loaded);
+        assert!(
+            state.message.starts_with(
+                "this build runs CLAP on wgpu, but no usable GPU adapter was found. Meanwhile uploads are \
+                 stored and analysed"
+            ),
+            "{}",
+            state.message
+        );
+        assert!(
+            !state.message.contains("--model-dir"),
+            "another checkpoint does not fix a missing GPU: {}",
+            state.message
+        );
+    }
+
+    #[test]
+    fn a_panicking_gpu_runtime_leaves_the_model_unavailable_not_loading() {
+        let (state, loaded) = loader_state(|| -> traum_clap::Result<Device> {
+            panic!("Unable to acquire wgpu device: AdapterUnavailable")
+        });
+        assert_eq!(state.status, ModelStatus::Unavailable);
+        assert!(!loaded);
+        assert!(
+            state.message.contains("loading the model panicked")
+                && state
+                    .message
+                    .contains("Unable to acquire wgpu device: AdapterUnavailable"),
+            "{}",
+            state.message
+        );
     }
 
     fn tone(seconds: f64, freq: f64) -> Arc<Vec<f32>> {

@@ -20,6 +20,8 @@ pub mod text;
 mod weights;
 
 pub use audio::AudioTrace;
+/// The tensor device models are loaded on (see [`default_device`]).
+pub use burn::tensor::Device;
 pub use config::ClapConfig;
 pub use error::{ClapError, Result};
 pub use model::{ClapModel, REQUIRED_FILES, cpu_device, default_device, pool_windows};
