@@ -341,22 +341,17 @@ const CLAP_QUERY: &str = "upbeat electronic music with heavy bass";
 fn clap_bench(dir: &Path, threads: usize, batch: usize, reps: usize, python: &str) -> anyhow::Result<()> {
     use std::sync::Arc;
 
-    use traum_clap::{ClapModel, default_device};
+    use traum_clap::{ClapModel, cpu_device, default_device};
     use traum_server::embed::{Engine, ModelSettings};
-
-    // The engine runs on the build's device, so the peer does too: a `wgpu` or `cuda` build is
-    // compared with PyTorch on the GPU, the default build with PyTorch on the CPU.
-    let peer_device = if cfg!(any(feature = "wgpu", feature = "cuda")) {
-        "cuda"
-    } else {
-        "cpu"
-    };
 
     rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build_global()
         .context("cannot size the rayon pool")?;
     let device = default_device()?;
+    // The engine runs on the build's device, so the peer does too: a GPU build is compared with
+    // PyTorch on the GPU, the CPU build with PyTorch on the CPU.
+    let peer_device = if device == cpu_device() { "cpu" } else { "cuda" };
     let model = ClapModel::load(dir, &device).context("cannot load the checkpoint")?;
     let bins = model.mel_bins();
     let window: Vec<f32> = (0..1001 * bins)
