@@ -37,9 +37,10 @@ enum Bench {
         #[arg(long, default_value = "python3")]
         python: String,
     },
-    /// CLAP inference: burn (CPU) vs `transformers` in PyTorch on the same
-    /// checkpoint, same inputs and thread count; plus a 3-minute track end to
-    /// end (log-mel + batched windows) through the server's engine.
+    /// CLAP inference: burn on the build's device (CPU, or the GPU of a
+    /// `wgpu`/`cuda` build) vs `transformers` in PyTorch on the same kind of
+    /// device, same checkpoint, inputs and thread count; plus a 3-minute track
+    /// end to end (log-mel + batched windows) through the server's engine.
     Clap {
         /// Checkpoint directory (random weights are fine for timing; see
         /// tests/fixtures/clap-model/bench_fullsize.py for full-size ones).
