@@ -997,7 +997,7 @@ fn build_graph(
             .has_deletion(false);
         let mut hnsw = HNSWIndex::<HnswF32, u64>::new(dim, &hora_params);
         for (i, &k) in graph.keys.iter().enumerate() {
-            hnsw.add(&to_elements(graph.vector(dim, i)), k)
+            hnsw.add(to_elements(graph.vector(dim, i)), k)
                 .map_err(|e| IndexError::Hnsw(e.to_string()))?;
         }
         catch_unwind(AssertUnwindSafe(|| hnsw.build(Metric::Euclidean)))

@@ -24,8 +24,8 @@ use num_traits::{Float, FloatConst, FromPrimitive, Num, NumCast, One, Signed, To
 use serde::{Deserialize, Serialize};
 use simsimd::SpatialSimilarity;
 
-/// `repr(transparent)` + `Pod` let a slice of these be viewed as `&[f32]`
-/// for SimSIMD without copying.
+/// `repr(transparent)` + `Pod` let slices convert to and from `&[f32]`
+/// without copying: vectors go into hora and out to SimSIMD as they are.
 #[derive(Debug, Default, Clone, Copy, PartialEq, PartialOrd, Serialize, Deserialize, Pod, Zeroable)]
 #[serde(transparent)]
 #[repr(transparent)]
@@ -298,9 +298,9 @@ impl Float for HnswF32 {
     }
 }
 
-/// Copies `f32`s into the graph's element type.
-pub(super) fn to_elements(v: &[f32]) -> Vec<HnswF32> {
-    v.iter().copied().map(HnswF32).collect()
+/// Views `f32`s as the graph's element type (same layout, no copy).
+pub(super) fn to_elements(v: &[f32]) -> &[HnswF32] {
+    bytemuck::cast_slice(v)
 }
 
 #[cfg(test)]
@@ -321,20 +321,20 @@ mod tests {
             let a: Vec<f32> = (0..len).map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0).collect();
             let b: Vec<f32> = (0..len).map(|i| ((i * 53 % 97) as f32 - 48.0) / 48.0).collect();
             let (ea, eb) = (to_elements(&a), to_elements(&b));
-            let squared = HnswF32::euclidean_distance(&ea, &eb).map(|d| d.0);
+            let squared = HnswF32::euclidean_distance(ea, eb).map(|d| d.0);
             let expected = reference_squared(&a, &b);
             assert!(
                 matches!(squared, Ok(d) if (wide(d) - expected).abs() <= 1e-4 * expected.max(1.0)),
                 "len {len}: {squared:?} vs {expected}"
             );
             let dot: f64 = a.iter().zip(&b).map(|(x, y)| wide(x * y)).sum();
-            let neg_dot = HnswF32::dot_product(&ea, &eb).map(|d| d.0);
+            let neg_dot = HnswF32::dot_product(ea, eb).map(|d| d.0);
             assert!(
                 matches!(neg_dot, Ok(d) if (wide(d) + dot).abs() <= 1e-4 * dot.abs().max(1.0)),
                 "len {len}"
             );
             let l1: f64 = a.iter().zip(&b).map(|(x, y)| wide((x - y).abs())).sum();
-            let manhattan = HnswF32::manhattan_distance(&ea, &eb).map(|d| d.0);
+            let manhattan = HnswF32::manhattan_distance(ea, eb).map(|d| d.0);
             assert!(
                 matches!(manhattan, Ok(d) if (wide(d) - l1).abs() <= 1e-4 * l1.max(1.0)),
                 "len {len}"
@@ -345,9 +345,9 @@ mod tests {
     #[test]
     fn mismatched_lengths_are_an_error() {
         let (a, b) = (to_elements(&[1.0, 2.0]), to_elements(&[1.0]));
-        assert!(HnswF32::euclidean_distance(&a, &b).is_err());
-        assert!(HnswF32::dot_product(&a, &b).is_err());
-        assert!(HnswF32::manhattan_distance(&a, &b).is_err());
+        assert!(HnswF32::euclidean_distance(a, b).is_err());
+        assert!(HnswF32::dot_product(a, b).is_err());
+        assert!(HnswF32::manhattan_distance(a, b).is_err());
     }
 
     #[test]

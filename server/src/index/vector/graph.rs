@@ -487,7 +487,7 @@ mod tests {
             .ef_build(64);
         let mut index = HNSWIndex::<HnswF32, u64>::new(DIM, &params);
         for (i, v) in vectors.chunks_exact(DIM).enumerate() {
-            index.add(&to_elements(v), i as u64).unwrap();
+            index.add(to_elements(v), i as u64).unwrap();
         }
         index.build(Metric::Euclidean).unwrap();
         let dir = tempfile::tempdir().unwrap();
