@@ -31,12 +31,18 @@ if device == "cuda":
     result["gpu"] = torch.cuda.get_device_name()
 
 
+def embeddings(output):
+    # transformers 5 returns a model output holding the normalised projection as `pooler_output`;
+    # 4.x returned that tensor itself.
+    return getattr(output, "pooler_output", output)
+
+
 def embed_audio(x):
-    return model.get_audio_features(input_features=x).cpu()
+    return embeddings(model.get_audio_features(input_features=x)).cpu()
 
 
 def embed_text(ids):
-    return model.get_text_features(**ids).cpu()
+    return embeddings(model.get_text_features(**ids)).cpu()
 
 
 with torch.inference_mode():
