@@ -30,9 +30,21 @@ pub struct ClapModel {
 }
 
 /// The CPU device of the default build: burn's pure-Rust `flex` backend (burn 0.22 deprecates
-/// `ndarray` in its favour, and it is faster on attention-sized tensors).
+/// `ndarray` in its favour, and it measures faster, README → Benchmarks).
+#[cfg(not(feature = "ndarray"))]
 pub fn cpu_device() -> Device {
     Device::flex()
+}
+
+/// The CPU device with the `ndarray` feature: burn's `ndarray` backend, whose matrix products go
+/// to OpenBLAS with `openblas-system`. Kept so the default can be measured against it.
+#[cfg(feature = "ndarray")]
+#[expect(
+    deprecated,
+    reason = "burn 0.22 deprecates ndarray; this build exists to measure it"
+)]
+pub fn cpu_device() -> Device {
+    Device::ndarray()
 }
 
 /// The device this build runs on: CUDA with the `cuda` feature, else the best wgpu adapter with
