@@ -5,18 +5,22 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
 /// Files read per hashing step; also the unit of progress reports.
 const READ_BUFFER: usize = 1024 * 1024;
 
-/// Layout of the data directory's byte stores.
+/// Layout of the data directory's byte stores; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct BlobStore {
     blobs: PathBuf,
     tmp: PathBuf,
     uploads: PathBuf,
+    /// Serialises blob placement against blob removal, so a delete never
+    /// removes bytes that a concurrent upload just started referencing.
+    placement: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// Result of streaming bytes into a temp file.
@@ -34,11 +38,19 @@ impl BlobStore {
             blobs: data_dir.join("blobs"),
             tmp: data_dir.join("tmp"),
             uploads: data_dir.join("uploads"),
+            placement: Arc::default(),
         };
         for dir in [&store.blobs, &store.tmp, &store.uploads] {
             fs::create_dir_all(dir)?;
         }
         Ok(store)
+    }
+
+    /// Holds off every other placement and removal while the guard lives:
+    /// take it around "put the bytes in place + reference them in the
+    /// database" and around "unreference + remove".
+    pub async fn placement(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.placement.lock().await
     }
 
     /// Where the blob with this digest lives.

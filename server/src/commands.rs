@@ -7,7 +7,8 @@ use clap::Args;
 use serde_json::json;
 use traum_clap::hub::{DEFAULT_REPO, HubOptions, ModelSource};
 
-use crate::audio::decode::{DecodeOptions, decode_to_vec};
+use traum_audio::{DecodeOptions, OUTPUT_SAMPLE_RATE, decode_to_vec};
+
 use crate::embed::{Engine, ModelSettings, source_name};
 
 /// `traum-server embed`: CLAP vectors of files and texts, computed exactly
@@ -62,7 +63,7 @@ pub fn embed(args: &EmbedArgs) -> Result<String, String> {
         batch_size: args.batch_size,
         threads: std::thread::available_parallelism().map_or(2, usize::from),
     };
-    let engine = Arc::new(Engine::start(&dir, &settings)?);
+    let engine = Arc::new(Engine::start(&dir, &settings).map_err(|err| err.to_string())?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -75,7 +76,7 @@ pub fn embed(args: &EmbedArgs) -> Result<String, String> {
         };
         let (samples, _) =
             decode_to_vec(path, &options, |_| {}).map_err(|err| format!("{}: {err}", path.display()))?;
-        let duration = samples.len() as f64 / f64::from(crate::audio::decode::OUTPUT_SAMPLE_RATE);
+        let duration = samples.len() as f64 / f64::from(OUTPUT_SAMPLE_RATE);
         let embedded = runtime
             .block_on(engine.embed_audio(Arc::new(samples), |_| {}))
             .map_err(|err| format!("{}: {err}", path.display()))?;

@@ -186,7 +186,7 @@ pub struct Config {
     pub embed_batch_size: usize,
     pub embed_threads: usize,
     /// Parameters of the vector index's graph.
-    pub hnsw: crate::index::vector::HnswParams,
+    pub hnsw: traum_index::vector::HnswParams,
 }
 
 /// A configuration that cannot be used, with a message naming the setting.
@@ -220,7 +220,7 @@ impl Config {
             model_cache_dir,
             embed_batch_size: 8,
             embed_threads: std::thread::available_parallelism().map_or(2, usize::from),
-            hnsw: crate::index::vector::HnswParams::default(),
+            hnsw: traum_index::vector::HnswParams::default(),
         }
     }
 

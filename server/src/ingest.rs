@@ -12,13 +12,15 @@ use bytes::Bytes;
 use chrono::Utc;
 use futures::{Stream, StreamExt};
 
-use crate::audio::{SUPPORTED_FORMATS, probe_file, sniff_format};
+use traum_audio::{SNIFF_BYTES, probe_file, sniff_format};
+
 use crate::blob::{self, BlobStore, StreamingWriter, Written};
+use crate::domain::{UploadHeader, UploadOutcome, UploadSession};
 use crate::error::{Error, Result};
 use crate::jobs::Jobs;
-use crate::model::{FileRecord, UploadHeader, UploadOutcome, UploadSession};
 use crate::search::Search;
-use crate::store::{DeletedFile, NewBlob, Store, UsageKind, UsageRow};
+use crate::store::{NewBlob, Store, UsageKind, UsageRow, to_i64};
+use crate::telemetry::metrics;
 use crate::usage::UsageRecorder;
 use crate::validate;
 
@@ -43,15 +45,14 @@ pub struct Ingest {
 }
 
 struct Inner {
-    store: Store,
-    blobs: BlobStore,
-    jobs: Jobs,
-    usage: UsageRecorder,
-    search: Search,
     limits: Limits,
-    /// Serialises blob placement against blob removal, so a delete never
-    /// removes bytes that a concurrent upload just started referencing.
-    blob_lock: tokio::sync::Mutex<()>,
+    /// Where accepted uploads go: bytes, rows, then the job queue.
+    blobs: BlobStore,
+    store: Store,
+    jobs: Jobs,
+    /// Who hears about them: the keyword index and the usage log.
+    search: Search,
+    usage: UsageRecorder,
     /// One lock per resumable session, so concurrent chunks cannot interleave.
     session_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -78,14 +79,14 @@ struct InFlight;
 
 impl InFlight {
     fn start() -> Self {
-        metrics::gauge!("traum_uploads_in_flight").increment(1.0);
+        metrics::UPLOADS_IN_FLIGHT.increment([], 1.0);
         InFlight
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        metrics::gauge!("traum_uploads_in_flight").decrement(1.0);
+        metrics::UPLOADS_IN_FLIGHT.decrement([], 1.0);
     }
 }
 
@@ -100,13 +101,12 @@ impl Ingest {
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
-                store,
-                blobs,
-                jobs,
-                usage,
-                search,
                 limits,
-                blob_lock: tokio::sync::Mutex::new(()),
+                blobs,
+                store,
+                jobs,
+                search,
+                usage,
                 session_locks: Mutex::new(HashMap::new()),
             }),
         }
@@ -178,7 +178,7 @@ impl Ingest {
                         "received more than the declared {declared} bytes"
                     )));
                 }
-                metrics::counter!("traum_upload_bytes_total").increment(chunk.len() as u64);
+                metrics::UPLOAD_BYTES.increment([], chunk.len() as u64);
                 if tx.send(chunk).await.is_err() {
                     break;
                 }
@@ -221,10 +221,8 @@ impl Ingest {
         let path = written.path.clone();
         let max_duration = self.inner.limits.max_duration;
         let format = tokio::task::spawn_blocking(move || -> Result<_> {
-            let head = blob::read_head(&path, crate::audio::SNIFF_BYTES)?;
-            let format = sniff_format(&head).map_err(|reason| {
-                Error::UnsupportedFormat(format!("{reason}; supported formats: {SUPPORTED_FORMATS}"))
-            })?;
+            let head = blob::read_head(&path, SNIFF_BYTES)?;
+            let format = sniff_format(&head)?;
             // A full probe here refuses corrupt and truncated files before
             // anything is stored.
             let properties = probe_file(&path, format, |_| {})?;
@@ -244,7 +242,7 @@ impl Ingest {
             format,
         };
         let (outcome, job) = {
-            let _placement = self.inner.blob_lock.lock().await;
+            let _placement = self.inner.blobs.placement().await;
             let blobs = self.inner.blobs.clone();
             let (temp, digest) = (written.path.clone(), written.sha256.clone());
             tokio::task::spawn_blocking(move || blobs.commit(&temp, &digest)).await??;
@@ -253,7 +251,7 @@ impl Ingest {
         };
         if let Some(job) = &job {
             match self.inner.store.get_file(&outcome.file_id).await {
-                Ok(file) => self.index_file(&file).await,
+                Ok(file) => self.inner.search.index_file(&file).await,
                 Err(err) => {
                     tracing::error!(file_id = %outcome.file_id, error = %err, "cannot index the new file")
                 }
@@ -267,7 +265,7 @@ impl Ingest {
             code: 0,
             latency_ms: 0.0,
             query: None,
-            upload_bytes: Some(crate::store::to_i64(written.size)),
+            upload_bytes: Some(to_i64(written.size)),
         });
         tracing::info!(
             file_id = %outcome.file_id,
@@ -333,7 +331,7 @@ impl Ingest {
             .store
             .advance_upload(id, offset, end, expires_at)
             .await?;
-        metrics::counter!("traum_upload_bytes_total").increment(length);
+        metrics::UPLOAD_BYTES.increment([], length);
         session.received_bytes = end;
         session.expires_at = expires_at;
         Ok(session)
@@ -383,48 +381,32 @@ impl Ingest {
     /// Removes expired sessions and stray files. Returns how many sessions
     /// and files were removed.
     pub async fn clean_up(&self) -> Result<usize> {
-        let mut removed = 0;
-        for id in self.inner.store.expired_uploads(Utc::now()).await? {
-            self.inner.store.delete_upload(&id).await?;
-            remove_quietly(&self.inner.blobs.upload_path(&id));
-            self.forget_session_lock(&id);
-            removed += 1;
+        let expired = self.inner.store.expired_uploads(Utc::now()).await?;
+        for id in &expired {
+            self.inner.store.delete_upload(id).await?;
+            self.forget_session_lock(id);
         }
         let live: std::collections::HashSet<String> =
             self.inner.store.upload_ids().await?.into_iter().collect();
         let blobs = self.inner.blobs.clone();
-        let files = tokio::task::spawn_blocking(move || blobs.upload_files()).await??;
-        for (id, path) in files {
-            if !live.contains(&id) {
-                remove_quietly(&path);
-                removed += 1;
+        let removed = expired.len();
+        // Scanning the session directory and unlinking files is file-system
+        // work: it runs on the blocking pool.
+        let strays = tokio::task::spawn_blocking(move || -> std::io::Result<usize> {
+            for id in &expired {
+                remove_quietly(&blobs.upload_path(id));
             }
-        }
-        Ok(removed)
-    }
-
-    /// Deletes a file; its blob goes too once no file references it.
-    pub async fn delete_file(&self, id: &str) -> Result<DeletedFile> {
-        let _placement = self.inner.blob_lock.lock().await;
-        let deleted = self.inner.store.delete_file(id).await?;
-        if let Err(err) = self.inner.search.file_deleted(id, &deleted.embedding_ids).await {
-            tracing::error!(file_id = id, error = %err, "cannot remove a deleted file from the search indexes");
-        }
-        if deleted.blob_orphaned {
-            let blobs = self.inner.blobs.clone();
-            let sha256 = deleted.sha256.clone();
-            tokio::task::spawn_blocking(move || blobs.remove(&sha256)).await??;
-        }
-        Ok(deleted)
-    }
-
-    /// Puts a file's name and tags into the keyword index. The file is
-    /// stored whatever happens here; a failure is logged and repaired by the
-    /// rebuild at the next start.
-    pub async fn index_file(&self, file: &FileRecord) {
-        if let Err(err) = self.inner.search.file_changed(file).await {
-            tracing::error!(file_id = %file.id, error = %err, "cannot index the file's name and tags");
-        }
+            let mut strays = 0;
+            for (id, path) in blobs.upload_files()? {
+                if !live.contains(&id) {
+                    remove_quietly(&path);
+                    strays += 1;
+                }
+            }
+            Ok(strays)
+        })
+        .await??;
+        Ok(removed + strays)
     }
 
     fn expiry(&self) -> chrono::DateTime<Utc> {

@@ -1,19 +1,22 @@
 //! Traum server: gRPC platform for semantic audio search.
 //!
 //! [`run`] serves on a bound listener until a shutdown future completes; the
-//! `traum-server` binary is a thin wrapper around it.
+//! `traum-server` binary is a thin wrapper around it. The audio, index and
+//! model work lives in the crates below (`traum-audio`, `traum-index`,
+//! `traum-clap`); this crate is the service around them.
 
-pub mod audio;
+pub mod analytics;
 pub mod blob;
 pub mod commands;
 pub mod config;
+pub mod domain;
 pub mod embed;
 pub mod error;
 mod grpc;
-pub mod index;
+pub mod http;
 pub mod ingest;
 pub mod jobs;
-pub mod model;
+pub mod library;
 pub mod search;
 mod server;
 pub mod state;
@@ -23,5 +26,4 @@ pub mod usage;
 pub mod validate;
 
 pub use self::config::{Config, ConfigArgs, EXIT_CONFIG};
-pub use self::grpc::SEARCH_NOT_READY;
 pub use self::server::{StartError, run};

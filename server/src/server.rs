@@ -2,7 +2,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -15,13 +15,16 @@ use traum_proto::v1::analytics_service_server::AnalyticsServiceServer;
 use traum_proto::v1::audio_service_server::AudioServiceServer;
 use traum_proto::v1::search_service_server::SearchServiceServer;
 
+use traum_index::vector::VectorIndexConfig;
+
+use crate::analytics::Analytics;
 use crate::blob::BlobStore;
 use crate::config::{Config, ConfigError, MAX_MESSAGE_BYTES, redact_url};
 use crate::embed::{Embedder, ModelSettings};
 use crate::grpc::{AnalyticsApi, AudioApi, SearchApi};
-use crate::index::vector::VectorIndexConfig;
 use crate::ingest::{Ingest, Limits};
 use crate::jobs::Jobs;
+use crate::library::Library;
 use crate::search::Search;
 use crate::state::App;
 use crate::store::Store;
@@ -45,6 +48,7 @@ pub enum StartError {
     #[error("cannot open the database {url}: {source}")]
     Database {
         url: String,
+        #[source]
         source: crate::error::Error,
     },
     #[error("cannot bind the metrics listener on {addr}: {source}")]
@@ -53,11 +57,23 @@ pub enum StartError {
         source: std::io::Error,
     },
     #[error("cannot build the search indexes: {0}")]
-    Index(String),
+    Index(#[source] crate::error::Error),
     #[error("reflection descriptors are invalid: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("gRPC server failed: {0}")]
     Transport(#[from] tonic::transport::Error),
+    #[error("a start-up task failed: {0}")]
+    Startup(#[from] tokio::task::JoinError),
+}
+
+/// Validates the configuration and prepares the data directory; returns the
+/// blob store and how many temp files of interrupted uploads were removed.
+fn prepare(config: Config) -> Result<(Config, BlobStore, usize), StartError> {
+    config.validate()?;
+    std::fs::create_dir_all(&config.data_dir).map_err(StartError::DataDir)?;
+    let blobs = BlobStore::open(&config.data_dir).map_err(StartError::DataDir)?;
+    let stale = blobs.clear_temp().map_err(StartError::DataDir)?;
+    Ok((config, blobs, stale))
 }
 
 /// Runs Traum on `listener` until `shutdown` completes, then drains: stops
@@ -68,10 +84,9 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
-    config.validate()?;
-    std::fs::create_dir_all(&config.data_dir).map_err(StartError::DataDir)?;
-    let blobs = BlobStore::open(&config.data_dir).map_err(StartError::DataDir)?;
-    let stale = blobs.clear_temp().map_err(StartError::DataDir)?;
+    // Validation looks at paths, and preparing the data directory sweeps it:
+    // file-system work, so on the blocking pool.
+    let (config, blobs, stale) = tokio::task::spawn_blocking(move || prepare(config)).await??;
     if stale > 0 {
         tracing::info!(files = stale, "removed temp files of interrupted uploads");
     }
@@ -108,12 +123,15 @@ pub async fn run(
         persist_dir: Some(config.data_dir.join("index").join("vectors")),
         ..VectorIndexConfig::default()
     };
-    let search = Search::new(store.clone(), embedder.clone(), usage.clone(), vector_config)
-        .map_err(|source| StartError::Index(source.to_string()))?;
-    search
-        .load_text()
-        .await
-        .map_err(|source| StartError::Index(source.to_string()))?;
+    let search = Search::new(
+        store.clone(),
+        embedder.clone(),
+        usage.clone(),
+        vector_config,
+        config.max_upload_bytes,
+    )
+    .map_err(StartError::Index)?;
+    search.load_keywords().await.map_err(StartError::Index)?;
     let jobs = Jobs::new(
         store.clone(),
         blobs.clone(),
@@ -137,15 +155,11 @@ pub async fn run(
         limits,
     );
     let app = Arc::new(App {
-        config: config.clone(),
-        store: store.clone(),
-        blobs,
         ingest: ingest.clone(),
         jobs: jobs.clone(),
-        usage: usage.clone(),
-        embedder: embedder.clone(),
+        library: Library::new(store.clone(), blobs, search.clone(), jobs.clone()),
         search: search.clone(),
-        started_at: Instant::now(),
+        analytics: Analytics::new(store.clone(), search.clone(), embedder.clone(), usage.clone()),
     });
 
     let metrics = telemetry::metrics_handle();
@@ -154,11 +168,16 @@ pub async fn run(
             .await
             .map_err(|source| StartError::MetricsListener { addr, source })?;
         tracing::info!(addr = %metrics_listener.local_addr().unwrap_or(addr), "metrics at /metrics");
-        tokio::spawn(telemetry::serve_metrics(
+        let serving = crate::http::serve(
             metrics_listener,
-            metrics,
+            crate::http::metrics_router(metrics),
             stop_rx.clone(),
-        ));
+        );
+        tokio::spawn(async move {
+            if let Err(err) = serving.await {
+                tracing::error!(error = %err, "the metrics listener failed");
+            }
+        });
     }
 
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -207,7 +226,7 @@ pub async fn run(
         .initial_connection_window_size(Some(CONNECTION_WINDOW))
         .tcp_nodelay(true)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .layer(RpcTelemetryLayer::new(usage))
+        .layer(RpcTelemetryLayer::new(usage.clone()))
         .add_service(health_service)
         .add_service(reflection_v1()?)
         .add_service(reflection_v1alpha()?)
@@ -273,7 +292,7 @@ pub async fn run(
         tracing::warn!(error = %err, "cannot save the vector index; the next start rebuilds it");
     }
     // Flushing last records the calls made during the drain.
-    app.usage.flush().await;
+    usage.flush().await;
     tracing::info!("stopped");
     match server_result {
         Ok(result) => result.map_err(StartError::from),

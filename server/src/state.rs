@@ -1,25 +1,16 @@
-//! Shared server state handed to every gRPC adapter.
+//! The domain services every gRPC adapter reaches, built once by `run`.
 
-use std::time::Instant;
-
-use crate::blob::BlobStore;
-use crate::config::Config;
-use crate::embed::Embedder;
+use crate::analytics::Analytics;
 use crate::ingest::Ingest;
 use crate::jobs::Jobs;
+use crate::library::Library;
 use crate::search::Search;
-use crate::store::Store;
-use crate::usage::UsageRecorder;
 
-/// Everything the adapters need, built once by `run`.
+/// What the adapters call.
 pub struct App {
-    pub config: Config,
-    pub store: Store,
-    pub blobs: BlobStore,
     pub ingest: Ingest,
     pub jobs: Jobs,
-    pub usage: UsageRecorder,
-    pub embedder: Embedder,
+    pub library: Library,
     pub search: Search,
-    pub started_at: Instant,
+    pub analytics: Analytics,
 }

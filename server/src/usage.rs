@@ -2,13 +2,13 @@
 //! that inserts them in batches, so recording never waits on the database;
 //! reports are computed from the stored rows only.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{Error, Result};
-use crate::store::{Store, UsageKind, UsageRow};
+pub use crate::store::MethodUsage;
+use crate::store::{Store, UsageAggregates, UsageKind, UsageRow};
 
 /// Events buffered before `record` starts dropping (and counting) them.
 const QUEUE_CAPACITY: usize = 65_536;
@@ -93,16 +93,6 @@ async fn write_pending(store: &Store, pending: &mut Vec<UsageRow>) {
     }
 }
 
-/// Per-method call figures.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RpcFigures {
-    pub method: String,
-    pub calls: u64,
-    pub errors: u64,
-    pub p50_ms: f64,
-    pub p95_ms: f64,
-}
-
 /// One time bucket of a report.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct BucketFigures {
@@ -118,7 +108,7 @@ pub struct BucketFigures {
 pub struct UsageReport {
     pub window_start_ms: i64,
     pub window_end_ms: i64,
-    pub rpcs: Vec<RpcFigures>,
+    pub rpcs: Vec<MethodUsage>,
     pub search_count: u64,
     pub search_p50_ms: f64,
     pub search_p95_ms: f64,
@@ -129,6 +119,8 @@ pub struct UsageReport {
 }
 
 /// Computes a report for `window` ending at `now_ms`, bucketed by `bucket`.
+/// The database aggregates; only per-method, per-bucket and top-query rows
+/// come back.
 pub async fn report(store: &Store, now_ms: i64, window: Duration, bucket: Duration) -> Result<UsageReport> {
     let window_ms = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
     let bucket_ms = i64::try_from(bucket.as_millis()).unwrap_or(i64::MAX);
@@ -150,93 +142,65 @@ pub async fn report(store: &Store, now_ms: i64, window: Duration, bucket: Durati
         )));
     }
     let start_ms = now_ms - window_ms;
-    let rows = store.usage_between(start_ms, now_ms).await?;
-    Ok(summarise(&rows, start_ms, now_ms, bucket_ms, bucket_count))
+    let aggregates = store
+        .usage_aggregates(start_ms, now_ms, bucket_ms, TOP_QUERIES)
+        .await?;
+    Ok(shape(aggregates, start_ms, now_ms, bucket_ms, bucket_count))
 }
 
-fn summarise(
-    rows: &[UsageRow],
+/// Lays the aggregates out as the report: every bucket present (empty ones
+/// too), methods busiest first.
+fn shape(
+    aggregates: UsageAggregates,
     start_ms: i64,
     end_ms: i64,
     bucket_ms: i64,
     bucket_count: i64,
 ) -> UsageReport {
+    let UsageAggregates {
+        methods,
+        search,
+        top_queries,
+        buckets: counted,
+    } = aggregates;
     let mut buckets: Vec<BucketFigures> = (0..bucket_count)
         .map(|i| BucketFigures {
             start_ms: start_ms + i * bucket_ms,
             ..BucketFigures::default()
         })
         .collect();
-    let mut per_method: HashMap<&str, (u64, Vec<f64>)> = HashMap::new();
-    let mut search_latencies = Vec::new();
-    let mut queries: HashMap<&str, u64> = HashMap::new();
     let mut uploads = 0;
-    for row in rows {
-        let index =
-            usize::try_from(((row.at_ms - start_ms) / bucket_ms).clamp(0, bucket_count - 1)).unwrap_or(0);
+    for row in counted {
+        // An event at the very end of the window belongs to the last bucket.
+        let index = usize::try_from(row.bucket.clamp(0, bucket_count - 1)).unwrap_or(0);
         let bucket = &mut buckets[index];
         match row.kind {
             UsageKind::Rpc => {
-                let entry = per_method.entry(row.method.as_str()).or_default();
-                entry.1.push(row.latency_ms);
-                bucket.calls += 1;
-                if row.code != 0 {
-                    entry.0 += 1;
-                    bucket.errors += 1;
-                }
+                bucket.calls += row.events;
+                bucket.errors += row.errors;
             }
             UsageKind::Upload => {
-                uploads += 1;
-                bucket.uploads += 1;
-                bucket.uploaded_bytes += u64::try_from(row.upload_bytes.unwrap_or(0)).unwrap_or(0);
+                uploads += row.events;
+                bucket.uploads += row.events;
+                bucket.uploaded_bytes += row.bytes;
             }
-            UsageKind::Search => {
-                search_latencies.push(row.latency_ms);
-                if let Some(query) = row.query.as_deref() {
-                    *queries.entry(query).or_default() += 1;
-                }
-            }
+            UsageKind::Search => {}
         }
     }
-    let mut rpcs: Vec<RpcFigures> = per_method
-        .into_iter()
-        .map(|(method, (errors, mut latencies))| {
-            latencies.sort_by(f64::total_cmp);
-            RpcFigures {
-                method: method.to_owned(),
-                calls: latencies.len() as u64,
-                errors,
-                p50_ms: percentile(&latencies, 0.50),
-                p95_ms: percentile(&latencies, 0.95),
-            }
-        })
-        .collect();
+    let mut rpcs = methods;
     rpcs.sort_by(|a, b| b.calls.cmp(&a.calls).then_with(|| a.method.cmp(&b.method)));
-    search_latencies.sort_by(f64::total_cmp);
-    let mut top_queries: Vec<(String, u64)> = queries.into_iter().map(|(q, n)| (q.to_owned(), n)).collect();
-    top_queries.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    top_queries.truncate(TOP_QUERIES);
     UsageReport {
         window_start_ms: start_ms,
         window_end_ms: end_ms,
         rpcs,
-        search_count: search_latencies.len() as u64,
-        search_p50_ms: percentile(&search_latencies, 0.50),
-        search_p95_ms: percentile(&search_latencies, 0.95),
-        search_p99_ms: percentile(&search_latencies, 0.99),
+        search_count: search.count,
+        search_p50_ms: search.p50_ms,
+        search_p95_ms: search.p95_ms,
+        search_p99_ms: search.p99_ms,
         top_queries,
         buckets,
         uploads,
     }
-}
-
-/// Nearest-rank percentile of sorted values; 0 for none.
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let rank = (q * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
 #[cfg(test)]
@@ -255,8 +219,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn summarises_calls_errors_and_buckets() {
+    #[tokio::test]
+    async fn summarises_calls_errors_and_buckets() {
         let rows = vec![
             rpc(0, "/a", 0, 1.0),
             rpc(500, "/a", 5, 3.0),
@@ -277,10 +241,20 @@ mod tests {
                 ..rpc(1800, "search", 0, 9.0)
             },
         ];
-        let report = summarise(&rows, 0, 2000, 1000, 2);
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::connect(&format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("t.db").display()
+        ))
+        .await
+        .unwrap();
+        store.insert_usage(rows).await.unwrap();
+        let report = report(&store, 2000, Duration::from_secs(2), Duration::from_secs(1))
+            .await
+            .unwrap();
         assert_eq!(
             report.rpcs[0],
-            RpcFigures {
+            MethodUsage {
                 method: "/a".into(),
                 calls: 2,
                 errors: 1,

@@ -151,10 +151,15 @@ pub async fn info(client: &TraumClient, globals: Globals, args: InfoArgs) -> any
             file_id: args.file_id,
         })
         .await)?;
+    show_file(globals, &file)
+}
+
+/// Prints one file, as JSON for scripts or in detail for people.
+fn show_file(globals: Globals, file: &traum_client::v1::File) -> anyhow::Result<Outcome> {
     if globals.json {
-        print_json(&FileJson::from(&file))?;
+        print_json(&FileJson::from(file))?;
     } else {
-        print_file_details(&file);
+        print_file_details(file);
     }
     Ok(Outcome::Success)
 }
@@ -202,12 +207,7 @@ pub async fn tag(client: &TraumClient, globals: Globals, args: TagArgs) -> anyho
         remove_tags: args.remove,
     };
     let file = rpc(client.audio().update_file(request).await)?;
-    if globals.json {
-        print_json(&FileJson::from(&file))?;
-    } else {
-        print_file_details(&file);
-    }
-    Ok(Outcome::Success)
+    show_file(globals, &file)
 }
 
 #[derive(Debug, Args)]

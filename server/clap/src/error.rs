@@ -89,6 +89,23 @@ pub enum ClapError {
     /// Reading a result back from the device failed.
     #[error("tensor backend error: {0}")]
     Backend(String),
+    /// `preprocessor_config.json` holds settings the front-end cannot use.
+    #[error("invalid CLAP preprocessor configuration: {0}")]
+    Preprocessor(String),
+    /// There is no audio to compute features from.
+    #[error("no audio samples to compute features from")]
+    EmptyAudio,
+    /// A single clip was longer than one model window.
+    #[error("clip of {samples} samples exceeds the {limit}-sample model window")]
+    ClipTooLong {
+        /// Samples in the clip.
+        samples: usize,
+        /// Samples in one window.
+        limit: usize,
+    },
+    /// Windowing settings are unusable.
+    #[error("invalid windowing: {0}")]
+    Windowing(String),
     /// Downloading the checkpoint from the hub failed.
     #[error("cannot fetch `{file}` of model `{repo}`: {message}")]
     Download {

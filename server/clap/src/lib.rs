@@ -4,6 +4,8 @@
 //! (`laion/clap-htsat-unfused`: HTSAT-tiny; `laion/larger_clap_*`: HTSAT-base), loading the
 //! Hugging Face files (`config.json`, `model.safetensors`, `tokenizer.json`) directly.
 //!
+//! - front-end ([`mel`]): 48 kHz mono audio → 10 s windows of log-mel features, as
+//!   `ClapFeatureExtractor` computes them
 //! - audio: `B` log-mel windows `[B, frames ≤ 1024, 64]` → HTSAT → projection → `[B, D]`
 //! - text: one query → RoBERTa (≤ 77 tokens, unpadded) → projection → `[D]`
 //!
@@ -14,10 +16,14 @@ pub mod audio;
 pub mod config;
 pub mod error;
 pub mod hub;
+pub mod mel;
 pub mod model;
 mod nn;
 pub mod text;
 mod weights;
+
+#[cfg(test)]
+mod tests;
 
 pub use audio::AudioTrace;
 /// The tensor device models are loaded on (see [`default_device`]).

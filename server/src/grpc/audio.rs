@@ -1,26 +1,18 @@
-//! `traum.v1.AudioService`: thin adapter from gRPC to the ingestion, job
-//! and library domain.
+//! `traum.v1.AudioService`: uploads (ingest), jobs and the library.
 
 use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tonic::{Request, Response, Status, Streaming};
 use traum_proto::v1 as pb;
 use traum_proto::v1::upload_audio_request::Payload;
 
-use super::convert;
+use super::convert::{self, audio as convert_audio};
 use crate::error::Error;
-use crate::model::{FileQuery, FileUpdate, JobQuery};
 use crate::state::App;
 use crate::validate;
-
-/// Bytes per `DownloadAudio` message.
-const DOWNLOAD_CHUNK: usize = 256 * 1024;
-const DEFAULT_PAGE: u64 = 100;
-const MAX_PAGE: u64 = 1000;
 
 type GrpcStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
@@ -49,7 +41,10 @@ impl pb::audio_service_server::AudioService for AudioApi {
             Some(_) => return Err(invalid("the first UploadAudio message must carry the header")),
             None => return Err(invalid("the UploadAudio stream ended before its header")),
         };
-        let header = self.app.ingest.validate_header(convert::upload_header(header))?;
+        let header = self
+            .app
+            .ingest
+            .validate_header(convert_audio::upload_header(header))?;
         let chunks = stream.map(|message| match message {
             Ok(pb::UploadAudioRequest {
                 payload: Some(Payload::Chunk(chunk)),
@@ -60,13 +55,10 @@ impl pb::audio_service_server::AudioService for AudioApi {
                 "the header may only be sent once, as the first message".into(),
             )),
             Ok(pb::UploadAudioRequest { payload: None }) => Ok(Bytes::new()),
-            Err(status) => Err(Error::Aborted(format!(
-                "upload stream broke off: {}",
-                status.message()
-            ))),
+            Err(status) => Err(broken_stream(&status)),
         });
         let outcome = self.app.ingest.upload_stream(header, chunks).await?;
-        Ok(Response::new(convert::upload_result(outcome)))
+        Ok(Response::new(convert_audio::upload_result(outcome)))
     }
 
     async fn start_upload(
@@ -77,12 +69,12 @@ impl pb::audio_service_server::AudioService for AudioApi {
             .into_inner()
             .header
             .ok_or_else(|| invalid("header is required"))?;
-        let header = self.app.ingest.validate_header(convert::upload_header(header))?;
+        let header = self
+            .app
+            .ingest
+            .validate_header(convert_audio::upload_header(header))?;
         let session = self.app.ingest.start_upload(header).await?;
-        Ok(Response::new(convert::upload_session(
-            session,
-            self.app.ingest.limits().max_chunk_bytes,
-        )))
+        Ok(Response::new(self.session(session)))
     }
 
     async fn put_upload_chunk(
@@ -96,10 +88,7 @@ impl pb::audio_service_server::AudioService for AudioApi {
         } = request.into_inner();
         let upload_id = validate::id("upload_id", &upload_id)?;
         let session = self.app.ingest.put_chunk(&upload_id, offset, data).await?;
-        Ok(Response::new(convert::upload_session(
-            session,
-            self.app.ingest.limits().max_chunk_bytes,
-        )))
+        Ok(Response::new(self.session(session)))
     }
 
     async fn get_upload(
@@ -108,10 +97,7 @@ impl pb::audio_service_server::AudioService for AudioApi {
     ) -> Result<Response<pb::UploadSession>, Status> {
         let upload_id = validate::id("upload_id", &request.into_inner().upload_id)?;
         let session = self.app.ingest.get_upload(&upload_id).await?;
-        Ok(Response::new(convert::upload_session(
-            session,
-            self.app.ingest.limits().max_chunk_bytes,
-        )))
+        Ok(Response::new(self.session(session)))
     }
 
     async fn finish_upload(
@@ -120,13 +106,13 @@ impl pb::audio_service_server::AudioService for AudioApi {
     ) -> Result<Response<pb::UploadResult>, Status> {
         let upload_id = validate::id("upload_id", &request.into_inner().upload_id)?;
         let outcome = self.app.ingest.finish_upload(&upload_id).await?;
-        Ok(Response::new(convert::upload_result(outcome)))
+        Ok(Response::new(convert_audio::upload_result(outcome)))
     }
 
     async fn get_job(&self, request: Request<pb::GetJobRequest>) -> Result<Response<pb::Job>, Status> {
         let job_id = validate::id("job_id", &request.into_inner().job_id)?;
         let job = self.app.jobs.get(&job_id).await?;
-        Ok(Response::new(convert::job(job)))
+        Ok(Response::new(convert_audio::job(job)))
     }
 
     type WatchJobStream = GrpcStream<pb::JobEvent>;
@@ -142,7 +128,7 @@ impl pb::audio_service_server::AudioService for AudioApi {
             .app
             .jobs
             .watch(job_id)
-            .map(|item| item.map(convert::job_event).map_err(Status::from));
+            .map(|item| item.map(convert_audio::job_event).map_err(Status::from));
         Ok(Response::new(Box::pin(events)))
     }
 
@@ -150,68 +136,23 @@ impl pb::audio_service_server::AudioService for AudioApi {
         &self,
         request: Request<pb::ListJobsRequest>,
     ) -> Result<Response<pb::ListJobsResponse>, Status> {
-        let pb::ListJobsRequest {
-            page_size,
-            page_token,
-            state,
-            file_id,
-        } = request.into_inner();
-        let query = JobQuery {
-            state: convert::job_state_filter(state)?,
-            file_id: if file_id.is_empty() {
-                None
-            } else {
-                Some(validate::id("file_id", &file_id)?)
-            },
-            offset: convert::page_offset(&page_token)?,
-            limit: convert::page_size(page_size, DEFAULT_PAGE, MAX_PAGE)?,
-        };
-        let page = self.app.store.list_jobs(&query).await.map_err(Status::from)?;
-        Ok(Response::new(pb::ListJobsResponse {
-            jobs: page.items.into_iter().map(convert::job).collect(),
-            next_page_token: convert::page_token(page.next_offset),
-            total_count: page.total,
-        }))
+        let query = convert_audio::job_query(request.into_inner())?;
+        let page = self.app.jobs.list(&query).await?;
+        Ok(Response::new(convert_audio::jobs_page(page)))
     }
 
     async fn list_files(
         &self,
         request: Request<pb::ListFilesRequest>,
     ) -> Result<Response<pb::ListFilesResponse>, Status> {
-        let pb::ListFilesRequest {
-            page_size,
-            page_token,
-            tags,
-            state,
-            formats,
-            order_by,
-            ascending,
-            filename_contains,
-        } = request.into_inner();
-        let query = FileQuery {
-            tags_all: validate::tags(&tags)?,
-            state: convert::file_state_filter(state)?,
-            formats: formats
-                .into_iter()
-                .map(convert::audio_format_from)
-                .collect::<Result<_, _>>()?,
-            filename_contains: Some(filename_contains.trim().to_owned()).filter(|s| !s.is_empty()),
-            order: convert::file_order(order_by)?,
-            ascending,
-            offset: convert::page_offset(&page_token)?,
-            limit: convert::page_size(page_size, DEFAULT_PAGE, MAX_PAGE)?,
-        };
-        let page = self.app.store.list_files(&query).await?;
-        Ok(Response::new(pb::ListFilesResponse {
-            files: page.items.into_iter().map(convert::file).collect(),
-            next_page_token: convert::page_token(page.next_offset),
-            total_count: page.total,
-        }))
+        let query = convert_audio::file_query(request.into_inner())?;
+        let page = self.app.library.list(&query).await?;
+        Ok(Response::new(convert_audio::files_page(page)))
     }
 
     async fn get_file(&self, request: Request<pb::GetFileRequest>) -> Result<Response<pb::File>, Status> {
         let file_id = validate::id("file_id", &request.into_inner().file_id)?;
-        let file = self.app.store.get_file(&file_id).await?;
+        let file = self.app.library.get(&file_id).await?;
         Ok(Response::new(convert::file(file)))
     }
 
@@ -219,22 +160,8 @@ impl pb::audio_service_server::AudioService for AudioApi {
         &self,
         request: Request<pb::UpdateFileRequest>,
     ) -> Result<Response<pb::File>, Status> {
-        let pb::UpdateFileRequest {
-            file_id,
-            filename,
-            replace_tags,
-            add_tags,
-            remove_tags,
-        } = request.into_inner();
-        let file_id = validate::id("file_id", &file_id)?;
-        let update = FileUpdate {
-            filename: filename.as_deref().map(validate::filename).transpose()?,
-            replace_tags: replace_tags.map(|list| validate::tags(&list.tags)).transpose()?,
-            add_tags: validate::tags(&add_tags)?,
-            remove_tags: validate::tags(&remove_tags)?,
-        };
-        let file = self.app.store.update_file(&file_id, &update).await?;
-        self.app.ingest.index_file(&file).await;
+        let (file_id, update) = convert_audio::file_update(request.into_inner())?;
+        let file = self.app.library.update(&file_id, &update).await?;
         Ok(Response::new(convert::file(file)))
     }
 
@@ -243,7 +170,7 @@ impl pb::audio_service_server::AudioService for AudioApi {
         request: Request<pb::DeleteFileRequest>,
     ) -> Result<Response<pb::DeleteFileResponse>, Status> {
         let file_id = validate::id("file_id", &request.into_inner().file_id)?;
-        let deleted = self.app.ingest.delete_file(&file_id).await?;
+        let deleted = self.app.library.delete(&file_id).await?;
         Ok(Response::new(pb::DeleteFileResponse {
             blob_deleted: deleted.blob_orphaned,
         }))
@@ -260,30 +187,17 @@ impl pb::audio_service_server::AudioService for AudioApi {
             start_offset,
         } = request.into_inner();
         let file_id = validate::id("file_id", &file_id)?;
-        let file = self.app.store.get_file(&file_id).await?;
-        if start_offset > file.size_bytes {
-            return Err(Status::out_of_range(format!(
-                "start_offset {start_offset} is beyond the end of the file ({} bytes)",
-                file.size_bytes
-            )));
-        }
-        let mut blob = tokio::fs::File::open(self.app.blobs.blob_path(&file.sha256))
-            .await
-            .map_err(Error::from)?;
-        blob.seek(std::io::SeekFrom::Start(start_offset))
-            .await
-            .map_err(Error::from)?;
-        let total = file.size_bytes;
-        let chunks = async_stream::try_stream! {
-            let mut offset = start_offset;
-            while offset < total {
-                let mut buffer = vec![0u8; DOWNLOAD_CHUNK.min(usize::try_from(total - offset).unwrap_or(DOWNLOAD_CHUNK))];
-                blob.read_exact(&mut buffer).await.map_err(|err| Status::from(Error::from(err)))?;
-                let length = buffer.len() as u64;
-                yield pb::DownloadAudioResponse { offset, data: Bytes::from(buffer), total_size_bytes: total };
-                offset += length;
-            }
-        };
+        let download = self.app.library.download(&file_id, start_offset).await?;
+        let total = download.total;
+        let chunks = download.chunks.map(move |chunk| {
+            chunk
+                .map(|chunk| pb::DownloadAudioResponse {
+                    offset: chunk.offset,
+                    data: chunk.data,
+                    total_size_bytes: total,
+                })
+                .map_err(Status::from)
+        });
         Ok(Response::new(Box::pin(chunks)))
     }
 
@@ -292,12 +206,22 @@ impl pb::audio_service_server::AudioService for AudioApi {
         request: Request<pb::ReprocessFileRequest>,
     ) -> Result<Response<pb::Job>, Status> {
         let file_id = validate::id("file_id", &request.into_inner().file_id)?;
-        let job = self.app.store.create_job_for_file(&file_id).await?;
-        self.app.jobs.enqueued(&job).await;
-        Ok(Response::new(convert::job(job)))
+        let job = self.app.library.reprocess(&file_id).await?;
+        Ok(Response::new(convert_audio::job(job)))
+    }
+}
+
+impl AudioApi {
+    fn session(&self, session: crate::domain::UploadSession) -> pb::UploadSession {
+        convert_audio::upload_session(session, self.app.ingest.limits().max_chunk_bytes)
     }
 }
 
 fn invalid(message: &str) -> Status {
     Status::invalid_argument(message)
+}
+
+/// A client stream that broke off: the client went away mid-way.
+pub(super) fn broken_stream(status: &Status) -> Error {
+    Error::Aborted(format!("upload stream broke off: {}", status.message()))
 }

@@ -1,37 +1,310 @@
-//! The one mapping from domain errors to gRPC statuses. Exhaustive on
-//! purpose: a new error variant must choose its code here.
+//! The one mapping from domain errors to gRPC statuses. Exhaustive down to
+//! the variants of the crates below, on purpose: a new error variant must
+//! choose its code, and whether its message may reach the client, here.
+//!
+//! A failure inside the server reaches the client as `INTERNAL` with a
+//! request id and nothing else; the log line with that id holds the whole
+//! error (see [`crate::error`]).
 
-use tonic::Status;
+use tonic::{Code, Status};
+use traum_audio::AudioError;
+use traum_clap::ClapError;
+use traum_index::IndexError;
 
 use crate::error::Error;
 
+/// Header carrying the request id of an internal error.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
 impl From<Error> for Status {
     fn from(err: Error) -> Self {
-        match err {
-            Error::InvalidArgument(message) => Status::invalid_argument(message),
-            Error::UnsupportedFormat(message) => Status::invalid_argument(message),
-            Error::NotFound { kind, id } => Status::not_found(format!("{kind} {id} not found")),
-            Error::TooLarge(message) => Status::resource_exhausted(message),
-            Error::ChecksumMismatch(message) => Status::data_loss(message),
-            Error::FailedPrecondition(message) => Status::failed_precondition(message),
-            Error::Aborted(message) => Status::aborted(message),
-            Error::Unavailable(message) => Status::unavailable(message),
-            Error::Database(db) => {
-                tracing::error!(error = %db, "database error");
-                Status::internal("database error; see the server log")
-            }
-            Error::Io(io) => {
-                tracing::error!(error = %io, "storage error");
-                Status::internal("storage error; see the server log")
-            }
-            Error::Model(message) => {
-                tracing::error!(error = %message, "embedding model error");
-                Status::internal(format!("embedding model error: {message}"))
-            }
-            Error::Internal(message) => {
-                tracing::error!(error = %message, "internal error");
-                Status::internal(message)
-            }
+        match public(&err) {
+            Some((code, message)) => Status::new(code, message),
+            None => internal(&err),
         }
+    }
+}
+
+/// The code and message of an error about the request itself; `None` for a
+/// failure inside the server.
+fn public(err: &Error) -> Option<(Code, String)> {
+    let code = match err {
+        Error::InvalidArgument(_) => Code::InvalidArgument,
+        Error::NotFound { .. } => Code::NotFound,
+        Error::TooLarge(_) => Code::ResourceExhausted,
+        Error::ChecksumMismatch(_) => Code::DataLoss,
+        Error::FailedPrecondition(_) => Code::FailedPrecondition,
+        Error::OutOfRange(_) => Code::OutOfRange,
+        Error::Aborted(_) => Code::Aborted,
+        Error::Unavailable(_) => Code::Unavailable,
+        Error::Audio(audio) => {
+            return match audio {
+                AudioError::Unsupported(_) | AudioError::Corrupt(_) => {
+                    Some((Code::InvalidArgument, audio.to_string()))
+                }
+                AudioError::TooLong { .. } => Some((Code::ResourceExhausted, audio.to_string())),
+                AudioError::Io(_) => None,
+            };
+        }
+        Error::Index(index) => {
+            return match index {
+                IndexError::Dimension { .. } | IndexError::BadVector(_) => {
+                    Some((Code::InvalidArgument, index.to_string()))
+                }
+                IndexError::Missing(_)
+                | IndexError::Stale { .. }
+                | IndexError::Corrupt { .. }
+                | IndexError::Hnsw(_)
+                | IndexError::Text(_)
+                | IndexError::Io { .. } => None,
+            };
+        }
+        Error::Model(model) => {
+            return match &**model {
+                ClapError::EmptyAudio => Some((Code::InvalidArgument, model.to_string())),
+                ClapError::Io { .. }
+                | ClapError::Config { .. }
+                | ClapError::Unsupported(_)
+                | ClapError::Safetensors { .. }
+                | ClapError::MissingTensor { .. }
+                | ClapError::ShapeMismatch { .. }
+                | ClapError::DType { .. }
+                | ClapError::BadTensor { .. }
+                | ClapError::UnusedTensors { .. }
+                | ClapError::Tokenizer(_)
+                | ClapError::Input(_)
+                | ClapError::Device(_)
+                | ClapError::Backend(_)
+                | ClapError::Preprocessor(_)
+                | ClapError::ClipTooLong { .. }
+                | ClapError::Windowing(_)
+                | ClapError::Download { .. } => None,
+            };
+        }
+        Error::Database(_) | Error::Io(_) | Error::Task(_) | Error::Internal(_) => return None,
+    };
+    Some((code, err.to_string()))
+}
+
+/// `INTERNAL` with a fresh request id; the error itself goes to the log
+/// under that id, never to the client.
+fn internal(err: &Error) -> Status {
+    let request_id = uuid::Uuid::new_v4().simple().to_string();
+    tracing::error!(request_id = %request_id, error = %err, "request failed inside the server");
+    let mut status = Status::internal(format!(
+        "internal error; the server log has the details under request id {request_id}"
+    ));
+    if let Ok(value) = request_id.parse() {
+        status.metadata_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    status
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// A log sink for one test.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The status for `err` and what was logged while mapping it.
+    fn map(err: Error) -> (Status, String) {
+        let log = Captured::default();
+        let writer = log.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let status = tracing::subscriber::with_default(subscriber, || Status::from(err));
+        let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+        (status, text)
+    }
+
+    fn clap(err: ClapError) -> Error {
+        Error::from(err)
+    }
+
+    #[test]
+    fn errors_about_the_request_keep_their_code_and_message() {
+        let cases = [
+            (Error::InvalidArgument("bad".into()), Code::InvalidArgument, "bad"),
+            (
+                Error::not_found("file", "f1"),
+                Code::NotFound,
+                "file f1 not found",
+            ),
+            (Error::TooLarge("big".into()), Code::ResourceExhausted, "big"),
+            (Error::ChecksumMismatch("sum".into()), Code::DataLoss, "sum"),
+            (
+                Error::FailedPrecondition("state".into()),
+                Code::FailedPrecondition,
+                "state",
+            ),
+            (Error::OutOfRange("offset".into()), Code::OutOfRange, "offset"),
+            (Error::Aborted("gone".into()), Code::Aborted, "gone"),
+            (Error::Unavailable("later".into()), Code::Unavailable, "later"),
+            (
+                Error::Audio(AudioError::Unsupported("Ogg Opus audio is not supported".into())),
+                Code::InvalidArgument,
+                "Ogg Opus audio is not supported",
+            ),
+            (
+                Error::Audio(AudioError::Corrupt("truncated".into())),
+                Code::InvalidArgument,
+                "truncated",
+            ),
+            (
+                Error::Audio(AudioError::TooLong {
+                    duration_seconds: 3723.0,
+                    limit_seconds: 1800.0,
+                }),
+                Code::ResourceExhausted,
+                "audio lasts 1:02:03 but at most 30:00 is accepted",
+            ),
+            (
+                Error::Index(IndexError::Dimension {
+                    expected: 512,
+                    got: 3,
+                }),
+                Code::InvalidArgument,
+                "vector has 3 dimensions but the index holds 512-dimensional vectors",
+            ),
+            (
+                Error::Index(IndexError::BadVector("NaN".into())),
+                Code::InvalidArgument,
+                "NaN",
+            ),
+            (
+                clap(ClapError::EmptyAudio),
+                Code::InvalidArgument,
+                "no audio samples to compute features from",
+            ),
+        ];
+        for (err, code, message) in cases {
+            let (status, log) = map(err);
+            assert_eq!(status.code(), code, "{status:?}");
+            assert_eq!(status.message(), message);
+            assert!(status.metadata().get(REQUEST_ID_HEADER).is_none());
+            assert!(
+                log.is_empty(),
+                "nothing to log for the client's own mistake: {log}"
+            );
+        }
+    }
+
+    #[test]
+    fn failures_inside_the_server_show_only_a_request_id_that_the_log_explains() {
+        let secret = "password=hunter2 at 10.0.0.7";
+        let cases = [
+            Error::Database(sea_orm::DbErr::Custom(secret.into())),
+            Error::Io(io::Error::other(secret)),
+            Error::Audio(AudioError::Io(io::Error::other(secret))),
+            Error::Internal(secret.into()),
+            Error::Index(IndexError::Hnsw(secret.into())),
+            Error::Index(IndexError::Missing(secret.into())),
+            Error::Index(IndexError::Stale {
+                path: "/x".into(),
+                reason: secret.into(),
+            }),
+            Error::Index(IndexError::Corrupt {
+                path: "/x".into(),
+                reason: secret.into(),
+            }),
+            Error::Index(IndexError::Io {
+                path: secret.into(),
+                source: io::Error::other("disk"),
+            }),
+            Error::Index(IndexError::Text(tantivy_error(secret))),
+            clap(ClapError::Backend(secret.into())),
+            clap(ClapError::Tokenizer(secret.into())),
+            clap(ClapError::Device(secret.into())),
+            clap(ClapError::Input(secret.into())),
+            clap(ClapError::Unsupported(secret.into())),
+            clap(ClapError::Preprocessor(secret.into())),
+            clap(ClapError::Windowing(secret.into())),
+            clap(ClapError::ClipTooLong { samples: 1, limit: 0 }),
+            clap(ClapError::MissingTensor { name: secret.into() }),
+            clap(ClapError::UnusedTensors {
+                names: vec![secret.into()],
+            }),
+            clap(ClapError::ShapeMismatch {
+                name: secret.into(),
+                expected: vec![1],
+                found: vec![2],
+            }),
+            clap(ClapError::DType {
+                name: secret.into(),
+                dtype: "I8".into(),
+            }),
+            clap(ClapError::BadTensor {
+                name: secret.into(),
+                message: String::new(),
+            }),
+            clap(ClapError::Config {
+                path: "/x".into(),
+                message: secret.into(),
+            }),
+            clap(ClapError::Safetensors {
+                path: "/x".into(),
+                message: secret.into(),
+            }),
+            clap(ClapError::Io {
+                path: secret.into(),
+                source: io::Error::other("disk"),
+            }),
+            clap(ClapError::Download {
+                repo: "r".into(),
+                file: "f".into(),
+                message: secret.into(),
+            }),
+        ];
+        for err in cases {
+            let detail = err.to_string();
+            let (status, log) = map(err);
+            assert_eq!(status.code(), Code::Internal, "{status:?}");
+            assert!(!status.message().contains("hunter2"), "{}", status.message());
+            assert!(!status.message().contains(&detail), "{}", status.message());
+            let id = status
+                .metadata()
+                .get(REQUEST_ID_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .expect("a request id")
+                .to_owned();
+            assert_eq!(id.len(), 32);
+            assert!(status.message().contains(&id), "{}", status.message());
+            assert!(
+                log.contains(&id) && log.contains(&detail),
+                "the log has it all: {log}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_background_task_is_internal() {
+        let join = tokio::spawn(async { panic!("worker blew up") })
+            .await
+            .unwrap_err();
+        let (status, log) = map(Error::Task(join));
+        assert_eq!(status.code(), Code::Internal);
+        assert!(log.contains("panic"), "{log}");
+    }
+
+    fn tantivy_error(message: &str) -> tantivy::TantivyError {
+        tantivy::TantivyError::InvalidArgument(message.into())
     }
 }

@@ -3,29 +3,27 @@
 //! and progress broadcast to any number of watchers.
 
 mod stages;
+mod state;
+mod worker;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use chrono::Utc;
 use futures::Stream;
 use tokio::sync::{Notify, broadcast, watch};
 use tokio::task::JoinSet;
 
 use crate::blob::BlobStore;
-use crate::embed::{Embedder, ModelStatus};
+use crate::domain::{JobQuery, JobRecord, Page};
+use crate::embed::Embedder;
 use crate::error::{Error, Result};
-use crate::model::{FileState, JobRecord, JobStage, JobState};
 use crate::search::Search;
 use crate::store::Store;
+use crate::telemetry::metrics;
 
 /// Capacity of the progress broadcast; slow watchers that fall further
 /// behind re-read the job from the database.
 const EVENT_CAPACITY: usize = 4096;
-/// How often an idle worker looks for jobs queued by another replica.
-const POLL_INTERVAL: Duration = Duration::from_secs(2);
-/// Least time between two database writes of one job's progress.
-const PERSIST_EVERY: Duration = Duration::from_millis(500);
 
 /// What woke a watcher.
 enum Wake {
@@ -100,13 +98,19 @@ impl Jobs {
         self.inner.wake.notify_waiters();
     }
 
+    /// Queues a new run of a file's whole pipeline, unless one is active.
+    pub async fn reprocess(&self, file_id: &str) -> Result<JobRecord> {
+        let job = self.inner.store.create_job_for_file(file_id).await?;
+        self.enqueued(&job).await;
+        Ok(job)
+    }
+
     /// Reprocesses every ready file that has no vectors of `model_id`, so a
     /// library processed without a model (or with another) becomes searchable.
     pub async fn queue_embedding_backfill(&self, model_id: &str) -> Result<usize> {
         let files = self.inner.store.files_without_embeddings(model_id).await?;
         for file_id in &files {
-            let job = self.inner.store.create_job_for_file(file_id).await?;
-            self.enqueued(&job).await;
+            self.reprocess(file_id).await?;
         }
         Ok(files.len())
     }
@@ -114,6 +118,11 @@ impl Jobs {
     /// Returns a job.
     pub async fn get(&self, id: &str) -> Result<JobRecord> {
         self.inner.store.get_job(id).await
+    }
+
+    /// Lists jobs, newest first.
+    pub async fn list(&self, query: &JobQuery) -> Result<Page<JobRecord>> {
+        self.inner.store.list_jobs(query).await
     }
 
     /// Streams a job's state: the current one first, then every change,
@@ -158,162 +167,7 @@ impl Jobs {
 
     async fn update_queue_gauge(&self) {
         if let Ok(depth) = self.inner.store.queued_job_count().await {
-            metrics::gauge!("traum_job_queue_depth").set(depth as f64);
-        }
-    }
-
-    async fn worker_loop(&self, worker: usize) {
-        let mut shutdown = self.inner.shutdown.clone();
-        loop {
-            if *shutdown.borrow() {
-                return;
-            }
-            // Without a model, jobs parked before their embed stage stay queued.
-            let skip = (!self.inner.search.accepts_vectors()).then_some(JobStage::Embed);
-            match self.inner.store.claim_next_job(skip).await {
-                Ok(Some(job)) => {
-                    self.update_queue_gauge().await;
-                    tracing::info!(worker, job_id = %job.id, file_id = %job.file_id, stage = %job.stage, "job started");
-                    if let Err(err) = self.run(job).await {
-                        tracing::error!(worker, error = %err, "job bookkeeping failed");
-                    }
-                }
-                Ok(None) => {
-                    tokio::select! {
-                        _ = self.inner.wake.notified() => {}
-                        _ = tokio::time::sleep(POLL_INTERVAL) => {}
-                        _ = shutdown.wait_for(|stop| *stop) => return,
-                    }
-                }
-                Err(err) => {
-                    tracing::warn!(worker, error = %err, "cannot claim jobs; retrying");
-                    tokio::time::sleep(POLL_INTERVAL).await;
-                }
-            }
-        }
-    }
-
-    /// Runs a claimed job from its recorded stage to the end, or until
-    /// shutdown, in which case it is re-queued at the next stage.
-    async fn run(&self, mut job: JobRecord) -> Result<()> {
-        let store = &self.inner.store;
-        job.message = format!("running stage {}", job.stage);
-        job.error = None;
-        job.stage_progress = 0.0;
-        job.progress = job.stage.progress_before();
-        self.save(&mut job).await?;
-        let mut context = stages::RunContext::default();
-        let mut stage = Some(job.stage);
-        let mut embedded = true;
-        while let Some(current) = stage {
-            if current == JobStage::Embed && self.inner.embedder.state().status == ModelStatus::NotConfigured
-            {
-                embedded = false;
-                break;
-            }
-            if *self.inner.shutdown.borrow() {
-                job.state = JobState::Queued;
-                job.message = format!("interrupted by shutdown; resumes at stage {current}");
-                self.save(&mut job).await?;
-                tracing::info!(job_id = %job.id, stage = %current, "job checkpointed for shutdown");
-                return Ok(());
-            }
-            if current == JobStage::Embed && !self.inner.search.accepts_vectors() {
-                job.stage = current;
-                job.state = JobState::Queued;
-                job.stage_progress = 0.0;
-                job.progress = current.progress_before();
-                job.message = if self.inner.embedder.engine().is_none() {
-                    format!(
-                        "waiting for the embedding model: {}",
-                        self.inner.embedder.state().message
-                    )
-                } else {
-                    "waiting for the vector index to load".to_owned()
-                };
-                self.save(&mut job).await?;
-                tracing::info!(job_id = %job.id, "job waits for the embedding model");
-                return Ok(());
-            }
-            job.stage = current;
-            job.stage_progress = 0.0;
-            job.progress = current.progress_before();
-            job.message = format!("running stage {current}");
-            self.save(&mut job).await?;
-            let started = Instant::now();
-            let outcome = self.run_stage(&mut job, current, &mut context).await;
-            metrics::histogram!("traum_job_stage_duration_seconds", "stage" => current.as_str())
-                .record(started.elapsed().as_secs_f64());
-            match outcome {
-                Ok(()) => {
-                    job.stage_progress = 1.0;
-                    job.progress = current.progress_after();
-                    stage = current.next();
-                    if let Some(next) = stage {
-                        // Persisting the next stage is the checkpoint a
-                        // restart resumes from.
-                        job.stage = next;
-                        job.stage_progress = 0.0;
-                    }
-                    self.save(&mut job).await?;
-                }
-                Err(err) => {
-                    let message = err.to_string();
-                    tracing::warn!(job_id = %job.id, stage = %current, error = %message, "job failed");
-                    job.state = JobState::Failed;
-                    job.error = Some(message.clone());
-                    job.message = format!("stage {current} failed");
-                    job.finished_at = Some(Utc::now());
-                    store
-                        .set_file_state(&job.file_id, FileState::Failed, Some(&message))
-                        .await?;
-                    self.save(&mut job).await?;
-                    metrics::counter!("traum_jobs_finished_total", "state" => "failed").increment(1);
-                    return Ok(());
-                }
-            }
-        }
-        job.state = JobState::Succeeded;
-        job.progress = 1.0;
-        job.stage_progress = 1.0;
-        job.message = if embedded {
-            "done".to_owned()
-        } else {
-            "done; not embedded because no model is configured".to_owned()
-        };
-        job.finished_at = Some(Utc::now());
-        store.set_file_state(&job.file_id, FileState::Ready, None).await?;
-        self.save(&mut job).await?;
-        metrics::counter!("traum_jobs_finished_total", "state" => "succeeded").increment(1);
-        tracing::info!(job_id = %job.id, file_id = %job.file_id, "job succeeded");
-        Ok(())
-    }
-
-    async fn save(&self, job: &mut JobRecord) -> Result<()> {
-        job.updated_at = Utc::now();
-        self.inner.store.save_job(job).await?;
-        self.publish(job);
-        Ok(())
-    }
-
-    /// Publishes progress within a stage; persists it at most every
-    /// `PERSIST_EVERY` so fast stages do not hammer the database.
-    async fn report_progress(
-        &self,
-        job: &mut JobRecord,
-        stage: JobStage,
-        fraction: f64,
-        last_persist: &mut Instant,
-    ) {
-        job.stage_progress = fraction.clamp(0.0, 1.0);
-        job.progress = stage.progress_at(job.stage_progress);
-        job.updated_at = Utc::now();
-        self.publish(job);
-        if last_persist.elapsed() >= PERSIST_EVERY {
-            *last_persist = Instant::now();
-            if let Err(err) = self.inner.store.save_job(job).await {
-                tracing::warn!(job_id = %job.id, error = %err, "cannot persist progress");
-            }
+            metrics::JOB_QUEUE_DEPTH.set([], depth as f64);
         }
     }
 }

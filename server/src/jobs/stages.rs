@@ -7,13 +7,12 @@ use std::time::Instant;
 
 use tokio::sync::watch;
 
+use traum_audio::{DecodeOptions, DecodeReport, OUTPUT_SAMPLE_RATE, SourceLevels, decode_to_vec, probe_file};
+
 use super::Jobs;
-use crate::audio::decode::{DecodeOptions, DecodeReport, decode_to_vec};
-use crate::audio::loudness::SourceLevels;
-use crate::audio::{descriptors, probe_file};
 use crate::blob::hash_file;
+use crate::domain::{AudioFormat, AudioProperties, Descriptors, FileEmbeddings, JobRecord, JobStage};
 use crate::error::{Error, Result};
-use crate::model::{AudioDescriptors, AudioProperties, FileEmbeddings, JobRecord, JobStage};
 
 /// State carried between the stages of one run. Decoded audio lives here,
 /// in memory only, from `decode` to `embed`; a run resumed after a restart
@@ -30,7 +29,7 @@ enum StageOutput {
     Verified,
     Probed(AudioProperties),
     Decoded(Vec<f32>, DecodeReport),
-    Analysed(AudioDescriptors),
+    Analysed(Descriptors),
     Embedded(FileEmbeddings),
 }
 
@@ -84,15 +83,11 @@ impl Jobs {
                 let share_done = *progress_tx.borrow();
                 let levels = context.levels;
                 tokio::task::spawn_blocking(move || {
-                    let analysis = descriptors::analyse(
-                        &samples,
-                        crate::audio::decode::OUTPUT_SAMPLE_RATE,
-                        Some(levels),
-                        |fraction| {
+                    let analysis =
+                        traum_audio::analyse(&samples, OUTPUT_SAMPLE_RATE, Some(levels), |fraction| {
                             progress_tx.send_replace(share_done + fraction * (1.0 - share_done));
-                        },
-                    );
-                    Ok(StageOutput::Analysed(analysis.into()))
+                        });
+                    Ok(StageOutput::Analysed(analysis))
                 })
             }
             JobStage::Embed => {
@@ -121,7 +116,7 @@ impl Jobs {
                         break (&mut task).await??;
                     }
                     let fraction = *progress_rx.borrow_and_update();
-                    self.report_progress(job, stage, fraction, &mut last_persist).await;
+                    self.report_progress(job, fraction, &mut last_persist).await;
                 }
             }
         };
@@ -151,7 +146,7 @@ impl Jobs {
         &self,
         context: &mut RunContext,
         blob_path: &Path,
-        format: crate::model::AudioFormat,
+        format: AudioFormat,
         progress_tx: &watch::Sender<f64>,
     ) -> Result<Arc<Vec<f32>>> {
         if let Some(samples) = &context.decoded {

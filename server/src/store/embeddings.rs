@@ -8,8 +8,8 @@ use sea_orm::{
 
 use super::Store;
 use super::entities::{embedding, file};
+use crate::domain::{FileEmbeddings, StoredEmbedding};
 use crate::error::{Error, Result};
-use crate::model::{FileEmbeddings, StoredEmbedding};
 
 impl Store {
     /// Replaces a file's vectors (of any model) with `embeddings`, atomically.
@@ -98,7 +98,7 @@ impl Store {
         Ok(file::Entity::find()
             .select_only()
             .column(file::Column::Id)
-            .filter(file::Column::State.eq(crate::model::FileState::Ready.as_str()))
+            .filter(file::Column::State.eq(crate::domain::FileState::Ready.as_str()))
             .filter(Expr::col(file::Column::Id).not_in_subquery(embedded))
             .into_tuple()
             .all(&self.db)

@@ -1,0 +1,33 @@
+//! Audio for Traum: what a file is (sniffed from content, probed with
+//! symphonia), its samples (decoded to 48 kHz mono, with encoder priming
+//! trimmed) and what it sounds like (peak, loudness, brightness, silence,
+//! tempo, key).
+//!
+//! Everything here is synchronous and CPU-bound or blocking: callers run it
+//! on a blocking pool, never on an async runtime.
+
+pub mod decode;
+pub mod descriptors;
+mod edit_list;
+mod error;
+mod format;
+pub mod key;
+pub mod loudness;
+mod open;
+mod probe;
+mod resample;
+mod sniff;
+mod stft;
+pub mod tempo;
+#[cfg(test)]
+mod testgen;
+
+pub use self::decode::{DecodeOptions, DecodeReport, OUTPUT_SAMPLE_RATE, decode_file, decode_to_vec};
+pub use self::descriptors::{Descriptors, analyse};
+pub use self::error::{AudioError, Result};
+pub use self::format::AudioFormat;
+pub use self::key::{KeyEstimate, KeyMode, MusicalKey};
+pub use self::loudness::SourceLevels;
+pub use self::probe::{AudioProperties, probe_file};
+pub use self::sniff::{SNIFF_BYTES, SUPPORTED_FORMATS, sniff_format};
+pub use self::tempo::TempoEstimate;

@@ -1,0 +1,871 @@
+//! `traum-bench`: side-by-side benchmarks against the peers named in the
+//! issues, on the same machine in one run. Not a test: it reports numbers.
+//!
+//! `traum-bench audio [FILE...]`: decode + resample to 48 kHz mono +
+//! descriptors + CLAP log-mel, single thread, against ffmpeg decoding to
+//! 48 kHz mono (`-threads 1`) and librosa (load + beat_track +
+//! melspectrogram, single-threaded BLAS/numba). Without files it renders a
+//! 3-minute 44.1 kHz stereo MP3 and FLAC with ffmpeg first.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use traum_audio::{DecodeOptions, OUTPUT_SAMPLE_RATE, decode_to_vec};
+use traum_clap::mel::{LogMelExtractor, MelConfig, Windowing};
+
+#[derive(Parser)]
+#[command(name = "traum-bench", about = "Traum benchmarks against their peers")]
+struct Cli {
+    #[command(subcommand)]
+    command: Bench,
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// Audio front-end: ours vs ffmpeg (decode) and librosa (load + beats + mel).
+    Audio {
+        /// Files to measure; default: a generated 3-minute 44.1 kHz stereo MP3 and FLAC.
+        files: Vec<PathBuf>,
+        /// Repetitions per measurement (the best is reported).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Python interpreter with librosa installed.
+        #[arg(long, default_value = "python3")]
+        python: String,
+    },
+    /// CLAP inference: burn on the build's device (CPU, or the GPU of a
+    /// `wgpu`/`cuda` build) vs `transformers` in PyTorch on the same kind of
+    /// device, same checkpoint, inputs and thread count; plus a 3-minute track
+    /// end to end (log-mel + batched windows) through the server's engine.
+    Clap {
+        /// Checkpoint directory (random weights are fine for timing; see
+        /// tests/fixtures/clap-model/bench_fullsize.py for full-size ones).
+        model_dir: PathBuf,
+        /// Threads for both sides.
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// Windows per batch.
+        #[arg(long, default_value_t = 8)]
+        batch: usize,
+        /// Repetitions per measurement.
+        #[arg(long, default_value_t = 3)]
+        reps: usize,
+        /// Python interpreter with torch and transformers installed.
+        #[arg(long, default_value = "python3")]
+        python: String,
+    },
+    /// Vector search: Traum's index (hora HNSW + exact segment) vs exact
+    /// SIMD search and hnswlib, same vectors, same M and ef_construction,
+    /// single-threaded queries; QPS, p50/p99 and recall@10 per ef.
+    Ann {
+        /// Indexed vectors.
+        #[arg(long, default_value_t = 100_000)]
+        n: usize,
+        #[arg(long, default_value_t = 512)]
+        dim: usize,
+        #[arg(long, default_value_t = 500)]
+        queries: usize,
+        /// `random` (uniform on the sphere) or `clustered`.
+        #[arg(long, default_value = "clustered")]
+        kind: String,
+        #[arg(long, default_value_t = 16)]
+        m: usize,
+        #[arg(long, default_value_t = 200)]
+        ef_construction: usize,
+        /// Candidate list sizes to measure.
+        #[arg(long, value_delimiter = ',', default_value = "64,128,256,512,1024")]
+        ef: Vec<usize>,
+        /// Python interpreter with hnswlib and numpy installed.
+        #[arg(long, default_value = "python3")]
+        python: String,
+        /// Keep Traum's built index here and load it on later runs with the
+        /// same inputs instead of building again (for query-side work; the
+        /// build time is then the load time).
+        #[arg(long)]
+        reuse_dir: Option<PathBuf>,
+        /// Recall@10 Traum's graph is calibrated to (0: no calibration, the
+        /// graph is walked at each ef as measured).
+        #[arg(long, default_value_t = 0.95)]
+        target_recall: f64,
+    },
+    /// End-to-end `SearchByText` through gRPC on a library of random vectors:
+    /// every query a new text, so the text encoder runs each time.
+    Search {
+        /// Checkpoint directory (its text encoder runs for every query).
+        model_dir: PathBuf,
+        /// Window vectors in the library.
+        #[arg(long, default_value_t = 100_000)]
+        windows: usize,
+        /// Windows per file (each file also gets its pooled vector).
+        #[arg(long, default_value_t = 10)]
+        windows_per_file: usize,
+        #[arg(long, default_value_t = 200)]
+        queries: usize,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Bench::Audio { files, runs, python } => audio(files, runs.max(1), &python),
+        Bench::Clap {
+            model_dir,
+            threads,
+            batch,
+            reps,
+            python,
+        } => clap_bench(&model_dir, threads.max(1), batch.max(1), reps.max(1), &python),
+        Bench::Ann {
+            n,
+            dim,
+            queries,
+            kind,
+            m,
+            ef_construction,
+            ef,
+            python,
+            reuse_dir,
+            target_recall,
+        } => ann_bench_entry(AnnSetup {
+            n,
+            dim,
+            queries,
+            kind,
+            m,
+            ef_construction,
+            efs: ef,
+            python,
+            reuse_dir,
+            target_recall,
+        }),
+        Bench::Search {
+            model_dir,
+            windows,
+            windows_per_file,
+            queries,
+        } => search_bench(&model_dir, windows, windows_per_file.max(1), queries.max(1)),
+    }
+}
+
+struct Ours {
+    decode: Duration,
+    descriptors: Duration,
+    mel: Duration,
+    bpm: Option<f64>,
+    windows: usize,
+}
+
+fn audio(files: Vec<PathBuf>, runs: usize, python: &str) -> anyhow::Result<()> {
+    let scratch = tempfile::tempdir()?;
+    let files = if files.is_empty() {
+        render_inputs(scratch.path())?
+    } else {
+        files
+    };
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("librosa_peer.py");
+    println!(
+        "audio front-end, single thread, best of {runs}; machine: {} logical CPUs",
+        num_cpus()
+    );
+    println!(
+        "{:<16} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10} {:>11} {:>12}",
+        "file",
+        "decode s",
+        "descr s",
+        "mel s",
+        "total s",
+        "ffmpeg s",
+        "librosa s",
+        "decode/ffm",
+        "librosa/ours"
+    );
+    for file in &files {
+        let ours = (0..runs)
+            .map(|_| run_ours(file))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let best = ours
+            .into_iter()
+            .min_by_key(|o| o.decode + o.descriptors + o.mel)
+            .context("no runs")?;
+        let ffmpeg = (0..runs)
+            .map(|_| run_ffmpeg(file))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let ffmpeg = ffmpeg.into_iter().min().context("no runs")?;
+        let librosa = run_librosa(python, &script, file, runs);
+        let total = best.decode + best.descriptors + best.mel;
+        let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("?");
+        let (librosa_text, ratio_text) = match &librosa {
+            Ok((seconds, _)) => (
+                format!("{seconds:.3}"),
+                format!("{:.1}x", seconds / total.as_secs_f64()),
+            ),
+            Err(err) => {
+                eprintln!("librosa peer unavailable for {name}: {err:#}");
+                ("n/a".to_owned(), "n/a".to_owned())
+            }
+        };
+        println!(
+            "{:<16} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>10} {:>11.2} {:>12}",
+            name,
+            best.decode.as_secs_f64(),
+            best.descriptors.as_secs_f64(),
+            best.mel.as_secs_f64(),
+            total.as_secs_f64(),
+            ffmpeg.as_secs_f64(),
+            librosa_text,
+            best.decode.as_secs_f64() / ffmpeg.as_secs_f64(),
+            ratio_text,
+        );
+        let librosa_bpm = librosa
+            .as_ref()
+            .map(|(_, bpm)| format!("{bpm:.1}"))
+            .unwrap_or_else(|_| "n/a".into());
+        println!(
+            "    {} mel windows; bpm ours {} / librosa {}",
+            best.windows,
+            best.bpm.map_or_else(|| "-".to_owned(), |b| format!("{b:.1}")),
+            librosa_bpm
+        );
+    }
+    Ok(())
+}
+
+fn run_ours(file: &Path) -> anyhow::Result<Ours> {
+    let started = Instant::now();
+    let (samples, report) = decode_to_vec(file, &DecodeOptions::default(), |_| {})?;
+    let decode = started.elapsed();
+    let started = Instant::now();
+    let analysis = traum_audio::analyse(&samples, OUTPUT_SAMPLE_RATE, Some(report.levels), |_| {});
+    let descriptors = started.elapsed();
+    let started = Instant::now();
+    let extractor = LogMelExtractor::new(MelConfig::default())?;
+    let windows = extractor.windows(&samples, &Windowing::default())?;
+    let mel = started.elapsed();
+    Ok(Ours {
+        decode,
+        descriptors,
+        mel,
+        bpm: analysis.tempo.map(|t| t.bpm),
+        windows: windows.len(),
+    })
+}
+
+/// ffmpeg, quiet but for errors.
+fn ffmpeg() -> Command {
+    let mut command = Command::new("ffmpeg");
+    command.args(["-nostdin", "-hide_banner", "-loglevel", "error"]);
+    command
+}
+
+fn run_ffmpeg(file: &Path) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let status = ffmpeg()
+        .args(["-threads", "1", "-i"])
+        .arg(file)
+        .args(["-ac", "1", "-ar", "48000", "-f", "f32le", "-y", "/dev/null"])
+        .status()
+        .context("ffmpeg is needed for the peer measurement (apt-get install ffmpeg)")?;
+    if !status.success() {
+        bail!("ffmpeg failed on {}", file.display());
+    }
+    Ok(started.elapsed())
+}
+
+/// Runs a Python peer script and reads the JSON it prints; a failure
+/// reports the last line the peer wrote to stderr.
+fn run_peer(name: &str, command: &mut Command) -> anyhow::Result<serde_json::Value> {
+    let output = command.output().context("cannot run python")?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        bail!(
+            "{name} peer failed: {}",
+            stderr.lines().last().unwrap_or("no message")
+        );
+    }
+    serde_json::from_slice(&output.stdout).context("peer output is not JSON")
+}
+
+fn run_librosa(python: &str, script: &Path, file: &Path, runs: usize) -> anyhow::Result<(f64, f64)> {
+    let report = run_peer(
+        "librosa",
+        Command::new(python)
+            .arg(script)
+            .arg(file)
+            .arg("--runs")
+            .arg(runs.to_string()),
+    )?;
+    let total = report["total_s"].as_f64().context("total_s missing")?;
+    let bpm = report["bpm"].as_f64().unwrap_or(0.0);
+    Ok((total, bpm))
+}
+
+/// Renders 3 minutes of a music-like signal (chords, a bass line and drums
+/// at 124 BPM) as 44.1 kHz stereo MP3 and FLAC.
+fn render_inputs(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let expr = "0.12*sin(2*PI*220*t)+0.1*sin(2*PI*277.18*t)+0.1*sin(2*PI*329.63*t)\
+                +0.2*sin(2*PI*55*t)*(1+sin(2*PI*124/60*t))/2\
+                +0.5*sin(2*PI*60*t)*exp(-25*mod(t,60/124))\
+                +0.1*(random(0)-0.5)*exp(-60*mod(t+30/124,60/124))";
+    let mut files = Vec::new();
+    for (name, codec) in [("bench.mp3", "libmp3lame"), ("bench.flac", "flac")] {
+        let path = dir.join(name);
+        let status = ffmpeg()
+            .args(["-f", "lavfi", "-i"])
+            .arg(format!("aevalsrc='{expr}|{expr}':s=44100:d=180"))
+            .args(["-c:a", codec, "-y"])
+            .arg(&path)
+            .status()
+            .context("ffmpeg is needed to render the benchmark inputs")?;
+        if !status.success() {
+            bail!("ffmpeg could not render {name}");
+        }
+        files.push(path);
+    }
+    Ok(files)
+}
+
+fn num_cpus() -> usize {
+    std::thread::available_parallelism().map(usize::from).unwrap_or(1)
+}
+
+const CLAP_QUERY: &str = "upbeat electronic music with heavy bass";
+
+fn clap_bench(dir: &Path, threads: usize, batch: usize, reps: usize, python: &str) -> anyhow::Result<()> {
+    use std::sync::Arc;
+
+    use traum_clap::{ClapModel, cpu_device, default_device};
+    use traum_server::embed::{Engine, ModelSettings};
+
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global()
+        .context("cannot size the rayon pool")?;
+    let device = default_device()?;
+    // The engine runs on the build's device, so the peer does too: a GPU build is compared with
+    // PyTorch on the GPU, the CPU build with PyTorch on the CPU.
+    let peer_device = if device == cpu_device() { "cpu" } else { "cuda" };
+    let model = ClapModel::load(dir, &device).context("cannot load the checkpoint")?;
+    let bins = model.mel_bins();
+    let window: Vec<f32> = (0..1001 * bins)
+        .map(|i| -40.0 + 10.0 * ((i as f32) * 0.013).sin())
+        .collect();
+    model.embed_audio(&[window.as_slice()])?;
+    let mut ours = Vec::new();
+    for b in [1, batch] {
+        let windows: Vec<&[f32]> = (0..b).map(|_| window.as_slice()).collect();
+        // GPU backends autotune their kernels on the first call of each shape.
+        model.embed_audio(&windows)?;
+        let started = Instant::now();
+        for _ in 0..reps {
+            model.embed_audio(&windows)?;
+        }
+        ours.push((b, (reps * b) as f64 / started.elapsed().as_secs_f64()));
+    }
+    model.embed_text(CLAP_QUERY)?;
+    let started = Instant::now();
+    for _ in 0..20 {
+        model.embed_text(CLAP_QUERY)?;
+    }
+    let text_ms = started.elapsed().as_secs_f64() * 1000.0 / 20.0;
+    drop(model);
+
+    // A 3-minute track through the server's engine: log-mel + batched windows.
+    let settings = ModelSettings {
+        source: None,
+        hub: Default::default(),
+        batch_size: batch,
+        threads,
+    };
+    let engine = Arc::new(Engine::start(dir, &settings)?);
+    let rate = f64::from(OUTPUT_SAMPLE_RATE);
+    let track: Vec<f32> = (0..(180.0 * rate) as usize)
+        .map(|i| {
+            let t = i as f64 / rate;
+            (0.3 * (2.0 * std::f64::consts::PI * 220.0 * t).sin() + 0.2 * (t * 7.0).sin()) as f32
+        })
+        .collect();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let track = Arc::new(track);
+    let started = Instant::now();
+    let embedded = runtime
+        .block_on(engine.embed_audio(track, |_| {}))
+        .map_err(|err| anyhow::anyhow!("{err}"))?;
+    let track_seconds = started.elapsed().as_secs_f64();
+
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("clap_peer.py");
+    let peer = run_peer(
+        "PyTorch",
+        Command::new(python)
+            .arg(&script)
+            .arg(dir)
+            .args([threads.to_string(), batch.to_string(), reps.to_string()])
+            .arg(peer_device),
+    )?;
+    println!(
+        "CLAP on {} with {threads} threads; burn on {device:?}, PyTorch {} on {}:",
+        dir.display(),
+        peer["torch"],
+        peer.get("gpu").unwrap_or(&peer["device"])
+    );
+    println!("{:<28} {:>12} {:>12} {:>10}", "", "burn", "pytorch", "ratio");
+    for (b, ours_rate) in ours {
+        let theirs = peer[format!("audio_windows_per_s_batch{b}")]
+            .as_f64()
+            .unwrap_or(f64::NAN);
+        println!(
+            "{:<28} {:>12.2} {:>12.2} {:>10.2}",
+            format!("audio windows/s, batch {b}"),
+            ours_rate,
+            theirs,
+            theirs / ours_rate
+        );
+    }
+    let theirs_ms = peer["text_ms_per_query"].as_f64().unwrap_or(f64::NAN);
+    println!(
+        "{:<28} {:>12.1} {:>12.1} {:>10.2}",
+        "text ms/query",
+        text_ms,
+        theirs_ms,
+        text_ms / theirs_ms
+    );
+    println!("(ratio = time ours / time theirs: below 1.0 means burn is faster)");
+    println!(
+        "3-minute track end to end (log-mel + {} windows, batch {batch}): {track_seconds:.2} s",
+        embedded.windows.len()
+    );
+    Ok(())
+}
+
+struct AnnSetup {
+    n: usize,
+    dim: usize,
+    queries: usize,
+    kind: String,
+    m: usize,
+    ef_construction: usize,
+    efs: Vec<usize>,
+    python: String,
+    reuse_dir: Option<PathBuf>,
+    target_recall: f64,
+}
+
+/// splitmix64: reproducible inputs without another dependency.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn gaussian(&mut self) -> f32 {
+        let u1 = ((self.next() >> 11) as f64 + 1.0) / (1u64 << 53) as f64;
+        let u2 = (self.next() >> 11) as f64 / (1u64 << 53) as f64;
+        ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()) as f32
+    }
+
+    fn unit(&mut self, dim: usize) -> Vec<f32> {
+        let v: Vec<f32> = (0..dim).map(|_| self.gaussian()).collect();
+        normalise(v)
+    }
+}
+
+fn normalise(mut v: Vec<f32>) -> Vec<f32> {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    v.iter_mut().for_each(|x| *x /= norm);
+    v
+}
+
+/// Base vectors then queries, as the peer reads them.
+fn ann_inputs(setup: &AnnSetup) -> anyhow::Result<Vec<Vec<f32>>> {
+    let mut rng = SplitMix(42);
+    let total = setup.n + setup.queries;
+    match setup.kind.as_str() {
+        "random" => Ok((0..total).map(|_| rng.unit(setup.dim)).collect()),
+        "clustered" => {
+            let centres: Vec<Vec<f32>> = (0..1000).map(|_| rng.unit(setup.dim)).collect();
+            let spread = 0.6 / (setup.dim as f32).sqrt();
+            Ok((0..total)
+                .map(|_| {
+                    let centre = &centres[(rng.next() % centres.len() as u64) as usize];
+                    normalise(centre.iter().map(|c| c + spread * rng.gaussian()).collect())
+                })
+                .collect())
+        }
+        other => bail!("--kind must be random or clustered, not {other}"),
+    }
+}
+
+fn percentile_ms(sorted: &[Duration], q: f64) -> f64 {
+    let index = ((sorted.len() as f64 * q) as usize).min(sorted.len().saturating_sub(1));
+    sorted.get(index).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+}
+
+fn ann_bench_entry(setup: AnnSetup) -> anyhow::Result<()> {
+    ann_bench(&setup)
+}
+
+fn ann_bench(setup: &AnnSetup) -> anyhow::Result<()> {
+    use std::collections::HashSet;
+    use std::io::Write;
+
+    use traum_index::vector::{HnswParams, VectorIndex, VectorIndexConfig};
+
+    let vectors = ann_inputs(setup)?;
+    let (base, queries) = vectors.split_at(setup.n);
+    let scratch = tempfile::tempdir()?;
+    let raw = scratch.path().join("vectors.f32");
+    {
+        let mut file = std::io::BufWriter::new(std::fs::File::create(&raw)?);
+        for v in &vectors {
+            for x in v {
+                file.write_all(&x.to_le_bytes())?;
+            }
+        }
+    }
+    let config = VectorIndexConfig {
+        hnsw: HnswParams {
+            m: setup.m,
+            m0: 2 * setup.m,
+            ef_construction: setup.ef_construction,
+            // Calibration starts from the smallest ef measured.
+            ef_search: setup.efs.iter().copied().min().unwrap_or(64),
+            target_recall: setup.target_recall,
+        },
+        background_rebuild: false,
+        persist_dir: setup.reuse_dir.clone(),
+        ..VectorIndexConfig::default()
+    };
+    let items: Vec<(u64, Vec<f32>)> = base
+        .iter()
+        .cloned()
+        .enumerate()
+        .map(|(i, v)| (i as u64, v))
+        .collect();
+    // The model id records the inputs, so a reused index built from other
+    // vectors is stale and rebuilt.
+    let model_id = format!(
+        "bench-{}-{}-{}-{}-{}",
+        setup.kind, setup.n, setup.dim, setup.m, setup.ef_construction
+    );
+    let started = Instant::now();
+    let reused = setup
+        .reuse_dir
+        .as_deref()
+        .and_then(|dir| VectorIndex::load(dir, &model_id, setup.dim, config.clone()).ok())
+        .map(|(index, _)| index);
+    let index = match reused {
+        Some(index) => index,
+        None => {
+            let index = VectorIndex::build(&model_id, setup.dim, config, items)?;
+            if let Some(dir) = &setup.reuse_dir {
+                index.save(dir)?;
+            }
+            index
+        }
+    };
+    let build = started.elapsed();
+    eprintln!("traum graph calibration: {:?}", index.stats().route);
+
+    let started = Instant::now();
+    let truth: Vec<HashSet<u64>> = queries
+        .iter()
+        .map(|q| Ok(index.search_exact(q, 10)?.into_iter().map(|h| h.id).collect()))
+        .collect::<anyhow::Result<_>>()?;
+    let exact_qps = queries.len() as f64 / started.elapsed().as_secs_f64();
+
+    // One untimed pass at the largest ef first: a freshly loaded index
+    // otherwise charges its page faults to whichever ef is timed first.
+    let warm_ef = setup.efs.iter().copied().max().unwrap_or(64);
+    for q in queries {
+        index.search_with_ef(q, 10, warm_ef)?;
+    }
+    let mut ours = Vec::new();
+    for &ef in &setup.efs {
+        let mut latencies = Vec::with_capacity(queries.len());
+        let mut found = 0;
+        for (q, truth) in queries.iter().zip(&truth) {
+            let started = Instant::now();
+            let hits = index.search_with_ef(q, 10, ef)?;
+            latencies.push(started.elapsed());
+            found += hits.iter().filter(|h| truth.contains(&h.id)).count();
+        }
+        let total: Duration = latencies.iter().sum();
+        latencies.sort();
+        ours.push((
+            ef,
+            queries.len() as f64 / total.as_secs_f64(),
+            percentile_ms(&latencies, 0.5),
+            percentile_ms(&latencies, 0.99),
+            found as f64 / (10 * queries.len()) as f64,
+        ));
+        // Printed as it comes: the peer's build takes a while.
+        eprintln!("traum ef {ef}: {:?}", ours.last());
+    }
+
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("ann_peer.py");
+    let peer = run_peer(
+        "hnswlib",
+        Command::new(&setup.python).arg(&script).arg(&raw).args(
+            [
+                setup.n,
+                setup.dim,
+                queries.len(),
+                num_cpus(),
+                setup.m,
+                setup.ef_construction,
+            ]
+            .iter()
+            .chain(&setup.efs)
+            .map(ToString::to_string),
+        ),
+    )?;
+
+    println!(
+        "{} {}-d vectors ({}), {} queries, M={} ef_construction={}, queries on 1 thread",
+        setup.n,
+        setup.dim,
+        setup.kind,
+        queries.len(),
+        setup.m,
+        setup.ef_construction
+    );
+    println!(
+        "build: traum (hora) {:.1} s, hnswlib {:.1} s ({} threads)",
+        build.as_secs_f64(),
+        peer["build_s"].as_f64().unwrap_or(f64::NAN),
+        num_cpus()
+    );
+    println!("exact search (SimSIMD): {exact_qps:.1} QPS");
+    println!(
+        "{:>6} | {:>9} {:>8} {:>8} {:>7} | {:>9} {:>8} {:>8} {:>7}",
+        "ef", "traum QPS", "p50 ms", "p99 ms", "recall", "hnsw QPS", "p50 ms", "p99 ms", "recall"
+    );
+    let runs = peer["runs"].as_array().cloned().unwrap_or_default();
+    for ((ef, qps, p50, p99, recall), theirs) in ours.iter().zip(&runs) {
+        println!(
+            "{ef:>6} | {qps:>9.1} {p50:>8.2} {p99:>8.2} {recall:>7.4} | {:>9.1} {:>8.2} {:>8.2} {:>7.4}",
+            theirs["qps"].as_f64().unwrap_or(f64::NAN),
+            theirs["p50_ms"].as_f64().unwrap_or(f64::NAN),
+            theirs["p99_ms"].as_f64().unwrap_or(f64::NAN),
+            theirs["recall"].as_f64().unwrap_or(f64::NAN),
+        );
+    }
+    let ours_at = ours.iter().find(|r| r.4 >= 0.95).map(|r| r.1);
+    let theirs_at = runs
+        .iter()
+        .find(|r| r["recall"].as_f64().unwrap_or(0.0) >= 0.95)
+        .and_then(|r| r["qps"].as_f64());
+    match (ours_at, theirs_at) {
+        (Some(ours), Some(theirs)) => println!(
+            "at recall@10 >= 0.95: traum {ours:.1} QPS, hnswlib {theirs:.1} QPS, ratio {:.2}x, exact {:.2}x",
+            ours / theirs,
+            exact_qps / theirs
+        ),
+        _ => println!("recall@10 >= 0.95 not reached by both at the measured ef values"),
+    }
+    Ok(())
+}
+
+fn search_bench(model_dir: &Path, windows: usize, per_file: usize, queries: usize) -> anyhow::Result<()> {
+    use traum_proto::v1 as pb;
+    use traum_server::domain::{
+        AudioFormat, AudioProperties, FileEmbeddings, FileState, JobState, UploadHeader, WindowEmbedding,
+    };
+    use traum_server::store::{NewBlob, Store};
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let scratch = tempfile::tempdir()?;
+    let mut config = traum_server::Config::with_data_dir(scratch.path().join("data"));
+    config.model_dir = Some(model_dir.to_path_buf());
+    config.metrics_listen = None;
+    config.log = "warn".into();
+    config.workers = 1;
+    let model_id = traum_server::embed::weights_id(model_dir)?;
+    let checkpoint: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(model_dir.join("config.json")).context("config.json")?)?;
+    let dim = checkpoint["projection_dim"].as_u64().unwrap_or(512) as usize;
+    let files = windows.div_ceil(per_file);
+    runtime.block_on(async {
+        std::fs::create_dir_all(&config.data_dir)?;
+        let store = Store::connect(&config.database_url).await?;
+        let started = Instant::now();
+        let mut rng = SplitMix(7);
+        for f in 0..files {
+            let blob = NewBlob {
+                sha256: format!("{f:064x}"),
+                size_bytes: 1,
+                format: AudioFormat::Wav,
+            };
+            let header = UploadHeader {
+                filename: format!("file_{f}.wav"),
+                tags: vec![format!("group{}", f % 10)],
+                declared_size: None,
+                declared_sha256: None,
+                always_create_file: false,
+            };
+            let (outcome, job) = store.create_file(&blob, &header).await?;
+            if let Some(mut job) = job {
+                job.state = JobState::Succeeded;
+                store.save_job(&job).await?;
+            }
+            let seconds = (per_file * 10) as f64;
+            store
+                .set_file_properties(
+                    &outcome.file_id,
+                    &AudioProperties {
+                        duration_seconds: seconds,
+                        sample_rate_hz: 48_000,
+                        channels: 1,
+                        bits_per_sample: 16,
+                        codec: "pcm_s16le".into(),
+                        bitrate_bps: 768_000,
+                        frames: (seconds * 48_000.0) as u64,
+                    },
+                )
+                .await?;
+            store
+                .set_file_state(&outcome.file_id, FileState::Ready, None)
+                .await?;
+            let window_vectors: Vec<WindowEmbedding> = (0..per_file)
+                .map(|w| WindowEmbedding {
+                    index: w as u32,
+                    start_seconds: w as f64 * 10.0,
+                    end_seconds: (w + 1) as f64 * 10.0,
+                    vector: rng.unit(dim),
+                })
+                .collect();
+            let embeddings = FileEmbeddings {
+                model_id: model_id.clone(),
+                file: rng.unit(dim),
+                file_start: 0.0,
+                file_end: seconds,
+                windows: window_vectors,
+            };
+            store.replace_embeddings(&outcome.file_id, &embeddings).await?;
+        }
+        println!(
+            "library: {files} files, {} window + {files} file vectors ({dim}-d), written in {:.1} s",
+            files * per_file,
+            started.elapsed().as_secs_f64()
+        );
+        anyhow::Ok(())
+    })?;
+
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(traum_server::run(listener, config, async {
+            let _ = stopped.await;
+        }));
+        let started = Instant::now();
+        let channel = loop {
+            match tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
+                .connect()
+                .await
+            {
+                Ok(channel) => break channel,
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        };
+        let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+        loop {
+            let status = health
+                .check(tonic_health::pb::HealthCheckRequest {
+                    service: "traum.v1.SearchService".into(),
+                })
+                .await
+                .map(|r| r.into_inner().status)
+                .unwrap_or_default();
+            if status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        println!(
+            "server ready to search (model loaded, vector index built) in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+        let mut search = pb::search_service_client::SearchServiceClient::new(channel);
+        let words = [
+            "warm", "analog", "pad", "dusty", "vinyl", "drum", "loop", "bright", "bass", "vocal",
+        ];
+        let measure = |cached: bool| {
+            let mut search = search.clone();
+            async move {
+                let mut latencies = Vec::with_capacity(queries);
+                for i in 0..queries {
+                    let query = if cached {
+                        "warm analog pad at 120 bpm".to_owned()
+                    } else {
+                        format!(
+                            "{} {} {} {i}",
+                            words[i % 10],
+                            words[(i / 10) % 10],
+                            words[(i / 100) % 10]
+                        )
+                    };
+                    let started = Instant::now();
+                    let response = search
+                        .search_by_text(pb::SearchByTextRequest {
+                            query,
+                            filters: None,
+                            options: Some(pb::SearchOptions {
+                                limit: 20,
+                                ..Default::default()
+                            }),
+                        })
+                        .await?;
+                    latencies.push(started.elapsed());
+                    anyhow::ensure!(
+                        response.into_inner().hits.len() == 20,
+                        "a search returned too few hits"
+                    );
+                }
+                latencies.sort();
+                anyhow::Ok(latencies)
+            }
+        };
+        let fresh = measure(false).await?;
+        let cached = measure(true).await?;
+        let filtered = {
+            let mut latencies = Vec::with_capacity(queries);
+            for i in 0..queries {
+                let started = Instant::now();
+                search
+                    .search_by_text(pb::SearchByTextRequest {
+                        query: format!("filtered query {i}"),
+                        filters: Some(pb::SearchFilters {
+                            tags_all: vec![format!("group{}", i % 10)],
+                            ..Default::default()
+                        }),
+                        options: None,
+                    })
+                    .await?;
+                latencies.push(started.elapsed());
+            }
+            latencies.sort();
+            latencies
+        };
+        for (name, latencies) in [
+            ("SearchByText, new text each time", &fresh),
+            ("SearchByText, cached text", &cached),
+            ("SearchByText + tag filter (10% of files)", &filtered),
+        ] {
+            println!(
+                "{name:<44} p50 {:>7.2} ms  p99 {:>7.2} ms  ({queries} queries)",
+                percentile_ms(latencies, 0.5),
+                percentile_ms(latencies, 0.99)
+            );
+        }
+        let _ = stop.send(());
+        server.await??;
+        anyhow::Ok(())
+    })
+}

@@ -1,0 +1,217 @@
+//! `traum.v1.AudioService` messages ↔ uploads, jobs and library files.
+
+use traum_proto::v1 as pb;
+
+use super::{
+    audio_formats, file, file_state_from, job_stage, job_state, job_state_from, page_offset, page_size,
+    page_token, timestamp,
+};
+use crate::domain::{
+    FileOrder, FileQuery, FileRecord, FileUpdate, JobQuery, JobRecord, Page, UploadHeader, UploadOutcome,
+    UploadSession,
+};
+use crate::error::{Error, Result};
+use crate::validate;
+
+/// Files or jobs per page unless the client asks otherwise, and the most.
+const DEFAULT_PAGE: u64 = 100;
+const MAX_PAGE: u64 = 1000;
+
+pub fn upload_header(header: pb::UploadHeader) -> UploadHeader {
+    let pb::UploadHeader {
+        filename,
+        tags,
+        size_bytes,
+        sha256,
+        always_create_file,
+    } = header;
+    UploadHeader {
+        filename,
+        tags,
+        declared_size: size_bytes,
+        declared_sha256: sha256,
+        always_create_file,
+    }
+}
+
+pub fn upload_result(outcome: UploadOutcome) -> pb::UploadResult {
+    let UploadOutcome {
+        file_id,
+        job_id,
+        duplicate,
+        size_bytes,
+        sha256,
+        format,
+    } = outcome;
+    pb::UploadResult {
+        file_id,
+        job_id,
+        duplicate,
+        size_bytes,
+        sha256,
+        format: super::audio_format(format).into(),
+    }
+}
+
+pub fn upload_session(session: UploadSession, max_chunk_bytes: u64) -> pb::UploadSession {
+    let UploadSession {
+        id,
+        filename,
+        tags,
+        declared_size,
+        declared_sha256: _,
+        received_bytes,
+        expires_at,
+    } = session;
+    pb::UploadSession {
+        upload_id: id,
+        filename,
+        tags,
+        received_bytes,
+        size_bytes: declared_size,
+        max_chunk_bytes,
+        expires_at: Some(timestamp(expires_at)),
+    }
+}
+
+pub fn job(job: JobRecord) -> pb::Job {
+    let JobRecord {
+        id,
+        file_id,
+        state,
+        stage,
+        progress,
+        stage_progress,
+        message,
+        error,
+        attempts,
+        warnings,
+        created_at,
+        updated_at,
+        started_at,
+        finished_at,
+    } = job;
+    pb::Job {
+        job_id: id,
+        file_id,
+        state: job_state(state).into(),
+        stage: job_stage(stage).into(),
+        progress,
+        stage_progress,
+        message,
+        error: error.unwrap_or_default(),
+        attempts,
+        warnings,
+        created_at: Some(timestamp(created_at)),
+        updated_at: Some(timestamp(updated_at)),
+        started_at: started_at.map(timestamp),
+        finished_at: finished_at.map(timestamp),
+    }
+}
+
+pub fn job_event(record: JobRecord) -> pb::JobEvent {
+    let terminal = record.state.is_terminal();
+    pb::JobEvent {
+        job: Some(job(record)),
+        terminal,
+    }
+}
+
+pub fn job_query(request: pb::ListJobsRequest) -> Result<JobQuery> {
+    let pb::ListJobsRequest {
+        page_size: size,
+        page_token,
+        state,
+        file_id,
+    } = request;
+    Ok(JobQuery {
+        state: job_state_from(state)?,
+        file_id: if file_id.is_empty() {
+            None
+        } else {
+            Some(validate::id("file_id", &file_id)?)
+        },
+        offset: page_offset(&page_token)?,
+        limit: page_size(size, DEFAULT_PAGE, MAX_PAGE)?,
+    })
+}
+
+pub fn jobs_page(page: Page<JobRecord>) -> pb::ListJobsResponse {
+    let Page {
+        items,
+        total,
+        next_offset,
+    } = page;
+    pb::ListJobsResponse {
+        jobs: items.into_iter().map(job).collect(),
+        next_page_token: page_token(next_offset),
+        total_count: total,
+    }
+}
+
+fn file_order(raw: i32) -> Result<FileOrder> {
+    match pb::FileOrder::try_from(raw) {
+        Ok(pb::FileOrder::Unspecified | pb::FileOrder::CreatedAt) => Ok(FileOrder::CreatedAt),
+        Ok(pb::FileOrder::Filename) => Ok(FileOrder::Filename),
+        Ok(pb::FileOrder::Size) => Ok(FileOrder::Size),
+        Ok(pb::FileOrder::Duration) => Ok(FileOrder::Duration),
+        Err(_) => Err(Error::InvalidArgument(format!(
+            "order_by {raw} is not a valid FileOrder"
+        ))),
+    }
+}
+
+pub fn file_query(request: pb::ListFilesRequest) -> Result<FileQuery> {
+    let pb::ListFilesRequest {
+        page_size: size,
+        page_token,
+        tags,
+        state,
+        formats,
+        order_by,
+        ascending,
+        filename_contains,
+    } = request;
+    Ok(FileQuery {
+        tags_all: validate::tags(&tags)?,
+        state: file_state_from(state)?,
+        formats: audio_formats(&formats)?,
+        filename_contains: Some(filename_contains.trim().to_owned()).filter(|s| !s.is_empty()),
+        order: file_order(order_by)?,
+        ascending,
+        offset: page_offset(&page_token)?,
+        limit: page_size(size, DEFAULT_PAGE, MAX_PAGE)?,
+    })
+}
+
+pub fn files_page(page: Page<FileRecord>) -> pb::ListFilesResponse {
+    let Page {
+        items,
+        total,
+        next_offset,
+    } = page;
+    pb::ListFilesResponse {
+        files: items.into_iter().map(file).collect(),
+        next_page_token: page_token(next_offset),
+        total_count: total,
+    }
+}
+
+/// The file id and the change an `UpdateFile` asks for.
+pub fn file_update(request: pb::UpdateFileRequest) -> Result<(String, FileUpdate)> {
+    let pb::UpdateFileRequest {
+        file_id,
+        filename,
+        replace_tags,
+        add_tags,
+        remove_tags,
+    } = request;
+    let file_id = validate::id("file_id", &file_id)?;
+    let update = FileUpdate {
+        filename: filename.as_deref().map(validate::filename).transpose()?,
+        replace_tags: replace_tags.map(|list| validate::tags(&list.tags)).transpose()?,
+        add_tags: validate::tags(&add_tags)?,
+        remove_tags: validate::tags(&remove_tags)?,
+    };
+    Ok((file_id, update))
+}

@@ -1,0 +1,135 @@
+//! `traum.v1.SearchService` messages ↔ search requests, hits and suggestions.
+
+use traum_proto::v1 as pb;
+
+use super::{audio_format, audio_formats, musical_key, page_offset, page_size, page_token};
+use crate::domain::{Descriptors, SearchFilter};
+use crate::error::Result;
+use crate::search::{SearchPage, SearchRequest, Suggestion, SuggestionSource};
+
+/// Hits per page unless the client asks otherwise, and the most.
+const DEFAULT_LIMIT: u64 = 20;
+const MAX_LIMIT: u64 = 200;
+/// Suggestions unless the client asks otherwise, and the most.
+const DEFAULT_SUGGESTIONS: u64 = 10;
+const MAX_SUGGESTIONS: u64 = 100;
+
+/// Filters, paging and ranking options of any search RPC.
+pub fn request(
+    filters: Option<pb::SearchFilters>,
+    options: Option<pb::SearchOptions>,
+) -> Result<SearchRequest> {
+    let pb::SearchOptions {
+        limit,
+        page_token,
+        keyword_weight,
+    } = options.unwrap_or_default();
+    let limit = page_size(limit, DEFAULT_LIMIT, MAX_LIMIT)?;
+    let offset = page_offset(&page_token)?;
+    SearchRequest::new(
+        filter(filters.unwrap_or_default())?,
+        offset,
+        limit,
+        keyword_weight,
+    )
+}
+
+fn filter(raw: pb::SearchFilters) -> Result<SearchFilter> {
+    let pb::SearchFilters {
+        min_duration_seconds,
+        max_duration_seconds,
+        min_bpm,
+        max_bpm,
+        keys,
+        tags_all,
+        tags_any,
+        tags_none,
+        formats,
+        keywords,
+        min_score,
+    } = raw;
+    Ok(SearchFilter {
+        min_duration_seconds,
+        max_duration_seconds,
+        min_bpm,
+        max_bpm,
+        keys: keys.iter().map(super::musical_key_from).collect::<Result<_>>()?,
+        tags_all,
+        tags_any,
+        tags_none,
+        formats: audio_formats(&formats)?,
+        keywords: Some(keywords),
+        min_score,
+    })
+}
+
+/// The optional time range of `SearchSimilar`: a missing start is the
+/// file's start, a missing end its end.
+pub fn similar_range(start_seconds: Option<f64>, end_seconds: Option<f64>) -> Option<(f64, f64)> {
+    match (start_seconds, end_seconds) {
+        (None, None) => None,
+        (start, end) => Some((start.unwrap_or(0.0), end.unwrap_or(f64::INFINITY))),
+    }
+}
+
+pub fn response(page: SearchPage) -> pb::SearchResponse {
+    let SearchPage {
+        hits,
+        next_offset,
+        took,
+    } = page;
+    pb::SearchResponse {
+        hits: hits
+            .into_iter()
+            .map(|hit| {
+                let file = hit.file;
+                let descriptors = file.descriptors.as_ref();
+                pb::SearchHit {
+                    file: Some(pb::FileSummary {
+                        duration_seconds: file.properties.as_ref().map_or(0.0, |p| p.duration_seconds),
+                        bpm: descriptors.and_then(|d| d.tempo).map(|t| t.bpm),
+                        key: descriptors
+                            .and_then(|d: &Descriptors| d.key)
+                            .map(|k| musical_key(k.key)),
+                        format: audio_format(file.format).into(),
+                        file_id: file.id,
+                        filename: file.filename,
+                        tags: file.tags,
+                    }),
+                    score: hit.score,
+                    cosine: hit.cosine,
+                    segment_start_seconds: hit.segment_start,
+                    segment_end_seconds: hit.segment_end,
+                }
+            })
+            .collect(),
+        next_page_token: page_token(next_offset),
+        took_ms: took.as_secs_f64() * 1000.0,
+    }
+}
+
+/// The suggestion count a `Suggest` asks for: 0 means the default.
+pub fn suggestion_limit(raw: u32) -> Result<usize> {
+    let limit = page_size(raw, DEFAULT_SUGGESTIONS, MAX_SUGGESTIONS).map_err(|_| {
+        crate::error::Error::InvalidArgument(format!("limit {raw} exceeds the maximum of {MAX_SUGGESTIONS}"))
+    })?;
+    Ok(usize::try_from(limit).unwrap_or(usize::MAX))
+}
+
+pub fn suggestions(suggestions: Vec<Suggestion>) -> pb::SuggestResponse {
+    pb::SuggestResponse {
+        suggestions: suggestions
+            .into_iter()
+            .map(|Suggestion { text, source, count }| pb::Suggestion {
+                text,
+                source: match source {
+                    SuggestionSource::Tag => pb::SuggestionSource::Tag,
+                    SuggestionSource::Filename => pb::SuggestionSource::Filename,
+                    SuggestionSource::Query => pb::SuggestionSource::Query,
+                }
+                .into(),
+                count,
+            })
+            .collect(),
+    }
+}

@@ -1,0 +1,146 @@
+//! The workers: each claims a queued job and runs it stage by stage until it
+//! succeeds, fails, waits for the model or is checkpointed for shutdown.
+
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+
+use super::Jobs;
+use super::stages::RunContext;
+use crate::domain::{FileState, JobRecord, JobStage, JobState};
+use crate::embed::ModelStatus;
+use crate::error::Result;
+use crate::telemetry::metrics;
+
+/// How often an idle worker looks for jobs queued by another replica.
+const POLL_INTERVAL: Duration = Duration::from_secs(2);
+/// Least time between two database writes of one job's progress.
+const PERSIST_EVERY: Duration = Duration::from_millis(500);
+
+impl Jobs {
+    pub(super) async fn worker_loop(&self, worker: usize) {
+        let mut shutdown = self.inner.shutdown.clone();
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            // Without a model, jobs parked before their embed stage stay queued.
+            let skip = (!self.inner.search.accepts_vectors()).then_some(JobStage::Embed);
+            match self.inner.store.claim_next_job(skip).await {
+                Ok(Some(job)) => {
+                    self.update_queue_gauge().await;
+                    tracing::info!(worker, job_id = %job.id, file_id = %job.file_id, stage = %job.stage, "job started");
+                    if let Err(err) = self.run(job).await {
+                        tracing::error!(worker, error = %err, "job bookkeeping failed");
+                    }
+                }
+                Ok(None) => {
+                    tokio::select! {
+                        _ = self.inner.wake.notified() => {}
+                        _ = tokio::time::sleep(POLL_INTERVAL) => {}
+                        _ = shutdown.wait_for(|stop| *stop) => return,
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(worker, error = %err, "cannot claim jobs; retrying");
+                    tokio::time::sleep(POLL_INTERVAL).await;
+                }
+            }
+        }
+    }
+
+    /// Runs a claimed job from its recorded stage to the end, or until
+    /// shutdown, in which case it is re-queued at the next stage.
+    async fn run(&self, mut job: JobRecord) -> Result<()> {
+        job.begin_run();
+        self.save(&mut job).await?;
+        let mut context = RunContext::default();
+        let mut stage = Some(job.stage);
+        let mut embedded = true;
+        while let Some(current) = stage {
+            if current == JobStage::Embed && self.inner.embedder.state().status == ModelStatus::NotConfigured
+            {
+                embedded = false;
+                break;
+            }
+            if *self.inner.shutdown.borrow() {
+                job.checkpoint_for_shutdown();
+                self.save(&mut job).await?;
+                tracing::info!(job_id = %job.id, stage = %current, "job checkpointed for shutdown");
+                return Ok(());
+            }
+            if current == JobStage::Embed && !self.inner.search.accepts_vectors() {
+                job.wait(if self.inner.embedder.engine().is_none() {
+                    format!(
+                        "waiting for the embedding model: {}",
+                        self.inner.embedder.state().message
+                    )
+                } else {
+                    "waiting for the vector index to load".to_owned()
+                });
+                self.save(&mut job).await?;
+                tracing::info!(job_id = %job.id, "job waits for the embedding model");
+                return Ok(());
+            }
+            job.begin_stage(current);
+            self.save(&mut job).await?;
+            let started = Instant::now();
+            let outcome = self.run_stage(&mut job, current, &mut context).await;
+            metrics::JOB_STAGE_DURATION
+                .record([current.as_str().to_owned()], started.elapsed().as_secs_f64());
+            match outcome {
+                Ok(()) => {
+                    stage = job.finish_stage();
+                    self.save(&mut job).await?;
+                }
+                Err(err) => {
+                    let message = err.to_string();
+                    tracing::warn!(job_id = %job.id, stage = %current, error = %message, "job failed");
+                    job.fail(message.clone(), Utc::now());
+                    self.inner
+                        .store
+                        .set_file_state(&job.file_id, FileState::Failed, Some(&message))
+                        .await?;
+                    self.save(&mut job).await?;
+                    metrics::JOBS_FINISHED.increment([JobState::Failed.as_str().to_owned()], 1);
+                    return Ok(());
+                }
+            }
+        }
+        job.succeed(embedded, Utc::now());
+        self.inner
+            .store
+            .set_file_state(&job.file_id, FileState::Ready, None)
+            .await?;
+        self.save(&mut job).await?;
+        metrics::JOBS_FINISHED.increment([JobState::Succeeded.as_str().to_owned()], 1);
+        tracing::info!(job_id = %job.id, file_id = %job.file_id, "job succeeded");
+        Ok(())
+    }
+
+    async fn save(&self, job: &mut JobRecord) -> Result<()> {
+        job.updated_at = Utc::now();
+        self.inner.store.save_job(job).await?;
+        self.publish(job);
+        Ok(())
+    }
+
+    /// Publishes progress within a stage; persists it at most every
+    /// `PERSIST_EVERY` so fast stages do not hammer the database.
+    pub(super) async fn report_progress(
+        &self,
+        job: &mut JobRecord,
+        fraction: f64,
+        last_persist: &mut Instant,
+    ) {
+        job.stage_progressed(fraction);
+        job.updated_at = Utc::now();
+        self.publish(job);
+        if last_persist.elapsed() >= PERSIST_EVERY {
+            *last_persist = Instant::now();
+            if let Err(err) = self.inner.store.save_job(job).await {
+                tracing::warn!(job_id = %job.id, error = %err, "cannot persist progress");
+            }
+        }
+    }
+}

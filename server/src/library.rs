@@ -1,0 +1,122 @@
+//! The library: listing, reading, renaming and retagging (and re-indexing),
+//! deleting, downloading and reprocessing stored files.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::Stream;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+use crate::blob::BlobStore;
+use crate::domain::{FileQuery, FileRecord, FileUpdate, JobRecord, Page};
+use crate::error::{Error, Result};
+use crate::jobs::Jobs;
+use crate::search::Search;
+use crate::store::{DeletedFile, Store};
+
+/// Bytes per downloaded chunk.
+const DOWNLOAD_CHUNK: usize = 256 * 1024;
+
+/// Cheap handle to the library service.
+#[derive(Clone)]
+pub struct Library {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    blobs: BlobStore,
+    search: Search,
+    jobs: Jobs,
+}
+
+/// A file's original bytes from an offset on, read as they are sent.
+pub struct Download {
+    /// Size of the whole file.
+    pub total: u64,
+    pub chunks: std::pin::Pin<Box<dyn Stream<Item = Result<DownloadChunk>> + Send>>,
+}
+
+/// One piece of a [`Download`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct DownloadChunk {
+    /// Where `data` starts in the file.
+    pub offset: u64,
+    pub data: Bytes,
+}
+
+impl Library {
+    pub fn new(store: Store, blobs: BlobStore, search: Search, jobs: Jobs) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                blobs,
+                search,
+                jobs,
+            }),
+        }
+    }
+
+    /// Files matching `query`, with the total over all pages.
+    pub async fn list(&self, query: &FileQuery) -> Result<Page<FileRecord>> {
+        self.inner.store.list_files(query).await
+    }
+
+    /// One file with its tags and everything measured about it.
+    pub async fn get(&self, id: &str) -> Result<FileRecord> {
+        self.inner.store.get_file(id).await
+    }
+
+    /// Renames and retags a file atomically, then follows the change in the
+    /// keyword index.
+    pub async fn update(&self, id: &str, update: &FileUpdate) -> Result<FileRecord> {
+        let file = self.inner.store.update_file(id, update).await?;
+        self.inner.search.index_file(&file).await;
+        Ok(file)
+    }
+
+    /// Deletes a file everywhere; its blob goes too once no file references it.
+    pub async fn delete(&self, id: &str) -> Result<DeletedFile> {
+        let _placement = self.inner.blobs.placement().await;
+        let deleted = self.inner.store.delete_file(id).await?;
+        self.inner.search.file_deleted(id, &deleted.embedding_ids).await;
+        if deleted.blob_orphaned {
+            let blobs = self.inner.blobs.clone();
+            let sha256 = deleted.sha256.clone();
+            tokio::task::spawn_blocking(move || blobs.remove(&sha256)).await??;
+        }
+        Ok(deleted)
+    }
+
+    /// The original bytes of a file from `start_offset` on.
+    pub async fn download(&self, id: &str, start_offset: u64) -> Result<Download> {
+        let file = self.inner.store.get_file(id).await?;
+        let total = file.size_bytes;
+        if start_offset > total {
+            return Err(Error::OutOfRange(format!(
+                "start_offset {start_offset} is beyond the end of the file ({total} bytes)"
+            )));
+        }
+        let mut blob = tokio::fs::File::open(self.inner.blobs.blob_path(&file.sha256)).await?;
+        blob.seek(std::io::SeekFrom::Start(start_offset)).await?;
+        let chunks = async_stream::try_stream! {
+            let mut offset = start_offset;
+            while offset < total {
+                let length = usize::try_from(total - offset).map_or(DOWNLOAD_CHUNK, |left| left.min(DOWNLOAD_CHUNK));
+                let mut buffer = vec![0u8; length];
+                blob.read_exact(&mut buffer).await?;
+                yield DownloadChunk { offset, data: Bytes::from(buffer) };
+                offset += length as u64;
+            }
+        };
+        Ok(Download {
+            total,
+            chunks: Box::pin(chunks),
+        })
+    }
+
+    /// Runs a file's whole pipeline again, unless a run is active.
+    pub async fn reprocess(&self, id: &str) -> Result<JobRecord> {
+        self.inner.jobs.reprocess(id).await
+    }
+}

@@ -1,0 +1,428 @@
+//! Search: the queries (by text, by an example clip, by similarity to a
+//! stored file) over the vector index, narrowed by exact filters from the
+//! database and the keyword index, and ranked.
+//!
+//! - `vectors`: the vector index's lifecycle (load, reconcile, follow, save);
+//! - `keywords`: the keyword index over filenames and tags;
+//! - `ranking`: from nearest vectors to a page of files;
+//! - `suggest`: completions.
+
+mod keywords;
+mod ranking;
+mod suggest;
+mod vectors;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use traum_audio::{DecodeOptions, decode_to_vec};
+use traum_index::vector::VectorIndexConfig;
+
+use self::keywords::Keywords;
+use self::ranking::Ranked;
+pub use self::suggest::{Suggestion, SuggestionSource};
+pub use self::vectors::VectorIndexState;
+use self::vectors::{VectorSet, Vectors};
+use crate::domain::{FileRecord, FileState, SearchFilter, StoredEmbedding};
+use crate::embed::{Embedder, Engine, normalized};
+use crate::error::{Error, Result};
+use crate::store::{Store, UsageKind, UsageRow};
+use crate::usage::UsageRecorder;
+
+/// Keyword matches considered for hybrid ranking.
+const KEYWORD_CANDIDATES: usize = 10_000;
+/// Longest example clip searched by audio.
+pub const MAX_CLIP_DURATION: Duration = Duration::from_secs(10 * 60);
+/// Longest query text or prefix, in characters.
+pub const MAX_QUERY_CHARS: usize = 1000;
+
+/// One ranked file.
+#[derive(Debug, Clone)]
+pub struct SearchHit {
+    pub file: FileRecord,
+    pub score: f64,
+    pub cosine: f64,
+    pub segment_start: f64,
+    pub segment_end: f64,
+}
+
+/// A page of hits.
+#[derive(Debug, Clone)]
+pub struct SearchPage {
+    pub hits: Vec<SearchHit>,
+    pub next_offset: Option<u64>,
+    pub took: Duration,
+}
+
+/// Filters, paging and ranking of one search.
+#[derive(Debug, Clone)]
+pub struct SearchRequest {
+    pub filter: SearchFilter,
+    pub offset: u64,
+    pub limit: u64,
+    /// 0 to 1.
+    pub keyword_weight: f64,
+}
+
+impl SearchRequest {
+    /// Validates the filter and the keyword weight.
+    pub fn new(filter: SearchFilter, offset: u64, limit: u64, keyword_weight: f64) -> Result<Self> {
+        if !(0.0..=1.0).contains(&keyword_weight) {
+            return Err(Error::InvalidArgument(format!(
+                "keyword_weight must be between 0 and 1 (got {keyword_weight})"
+            )));
+        }
+        Ok(Self {
+            filter: filter.validated()?,
+            offset,
+            limit,
+            keyword_weight,
+        })
+    }
+}
+
+/// Both indexes, for `GetStats`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexStates {
+    pub vectors: VectorIndexState,
+    /// Files in the keyword index (it lives in memory).
+    pub keyword_entries: u64,
+}
+
+/// The search side of the server; cheap to clone.
+#[derive(Clone)]
+pub struct Search {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    embedder: Embedder,
+    usage: UsageRecorder,
+    keywords: Keywords,
+    vectors: VectorSet,
+    /// Largest example clip, in bytes (the upload limit).
+    max_clip_bytes: u64,
+}
+
+/// A query text or prefix, trimmed; empty and overlong ones are refused.
+fn checked_text<'a>(name: &str, text: &'a str) -> Result<&'a str> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(Error::InvalidArgument(format!("{name} must not be empty")));
+    }
+    if text.chars().count() > MAX_QUERY_CHARS {
+        return Err(Error::InvalidArgument(format!(
+            "{name} is longer than {MAX_QUERY_CHARS} characters"
+        )));
+    }
+    Ok(text)
+}
+
+impl Search {
+    pub fn new(
+        store: Store,
+        embedder: Embedder,
+        usage: UsageRecorder,
+        vector_config: VectorIndexConfig,
+        max_clip_bytes: u64,
+    ) -> Result<Self> {
+        Ok(Self {
+            inner: Arc::new(Inner {
+                store,
+                embedder,
+                usage,
+                keywords: Keywords::new()?,
+                vectors: VectorSet::new(vector_config),
+                max_clip_bytes,
+            }),
+        })
+    }
+
+    /// Whether new vectors can be written: the model is loaded and the
+    /// vector index follows the database.
+    pub fn accepts_vectors(&self) -> bool {
+        self.inner.vectors.current().is_some()
+    }
+
+    /// Fills the keyword index from the database.
+    pub async fn load_keywords(&self) -> Result<()> {
+        self.inner.keywords.load(&self.inner.store).await
+    }
+
+    /// Loads the vector index of the loaded model (see [`VectorSet::load`]).
+    pub async fn load_vectors(&self, engine: &Engine) -> Result<()> {
+        self.inner.vectors.load(&self.inner.store, engine).await
+    }
+
+    /// Saves the vector index for a fast next start.
+    pub async fn save_vectors(&self) -> Result<()> {
+        self.inner.vectors.save().await
+    }
+
+    /// Follows a file's new vectors (after its embed stage).
+    pub fn vectors_replaced(&self, removed: &[u64], written: &[StoredEmbedding]) {
+        self.inner.vectors.replaced(removed, written);
+    }
+
+    /// Puts a file's name and tags into the keyword index. The file is
+    /// stored whatever happens here; a failure is logged and repaired by the
+    /// rebuild at the next start.
+    pub async fn index_file(&self, file: &FileRecord) {
+        if let Err(err) = self.inner.keywords.upsert(file).await {
+            tracing::error!(file_id = %file.id, error = %err, "cannot index the file's name and tags");
+        }
+    }
+
+    /// Forgets a deleted file in both indexes. The database no longer holds
+    /// it whatever happens here; a keyword index failure is logged and
+    /// repaired by the rebuild at the next start.
+    pub async fn file_deleted(&self, file_id: &str, embedding_ids: &[u64]) {
+        self.inner.vectors.remove(embedding_ids);
+        if let Err(err) = self.inner.keywords.remove(file_id).await {
+            tracing::error!(file_id, error = %err, "cannot remove a deleted file from the keyword index");
+        }
+    }
+
+    /// How both indexes stand, for `GetStats`.
+    pub fn index_states(&self) -> IndexStates {
+        IndexStates {
+            vectors: self.inner.vectors.state(),
+            keyword_entries: self.inner.keywords.len(),
+        }
+    }
+
+    fn ready_parts(&self) -> Result<(Arc<Engine>, Arc<Vectors>)> {
+        let engine = self.inner.embedder.engine().ok_or_else(|| {
+            Error::Unavailable(format!(
+                "search is not ready: {}",
+                self.inner.embedder.state().message
+            ))
+        })?;
+        let vectors = self
+            .inner
+            .vectors
+            .current()
+            .filter(|v| v.model_id == engine.model_id())
+            .ok_or_else(|| {
+                Error::Unavailable("search is not ready: the vector index is still loading".into())
+            })?;
+        Ok((engine, vectors))
+    }
+
+    /// Files that match a text description.
+    pub async fn by_text(&self, text: &str, request: &SearchRequest) -> Result<SearchPage> {
+        let text = checked_text("query", text)?;
+        let started = Instant::now();
+        let (engine, vectors) = self.ready_parts()?;
+        let query = engine.embed_text(text).await?;
+        let keywords = request.filter.keywords.clone().unwrap_or_else(|| text.to_owned());
+        let page = self
+            .ranked(&vectors, &query, request, Some(&keywords), None, started)
+            .await?;
+        self.record("/traum.v1.SearchService/SearchByText", Some(text), started);
+        Ok(page)
+    }
+
+    /// Files that sound like an example clip sent in pieces; a clip is
+    /// refused as soon as it passes the upload limit.
+    pub async fn by_audio_stream<S>(&self, mut chunks: S, request: &SearchRequest) -> Result<SearchPage>
+    where
+        S: Stream<Item = Result<Bytes>> + Unpin,
+    {
+        let limit = self.inner.max_clip_bytes;
+        let mut clip = Vec::new();
+        while let Some(chunk) = chunks.next().await {
+            let chunk = chunk?;
+            if clip.len() as u64 + chunk.len() as u64 > limit {
+                return Err(Error::TooLarge(format!(
+                    "the example clip is larger than the upload limit of {limit} bytes"
+                )));
+            }
+            clip.extend_from_slice(&chunk);
+        }
+        self.by_audio(clip, request).await
+    }
+
+    /// Files that sound like an example clip (any supported format).
+    pub async fn by_audio(&self, clip: Vec<u8>, request: &SearchRequest) -> Result<SearchPage> {
+        let started = Instant::now();
+        let (engine, vectors) = self.ready_parts()?;
+        if clip.is_empty() {
+            return Err(Error::InvalidArgument("the example clip is empty".into()));
+        }
+        let samples = tokio::task::spawn_blocking(move || decode_clip(&clip)).await??;
+        let embedded = engine.embed_audio(Arc::new(samples), |_| {}).await?;
+        let page = self
+            .ranked(
+                &vectors,
+                &embedded.file,
+                request,
+                request.filter.keywords.as_deref(),
+                None,
+                started,
+            )
+            .await?;
+        self.record("/traum.v1.SearchService/SearchByAudio", None, started);
+        Ok(page)
+    }
+
+    /// Files similar to a stored one, or to a time range of it (the mean of
+    /// the windows overlapping the range). The file itself is left out.
+    pub async fn similar(
+        &self,
+        file_id: &str,
+        range: Option<(f64, f64)>,
+        request: &SearchRequest,
+    ) -> Result<SearchPage> {
+        if let Some((start, end)) = range
+            && !(start >= 0.0 && end > start)
+        {
+            return Err(Error::InvalidArgument(format!(
+                "the range must satisfy 0 ≤ start_seconds < end_seconds (got {start}–{end})"
+            )));
+        }
+        let started = Instant::now();
+        let (_, vectors) = self.ready_parts()?;
+        let file = self.inner.store.get_file(file_id).await?;
+        let rows = self
+            .inner
+            .store
+            .file_embeddings(&file.id, &vectors.model_id)
+            .await?;
+        let Some(pooled) = rows.first() else {
+            return Err(Error::FailedPrecondition(format!(
+                "file {file_id} has no embeddings yet (state {}); wait for its job to finish",
+                file.state
+            )));
+        };
+        let query = match range {
+            None => pooled.vector.clone(),
+            Some((start, end)) => {
+                let mut sum = vec![0f32; pooled.vector.len()];
+                let mut count = 0;
+                for row in rows.iter().filter(|r| r.window.is_some()) {
+                    if row.start_seconds < end && row.end_seconds > start {
+                        sum.iter_mut().zip(&row.vector).for_each(|(s, v)| *s += v);
+                        count += 1;
+                    }
+                }
+                if count == 0 {
+                    return Err(Error::InvalidArgument(format!(
+                        "the range {start:.2}–{end:.2} s lies outside the file (0–{:.2} s)",
+                        pooled.end_seconds
+                    )));
+                }
+                normalized(sum)
+            }
+        };
+        let page = self
+            .ranked(
+                &vectors,
+                &query,
+                request,
+                request.filter.keywords.as_deref(),
+                Some(&file.id),
+                started,
+            )
+            .await?;
+        self.record("/traum.v1.SearchService/SearchSimilar", None, started);
+        Ok(page)
+    }
+
+    fn record(&self, method: &str, query: Option<&str>, started: Instant) {
+        self.inner.usage.record(UsageRow {
+            at_ms: chrono::Utc::now().timestamp_millis(),
+            kind: UsageKind::Search,
+            method: method.to_owned(),
+            code: 0,
+            latency_ms: started.elapsed().as_secs_f64() * 1000.0,
+            query: query.map(str::to_owned),
+            upload_bytes: None,
+        });
+    }
+
+    /// The ranked page for a query vector: the filters' exact file set, the
+    /// nearest vectors per file, hybrid scores, then the page's records.
+    async fn ranked(
+        &self,
+        vectors: &Arc<Vectors>,
+        query: &[f32],
+        request: &SearchRequest,
+        keywords: Option<&str>,
+        exclude: Option<&str>,
+        started: Instant,
+    ) -> Result<SearchPage> {
+        let filter = &request.filter;
+        let mut allowed: Option<HashSet<String>> = if filter.has_metadata_conditions() {
+            Some(
+                self.inner
+                    .store
+                    .filtered_file_ids(filter)
+                    .await?
+                    .into_iter()
+                    .collect(),
+            )
+        } else {
+            None
+        };
+        if let Some(words) = filter.keywords.as_deref() {
+            let matching = self.inner.keywords.matching_files(words).await?;
+            allowed = Some(match allowed {
+                Some(set) => set.into_iter().filter(|id| matching.contains(id)).collect(),
+                None => matching,
+            });
+        }
+        let keyword_scores = match keywords {
+            Some(words) if request.keyword_weight > 0.0 => {
+                self.inner.keywords.scores(words, KEYWORD_CANDIDATES).await?
+            }
+            _ => HashMap::new(),
+        };
+        let need = usize::try_from(request.offset + request.limit + 1).unwrap_or(usize::MAX);
+        let (vectors, query) = (vectors.clone(), query.to_vec());
+        let exclude = exclude.map(str::to_owned);
+        // Graph and exact scoring are CPU work: keep them off the runtime.
+        let mut files = tokio::task::spawn_blocking(move || {
+            ranking::best_per_file(&vectors, &query, allowed.as_ref(), exclude.as_deref(), need)
+        })
+        .await??;
+        ranking::score(&mut files, &keyword_scores, request.keyword_weight);
+        let (page, more) = ranking::page(files, filter.min_score, request.offset, request.limit);
+        let ids: Vec<String> = page.iter().map(|f| f.file_id.to_string()).collect();
+        let mut records = self.inner.store.files_by_ids(&ids).await?;
+        let hits = page
+            .into_iter()
+            .filter_map(|ranked: Ranked| {
+                let file = records.remove(ranked.file_id.as_ref())?;
+                (file.state == FileState::Ready).then_some(SearchHit {
+                    file,
+                    score: ranked.score,
+                    cosine: ranked.cosine,
+                    segment_start: ranked.segment.0,
+                    segment_end: ranked.segment.1,
+                })
+            })
+            .collect();
+        Ok(SearchPage {
+            hits,
+            next_offset: more.then_some(request.offset + request.limit),
+            took: started.elapsed(),
+        })
+    }
+}
+
+/// Decodes an example clip given as bytes, through a temp file.
+fn decode_clip(clip: &[u8]) -> Result<Vec<f32>> {
+    let mut file = tempfile::NamedTempFile::new()?;
+    std::io::Write::write_all(&mut file, clip)?;
+    let options = DecodeOptions {
+        max_duration: MAX_CLIP_DURATION,
+        format_hint: None,
+    };
+    let (samples, _) = decode_to_vec(file.path(), &options, |_| {})?;
+    Ok(samples)
+}

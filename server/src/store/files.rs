@@ -1,0 +1,406 @@
+//! The `files`, `file_tags` and `blobs` tables: the library itself.
+
+use std::collections::HashMap;
+
+use chrono::Utc;
+use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr, OnConflict, Query, SimpleExpr};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, Order,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+};
+
+use super::entities::{blob, embedding, file, file_tag, job};
+use super::rows::{file_from_model, job_to_active, new_job};
+use super::{DeletedFile, NewBlob, Store, escape_like, to_i32, to_i64};
+use crate::domain::{
+    AudioProperties, Descriptors, FileOrder, FileQuery, FileRecord, FileState, FileUpdate, JobRecord, Page,
+    UploadHeader, UploadOutcome,
+};
+use crate::error::{Error, Result};
+use crate::validate::MAX_TAGS;
+
+impl Store {
+    /// Records a file for a stored blob and queues its job, or finds the file
+    /// that already holds identical bytes.
+    pub async fn create_file(
+        &self,
+        blob: &NewBlob,
+        header: &UploadHeader,
+    ) -> Result<(UploadOutcome, Option<JobRecord>)> {
+        let now = Utc::now();
+        let txn = self.db.begin().await?;
+        // Inserting the blob first takes SQLite's write lock before any read,
+        // so two concurrent uploads of the same bytes serialise here.
+        let inserted = blob::Entity::insert(blob::ActiveModel {
+            sha256: Set(blob.sha256.clone()),
+            size_bytes: Set(to_i64(blob.size_bytes)),
+            created_at: Set(now),
+        })
+        .on_conflict(OnConflict::column(blob::Column::Sha256).do_nothing().to_owned())
+        .exec_without_returning(&txn)
+        .await?;
+        let duplicate = inserted == 0;
+        if duplicate && !header.always_create_file {
+            let existing = file::Entity::find()
+                .filter(file::Column::Sha256.eq(&blob.sha256))
+                .order_by(file::Column::CreatedAt, Order::Asc)
+                .one(&txn)
+                .await?;
+            if let Some(existing) = existing {
+                txn.commit().await?;
+                let outcome = UploadOutcome {
+                    file_id: existing.id,
+                    job_id: existing.latest_job_id.unwrap_or_default(),
+                    duplicate: true,
+                    size_bytes: blob.size_bytes,
+                    sha256: blob.sha256.clone(),
+                    format: blob.format,
+                };
+                return Ok((outcome, None));
+            }
+        }
+        let file_id = uuid::Uuid::now_v7().to_string();
+        let job_id = uuid::Uuid::now_v7().to_string();
+        file::ActiveModel {
+            id: Set(file_id.clone()),
+            filename: Set(header.filename.clone()),
+            sha256: Set(blob.sha256.clone()),
+            format: Set(blob.format.as_str().to_owned()),
+            size_bytes: Set(to_i64(blob.size_bytes)),
+            state: Set(FileState::Processing.as_str().to_owned()),
+            latest_job_id: Set(Some(job_id.clone())),
+            error: Set(None),
+            duration_seconds: Set(None),
+            sample_rate_hz: Set(None),
+            channels: Set(None),
+            bits_per_sample: Set(None),
+            codec: Set(None),
+            bitrate_bps: Set(None),
+            frames: Set(None),
+            peak_dbfs: Set(None),
+            loudness_lufs: Set(None),
+            rms_dbfs: Set(None),
+            spectral_centroid_hz: Set(None),
+            zero_crossing_rate: Set(None),
+            silence_ratio: Set(None),
+            bpm: Set(None),
+            bpm_confidence: Set(None),
+            key_pitch_class: Set(None),
+            key_mode: Set(None),
+            key_confidence: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+        }
+        .insert(&txn)
+        .await?;
+        insert_tags(&txn, &file_id, &header.tags).await?;
+        let job = new_job(&job_id, &file_id, now);
+        job_to_active(&job).insert(&txn).await?;
+        txn.commit().await?;
+        let outcome = UploadOutcome {
+            file_id,
+            job_id,
+            duplicate,
+            size_bytes: blob.size_bytes,
+            sha256: blob.sha256.clone(),
+            format: blob.format,
+        };
+        Ok((outcome, Some(job)))
+    }
+
+    /// Returns one file with its tags.
+    pub async fn get_file(&self, id: &str) -> Result<FileRecord> {
+        let model = file::Entity::find_by_id(id.to_owned())
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| Error::not_found("file", id))?;
+        let tags = self.tags_of(id).await?;
+        file_from_model(model, tags)
+    }
+
+    async fn tags_of(&self, file_id: &str) -> Result<Vec<String>> {
+        let rows = file_tag::Entity::find()
+            .filter(file_tag::Column::FileId.eq(file_id))
+            .order_by(file_tag::Column::Tag, Order::Asc)
+            .all(&self.db)
+            .await?;
+        Ok(rows.into_iter().map(|row| row.tag).collect())
+    }
+
+    /// Lists files matching `query`, with the total count over all pages.
+    pub async fn list_files(&self, query: &FileQuery) -> Result<Page<FileRecord>> {
+        let mut select = file::Entity::find();
+        for tag in &query.tags_all {
+            select = select.filter(
+                Expr::col(file::Column::Id).in_subquery(
+                    Query::select()
+                        .column(file_tag::Column::FileId)
+                        .from(file_tag::Entity)
+                        .and_where(Expr::col(file_tag::Column::Tag).eq(Expr::val(tag.as_str())))
+                        .to_owned(),
+                ),
+            );
+        }
+        if let Some(state) = query.state {
+            select = select.filter(file::Column::State.eq(state.as_str()));
+        }
+        if !query.formats.is_empty() {
+            select = select.filter(file::Column::Format.is_in(query.formats.iter().map(|f| f.as_str())));
+        }
+        if let Some(needle) = &query.filename_contains {
+            let pattern = format!("%{}%", escape_like(&needle.to_lowercase()));
+            select = select.filter(
+                Expr::expr(Func::lower(Expr::col(file::Column::Filename)))
+                    .like(LikeExpr::new(pattern).escape('\\')),
+            );
+        }
+        let total = select.clone().count(&self.db).await?;
+        let order = if query.ascending { Order::Asc } else { Order::Desc };
+        let key: SimpleExpr = match query.order {
+            FileOrder::CreatedAt => Expr::col(file::Column::CreatedAt),
+            FileOrder::Filename => Expr::col(file::Column::Filename),
+            FileOrder::Size => Expr::col(file::Column::SizeBytes),
+            FileOrder::Duration => {
+                Func::coalesce([Expr::col(file::Column::DurationSeconds), Expr::val(0.0)]).into()
+            }
+        };
+        let models = select
+            .order_by(key, order.clone())
+            .order_by(file::Column::Id, order)
+            .offset(query.offset)
+            .limit(query.limit)
+            .all(&self.db)
+            .await?;
+        let ids: Vec<String> = models.iter().map(|m| m.id.clone()).collect();
+        let tag_rows = file_tag::Entity::find()
+            .filter(file_tag::Column::FileId.is_in(ids))
+            .order_by(file_tag::Column::Tag, Order::Asc)
+            .all(&self.db)
+            .await?;
+        let mut items = Vec::with_capacity(models.len());
+        for model in models {
+            let tags = tag_rows
+                .iter()
+                .filter(|t| t.file_id == model.id)
+                .map(|t| t.tag.clone())
+                .collect();
+            items.push(file_from_model(model, tags)?);
+        }
+        let next = query.offset + items.len() as u64;
+        Ok(Page {
+            next_offset: (next < total && !items.is_empty()).then_some(next),
+            items,
+            total,
+        })
+    }
+
+    /// Renames a file and changes its tags atomically.
+    pub async fn update_file(&self, id: &str, update: &FileUpdate) -> Result<FileRecord> {
+        let txn = self.db.begin().await?;
+        let model = file::Entity::find_by_id(id.to_owned())
+            .one(&txn)
+            .await?
+            .ok_or_else(|| Error::not_found("file", id))?;
+        if let Some(tags) = &update.replace_tags {
+            file_tag::Entity::delete_many()
+                .filter(file_tag::Column::FileId.eq(id))
+                .exec(&txn)
+                .await?;
+            insert_tags(&txn, id, tags).await?;
+        }
+        insert_tags(&txn, id, &update.add_tags).await?;
+        if !update.remove_tags.is_empty() {
+            file_tag::Entity::delete_many()
+                .filter(file_tag::Column::FileId.eq(id))
+                .filter(file_tag::Column::Tag.is_in(update.remove_tags.clone()))
+                .exec(&txn)
+                .await?;
+        }
+        let tag_count = file_tag::Entity::find()
+            .filter(file_tag::Column::FileId.eq(id))
+            .count(&txn)
+            .await?;
+        if tag_count > MAX_TAGS as u64 {
+            // Dropping the transaction rolls every change back.
+            return Err(Error::InvalidArgument(format!(
+                "the update would leave {tag_count} tags; a file may carry at most {}",
+                MAX_TAGS
+            )));
+        }
+        let mut active = model.into_active_model();
+        if let Some(filename) = &update.filename {
+            active.filename = Set(filename.clone());
+        }
+        active.updated_at = Set(Utc::now());
+        active.update(&txn).await?;
+        txn.commit().await?;
+        self.get_file(id).await
+    }
+
+    /// Deletes a file with its tags, jobs and vectors. The blob's row goes
+    /// too once no file references it, and the caller removes the bytes.
+    pub async fn delete_file(&self, id: &str) -> Result<DeletedFile> {
+        let txn = self.db.begin().await?;
+        // A write first takes SQLite's write lock at once (see
+        // `replace_embeddings`); without the file, the rollback undoes it.
+        file_tag::Entity::delete_many()
+            .filter(file_tag::Column::FileId.eq(id))
+            .exec(&txn)
+            .await?;
+        let model = file::Entity::find_by_id(id.to_owned())
+            .one(&txn)
+            .await?
+            .ok_or_else(|| Error::not_found("file", id))?;
+        job::Entity::delete_many()
+            .filter(job::Column::FileId.eq(id))
+            .exec(&txn)
+            .await?;
+        let embedding_ids: Vec<i64> = embedding::Entity::find()
+            .select_only()
+            .column(embedding::Column::Id)
+            .filter(embedding::Column::FileId.eq(id))
+            .into_tuple()
+            .all(&txn)
+            .await?;
+        embedding::Entity::delete_many()
+            .filter(embedding::Column::FileId.eq(id))
+            .exec(&txn)
+            .await?;
+        file::Entity::delete_by_id(id.to_owned()).exec(&txn).await?;
+        let remaining = file::Entity::find()
+            .filter(file::Column::Sha256.eq(&model.sha256))
+            .count(&txn)
+            .await?;
+        let orphaned = remaining == 0;
+        if orphaned {
+            blob::Entity::delete_by_id(model.sha256.clone())
+                .exec(&txn)
+                .await?;
+        }
+        txn.commit().await?;
+        Ok(DeletedFile {
+            sha256: model.sha256,
+            blob_orphaned: orphaned,
+            embedding_ids: embedding_ids.into_iter().map(|id| id as u64).collect(),
+        })
+    }
+
+    /// Stores probe results.
+    pub async fn set_file_properties(&self, id: &str, props: &AudioProperties) -> Result<()> {
+        file::Entity::update_many()
+            .col_expr(file::Column::DurationSeconds, Expr::value(props.duration_seconds))
+            .col_expr(
+                file::Column::SampleRateHz,
+                Expr::value(to_i32(props.sample_rate_hz)),
+            )
+            .col_expr(file::Column::Channels, Expr::value(to_i32(props.channels)))
+            .col_expr(
+                file::Column::BitsPerSample,
+                Expr::value(to_i32(props.bits_per_sample)),
+            )
+            .col_expr(file::Column::Codec, Expr::value(props.codec.clone()))
+            .col_expr(file::Column::BitrateBps, Expr::value(to_i64(props.bitrate_bps)))
+            .col_expr(file::Column::Frames, Expr::value(to_i64(props.frames)))
+            .col_expr(file::Column::UpdatedAt, Expr::value(Utc::now()))
+            .filter(file::Column::Id.eq(id))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// Stores analysis results.
+    pub async fn set_file_descriptors(&self, id: &str, d: &Descriptors) -> Result<()> {
+        file::Entity::update_many()
+            .col_expr(file::Column::PeakDbfs, Expr::value(d.peak_dbfs))
+            .col_expr(file::Column::LoudnessLufs, Expr::value(d.loudness_lufs))
+            .col_expr(file::Column::RmsDbfs, Expr::value(d.rms_dbfs))
+            .col_expr(
+                file::Column::SpectralCentroidHz,
+                Expr::value(d.spectral_centroid_hz),
+            )
+            .col_expr(
+                file::Column::ZeroCrossingRate,
+                Expr::value(d.zero_crossing_rate_hz),
+            )
+            .col_expr(file::Column::SilenceRatio, Expr::value(d.silence_ratio))
+            .col_expr(file::Column::Bpm, Expr::value(d.tempo.map(|t| t.bpm)))
+            .col_expr(
+                file::Column::BpmConfidence,
+                Expr::value(d.tempo.map_or(0.0, |t| t.confidence)),
+            )
+            .col_expr(
+                file::Column::KeyPitchClass,
+                Expr::value(d.key.map(|k| i32::from(k.key.pitch_class))),
+            )
+            .col_expr(
+                file::Column::KeyMode,
+                Expr::value(d.key.map(|k| k.key.mode.as_str().to_owned())),
+            )
+            .col_expr(
+                file::Column::KeyConfidence,
+                Expr::value(d.key.map_or(0.0, |k| k.confidence)),
+            )
+            .col_expr(file::Column::UpdatedAt, Expr::value(Utc::now()))
+            .filter(file::Column::Id.eq(id))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// Sets a file's processing state (and error) to follow its job.
+    pub async fn set_file_state(&self, id: &str, state: FileState, error: Option<&str>) -> Result<()> {
+        file::Entity::update_many()
+            .col_expr(file::Column::State, Expr::value(state.as_str()))
+            .col_expr(file::Column::Error, Expr::value(error.map(str::to_owned)))
+            .col_expr(file::Column::UpdatedAt, Expr::value(Utc::now()))
+            .filter(file::Column::Id.eq(id))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// Files by id with their tags; unknown ids are left out.
+    pub async fn files_by_ids(&self, ids: &[String]) -> Result<HashMap<String, FileRecord>> {
+        let mut files = HashMap::with_capacity(ids.len());
+        // Bounded IN lists keep every backend's parameter limit out of reach.
+        for chunk in ids.chunks(500) {
+            let models = file::Entity::find()
+                .filter(file::Column::Id.is_in(chunk.iter().map(String::as_str)))
+                .all(&self.db)
+                .await?;
+            let tag_rows = file_tag::Entity::find()
+                .filter(file_tag::Column::FileId.is_in(chunk.iter().map(String::as_str)))
+                .order_by(file_tag::Column::Tag, Order::Asc)
+                .all(&self.db)
+                .await?;
+            let mut tags: HashMap<String, Vec<String>> = HashMap::new();
+            for row in tag_rows {
+                tags.entry(row.file_id).or_default().push(row.tag);
+            }
+            for model in models {
+                let file_tags = tags.remove(&model.id).unwrap_or_default();
+                files.insert(model.id.clone(), file_from_model(model, file_tags)?);
+            }
+        }
+        Ok(files)
+    }
+}
+
+async fn insert_tags(txn: &impl ConnectionTrait, file_id: &str, tags: &[String]) -> Result<()> {
+    if tags.is_empty() {
+        return Ok(());
+    }
+    let rows = tags.iter().map(|tag| file_tag::ActiveModel {
+        file_id: Set(file_id.to_owned()),
+        tag: Set(tag.clone()),
+    });
+    file_tag::Entity::insert_many(rows)
+        .on_conflict(
+            OnConflict::columns([file_tag::Column::FileId, file_tag::Column::Tag])
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(txn)
+        .await?;
+    Ok(())
+}

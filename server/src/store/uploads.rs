@@ -1,0 +1,97 @@
+//! The `uploads` table: resumable upload sessions.
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
+
+use super::entities::upload;
+use super::rows::upload_from_model;
+use super::{Store, serde_json_array, to_i64};
+use crate::domain::{UploadHeader, UploadSession};
+use crate::error::{Error, Result};
+
+impl Store {
+    /// Opens a resumable upload session.
+    pub async fn create_upload(
+        &self,
+        header: &UploadHeader,
+        expires_at: DateTime<Utc>,
+    ) -> Result<UploadSession> {
+        let session = UploadSession {
+            id: uuid::Uuid::new_v4().to_string(),
+            filename: header.filename.clone(),
+            tags: header.tags.clone(),
+            declared_size: header.declared_size,
+            declared_sha256: header.declared_sha256.clone(),
+            received_bytes: 0,
+            expires_at,
+        };
+        upload::ActiveModel {
+            id: Set(session.id.clone()),
+            filename: Set(session.filename.clone()),
+            tags: Set(serde_json_array(&session.tags)),
+            declared_size: Set(session.declared_size.map(to_i64)),
+            declared_sha256: Set(session.declared_sha256.clone()),
+            received_bytes: Set(0),
+            created_at: Set(Utc::now()),
+            expires_at: Set(expires_at),
+        }
+        .insert(&self.db)
+        .await?;
+        Ok(session)
+    }
+
+    /// Returns a live upload session.
+    pub async fn get_upload(&self, id: &str) -> Result<UploadSession> {
+        let model = upload::Entity::find_by_id(id.to_owned())
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| Error::not_found("upload session", id))?;
+        upload_from_model(model)
+    }
+
+    /// Moves a session's offset from `from` to `to`; fails if another request
+    /// moved it first.
+    pub async fn advance_upload(
+        &self,
+        id: &str,
+        from: u64,
+        to: u64,
+        expires_at: DateTime<Utc>,
+    ) -> Result<()> {
+        let result = upload::Entity::update_many()
+            .col_expr(upload::Column::ReceivedBytes, Expr::value(to_i64(to)))
+            .col_expr(upload::Column::ExpiresAt, Expr::value(expires_at))
+            .filter(upload::Column::Id.eq(id))
+            .filter(upload::Column::ReceivedBytes.eq(to_i64(from)))
+            .exec(&self.db)
+            .await?;
+        if result.rows_affected != 1 {
+            return Err(Error::FailedPrecondition(format!(
+                "upload {id} moved on concurrently; call GetUpload for the current offset"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Removes a session row.
+    pub async fn delete_upload(&self, id: &str) -> Result<()> {
+        upload::Entity::delete_by_id(id.to_owned()).exec(&self.db).await?;
+        Ok(())
+    }
+
+    /// Returns sessions that expired before `now`.
+    pub async fn expired_uploads(&self, now: DateTime<Utc>) -> Result<Vec<String>> {
+        let rows = upload::Entity::find()
+            .filter(upload::Column::ExpiresAt.lt(now))
+            .all(&self.db)
+            .await?;
+        Ok(rows.into_iter().map(|row| row.id).collect())
+    }
+
+    /// Ids of every session, for matching against temp files on disk.
+    pub async fn upload_ids(&self) -> Result<Vec<String>> {
+        let rows = upload::Entity::find().all(&self.db).await?;
+        Ok(rows.into_iter().map(|row| row.id).collect())
+    }
+}

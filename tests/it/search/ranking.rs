@@ -1,0 +1,148 @@
+//! Text search ranks files by the best cosine over their vectors, pages walk
+//! that order, and the hybrid score lifts keyword matches.
+
+use traum_proto::v1 as pb;
+
+use super::{Library, QUERY, expected, expected_match, items, text_request};
+use crate::both_backends;
+use crate::support::Backend;
+
+async fn text_search_ranks_every_file_by_its_best_vector(backend: Backend) {
+    let library = Library::open(backend).await;
+    let expected = expected().await;
+    let server = &library.server;
+
+    let stats = server
+        .analytics()
+        .get_stats(pb::GetStatsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        stats.model_status,
+        pb::ModelStatus::Ready as i32,
+        "{}",
+        stats.model_message
+    );
+    let windows: usize = expected.vectors.values().map(|v| v.windows.len() + 1).sum();
+    let vector_index = stats.indexes.iter().find(|i| i.name == "vectors").unwrap();
+    assert_eq!(vector_index.entries, windows as u64);
+    assert!(vector_index.ready);
+    // A handful of vectors: scoring them all beats any graph walk.
+    assert!(
+        vector_index.search_mode.starts_with("exact scan"),
+        "{}",
+        vector_index.search_mode
+    );
+
+    // Every file, ordered by the best cosine over its vectors.
+    let response = server
+        .search()
+        .search_by_text(text_request(QUERY, pb::SearchFilters::default(), 10))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(response.hits.len(), items().len());
+    assert!(response.next_page_token.is_empty());
+    let mut ranking: Vec<(&str, f64, (f64, f64))> = items()
+        .iter()
+        .map(|item| {
+            let (cos, segment) = expected_match(&expected.vectors[item.name], &expected.query);
+            (item.name, cos, segment)
+        })
+        .collect();
+    ranking.sort_by(|a, b| b.1.total_cmp(&a.1));
+    for (hit, (name, cos, segment)) in response.hits.iter().zip(&ranking) {
+        let file = hit.file.as_ref().unwrap();
+        assert_eq!(file.filename, *name, "rank of {name}");
+        assert!((hit.cosine - cos).abs() < 1e-4, "{name}: {} vs {cos}", hit.cosine);
+        assert_eq!(
+            hit.score, hit.cosine,
+            "no keyword weight: the score is the cosine"
+        );
+        assert_eq!(
+            (hit.segment_start_seconds, hit.segment_end_seconds),
+            *segment,
+            "{name}"
+        );
+    }
+    let kick = response
+        .hits
+        .iter()
+        .find(|h| h.file.as_ref().unwrap().filename == "KickDrum_Hard-01.wav")
+        .unwrap();
+    let summary = kick.file.as_ref().unwrap();
+    assert_eq!(summary.tags, vec!["drums", "kick"]);
+    assert!((summary.duration_seconds - 22.0).abs() < 0.01);
+    library.close().await;
+}
+both_backends!(text_search_ranks_every_file_by_its_best_vector);
+
+async fn pages_walk_the_same_order(backend: Backend) {
+    let library = Library::open(backend).await;
+    let server = &library.server;
+    let full: Vec<String> = server
+        .search()
+        .search_by_text(text_request(QUERY, pb::SearchFilters::default(), 10))
+        .await
+        .unwrap()
+        .into_inner()
+        .hits
+        .into_iter()
+        .map(|h| h.file.unwrap().filename)
+        .collect();
+    let mut paged = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = server
+            .search()
+            .search_by_text(pb::SearchByTextRequest {
+                query: QUERY.into(),
+                filters: None,
+                options: Some(pb::SearchOptions {
+                    limit: 2,
+                    page_token: token.clone(),
+                    keyword_weight: 0.0,
+                }),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(page.hits.len() <= 2);
+        paged.extend(page.hits.into_iter().map(|h| h.file.unwrap().filename));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!(paged, full);
+    library.close().await;
+}
+both_backends!(pages_walk_the_same_order);
+
+async fn the_keyword_score_lifts_the_file_whose_name_matches(backend: Backend) {
+    let library = Library::open(backend).await;
+    let hybrid = library
+        .server
+        .search()
+        .search_by_text(pb::SearchByTextRequest {
+            query: "kick drum".into(),
+            filters: None,
+            options: Some(pb::SearchOptions {
+                limit: 10,
+                page_token: String::new(),
+                keyword_weight: 0.9,
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let top = &hybrid.hits[0];
+    assert_eq!(top.file.as_ref().unwrap().filename, "KickDrum_Hard-01.wav");
+    assert!((top.score - (0.1 * top.cosine + 0.9)).abs() < 1e-9, "{top:?}");
+    for hit in &hybrid.hits[1..] {
+        assert!((hit.score - 0.1 * hit.cosine).abs() < 1e-9, "{hit:?}");
+    }
+    library.close().await;
+}
+both_backends!(the_keyword_score_lifts_the_file_whose_name_matches);
