@@ -118,7 +118,7 @@ impl Ingest {
     }
 
     /// Normalises a header and checks it against the limits.
-    pub fn validate_header(&self, raw: UploadHeader) -> Result<UploadHeader> {
+    fn validated(&self, raw: UploadHeader) -> Result<UploadHeader> {
         let header = UploadHeader {
             filename: validate::filename(&raw.filename)?,
             tags: validate::tags(&raw.tags)?,
@@ -146,12 +146,13 @@ impl Ingest {
         Ok(())
     }
 
-    /// Receives a streamed upload. `chunks` yields the bytes after the
-    /// header; the caller validated the header with [`Ingest::validate_header`].
+    /// Receives a streamed upload: `chunks` yields the bytes after the
+    /// header. The header is checked before any chunk is read.
     pub async fn upload_stream<S>(&self, header: UploadHeader, mut chunks: S) -> Result<UploadOutcome>
     where
         S: Stream<Item = Result<Bytes>> + Unpin,
     {
+        let header = self.validated(header)?;
         let _in_flight = InFlight::start();
         let temp = self.inner.blobs.temp_path();
         let mut guard = TempGuard(Some(temp.clone()));
@@ -280,6 +281,7 @@ impl Ingest {
 
     /// Opens a resumable upload session.
     pub async fn start_upload(&self, header: UploadHeader) -> Result<UploadSession> {
+        let header = self.validated(header)?;
         let expires_at = self.expiry();
         let session = self.inner.store.create_upload(&header, expires_at).await?;
         let path = self.inner.blobs.upload_path(&session.id);

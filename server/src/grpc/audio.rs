@@ -41,10 +41,7 @@ impl pb::audio_service_server::AudioService for AudioApi {
             Some(_) => return Err(invalid("the first UploadAudio message must carry the header")),
             None => return Err(invalid("the UploadAudio stream ended before its header")),
         };
-        let header = self
-            .app
-            .ingest
-            .validate_header(convert_audio::upload_header(header))?;
+        let header = convert_audio::upload_header(header);
         let chunks = stream.map(|message| match message {
             Ok(pb::UploadAudioRequest {
                 payload: Some(Payload::Chunk(chunk)),
@@ -69,11 +66,11 @@ impl pb::audio_service_server::AudioService for AudioApi {
             .into_inner()
             .header
             .ok_or_else(|| invalid("header is required"))?;
-        let header = self
+        let session = self
             .app
             .ingest
-            .validate_header(convert_audio::upload_header(header))?;
-        let session = self.app.ingest.start_upload(header).await?;
+            .start_upload(convert_audio::upload_header(header))
+            .await?;
         Ok(Response::new(self.session(session)))
     }
 
@@ -122,12 +119,11 @@ impl pb::audio_service_server::AudioService for AudioApi {
         request: Request<pb::WatchJobRequest>,
     ) -> Result<Response<Self::WatchJobStream>, Status> {
         let job_id = validate::id("job_id", &request.into_inner().job_id)?;
-        // Fail fast with NOT_FOUND instead of an empty stream.
-        self.app.jobs.get(&job_id).await?;
         let events = self
             .app
             .jobs
             .watch(job_id)
+            .await?
             .map(|item| item.map(convert_audio::job_event).map_err(Status::from));
         Ok(Response::new(Box::pin(events)))
     }

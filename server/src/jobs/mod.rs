@@ -126,14 +126,16 @@ impl Jobs {
     }
 
     /// Streams a job's state: the current one first, then every change,
-    /// ending after the terminal event.
-    pub fn watch(&self, id: String) -> impl Stream<Item = Result<JobRecord>> + Send + 'static {
+    /// ending after the terminal event. An unknown job is `NotFound` at once,
+    /// not an empty stream.
+    pub async fn watch(&self, id: String) -> Result<impl Stream<Item = Result<JobRecord>> + Send + 'static> {
+        // Subscribe before reading, so no change between the two is lost.
+        let mut events = self.inner.events.subscribe();
+        let current = self.inner.store.get_job(&id).await?;
         let jobs = self.clone();
-        async_stream::try_stream! {
-            // Subscribe before reading, so no change between the two is lost.
-            let mut events = jobs.inner.events.subscribe();
+        Ok(async_stream::try_stream! {
             let mut shutdown = jobs.inner.shutdown.clone();
-            let mut last = jobs.inner.store.get_job(&id).await?;
+            let mut last = current;
             yield last.clone();
             while !last.state.is_terminal() {
                 let woke = tokio::select! {
@@ -157,7 +159,7 @@ impl Jobs {
                     yield last.clone();
                 }
             }
-        }
+        })
     }
 
     fn publish(&self, job: &JobRecord) {
