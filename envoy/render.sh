@@ -7,7 +7,7 @@
 #   TRAUM_UPSTREAM_HOST   traum-server host name or IP        [127.0.0.1]
 #   TRAUM_UPSTREAM_PORT   traum-server gRPC port              [50051]
 #   ENVOY_LISTEN_ADDRESS  address of the public listener      [0.0.0.0]
-#   ENVOY_LISTEN_PORT     port of the public listener         [8080]
+#   ENVOY_LISTEN_PORT     port of the public listener         [8088]
 #   ENVOY_ADMIN_PORT      admin port, always on 127.0.0.1     [9901]
 #   TRAUM_CORS_ORIGINS    browser origins allowed by CORS, as RE2 regexes
 #                         that must match the whole Origin header, separated
@@ -27,7 +27,7 @@ template=${1:-$here/envoy.yaml.tmpl}
 : "${TRAUM_UPSTREAM_HOST:=127.0.0.1}"
 : "${TRAUM_UPSTREAM_PORT:=50051}"
 : "${ENVOY_LISTEN_ADDRESS:=0.0.0.0}"
-: "${ENVOY_LISTEN_PORT:=8080}"
+: "${ENVOY_LISTEN_PORT:=8088}"
 : "${ENVOY_ADMIN_PORT:=9901}"
 : "${ENVOY_CONNECT_BRIDGE:=0}"
 : "${TRAUM_CORS_ORIGINS:=https?://localhost(:[0-9]+)? https?://127\\.0\\.0\\.1(:[0-9]+)?}"

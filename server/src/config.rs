@@ -43,6 +43,10 @@ pub struct ConfigArgs {
     /// Address of the Prometheus `/metrics` listener, or `off` [default: 127.0.0.1:9464].
     #[arg(long, env = "TRAUM_METRICS_LISTEN")]
     pub metrics_listen: Option<String>,
+    /// Address of the web port (gRPC-Web for every RPC, and files' audio over
+    /// HTTP), or `off` [default: 127.0.0.1:8080].
+    #[arg(long, env = "TRAUM_WEB_LISTEN")]
+    pub web_listen: Option<String>,
     /// Log format [default: human].
     #[arg(long, env = "TRAUM_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
@@ -119,6 +123,7 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     database_url: Option<String>,
     metrics_listen: Option<String>,
+    web_listen: Option<String>,
     log_format: Option<LogFormat>,
     log: Option<String>,
     max_upload_bytes: Option<u64>,
@@ -167,6 +172,8 @@ pub struct Config {
     pub database_url: String,
     /// Prometheus listener; `None` disables it.
     pub metrics_listen: Option<SocketAddr>,
+    /// The web port (gRPC-Web and audio over HTTP); `None` disables it.
+    pub web_listen: Option<SocketAddr>,
     pub log_format: LogFormat,
     pub log: String,
     pub max_upload_bytes: u64,
@@ -205,6 +212,7 @@ impl Config {
             database_url: default_database_url(&data_dir),
             data_dir,
             metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
+            web_listen: Some(SocketAddr::from(([127, 0, 0, 1], 8080))),
             log_format: LogFormat::Human,
             log: "info".to_owned(),
             max_upload_bytes: 512 * MIB,
@@ -256,10 +264,10 @@ impl Config {
             config.database_url = url;
         }
         if let Some(metrics) = args.metrics_listen.or(file.metrics_listen) {
-            config.metrics_listen = match metrics.trim() {
-                "off" | "none" | "" => None,
-                addr => Some(parse_addr("metrics_listen", addr)?),
-            };
+            config.metrics_listen = parse_optional_addr("metrics_listen", &metrics)?;
+        }
+        if let Some(web) = args.web_listen.or(file.web_listen) {
+            config.web_listen = parse_optional_addr("web_listen", &web)?;
         }
         if let Some(format) = args.log_format.or(file.log_format) {
             config.log_format = format;
@@ -337,6 +345,21 @@ impl Config {
                 "database_url `{}` must start with sqlite: or postgres://",
                 redact_url(&self.database_url)
             )));
+        }
+        let listeners = [
+            ("listen", Some(self.listen)),
+            ("metrics_listen", self.metrics_listen),
+            ("web_listen", self.web_listen),
+        ];
+        for (i, (name, addr)) in listeners.iter().enumerate() {
+            if let Some(addr) = addr
+                && addr.port() != 0
+                && let Some((other, _)) = listeners[i + 1..].iter().find(|(_, a)| *a == Some(*addr))
+            {
+                return Err(ConfigError(format!(
+                    "{name} and {other} are both {addr}; give each its own port"
+                )));
+            }
         }
         if self.max_upload_bytes == 0 {
             return Err(ConfigError("max_upload_bytes must be greater than 0".into()));
@@ -442,6 +465,14 @@ fn default_database_url(data_dir: &Path) -> String {
     format!("sqlite://{}?mode=rwc", data_dir.join("traum.db").display())
 }
 
+/// An address, or `off` (also `none` or empty) for a listener that is disabled.
+fn parse_optional_addr(name: &str, text: &str) -> Result<Option<SocketAddr>, ConfigError> {
+    match text.trim() {
+        "off" | "none" | "" => Ok(None),
+        addr => parse_addr(name, addr).map(Some),
+    }
+}
+
 fn parse_addr(name: &str, text: &str) -> Result<SocketAddr, ConfigError> {
     text.parse()
         .map_err(|err| ConfigError(format!("{name} `{text}` is not an IP:port address ({err})")))
@@ -523,6 +554,18 @@ mod tests {
         })
         .unwrap_err();
         assert!(err.to_string().contains("hnsw_target_recall"), "{err}");
+        let err = Config::resolve(ConfigArgs {
+            web_listen: Some("127.0.0.1:9464".into()),
+            ..ConfigArgs::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("metrics_listen and web_listen"), "{err}");
+        let off = Config::resolve(ConfigArgs {
+            web_listen: Some("off".into()),
+            ..ConfigArgs::default()
+        })
+        .unwrap();
+        assert_eq!(off.web_listen, None);
     }
 
     #[test]

@@ -9,6 +9,10 @@
 
 use std::sync::Arc;
 
+use traum_audio::AudioError;
+use traum_clap::ClapError;
+use traum_index::IndexError;
+
 /// Everything that can go wrong in the domain. Errors of the crates below
 /// (audio, indexes, model, database) are kept whole as the source.
 #[derive(Debug, thiserror::Error)]
@@ -39,14 +43,14 @@ pub enum Error {
     Unavailable(String),
     /// Audio that cannot be read: unsupported, corrupt, too long, unreadable.
     #[error(transparent)]
-    Audio(#[from] traum_audio::AudioError),
+    Audio(#[from] AudioError),
     /// The vector or keyword index failed.
     #[error("search index error: {0}")]
-    Index(#[from] traum_index::IndexError),
+    Index(#[from] IndexError),
     /// The embedding model failed (shared: one failed batch answers every
     /// request in it).
     #[error("embedding model error: {0}")]
-    Model(#[source] Arc<traum_clap::ClapError>),
+    Model(#[source] Arc<ClapError>),
     /// The database failed.
     #[error("database error: {0}")]
     Database(#[from] sea_orm::DbErr),
@@ -61,6 +65,20 @@ pub enum Error {
     Internal(String),
 }
 
+/// The kinds of problem a client is told about; each transport maps them to
+/// its own codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Problem {
+    InvalidArgument,
+    NotFound,
+    TooLarge,
+    DataLoss,
+    FailedPrecondition,
+    OutOfRange,
+    Aborted,
+    Unavailable,
+}
+
 /// Result with the domain error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -71,14 +89,88 @@ impl Error {
     }
 }
 
-impl From<traum_clap::ClapError> for Error {
-    fn from(err: traum_clap::ClapError) -> Self {
+impl From<ClapError> for Error {
+    fn from(err: ClapError) -> Self {
         Error::Model(Arc::new(err))
     }
 }
 
-impl From<Arc<traum_clap::ClapError>> for Error {
-    fn from(err: Arc<traum_clap::ClapError>) -> Self {
+impl From<Arc<ClapError>> for Error {
+    fn from(err: Arc<ClapError>) -> Self {
         Error::Model(err)
+    }
+}
+
+impl Error {
+    /// What a client may be told: the kind of problem and the message of an
+    /// error about the request itself; `None` for a failure inside the
+    /// server, which a client sees only as a request id (see
+    /// [`Error::log_internal`]). Exhaustive down to the variants of the
+    /// crates below, on purpose: a new variant must choose here.
+    pub fn public(&self) -> Option<(Problem, String)> {
+        let problem = match self {
+            Error::InvalidArgument(_) => Problem::InvalidArgument,
+            Error::NotFound { .. } => Problem::NotFound,
+            Error::TooLarge(_) => Problem::TooLarge,
+            Error::ChecksumMismatch(_) => Problem::DataLoss,
+            Error::FailedPrecondition(_) => Problem::FailedPrecondition,
+            Error::OutOfRange(_) => Problem::OutOfRange,
+            Error::Aborted(_) => Problem::Aborted,
+            Error::Unavailable(_) => Problem::Unavailable,
+            Error::Audio(audio) => {
+                return match audio {
+                    AudioError::Unsupported(_) | AudioError::Corrupt(_) => {
+                        Some((Problem::InvalidArgument, audio.to_string()))
+                    }
+                    AudioError::TooLong { .. } => Some((Problem::TooLarge, audio.to_string())),
+                    AudioError::Io(_) => None,
+                };
+            }
+            Error::Index(index) => {
+                return match index {
+                    IndexError::Dimension { .. } | IndexError::BadVector(_) => {
+                        Some((Problem::InvalidArgument, index.to_string()))
+                    }
+                    IndexError::Missing(_)
+                    | IndexError::Stale { .. }
+                    | IndexError::Corrupt { .. }
+                    | IndexError::Hnsw(_)
+                    | IndexError::Text(_)
+                    | IndexError::Io { .. } => None,
+                };
+            }
+            Error::Model(model) => {
+                return match &**model {
+                    ClapError::EmptyAudio => Some((Problem::InvalidArgument, model.to_string())),
+                    ClapError::Io { .. }
+                    | ClapError::Config { .. }
+                    | ClapError::Unsupported(_)
+                    | ClapError::Safetensors { .. }
+                    | ClapError::MissingTensor { .. }
+                    | ClapError::ShapeMismatch { .. }
+                    | ClapError::DType { .. }
+                    | ClapError::BadTensor { .. }
+                    | ClapError::UnusedTensors { .. }
+                    | ClapError::Tokenizer(_)
+                    | ClapError::Input(_)
+                    | ClapError::Device(_)
+                    | ClapError::Backend(_)
+                    | ClapError::Preprocessor(_)
+                    | ClapError::ClipTooLong { .. }
+                    | ClapError::Windowing(_)
+                    | ClapError::Download { .. } => None,
+                };
+            }
+            Error::Database(_) | Error::Io(_) | Error::Task(_) | Error::Internal(_) => return None,
+        };
+        Some((problem, self.to_string()))
+    }
+
+    /// Logs a failure inside the server in full under a fresh request id and
+    /// returns the id, which is all the client is shown.
+    pub fn log_internal(&self) -> String {
+        let request_id = uuid::Uuid::new_v4().simple().to_string();
+        tracing::error!(request_id = %request_id, error = %self, "request failed inside the server");
+        request_id
     }
 }

@@ -24,6 +24,7 @@ pub mod store;
 pub mod telemetry;
 pub mod usage;
 pub mod validate;
+mod web;
 
 pub use self::config::{Config, ConfigArgs, EXIT_CONFIG};
 pub use self::server::{StartError, run};

@@ -30,11 +30,45 @@ struct Inner {
     jobs: Jobs,
 }
 
-/// A file's original bytes from an offset on, read as they are sent.
+/// Chunks of a file's bytes, read from disk as they are sent, so memory stays
+/// bounded by one chunk whatever the file's size.
+pub type Chunks = std::pin::Pin<Box<dyn Stream<Item = Result<DownloadChunk>> + Send>>;
+
+/// A file's original bytes from an offset on.
 pub struct Download {
     /// Size of the whole file.
     pub total: u64,
-    pub chunks: std::pin::Pin<Box<dyn Stream<Item = Result<DownloadChunk>> + Send>>,
+    pub chunks: Chunks,
+}
+
+/// A stored file, opened.
+pub struct OpenFile {
+    pub record: FileRecord,
+    blob: tokio::fs::File,
+}
+
+impl OpenFile {
+    /// Size of the whole file, in bytes.
+    pub fn size(&self) -> u64 {
+        self.record.size_bytes
+    }
+
+    /// Bytes `start..end` of the file; the caller keeps the range inside it.
+    pub async fn read(mut self, start: u64, end: u64) -> Result<Chunks> {
+        debug_assert!(start <= end && end <= self.size());
+        self.blob.seek(std::io::SeekFrom::Start(start)).await?;
+        let mut blob = self.blob;
+        Ok(Box::pin(async_stream::try_stream! {
+            let mut offset = start;
+            while offset < end {
+                let length = usize::try_from(end - offset).map_or(DOWNLOAD_CHUNK, |left| left.min(DOWNLOAD_CHUNK));
+                let mut buffer = vec![0u8; length];
+                blob.read_exact(&mut buffer).await?;
+                yield DownloadChunk { offset, data: Bytes::from(buffer) };
+                offset += length as u64;
+            }
+        }))
+    }
 }
 
 /// One piece of a [`Download`].
@@ -88,30 +122,25 @@ impl Library {
         Ok(deleted)
     }
 
+    /// A file's record with its stored bytes opened for reading.
+    pub async fn open(&self, id: &str) -> Result<OpenFile> {
+        let record = self.inner.store.get_file(id).await?;
+        let blob = tokio::fs::File::open(self.inner.blobs.blob_path(&record.sha256)).await?;
+        Ok(OpenFile { record, blob })
+    }
+
     /// The original bytes of a file from `start_offset` on.
     pub async fn download(&self, id: &str, start_offset: u64) -> Result<Download> {
-        let file = self.inner.store.get_file(id).await?;
-        let total = file.size_bytes;
+        let file = self.open(id).await?;
+        let total = file.size();
         if start_offset > total {
             return Err(Error::OutOfRange(format!(
                 "start_offset {start_offset} is beyond the end of the file ({total} bytes)"
             )));
         }
-        let mut blob = tokio::fs::File::open(self.inner.blobs.blob_path(&file.sha256)).await?;
-        blob.seek(std::io::SeekFrom::Start(start_offset)).await?;
-        let chunks = async_stream::try_stream! {
-            let mut offset = start_offset;
-            while offset < total {
-                let length = usize::try_from(total - offset).map_or(DOWNLOAD_CHUNK, |left| left.min(DOWNLOAD_CHUNK));
-                let mut buffer = vec![0u8; length];
-                blob.read_exact(&mut buffer).await?;
-                yield DownloadChunk { offset, data: Bytes::from(buffer) };
-                offset += length as u64;
-            }
-        };
         Ok(Download {
             total,
-            chunks: Box::pin(chunks),
+            chunks: file.read(start_offset, total).await?,
         })
     }
 

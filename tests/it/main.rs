@@ -12,3 +12,4 @@ mod files;
 mod platform;
 mod search;
 mod upload;
+mod web;

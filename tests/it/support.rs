@@ -6,9 +6,16 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use futures::StreamExt;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
 use sea_orm::{ConnectionTrait, Database};
 use tokio::sync::oneshot;
+use tonic::body::Body;
 use tonic::transport::{Channel, Endpoint};
+use tonic_web::{GrpcWebCall, GrpcWebClientLayer, GrpcWebClientService};
+use tower::ServiceBuilder;
+use tower::util::MapRequest;
 use traum_proto::v1 as pb;
 use traum_proto::v1::analytics_service_client::AnalyticsServiceClient;
 use traum_proto::v1::audio_service_client::AudioServiceClient;
@@ -112,10 +119,104 @@ fn replace_database(url: &str, name: &str) -> String {
     }
 }
 
+/// The origin of the page the browser-like clients claim to come from.
+pub const BROWSER_ORIGIN: &str = "http://localhost:3000";
+
+/// gRPC-Web over HTTP/1.1, as a browser speaks it: tonic-web's client layer
+/// re-frames tonic's calls (trailers in the body, `application/grpc-web`),
+/// and the outer map adds what browser gRPC-Web libraries send besides.
+pub type WebChannel = MapRequest<
+    GrpcWebClientService<Client<HttpConnector, GrpcWebCall<Body>>>,
+    fn(http::Request<Body>) -> http::Request<Body>,
+>;
+
+pub fn browser_headers(mut request: http::Request<Body>) -> http::Request<Body> {
+    let headers = request.headers_mut();
+    headers.insert("x-grpc-web", http::HeaderValue::from_static("1"));
+    headers.insert(
+        "x-user-agent",
+        http::HeaderValue::from_static("grpc-web-javascript/0.1"),
+    );
+    headers.insert(
+        http::header::ORIGIN,
+        http::HeaderValue::from_static(BROWSER_ORIGIN),
+    );
+    request
+}
+
+pub fn web_channel() -> WebChannel {
+    let http1 = Client::builder(TokioExecutor::new()).build_http();
+    ServiceBuilder::new()
+        .map_request(browser_headers as fn(http::Request<Body>) -> http::Request<Body>)
+        .layer(GrpcWebClientLayer::new())
+        .service(http1)
+}
+
+pub fn origin(addr: SocketAddr) -> http::Uri {
+    format!("http://{addr}").parse().expect("origin URI")
+}
+
+/// A browser's resumable upload: `StartUpload`, `PutUploadChunk` in pieces
+/// of `chunk` bytes (each acknowledged offset checked), `FinishUpload`.
+/// Returns the session as started, the number of chunks and the result.
+pub async fn resumable_upload<T>(
+    audio: &mut AudioServiceClient<T>,
+    filename: &str,
+    tags: &[&str],
+    data: &[u8],
+    chunk: usize,
+) -> (pb::UploadSession, usize, pb::UploadResult)
+where
+    T: tonic::client::GrpcService<Body>,
+    T::Error: Into<tonic::codegen::StdError>,
+    T::ResponseBody: tonic::codegen::Body<Data = bytes::Bytes> + Send + 'static,
+    <T::ResponseBody as tonic::codegen::Body>::Error: Into<tonic::codegen::StdError> + Send,
+{
+    let session = audio
+        .start_upload(pb::StartUploadRequest {
+            header: Some(pb::UploadHeader {
+                filename: filename.into(),
+                tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+                size_bytes: Some(data.len() as u64),
+                sha256: Some(sha256_hex(data)),
+                always_create_file: false,
+            }),
+        })
+        .await
+        .expect("StartUpload")
+        .into_inner();
+    let mut offset = 0u64;
+    let mut chunks = 0;
+    for piece in data.chunks(chunk) {
+        let state = audio
+            .put_upload_chunk(pb::PutUploadChunkRequest {
+                upload_id: session.upload_id.clone(),
+                offset,
+                data: bytes::Bytes::copy_from_slice(piece),
+            })
+            .await
+            .expect("PutUploadChunk")
+            .into_inner();
+        offset += piece.len() as u64;
+        chunks += 1;
+        assert_eq!(state.received_bytes, offset);
+    }
+    let result = audio
+        .finish_upload(pb::FinishUploadRequest {
+            upload_id: session.upload_id.clone(),
+        })
+        .await
+        .expect("FinishUpload")
+        .into_inner();
+    (session, chunks, result)
+}
+
 /// A running server.
 pub struct TestServer {
     pub addr: SocketAddr,
     pub metrics_addr: SocketAddr,
+    /// The web port (gRPC-Web and audio over HTTP), when the test enabled it.
+    pub web_addr: Option<SocketAddr>,
     pub data_dir: PathBuf,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<tokio::task::JoinHandle<Result<(), traum_server::StartError>>>,
@@ -145,6 +246,8 @@ impl TestEnv {
         // `with_fixture_model`.
         config.model = None;
         config.embed_threads = 1;
+        // Scenarios that need the web port give it a free one.
+        config.web_listen = None;
         config
     }
 
@@ -163,7 +266,7 @@ impl TestEnv {
     }
 }
 
-fn free_port() -> SocketAddr {
+pub fn free_port() -> SocketAddr {
     let socket = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     socket.local_addr().expect("addr")
 }
@@ -176,6 +279,7 @@ impl TestServer {
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = oneshot::channel();
         let data_dir = config.data_dir.clone();
+        let web_addr = config.web_listen;
         let handle = tokio::spawn(traum_server::run(listener, config, async {
             let _ = rx.await;
         }));
@@ -183,6 +287,7 @@ impl TestServer {
         let server = Self {
             addr,
             metrics_addr,
+            web_addr,
             data_dir,
             shutdown: Some(tx),
             handle: Some(handle),

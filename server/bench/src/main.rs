@@ -684,6 +684,7 @@ fn search_bench(model_dir: &Path, windows: usize, per_file: usize, queries: usiz
     let mut config = traum_server::Config::with_data_dir(scratch.path().join("data"));
     config.model_dir = Some(model_dir.to_path_buf());
     config.metrics_listen = None;
+    config.web_listen = None;
     config.log = "warn".into();
     config.workers = 1;
     let model_id = traum_server::embed::weights_id(model_dir)?;

@@ -10,3 +10,4 @@ mod status;
 pub use self::analytics::AnalyticsApi;
 pub use self::audio::AudioApi;
 pub use self::search::SearchApi;
+pub use self::status::REQUEST_ID_HEADER;

@@ -1,96 +1,43 @@
-//! The one mapping from domain errors to gRPC statuses. Exhaustive down to
-//! the variants of the crates below, on purpose: a new error variant must
-//! choose its code, and whether its message may reach the client, here.
+//! Domain errors as gRPC statuses: [`Error::public`] decides what a client
+//! may see, this maps its kinds of problem to codes.
 //!
 //! A failure inside the server reaches the client as `INTERNAL` with a
 //! request id and nothing else; the log line with that id holds the whole
 //! error (see [`crate::error`]).
 
 use tonic::{Code, Status};
-use traum_audio::AudioError;
-use traum_clap::ClapError;
-use traum_index::IndexError;
 
-use crate::error::Error;
+use crate::error::{Error, Problem};
 
 /// Header carrying the request id of an internal error.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
 impl From<Error> for Status {
     fn from(err: Error) -> Self {
-        match public(&err) {
-            Some((code, message)) => Status::new(code, message),
+        match err.public() {
+            Some((problem, message)) => Status::new(code(problem), message),
             None => internal(&err),
         }
     }
 }
 
-/// The code and message of an error about the request itself; `None` for a
-/// failure inside the server.
-fn public(err: &Error) -> Option<(Code, String)> {
-    let code = match err {
-        Error::InvalidArgument(_) => Code::InvalidArgument,
-        Error::NotFound { .. } => Code::NotFound,
-        Error::TooLarge(_) => Code::ResourceExhausted,
-        Error::ChecksumMismatch(_) => Code::DataLoss,
-        Error::FailedPrecondition(_) => Code::FailedPrecondition,
-        Error::OutOfRange(_) => Code::OutOfRange,
-        Error::Aborted(_) => Code::Aborted,
-        Error::Unavailable(_) => Code::Unavailable,
-        Error::Audio(audio) => {
-            return match audio {
-                AudioError::Unsupported(_) | AudioError::Corrupt(_) => {
-                    Some((Code::InvalidArgument, audio.to_string()))
-                }
-                AudioError::TooLong { .. } => Some((Code::ResourceExhausted, audio.to_string())),
-                AudioError::Io(_) => None,
-            };
-        }
-        Error::Index(index) => {
-            return match index {
-                IndexError::Dimension { .. } | IndexError::BadVector(_) => {
-                    Some((Code::InvalidArgument, index.to_string()))
-                }
-                IndexError::Missing(_)
-                | IndexError::Stale { .. }
-                | IndexError::Corrupt { .. }
-                | IndexError::Hnsw(_)
-                | IndexError::Text(_)
-                | IndexError::Io { .. } => None,
-            };
-        }
-        Error::Model(model) => {
-            return match &**model {
-                ClapError::EmptyAudio => Some((Code::InvalidArgument, model.to_string())),
-                ClapError::Io { .. }
-                | ClapError::Config { .. }
-                | ClapError::Unsupported(_)
-                | ClapError::Safetensors { .. }
-                | ClapError::MissingTensor { .. }
-                | ClapError::ShapeMismatch { .. }
-                | ClapError::DType { .. }
-                | ClapError::BadTensor { .. }
-                | ClapError::UnusedTensors { .. }
-                | ClapError::Tokenizer(_)
-                | ClapError::Input(_)
-                | ClapError::Device(_)
-                | ClapError::Backend(_)
-                | ClapError::Preprocessor(_)
-                | ClapError::ClipTooLong { .. }
-                | ClapError::Windowing(_)
-                | ClapError::Download { .. } => None,
-            };
-        }
-        Error::Database(_) | Error::Io(_) | Error::Task(_) | Error::Internal(_) => return None,
-    };
-    Some((code, err.to_string()))
+fn code(problem: Problem) -> Code {
+    match problem {
+        Problem::InvalidArgument => Code::InvalidArgument,
+        Problem::NotFound => Code::NotFound,
+        Problem::TooLarge => Code::ResourceExhausted,
+        Problem::DataLoss => Code::DataLoss,
+        Problem::FailedPrecondition => Code::FailedPrecondition,
+        Problem::OutOfRange => Code::OutOfRange,
+        Problem::Aborted => Code::Aborted,
+        Problem::Unavailable => Code::Unavailable,
+    }
 }
 
 /// `INTERNAL` with a fresh request id; the error itself goes to the log
 /// under that id, never to the client.
 fn internal(err: &Error) -> Status {
-    let request_id = uuid::Uuid::new_v4().simple().to_string();
-    tracing::error!(request_id = %request_id, error = %err, "request failed inside the server");
+    let request_id = err.log_internal();
     let mut status = Status::internal(format!(
         "internal error; the server log has the details under request id {request_id}"
     ));
@@ -104,6 +51,10 @@ fn internal(err: &Error) -> Status {
 mod tests {
     use std::io;
     use std::sync::{Arc, Mutex};
+
+    use traum_audio::AudioError;
+    use traum_clap::ClapError;
+    use traum_index::IndexError;
 
     use super::*;
 

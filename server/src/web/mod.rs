@@ -1,0 +1,102 @@
+//! The web port: what a browser needs, on one origin and without a proxy:
+//! gRPC-Web for every RPC of the three services (tonic-web, translated to
+//! the same services the native port serves, with the same telemetry), and
+//! a file's audio over plain HTTP with byte ranges.
+
+mod audio;
+
+use axum::Router;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tonic::service::Routes;
+use tonic_web::GrpcWebLayer;
+use tower_layer::Layer;
+
+use crate::error::{Error, Problem};
+use crate::grpc::REQUEST_ID_HEADER;
+use crate::library::Library;
+use crate::telemetry::RpcTelemetryLayer;
+use crate::usage::UsageRecorder;
+
+/// The web port's routes. `grpc` holds the services by name; each is also
+/// reachable over gRPC-Web under its own path prefix.
+pub fn router(grpc: Routes, services: &[&str], library: Library, usage: UsageRecorder) -> Router {
+    let grpc_web = GrpcWebLayer::new().layer(RpcTelemetryLayer::new(usage).layer(grpc));
+    let mut router = Router::new()
+        .route("/api/files/{id}/audio", get(audio::serve))
+        .with_state(library);
+    for service in services {
+        router = router.route_service(&format!("/{service}/{{*method}}"), grpc_web.clone());
+    }
+    router.fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
+}
+
+/// The HTTP status of a kind of problem.
+fn http_status(problem: Problem) -> StatusCode {
+    match problem {
+        Problem::InvalidArgument => StatusCode::BAD_REQUEST,
+        Problem::NotFound => StatusCode::NOT_FOUND,
+        Problem::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        Problem::DataLoss => StatusCode::UNPROCESSABLE_ENTITY,
+        Problem::FailedPrecondition | Problem::Aborted => StatusCode::CONFLICT,
+        Problem::OutOfRange => StatusCode::RANGE_NOT_SATISFIABLE,
+        Problem::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
+/// An error as a plain-text HTTP response: the message for a problem with
+/// the request, only a request id (also in `x-request-id`) for a failure
+/// inside the server.
+fn error_response(err: &Error) -> Response {
+    match err.public() {
+        Some((problem, message)) => (http_status(problem), format!("{message}\n")).into_response(),
+        None => {
+            let request_id = err.log_internal();
+            let mut response = (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("internal error; the server log has the details under request id {request_id}\n"),
+            )
+                .into_response();
+            if let Ok(value) = HeaderValue::from_str(&request_id) {
+                response.headers_mut().insert(REQUEST_ID_HEADER, value);
+            }
+            response
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn problems_become_http_statuses_and_internal_failures_hide_their_detail() {
+        let response = error_response(&Error::not_found("file", "f1"));
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        let response = error_response(&Error::InvalidArgument("bad".into()));
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        let response = error_response(&Error::Internal("secret detail".into()));
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            response.headers().get(REQUEST_ID_HEADER).map(|v| v.len()),
+            Some(32)
+        );
+        for problem in [
+            Problem::InvalidArgument,
+            Problem::NotFound,
+            Problem::TooLarge,
+            Problem::DataLoss,
+            Problem::FailedPrecondition,
+            Problem::OutOfRange,
+            Problem::Aborted,
+            Problem::Unavailable,
+        ] {
+            let status = http_status(problem);
+            assert!(
+                status.is_client_error() || status.is_server_error(),
+                "{problem:?}"
+            );
+        }
+    }
+}
