@@ -6,6 +6,8 @@
 # Variables (defaults suit a local traum-server on 127.0.0.1:50051):
 #   TRAUM_UPSTREAM_HOST   traum-server host name or IP        [127.0.0.1]
 #   TRAUM_UPSTREAM_PORT   traum-server gRPC port              [50051]
+#   TRAUM_UPSTREAM_WEB_PORT  traum-server web port (the app and
+#                         its audio endpoint)                 [8080]
 #   ENVOY_LISTEN_ADDRESS  address of the public listener      [0.0.0.0]
 #   ENVOY_LISTEN_PORT     port of the public listener         [8088]
 #   ENVOY_ADMIN_PORT      admin port, always on 127.0.0.1     [9901]
@@ -26,6 +28,7 @@ template=${1:-$here/envoy.yaml.tmpl}
 
 : "${TRAUM_UPSTREAM_HOST:=127.0.0.1}"
 : "${TRAUM_UPSTREAM_PORT:=50051}"
+: "${TRAUM_UPSTREAM_WEB_PORT:=8080}"
 : "${ENVOY_LISTEN_ADDRESS:=0.0.0.0}"
 : "${ENVOY_LISTEN_PORT:=8088}"
 : "${ENVOY_ADMIN_PORT:=9901}"
@@ -37,7 +40,7 @@ fail() {
     exit 64
 }
 
-for name in TRAUM_UPSTREAM_PORT ENVOY_LISTEN_PORT ENVOY_ADMIN_PORT; do
+for name in TRAUM_UPSTREAM_PORT TRAUM_UPSTREAM_WEB_PORT ENVOY_LISTEN_PORT ENVOY_ADMIN_PORT; do
     eval "value=\$$name"
     case $value in
         '' | *[!0-9]*) fail "$name must be a port number (got '$value')" ;;
@@ -56,7 +59,7 @@ case $ENVOY_CONNECT_BRIDGE in
 esac
 [ -r "$template" ] || fail "cannot read the template $template"
 
-export TRAUM_UPSTREAM_HOST TRAUM_UPSTREAM_PORT ENVOY_LISTEN_ADDRESS ENVOY_LISTEN_PORT ENVOY_ADMIN_PORT \
+export TRAUM_UPSTREAM_HOST TRAUM_UPSTREAM_PORT TRAUM_UPSTREAM_WEB_PORT ENVOY_LISTEN_ADDRESS ENVOY_LISTEN_PORT ENVOY_ADMIN_PORT \
     TRAUM_CORS_ORIGINS ENVOY_CONNECT_BRIDGE
 
 # Literal replacement (index/substr, not gsub) so that regex metacharacters,
@@ -88,7 +91,7 @@ BEGIN {
         exit 64
     }
     values["TRAUM_CORS_ORIGINS_YAML"] = "[" list "]"
-    split("TRAUM_UPSTREAM_HOST TRAUM_UPSTREAM_PORT ENVOY_LISTEN_ADDRESS ENVOY_LISTEN_PORT ENVOY_ADMIN_PORT", names, " ")
+    split("TRAUM_UPSTREAM_HOST TRAUM_UPSTREAM_PORT TRAUM_UPSTREAM_WEB_PORT ENVOY_LISTEN_ADDRESS ENVOY_LISTEN_PORT ENVOY_ADMIN_PORT", names, " ")
     for (i in names) values[names[i]] = ENVIRON[names[i]]
 }
 # Lines between `#@if NAME` and `#@end` are kept only when NAME is 1.

@@ -12,6 +12,7 @@ async fn main() -> ExitCode {
     match cli.run().await {
         Ok(cli::Outcome::Success) => ExitCode::SUCCESS,
         Ok(cli::Outcome::Failure) => ExitCode::FAILURE,
+        Ok(cli::Outcome::Waiting) => ExitCode::from(cli::EXIT_WAITING),
         Err(err) => {
             // `ClientError` renders server errors as `CODE: message`, so this
             // yields `error: NOT_FOUND: ...` for RPC failures.

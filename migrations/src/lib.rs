@@ -11,6 +11,7 @@ mod m20261121_000001_library;
 mod m20261121_000002_usage;
 mod m20261121_000003_descriptors;
 mod m20261121_000004_embeddings;
+mod m20261201_000005_waveforms;
 
 /// Runs Traum's migrations.
 pub struct Migrator;
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000002_usage::Migration),
             Box::new(m20261121_000003_descriptors::Migration),
             Box::new(m20261121_000004_embeddings::Migration),
+            Box::new(m20261201_000005_waveforms::Migration),
         ]
     }
 }

@@ -3,7 +3,8 @@
 
 use chrono::{DateTime, Utc};
 pub use traum_audio::{
-    AudioFormat, AudioProperties, Descriptors, KeyEstimate, KeyMode, MusicalKey, TempoEstimate,
+    AudioFormat, AudioProperties, Descriptors, KeyEstimate, KeyMode, MusicalKey, PeakLevel, TempoEstimate,
+    WaveformPeaks,
 };
 
 use crate::error::{Error, Result};
@@ -234,6 +235,39 @@ pub struct WindowEmbedding {
     pub end_seconds: f64,
     /// L2-normalised.
     pub vector: Vec<f32>,
+}
+
+/// A file's waveform as stored: peaks of its decoded audio.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredWaveform {
+    pub sample_rate_hz: u32,
+    /// Decoded sample frames the peaks summarise.
+    pub frames: u64,
+    pub peaks: WaveformPeaks,
+}
+
+impl StoredWaveform {
+    /// Peaks of decoded audio.
+    pub fn of(samples: &[f32], sample_rate_hz: u32) -> Self {
+        Self {
+            sample_rate_hz,
+            frames: samples.len() as u64,
+            peaks: traum_audio::waveform(samples, sample_rate_hz),
+        }
+    }
+}
+
+/// A change to the library, as `WatchLibrary` streams it.
+#[derive(Debug, Clone)]
+pub enum LibraryEvent {
+    /// A job was queued or changed; its file's state follows it.
+    Job(JobRecord),
+    /// A file's name or tags changed.
+    File(Box<FileRecord>),
+    /// A file was deleted.
+    Deleted(String),
+    /// The watcher fell behind and missed events.
+    Resync,
 }
 
 /// What the embed stage computed for one file.

@@ -6,9 +6,13 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::Stream;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio::sync::broadcast;
+use traum_audio::{DecodeOptions, OUTPUT_SAMPLE_RATE, decode_to_vec};
 
 use crate::blob::BlobStore;
-use crate::domain::{FileQuery, FileRecord, FileUpdate, JobRecord, Page};
+use crate::domain::{
+    FileQuery, FileRecord, FileState, FileUpdate, JobRecord, LibraryEvent, Page, StoredWaveform,
+};
 use crate::error::{Error, Result};
 use crate::jobs::Jobs;
 use crate::search::Search;
@@ -28,6 +32,8 @@ struct Inner {
     blobs: BlobStore,
     search: Search,
     jobs: Jobs,
+    /// Longest audio decoded for a waveform computed on demand.
+    max_duration: std::time::Duration,
 }
 
 /// Chunks of a file's bytes, read from disk as they are sent, so memory stays
@@ -80,13 +86,20 @@ pub struct DownloadChunk {
 }
 
 impl Library {
-    pub fn new(store: Store, blobs: BlobStore, search: Search, jobs: Jobs) -> Self {
+    pub fn new(
+        store: Store,
+        blobs: BlobStore,
+        search: Search,
+        jobs: Jobs,
+        max_duration: std::time::Duration,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 store,
                 blobs,
                 search,
                 jobs,
+                max_duration,
             }),
         }
     }
@@ -106,6 +119,9 @@ impl Library {
     pub async fn update(&self, id: &str, update: &FileUpdate) -> Result<FileRecord> {
         let file = self.inner.store.update_file(id, update).await?;
         self.inner.search.index_file(&file).await;
+        self.inner
+            .jobs
+            .announce(LibraryEvent::File(Box::new(file.clone())));
         Ok(file)
     }
 
@@ -119,6 +135,7 @@ impl Library {
             let sha256 = deleted.sha256.clone();
             tokio::task::spawn_blocking(move || blobs.remove(&sha256)).await??;
         }
+        self.inner.jobs.announce(LibraryEvent::Deleted(id.to_owned()));
         Ok(deleted)
     }
 
@@ -142,6 +159,54 @@ impl Library {
             total,
             chunks: file.read(start_offset, total).await?,
         })
+    }
+
+    /// A file's waveform. One analysed before waveforms existed gets it
+    /// now, decoded once and stored; one still processing has none yet.
+    pub async fn waveform(&self, id: &str) -> Result<StoredWaveform> {
+        if let Some(waveform) = self.inner.store.get_waveform(id).await? {
+            return Ok(waveform);
+        }
+        let file = self.inner.store.get_file(id).await?;
+        if file.state == FileState::Processing {
+            return Err(Error::FailedPrecondition(format!(
+                "file {id} is still being processed; its waveform is computed by the analyse stage"
+            )));
+        }
+        let path = self.inner.blobs.blob_path(&file.sha256);
+        let options = DecodeOptions {
+            max_duration: self.inner.max_duration,
+            format_hint: Some(file.format),
+        };
+        let waveform = tokio::task::spawn_blocking(move || {
+            let (samples, _) = decode_to_vec(&path, &options, |_| {})?;
+            Ok::<_, Error>(StoredWaveform::of(&samples, OUTPUT_SAMPLE_RATE))
+        })
+        .await??;
+        self.inner.store.put_waveform(id, &waveform).await?;
+        Ok(waveform)
+    }
+
+    /// Every change to the library from now on, until shutdown.
+    pub fn watch(&self) -> impl Stream<Item = Result<LibraryEvent>> + Send + 'static {
+        let mut events = self.inner.jobs.subscribe();
+        let jobs = self.inner.jobs.clone();
+        async_stream::try_stream! {
+            loop {
+                let event = tokio::select! {
+                    event = events.recv() => Some(event),
+                    () = jobs.shutting_down() => None,
+                };
+                match event {
+                    Some(Ok(event)) => yield event,
+                    Some(Err(broadcast::error::RecvError::Lagged(_))) => yield LibraryEvent::Resync,
+                    Some(Err(broadcast::error::RecvError::Closed)) => break,
+                    None => {
+                        Err(Error::Unavailable("server is shutting down; watch the library again once it is back".into()))?;
+                    }
+                }
+            }
+        }
     }
 
     /// Runs a file's whole pipeline again, unless a run is active.

@@ -165,7 +165,13 @@ pub async fn run(
     let app = Arc::new(App {
         ingest: ingest.clone(),
         jobs: jobs.clone(),
-        library: Library::new(store.clone(), blobs, search.clone(), jobs.clone()),
+        library: Library::new(
+            store.clone(),
+            blobs,
+            search.clone(),
+            jobs.clone(),
+            config.max_duration,
+        ),
         search: search.clone(),
         analytics: Analytics::new(store.clone(), search.clone(), embedder.clone(), usage.clone()),
     });
@@ -235,7 +241,7 @@ pub async fn run(
             HEALTH_SERVICE,
         ];
         let router = crate::web::router(routes, &services, app.library.clone(), usage.clone());
-        tracing::info!(addr = %bound, "web port: gRPC-Web and audio at http://{bound}/");
+        tracing::info!(addr = %bound, "web app at http://{bound}/ (with gRPC-Web and audio)");
         let serving = crate::http::serve(web_listener, router, stop_rx.clone());
         tokio::spawn(async move {
             if let Err(err) = serving.await {

@@ -350,3 +350,59 @@ async fn cli_searches_with_filters() {
     server.stop().await;
     env.finish().await;
 }
+
+/// Without its model the server cannot finish a job: `traum upload` still
+/// sends every file, then ends the wait with the server's reason and exit
+/// code 3 instead of waiting for ever; `traum watch` does the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_stops_waiting_for_jobs_the_server_cannot_finish() {
+    let env = crate::support::TestEnv::new(crate::support::Backend::Sqlite).await;
+    let empty = env.dir.path().join("no-model-here");
+    std::fs::create_dir_all(&empty).unwrap();
+    let server = env.start_with(|c| c.model_dir = Some(empty.clone())).await;
+    let addr = server.addr;
+    let library = tempfile::tempdir().unwrap();
+    // More files than `--parallel` uploads at once.
+    for i in 0..6 {
+        let tone = crate::support::wav(0.5, 22_050, 1, 200.0 + 50.0 * f64::from(i));
+        std::fs::write(library.path().join(format!("tone{i}.wav")), tone).unwrap();
+    }
+    let dir = library.path().to_str().unwrap().to_owned();
+    let started = std::time::Instant::now();
+    let (code, stdout, stderr) =
+        tokio::task::spawn_blocking(move || traum(addr, &["--json", "upload", &dir, "--parallel", "2"]))
+            .await
+            .unwrap();
+    assert_eq!(code, Some(3), "{stdout}\n{stderr}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(120));
+    let results: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let results = results.as_array().unwrap();
+    assert_eq!(results.len(), 6, "{stdout}");
+    for result in results {
+        assert!(result["error"].is_null(), "{result}");
+        let waiting = result["waiting"].as_str().unwrap_or_default();
+        assert!(waiting.contains("waiting for the embedding model"), "{result}");
+        assert!(
+            waiting.contains("--model-dir"),
+            "the reason says how to fix it: {result}"
+        );
+    }
+    let (code, stdout, _) = tokio::task::spawn_blocking(move || traum(addr, &["--json", "ls", "--all"]))
+        .await
+        .unwrap();
+    assert_eq!(code, Some(0));
+    let listing: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(listing["total_count"], 6, "every file was uploaded");
+
+    let job = results[0]["job_id"].as_str().unwrap().to_owned();
+    let (code, _, stderr) = tokio::task::spawn_blocking(move || traum(addr, &["watch", &job]))
+        .await
+        .unwrap();
+    assert_eq!(code, Some(3), "{stderr}");
+    assert!(
+        stderr.contains("cannot finish yet: waiting for the embedding model"),
+        "{stderr}"
+    );
+    server.stop().await;
+    env.finish().await;
+}

@@ -164,10 +164,6 @@ struct Envoy {
 }
 
 impl Envoy {
-    async fn start(upstream: SocketAddr) -> Self {
-        Self::start_with(upstream, &[]).await
-    }
-
     async fn start_with(upstream: SocketAddr, extra: &[(&str, String)]) -> Self {
         let binary = envoy_binary();
         let dir = tempfile::tempdir().expect("temp dir");
@@ -180,6 +176,10 @@ impl Envoy {
             ("ENVOY_LISTEN_PORT", port.to_string()),
             ("ENVOY_ADMIN_PORT", admin.to_string()),
         ];
+        if !extra.iter().any(|(name, _)| *name == "TRAUM_UPSTREAM_WEB_PORT") {
+            // No web port upstream: only the gRPC routes are exercised.
+            vars.push(("TRAUM_UPSTREAM_WEB_PORT", "9".to_owned()));
+        }
         vars.extend(extra.iter().cloned());
         let config = dir.path().join("envoy.yaml");
         std::fs::write(&config, render(&vars)).expect("write envoy.yaml");
@@ -270,9 +270,43 @@ impl Drop for Envoy {
 
 async fn start_pair() -> (TestEnv, TestServer, Envoy) {
     let env = TestEnv::new(Backend::Sqlite).await;
-    let server = env.start().await;
-    let envoy = Envoy::start(server.addr).await;
+    let server = env
+        .start_with(|config| config.web_listen = Some(crate::support::free_port()))
+        .await;
+    let web_port = server.web_addr.expect("web port").port().to_string();
+    let envoy = Envoy::start_with(server.addr, &[("TRAUM_UPSTREAM_WEB_PORT", web_port)]).await;
     (env, server, envoy)
+}
+
+/// One origin through Envoy, as compose serves it: the app's page and
+/// bundles and a file's audio with byte ranges come from the web port, the
+/// RPCs from the gRPC port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_app_and_its_audio_through_envoy() {
+    let (env, server, envoy) = start_pair().await;
+    let http = reqwest::Client::new();
+    let base = format!("http://{}", envoy.addr);
+    let page = http.get(format!("{base}/files/some-route")).send().await.unwrap();
+    assert_eq!(page.status(), reqwest::StatusCode::OK);
+    assert!(
+        page.text().await.unwrap().contains("<script"),
+        "the app's index.html"
+    );
+
+    let mut audio = envoy.web_audio();
+    let data = wav(1.0, 44_100, 1, 440.0);
+    let (_, _, result) = resumable_upload(&mut audio, "through.wav", &[], &data, 64 * 1024).await;
+    let part = http
+        .get(format!("{base}/api/files/{}/audio", result.file_id))
+        .header("range", "bytes=100-1099")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(part.status(), reqwest::StatusCode::PARTIAL_CONTENT);
+    assert_eq!(part.bytes().await.unwrap(), data[100..1100]);
+    drop(envoy);
+    server.stop().await;
+    env.finish().await;
 }
 
 /// A browser's resumable upload through Envoy's gRPC-Web filter: start,

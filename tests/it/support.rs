@@ -264,6 +264,16 @@ impl TestEnv {
     pub async fn finish(self) {
         self.db.drop_database().await;
     }
+
+    /// Runs SQL on the test's database, e.g. to put it in the state an
+    /// older server version left it in.
+    pub async fn execute_sql(&self, sql: &str) {
+        let db = Database::connect(&self.db.url)
+            .await
+            .expect("connect to the test database");
+        db.execute_unprepared(sql).await.expect("execute SQL");
+        db.close().await.ok();
+    }
 }
 
 pub fn free_port() -> SocketAddr {

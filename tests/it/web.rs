@@ -203,9 +203,213 @@ async fn audio_is_served_with_byte_ranges(backend: Backend) {
         .unwrap();
     assert_eq!(malformed.status(), reqwest::StatusCode::BAD_REQUEST);
     assert!(malformed.text().await.unwrap().contains("not a valid id"));
-    let elsewhere = http.get(format!("{base}/nothing/here")).send().await.unwrap();
+    let elsewhere = http.get(format!("{base}/nothing/here.js")).send().await.unwrap();
     assert_eq!(elsewhere.status(), reqwest::StatusCode::NOT_FOUND);
     server.stop().await;
     env.finish().await;
 }
 both_backends!(audio_is_served_with_byte_ranges);
+
+async fn the_app_is_served_with_its_routes_and_cached_bundles(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let server = start(&env).await;
+    let base = format!("http://{}", server.web_addr.unwrap());
+    let http = reqwest::Client::new();
+    let index = http.get(format!("{base}/")).send().await.unwrap();
+    assert_eq!(index.status(), reqwest::StatusCode::OK);
+    let header = |response: &reqwest::Response, name: &str| {
+        response
+            .headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default()
+    };
+    assert_eq!(header(&index, "content-type"), "text/html; charset=utf-8");
+    assert_eq!(header(&index, "cache-control"), "no-cache");
+    let etag = header(&index, "etag");
+    let html = index.text().await.unwrap();
+    // Client-side routes get the same page, so a reload on them works.
+    for route in ["/system", "/files/0d3f6c1e-6c55-4f0b-9a1e-2b8f1d0c4e5a"] {
+        let page = http.get(format!("{base}{route}")).send().await.unwrap();
+        assert_eq!(page.status(), reqwest::StatusCode::OK, "{route}");
+        assert_eq!(page.text().await.unwrap(), html, "{route}");
+    }
+    let revalidated = http
+        .get(format!("{base}/"))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revalidated.status(), reqwest::StatusCode::NOT_MODIFIED);
+
+    // Every script the page loads is there, cached for good, and gzipped
+    // for a browser that accepts it.
+    let scripts: Vec<&str> = html
+        .split("src=\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .filter(|src| src.ends_with(".js"))
+        .collect();
+    assert!(!scripts.is_empty(), "index.html loads a script: {html}");
+    for script in scripts {
+        let plain = http.get(format!("{base}{script}")).send().await.unwrap();
+        assert_eq!(plain.status(), reqwest::StatusCode::OK, "{script}");
+        assert_eq!(header(&plain, "content-type"), "text/javascript; charset=utf-8");
+        assert_eq!(
+            header(&plain, "cache-control"),
+            "public, max-age=31536000, immutable"
+        );
+        let plain_len = plain.bytes().await.unwrap().len();
+        let gzipped = http
+            .get(format!("{base}{script}"))
+            .header("accept-encoding", "gzip, br")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(header(&gzipped, "content-encoding"), "gzip", "{script}");
+        let compressed = gzipped.bytes().await.unwrap();
+        let mut decoded = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&compressed[..]), &mut decoded).unwrap();
+        assert_eq!(decoded.len(), plain_len);
+        assert!(compressed.len() < plain_len);
+    }
+    let post = http.post(format!("{base}/")).send().await.unwrap();
+    assert_eq!(post.status(), reqwest::StatusCode::METHOD_NOT_ALLOWED);
+    server.stop().await;
+    env.finish().await;
+}
+both_backends!(the_app_is_served_with_its_routes_and_cached_bundles);
+
+async fn one_library_stream_sees_uploads_renames_and_deletions(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let server = start(&env).await;
+    let mut audio = AudioServiceClient::with_origin(web_channel(), origin(server.web_addr.unwrap()));
+    let mut events = audio
+        .watch_library(pb::WatchLibraryRequest {})
+        .await
+        .expect("WatchLibrary via gRPC-Web")
+        .into_inner();
+    let data = wav(1.0, 44_100, 1, 440.0);
+    let (_, _, result) = resumable_upload(&mut audio, "live.wav", &[], &data, 64 * 1024).await;
+    let mut next = async || {
+        tokio::time::timeout(Duration::from_secs(60), events.next())
+            .await
+            .expect("an event in time")
+            .expect("the stream stays open")
+            .expect("an event, not an error")
+            .change
+            .expect("a change")
+    };
+    use pb::library_event::Change;
+    // The job, from queued to succeeded, all for the uploaded file.
+    let mut states = Vec::new();
+    loop {
+        match next().await {
+            Change::Job(job) => {
+                assert_eq!(job.file_id, result.file_id);
+                states.push(job.state);
+                if job.state == pb::JobState::Succeeded as i32 {
+                    break;
+                }
+                assert_ne!(job.state, pb::JobState::Failed as i32, "{job:?}");
+            }
+            other => panic!("only job events before the job ends, got {other:?}"),
+        }
+    }
+    assert_eq!(states.first(), Some(&(pb::JobState::Queued as i32)));
+    audio
+        .update_file(pb::UpdateFileRequest {
+            file_id: result.file_id.clone(),
+            filename: Some("renamed.wav".into()),
+            add_tags: vec!["pad".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    match next().await {
+        Change::File(file) => {
+            assert_eq!(
+                (file.filename.as_str(), file.tags.as_slice()),
+                ("renamed.wav", &["pad".to_owned()][..])
+            )
+        }
+        other => panic!("expected the renamed file, got {other:?}"),
+    }
+    audio
+        .delete_file(pb::DeleteFileRequest {
+            file_id: result.file_id.clone(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(next().await, Change::DeletedFileId(result.file_id.clone()));
+    server.stop().await;
+    env.finish().await;
+}
+both_backends!(one_library_stream_sees_uploads_renames_and_deletions);
+
+async fn waveforms_come_from_the_analyse_stage_or_on_demand(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let server = env.start().await;
+    let mut audio = server.audio();
+    // 30 s: long enough for a detail level finer than the overview.
+    let file = server
+        .upload_and_process("tone.wav", &[], &wav(30.0, 44_100, 2, 220.0))
+        .await;
+    let waveform = audio
+        .get_waveform(pb::GetWaveformRequest {
+            file_id: file.file_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(waveform.sample_rate_hz, 48_000);
+    assert!(
+        (waveform.duration_seconds - 30.0).abs() < 0.01,
+        "{}",
+        waveform.duration_seconds
+    );
+    let overview = waveform.overview.expect("an overview");
+    assert!(
+        overview.pair_count <= 2048 && overview.pair_count > 2000,
+        "{}",
+        overview.pair_count
+    );
+    assert_eq!(overview.peaks.len(), 2 * overview.pair_count as usize);
+    // `wav` writes a 0.5-amplitude sine: every pair spans about ±64.
+    for pair in overview.peaks.chunks(2) {
+        let (low, high) = (pair[0] as i8, pair[1] as i8);
+        assert!(
+            (-66..=-60).contains(&low) && (60..=66).contains(&high),
+            "{low} {high}"
+        );
+    }
+    let detail = waveform.detail.expect("a detail level for 30 s");
+    assert_eq!(detail.samples_per_pair, 480);
+    assert_eq!(detail.pair_count, 3000);
+
+    // A file analysed before waveforms existed gets one on first request.
+    env.execute_sql(&format!(
+        "DELETE FROM waveforms WHERE file_id = '{}'",
+        file.file_id
+    ))
+    .await;
+    let again = audio
+        .get_waveform(pb::GetWaveformRequest {
+            file_id: file.file_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again.overview.unwrap().peaks, overview.peaks);
+
+    let err = audio
+        .get_waveform(pb::GetWaveformRequest {
+            file_id: uuid::Uuid::new_v4().to_string(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound, "{err:?}");
+    server.stop().await;
+    env.finish().await;
+}
+both_backends!(waveforms_come_from_the_analyse_stage_or_on_demand);

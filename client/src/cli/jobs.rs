@@ -3,7 +3,7 @@
 use clap::Args;
 use serde::Serialize;
 use traum_client::TraumClient;
-use traum_client::v1::{JobState, ListJobsRequest};
+use traum_client::v1::{Job, JobStage, JobState, ListJobsRequest};
 
 use super::output::{
     JobEventJson, JobJson, dash_if_empty, job_stage_short, job_state_name, job_state_short, percent,
@@ -74,6 +74,17 @@ pub async fn list(client: &TraumClient, globals: Globals, args: JobsArgs) -> any
     Ok(Outcome::Success)
 }
 
+/// Whether a job went back to the queue at its `embed` stage because the
+/// server cannot embed yet (no model, or the vector index still loading):
+/// it will not finish until that changes, so following it further would
+/// wait for ever. The job's message says what is missing.
+pub(super) fn waits_for_model(job: &Job) -> bool {
+    job.state == JobState::Queued as i32
+        && job.stage == JobStage::Embed as i32
+        && job.attempts > 0
+        && job.message.starts_with("waiting for")
+}
+
 #[derive(Debug, Args)]
 pub struct WatchArgs {
     /// The job to follow.
@@ -124,6 +135,10 @@ pub async fn watch(client: &TraumClient, globals: Globals, args: WatchArgs) -> a
                 return Ok(Outcome::Failure);
             }
             return Ok(Outcome::Success);
+        }
+        if waits_for_model(job) {
+            eprintln!("job {} cannot finish yet: {}", job.job_id, job.message);
+            return Ok(Outcome::Waiting);
         }
     }
     anyhow::bail!("the job event stream ended before the job finished")

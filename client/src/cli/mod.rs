@@ -83,7 +83,13 @@ enum Command {
 pub enum Outcome {
     Success,
     Failure,
+    /// Nothing failed, but a job waits for something the server lacks (the
+    /// embedding model) and will not finish until it has it.
+    Waiting,
 }
+
+/// Exit code of [`Outcome::Waiting`].
+pub const EXIT_WAITING: u8 = 3;
 
 /// Options every subcommand needs besides the client.
 #[derive(Clone, Copy, Debug)]

@@ -1,4 +1,5 @@
-//! `traum upload`: expands paths, uploads in parallel and follows the jobs.
+//! `traum upload`: expands paths, uploads every file (in parallel), then
+//! follows the jobs.
 
 use std::collections::HashSet;
 use std::num::NonZeroUsize;
@@ -11,8 +12,13 @@ use serde::Serialize;
 use traum_client::v1::{JobState, UploadResult};
 use traum_client::{ClientError, TraumClient};
 
+use super::jobs::waits_for_model;
 use super::output::{job_stage_short, job_state_name, print_json};
 use super::{Globals, Outcome};
+
+/// Jobs followed at the same time once every file is sent; each is one
+/// stream on the client's one connection.
+const FOLLOWED_AT_ONCE: usize = 64;
 
 /// Extensions picked up when walking directories or expanding globs.
 const AUDIO_EXTENSIONS: &[&str] = &[
@@ -48,6 +54,9 @@ struct FileOutcome {
     duplicate: bool,
     state: Option<String>,
     error: Option<String>,
+    /// Set when the job cannot finish yet, with the server's reason (e.g. no
+    /// embedding model).
+    waiting: Option<String>,
 }
 
 impl FileOutcome {
@@ -79,14 +88,15 @@ pub async fn run(client: &TraumClient, globals: Globals, args: UploadArgs) -> an
     );
     overall.set_prefix("total");
 
-    let wait = !args.no_wait;
     let tags = &args.tags;
-    let uploaded: Vec<FileOutcome> = futures::stream::iter(files)
+    // Every file is sent before any job is followed, so jobs that cannot
+    // finish (no model, say) never hold the remaining uploads back.
+    let mut uploaded: Vec<FileOutcome> = futures::stream::iter(files)
         .map(|path| {
             let multi = &multi;
             let overall = &overall;
             async move {
-                let outcome = upload_one(client, multi, path, tags.clone(), wait).await;
+                let outcome = upload_one(client, multi, path, tags.clone()).await;
                 overall.inc(1);
                 outcome
             }
@@ -96,18 +106,30 @@ pub async fn run(client: &TraumClient, globals: Globals, args: UploadArgs) -> an
         .collect()
         .await;
     overall.finish_and_clear();
+    if !args.no_wait {
+        futures::stream::iter(
+            uploaded
+                .iter_mut()
+                .filter(|o| o.error.is_none() && o.job_id.is_some()),
+        )
+        .for_each_concurrent(FOLLOWED_AT_ONCE, |outcome| follow_one(client, &multi, outcome))
+        .await;
+    }
     outcomes.extend(uploaded);
 
     let failed = outcomes.iter().filter(|o| o.error.is_some()).count();
+    let waiting = outcomes.iter().filter(|o| o.waiting.is_some()).count();
     if globals.json {
         print_json(&outcomes)?;
     } else {
         print_summary(&outcomes);
     }
-    Ok(if failed == 0 {
-        Outcome::Success
-    } else {
+    Ok(if failed > 0 {
         Outcome::Failure
+    } else if waiting > 0 {
+        Outcome::Waiting
+    } else {
+        Outcome::Success
     })
 }
 
@@ -138,6 +160,14 @@ fn print_summary(outcomes: &[FileOutcome]) {
             failure.error.as_deref().unwrap_or_default()
         );
     }
+    let waiting: Vec<&FileOutcome> = outcomes.iter().filter(|o| o.waiting.is_some()).collect();
+    if let Some(first) = waiting.first() {
+        println!(
+            "{} waiting: their jobs cannot finish yet: {}",
+            waiting.len(),
+            first.waiting.as_deref().unwrap_or_default()
+        );
+    }
 }
 
 async fn upload_one(
@@ -145,7 +175,6 @@ async fn upload_one(
     multi: &MultiProgress,
     path: PathBuf,
     tags: Vec<String>,
-    wait: bool,
 ) -> FileOutcome {
     let display = path.display().to_string();
     let size = tokio::fs::metadata(&path).await.map(|m| m.len()).unwrap_or(0);
@@ -163,50 +192,66 @@ async fn upload_one(
         path: display.clone(),
         ..FileOutcome::default()
     };
-    let result = upload_and_follow(client, &bar, &path, tags, wait, &mut outcome).await;
-    if let Err(err) = result {
-        outcome.error = Some(err.to_string());
-    }
-    if let Some(error) = &outcome.error {
-        // Shown above the bars right away; the summary repeats it at the end.
-        let _ = multi.println(format!("failed: {display}: {error}"));
+    let progress_bar = bar.clone();
+    let sent = client
+        .upload_file(&path, tags, move |sent| {
+            progress_bar.set_message("uploading");
+            progress_bar.set_position(sent);
+        })
+        .await;
+    match sent {
+        Ok(UploadResult {
+            file_id,
+            job_id,
+            duplicate,
+            ..
+        }) => {
+            outcome.file_id = Some(file_id);
+            outcome.job_id = Some(job_id);
+            outcome.duplicate = duplicate;
+        }
+        Err(err) => report_failure(multi, &mut outcome, err.to_string()),
     }
     bar.finish_and_clear();
     multi.remove(&bar);
     outcome
 }
 
-async fn upload_and_follow(
+/// Records a failure and shows it above the bars right away; the summary
+/// repeats it at the end.
+fn report_failure(multi: &MultiProgress, outcome: &mut FileOutcome, error: String) {
+    let _ = multi.println(format!("failed: {}: {error}", outcome.path));
+    outcome.error = Some(error);
+}
+
+/// Follows an uploaded file's job with a bar of its own until it ends or
+/// waits for something the server lacks.
+async fn follow_one(client: &TraumClient, multi: &MultiProgress, outcome: &mut FileOutcome) {
+    let bar = multi.add(ProgressBar::new(100));
+    bar.set_prefix(outcome.path.clone());
+    if let Err(err) = follow(client, &bar, outcome).await {
+        report_failure(multi, outcome, err.to_string());
+    }
+    bar.finish_and_clear();
+    multi.remove(&bar);
+}
+
+async fn follow(
     client: &TraumClient,
     bar: &ProgressBar,
-    path: &Path,
-    tags: Vec<String>,
-    wait: bool,
     outcome: &mut FileOutcome,
 ) -> Result<(), ClientError> {
-    let progress_bar = bar.clone();
-    let result: UploadResult = client
-        .upload_file(path, tags, move |sent| {
-            progress_bar.set_message("uploading");
-            progress_bar.set_position(sent);
-        })
-        .await?;
-    outcome.file_id = Some(result.file_id.clone());
-    outcome.job_id = Some(result.job_id.clone());
-    outcome.duplicate = result.duplicate;
-    if !wait {
+    let Some(job_id) = outcome.job_id.clone() else {
         return Ok(());
-    }
-
+    };
     bar.set_style(
         ProgressStyle::with_template("{prefix:30!} [{bar:30.green/white}] {pos:>3}% {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    bar.set_length(100);
     bar.set_position(0);
     bar.set_message("queued");
 
-    let mut events = client.watch_job(result.job_id.as_str()).await?;
+    let mut events = client.watch_job(job_id.as_str()).await?;
     while let Some(event) = events.message().await? {
         if let Some(job) = &event.job {
             bar.set_position((job.progress * 100.0).clamp(0.0, 100.0).round() as u64);
@@ -216,6 +261,10 @@ async fn upload_and_follow(
                 if job.state == JobState::Failed as i32 {
                     outcome.error = Some(format!("processing failed: {}", job.error));
                 }
+                return Ok(());
+            }
+            if waits_for_model(job) {
+                outcome.waiting = Some(job.message.clone());
                 return Ok(());
             }
         } else if event.terminal {

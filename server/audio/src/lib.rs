@@ -21,6 +21,7 @@ mod stft;
 pub mod tempo;
 #[cfg(test)]
 mod testgen;
+mod waveform;
 
 pub use self::decode::{DecodeOptions, DecodeReport, OUTPUT_SAMPLE_RATE, decode_file, decode_to_vec};
 pub use self::descriptors::{Descriptors, analyse};
@@ -31,3 +32,4 @@ pub use self::loudness::SourceLevels;
 pub use self::probe::{AudioProperties, probe_file};
 pub use self::sniff::{SNIFF_BYTES, SUPPORTED_FORMATS, sniff_format};
 pub use self::tempo::TempoEstimate;
+pub use self::waveform::{MAX_DETAIL_PAIRS, OVERVIEW_PAIRS, PeakLevel, WaveformPeaks, waveform};

@@ -197,6 +197,29 @@ impl pb::audio_service_server::AudioService for AudioApi {
         Ok(Response::new(Box::pin(chunks)))
     }
 
+    async fn get_waveform(
+        &self,
+        request: Request<pb::GetWaveformRequest>,
+    ) -> Result<Response<pb::Waveform>, Status> {
+        let file_id = validate::id("file_id", &request.into_inner().file_id)?;
+        let waveform = self.app.library.waveform(&file_id).await?;
+        Ok(Response::new(convert_audio::waveform(file_id, waveform)))
+    }
+
+    type WatchLibraryStream = GrpcStream<pb::LibraryEvent>;
+
+    async fn watch_library(
+        &self,
+        _request: Request<pb::WatchLibraryRequest>,
+    ) -> Result<Response<Self::WatchLibraryStream>, Status> {
+        let events = self
+            .app
+            .library
+            .watch()
+            .map(|item| item.map(convert_audio::library_event).map_err(Status::from));
+        Ok(Response::new(Box::pin(events)))
+    }
+
     async fn reprocess_file(
         &self,
         request: Request<pb::ReprocessFileRequest>,

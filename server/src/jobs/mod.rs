@@ -1,6 +1,8 @@
 //! The processing pipeline: jobs persisted in the database, executed by a
 //! bounded pool of workers whose CPU-heavy stages run on the blocking pool,
-//! and progress broadcast to any number of watchers.
+//! and progress broadcast to any number of watchers. The broadcast carries
+//! every library event (the library announces renames and deletions on it),
+//! so one subscription sees the whole library.
 
 mod stages;
 mod state;
@@ -14,7 +16,7 @@ use tokio::sync::{Notify, broadcast, watch};
 use tokio::task::JoinSet;
 
 use crate::blob::BlobStore;
-use crate::domain::{JobQuery, JobRecord, Page};
+use crate::domain::{JobQuery, JobRecord, LibraryEvent, Page};
 use crate::embed::Embedder;
 use crate::error::{Error, Result};
 use crate::search::Search;
@@ -27,7 +29,7 @@ const EVENT_CAPACITY: usize = 4096;
 
 /// What woke a watcher.
 enum Wake {
-    Event(Result<JobRecord, broadcast::error::RecvError>),
+    Event(Result<LibraryEvent, broadcast::error::RecvError>),
     Shutdown,
 }
 
@@ -40,7 +42,7 @@ pub struct Jobs {
 struct Inner {
     store: Store,
     blobs: BlobStore,
-    events: broadcast::Sender<JobRecord>,
+    events: broadcast::Sender<LibraryEvent>,
     wake: Notify,
     shutdown: watch::Receiver<bool>,
     max_duration: Duration,
@@ -145,7 +147,7 @@ impl Jobs {
                 let next = match woke {
                     // An event published before the database read can be
                     // older than what the read returned: never go back.
-                    Wake::Event(Ok(job)) if job.id == id && job.updated_at >= last.updated_at => job,
+                    Wake::Event(Ok(LibraryEvent::Job(job))) if job.id == id && job.updated_at >= last.updated_at => job,
                     Wake::Event(Ok(_)) => continue,
                     Wake::Event(Err(broadcast::error::RecvError::Lagged(_))) => jobs.inner.store.get_job(&id).await?,
                     Wake::Event(Err(broadcast::error::RecvError::Closed)) => break,
@@ -163,8 +165,25 @@ impl Jobs {
     }
 
     fn publish(&self, job: &JobRecord) {
+        self.announce(LibraryEvent::Job(job.clone()));
+    }
+
+    /// Tells every library watcher about a change.
+    pub(crate) fn announce(&self, event: LibraryEvent) {
         // No receiver is fine: nobody is watching.
-        let _ = self.inner.events.send(job.clone());
+        let _ = self.inner.events.send(event);
+    }
+
+    /// Every library event from now on.
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<LibraryEvent> {
+        self.inner.events.subscribe()
+    }
+
+    /// Resolves once shutdown is signalled.
+    pub(crate) async fn shutting_down(&self) {
+        let mut shutdown = self.inner.shutdown.clone();
+        // An error means the sender is gone, which is shutdown too.
+        let _ = shutdown.wait_for(|stop| *stop).await;
     }
 
     async fn update_queue_gauge(&self) {

@@ -11,7 +11,9 @@ use traum_audio::{DecodeOptions, DecodeReport, OUTPUT_SAMPLE_RATE, SourceLevels,
 
 use super::Jobs;
 use crate::blob::hash_file;
-use crate::domain::{AudioFormat, AudioProperties, Descriptors, FileEmbeddings, JobRecord, JobStage};
+use crate::domain::{
+    AudioFormat, AudioProperties, Descriptors, FileEmbeddings, JobRecord, JobStage, StoredWaveform,
+};
 use crate::error::{Error, Result};
 
 /// State carried between the stages of one run. Decoded audio lives here,
@@ -29,7 +31,7 @@ enum StageOutput {
     Verified,
     Probed(AudioProperties),
     Decoded(Vec<f32>, DecodeReport),
-    Analysed(Descriptors),
+    Analysed(Descriptors, StoredWaveform),
     Embedded(FileEmbeddings),
 }
 
@@ -87,7 +89,8 @@ impl Jobs {
                         traum_audio::analyse(&samples, OUTPUT_SAMPLE_RATE, Some(levels), |fraction| {
                             progress_tx.send_replace(share_done + fraction * (1.0 - share_done));
                         });
-                    Ok(StageOutput::Analysed(analysis))
+                    let waveform = StoredWaveform::of(&samples, OUTPUT_SAMPLE_RATE);
+                    Ok(StageOutput::Analysed(analysis, waveform))
                 })
             }
             JobStage::Embed => {
@@ -131,7 +134,10 @@ impl Jobs {
                 context.levels = report.levels;
                 Ok(())
             }
-            StageOutput::Analysed(analysis) => store.set_file_descriptors(&file.id, &analysis).await,
+            StageOutput::Analysed(analysis, waveform) => {
+                store.put_waveform(&file.id, &waveform).await?;
+                store.set_file_descriptors(&file.id, &analysis).await
+            }
             StageOutput::Embedded(embeddings) => {
                 let (removed, written) = store.replace_embeddings(&file.id, &embeddings).await?;
                 self.inner.search.vectors_replaced(&removed, &written);

@@ -181,3 +181,27 @@ pub mod embedding {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod waveform {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "waveforms")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub file_id: String,
+        pub sample_rate_hz: i32,
+        pub frames: i64,
+        pub overview_samples_per_pair: i32,
+        /// Interleaved min, max as signed bytes.
+        pub overview: Vec<u8>,
+        pub detail_samples_per_pair: Option<i32>,
+        pub detail: Option<Vec<u8>>,
+        pub created_at: ChronoDateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

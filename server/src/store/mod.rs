@@ -11,6 +11,7 @@ mod rows;
 mod totals;
 mod uploads;
 mod usage;
+mod waveforms;
 
 use std::time::Duration;
 

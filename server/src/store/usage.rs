@@ -146,7 +146,7 @@ impl Store {
                        SELECT method, latency_ms, \
                          ROW_NUMBER() OVER (PARTITION BY method ORDER BY latency_ms) AS rn, \
                          COUNT(*) OVER (PARTITION BY method) AS n, \
-                         SUM(CASE WHEN code <> 0 THEN 1 ELSE 0 END) OVER (PARTITION BY method) AS errors \
+                         SUM(CASE WHEN code NOT IN (0, 1) THEN 1 ELSE 0 END) OVER (PARTITION BY method) AS errors \
                        FROM usage_events WHERE kind = 'rpc' AND at_ms >= $1 AND at_ms <= $2 \
                      ) ranked WHERE rn = {} OR rn = {}",
                     nearest_rank(50),
@@ -236,7 +236,7 @@ impl Store {
         for row in self
             .query(
                 "SELECT (at_ms - $1) / $2 AS bucket, kind, COUNT(*) AS events, \
-                   SUM(CASE WHEN code <> 0 THEN 1 ELSE 0 END) AS errors, \
+                   SUM(CASE WHEN code NOT IN (0, 1) THEN 1 ELSE 0 END) AS errors, \
                    CAST(COALESCE(SUM(upload_bytes), 0) AS BIGINT) AS bytes \
                  FROM usage_events WHERE kind IN ('rpc', 'upload') AND at_ms >= $3 AND at_ms <= $4 \
                  GROUP BY bucket, kind",

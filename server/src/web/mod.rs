@@ -1,8 +1,9 @@
 //! The web port: what a browser needs, on one origin and without a proxy:
 //! gRPC-Web for every RPC of the three services (tonic-web, translated to
 //! the same services the native port serves, with the same telemetry), and
-//! a file's audio over plain HTTP with byte ranges.
+//! a file's audio over plain HTTP with byte ranges, and the web app itself.
 
+mod assets;
 mod audio;
 
 use axum::Router;
@@ -29,7 +30,7 @@ pub fn router(grpc: Routes, services: &[&str], library: Library, usage: UsageRec
     for service in services {
         router = router.route_service(&format!("/{service}/{{*method}}"), grpc_web.clone());
     }
-    router.fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
+    router.fallback(assets::serve)
 }
 
 /// The HTTP status of a kind of problem.

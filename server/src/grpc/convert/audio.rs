@@ -7,8 +7,8 @@ use super::{
     page_token, timestamp,
 };
 use crate::domain::{
-    FileOrder, FileQuery, FileRecord, FileUpdate, JobQuery, JobRecord, Page, UploadHeader, UploadOutcome,
-    UploadSession,
+    FileOrder, FileQuery, FileRecord, FileUpdate, JobQuery, JobRecord, LibraryEvent, Page, PeakLevel,
+    StoredWaveform, UploadHeader, UploadOutcome, UploadSession,
 };
 use crate::error::{Error, Result};
 use crate::validate;
@@ -214,4 +214,35 @@ pub fn file_update(request: pb::UpdateFileRequest) -> Result<(String, FileUpdate
         remove_tags: validate::tags(&remove_tags)?,
     };
     Ok((file_id, update))
+}
+
+pub fn waveform(file_id: String, stored: StoredWaveform) -> pb::Waveform {
+    let level = |level: PeakLevel| pb::WaveformLevel {
+        samples_per_pair: level.samples_per_pair,
+        pair_count: u32::try_from(level.pair_count()).unwrap_or(u32::MAX),
+        peaks: level.peaks.into_iter().map(|p| p as u8).collect(),
+    };
+    let duration_seconds = if stored.sample_rate_hz == 0 {
+        0.0
+    } else {
+        stored.frames as f64 / f64::from(stored.sample_rate_hz)
+    };
+    pb::Waveform {
+        file_id,
+        sample_rate_hz: stored.sample_rate_hz,
+        duration_seconds,
+        overview: Some(level(stored.peaks.overview)),
+        detail: stored.peaks.detail.map(level),
+    }
+}
+
+pub fn library_event(event: LibraryEvent) -> pb::LibraryEvent {
+    use pb::library_event::Change;
+    let change = match event {
+        LibraryEvent::Job(record) => Change::Job(job(record)),
+        LibraryEvent::File(record) => Change::File(file(*record)),
+        LibraryEvent::Deleted(id) => Change::DeletedFileId(id),
+        LibraryEvent::Resync => Change::Resync(true),
+    };
+    pb::LibraryEvent { change: Some(change) }
 }

@@ -1,0 +1,270 @@
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { act, cleanup, fireEvent, render, screen, waitFor, within } from "@testing-library/react";
+import { Code, ConnectError, createRouterTransport } from "@connectrpc/connect";
+import { create } from "@bufbuild/protobuf";
+import {
+  AudioService,
+  DeleteFileResponseSchema,
+  FileSchema,
+  FileState,
+  JobSchema,
+  JobState,
+  KeyMode,
+  LibraryEventSchema,
+  ListFilesResponseSchema,
+  ListJobsResponseSchema,
+  UploadResultSchema,
+  UploadSessionSchema,
+  WaveformSchema,
+  type File,
+  type LibraryEvent,
+  type UpdateFileRequest,
+} from "./gen/traum/v1/audio_pb";
+import { AnalyticsService, StatsSchema, UsageSchema } from "./gen/traum/v1/analytics_pb";
+import { Health, HealthCheckResponseSchema, HealthCheckResponse_ServingStatus } from "./gen/grpc/health/v1/health_pb";
+import { App } from "./App";
+import { createApi } from "./api/client";
+
+function mkFile(i: number): File {
+  return create(FileSchema, {
+    fileId: `id-${i}`,
+    filename: `loop-${i}.wav`,
+    state: FileState.READY,
+    tags: ["drums"],
+    sizeBytes: 1000n,
+    properties: { durationSeconds: 65, sampleRateHz: 48000, channels: 2, codec: "pcm_s16le", bitrateBps: 1536000n },
+    descriptors: { bpm: 120, loudnessLufs: -14.25, key: { pitchClass: 9, mode: KeyMode.MINOR } },
+  });
+}
+
+class Pusher {
+  private queue: LibraryEvent[] = [];
+  private wake: (() => void) | null = null;
+  push(ev: LibraryEvent) {
+    this.queue.push(ev);
+    this.wake?.();
+  }
+  async *stream(): AsyncIterable<LibraryEvent> {
+    for (;;) {
+      while (this.queue.length) yield this.queue.shift()!;
+      await new Promise<void>((r) => (this.wake = r));
+    }
+  }
+}
+
+function setup(files: File[], opts: { deleteError?: ConnectError } = {}) {
+  const db = new Map(files.map((f) => [f.fileId, f]));
+  const updates: UpdateFileRequest[] = [];
+  const live = new Pusher();
+  const received = new Map<string, number>();
+  const transport = createRouterTransport(({ service }) => {
+    service(AudioService, {
+      listFiles(req) {
+        const list = [...db.values()].filter((f) => !req.filenameContains || f.filename.includes(req.filenameContains));
+        return create(ListFilesResponseSchema, { files: list, totalCount: BigInt(list.length) });
+      },
+      getFile(req) {
+        const f = db.get(req.fileId);
+        if (!f) throw new ConnectError(`file ${req.fileId} does not exist`, Code.NotFound);
+        return f;
+      },
+      updateFile(req) {
+        updates.push(req);
+        const f = db.get(req.fileId)!;
+        const tags = [...new Set([...f.tags, ...req.addTags])].filter((t) => !req.removeTags.includes(t)).sort();
+        const n = create(FileSchema, { ...f, tags, filename: req.filename ?? f.filename });
+        db.set(n.fileId, n);
+        return n;
+      },
+      deleteFile(req) {
+        if (opts.deleteError) throw opts.deleteError;
+        db.delete(req.fileId);
+        return create(DeleteFileResponseSchema, { blobDeleted: true });
+      },
+      listJobs(req) {
+        return create(ListJobsResponseSchema, {
+          jobs: req.fileId ? [create(JobSchema, { jobId: "j1", fileId: req.fileId, state: JobState.SUCCEEDED, attempts: 1 })] : [],
+        });
+      },
+      getWaveform(req) {
+        return create(WaveformSchema, { fileId: req.fileId, durationSeconds: 65, overview: { pairCount: 2, samplesPerPair: 1, peaks: new Uint8Array([0x81, 0x7f, 0xc0, 0x40]) } });
+      },
+      watchLibrary() {
+        return live.stream();
+      },
+      startUpload(req) {
+        if (req.header!.filename.endsWith(".txt")) throw new ConnectError("unsupported format: plain text", Code.InvalidArgument);
+        return create(UploadSessionSchema, { uploadId: `u-${req.header!.filename}`, maxChunkBytes: 4n });
+      },
+      putUploadChunk(req) {
+        const got = (received.get(req.uploadId) ?? 0) + req.data.length;
+        received.set(req.uploadId, got);
+        return create(UploadSessionSchema, { uploadId: req.uploadId, receivedBytes: BigInt(got), maxChunkBytes: 4n });
+      },
+      finishUpload(req) {
+        return create(UploadResultSchema, { fileId: "new-file", jobId: "new-job", sizeBytes: BigInt(received.get(req.uploadId) ?? 0) });
+      },
+      getJob(req) {
+        return create(JobSchema, { jobId: req.jobId, fileId: "new-file", state: JobState.QUEUED });
+      },
+    });
+    service(AnalyticsService, {
+      getStats() {
+        return create(StatsSchema, {
+          fileCount: 42n,
+          totalDurationSeconds: 3600,
+          storedBytes: 5_000_000n,
+          filesByFormat: [{ name: "AUDIO_FORMAT_WAV", count: 42n }],
+          jobsByState: [{ name: "JOB_STATE_SUCCEEDED", count: 40n }],
+          modelName: "laion/clap",
+        });
+      },
+      getUsage() {
+        return create(UsageSchema, { rpcs: [{ method: "/traum.v1.AudioService/ListFiles", calls: 10n, errors: 1n }], buckets: [{ uploads: 3n }] });
+      },
+    });
+    service(Health, {
+      check() {
+        return create(HealthCheckResponseSchema, { status: HealthCheckResponse_ServingStatus.SERVING });
+      },
+    });
+  });
+  render(<App api={createApi(transport)} />);
+  return { db, updates, live };
+}
+
+beforeEach(() => {
+  window.history.replaceState(null, "", "/");
+  localStorage.clear();
+});
+afterEach(cleanup);
+
+describe("App", () => {
+  it("lists files with formatted descriptors and live updates", async () => {
+    const { live, db } = setup([mkFile(1), mkFile(2)]);
+    const grid = await screen.findByRole("grid", { name: "Library" });
+    await within(grid).findByText("loop-1.wav");
+    expect(within(grid).getAllByText("A minor")).toHaveLength(2);
+    expect(within(grid).getAllByText("−14.3 LUFS")).toHaveLength(2);
+    expect(screen.getByTestId("file-count").textContent).toContain("2 files");
+    await waitFor(() => expect(screen.getByTestId("connection-status").dataset.state).toBe("live"), { timeout: 3000 });
+
+    act(() => live.push(create(LibraryEventSchema, { change: { case: "deletedFileId", value: "id-2" } })));
+    await waitFor(() => expect(within(grid).queryByText("loop-2.wav")).toBeNull());
+
+    db.set("id-3", mkFile(3));
+    act(() => live.push(create(LibraryEventSchema, { change: { case: "job", value: create(JobSchema, { jobId: "j3", fileId: "id-3", state: JobState.QUEUED }) } })));
+    await within(grid).findByText("loop-3.wav");
+  });
+
+  it("edits tags of the selection in bulk and shows success after the server confirmed", async () => {
+    const { updates } = setup([mkFile(1), mkFile(2)]);
+    await screen.findByText("loop-1.wav");
+    fireEvent.click(screen.getByRole("checkbox", { name: "Select all loaded files" }));
+    expect(screen.getByTestId("selection-count").textContent).toBe("2 selected");
+    fireEvent.click(screen.getByRole("button", { name: "Edit tags" }));
+    const input = screen.getByLabelText("Tags to add");
+    fireEvent.change(input, { target: { value: "Kick" } });
+    fireEvent.keyDown(input, { key: "Enter" });
+    fireEvent.click(screen.getByRole("button", { name: "Save tags" }));
+    await screen.findByText("Tags updated on 2 files");
+    expect(updates.map((u) => u.addTags)).toEqual([["kick"], ["kick"]]);
+  });
+
+  it("shows the server's error when a delete fails", async () => {
+    setup([mkFile(1)], { deleteError: new ConnectError("file id-1 does not exist", Code.NotFound) });
+    await screen.findByText("loop-1.wav");
+    fireEvent.click(screen.getByRole("checkbox", { name: "Select loop-1.wav" }));
+    fireEvent.click(screen.getByRole("button", { name: "Delete" }));
+    fireEvent.click(screen.getByRole("button", { name: "Confirm delete" }));
+    const alerts = await screen.findAllByText(/Not found: file id-1 does not exist/);
+    expect(alerts.length).toBe(2); // in the dialog and in the notifications
+    expect(within(screen.getByTestId("toasts")).getByRole("alert").textContent).toContain("loop-1.wav: Not found: file id-1 does not exist");
+    expect(screen.getByText("loop-1.wav")).toBeTruthy();
+  });
+
+  it("moves through rows with the keyboard, selects with Space and opens with Enter", async () => {
+    setup([mkFile(1), mkFile(2), mkFile(3)]);
+    await screen.findByText("loop-1.wav");
+    const rows = () => screen.getAllByRole("row").filter((r) => r.dataset.index !== undefined);
+    const first = rows()[0];
+    expect(first.tabIndex).toBe(0);
+    first.focus();
+    fireEvent.keyDown(first, { key: "ArrowDown" });
+    await waitFor(() => expect(document.activeElement).toBe(rows()[1]));
+    fireEvent.keyDown(rows()[1], { key: " " });
+    expect(screen.getByRole("checkbox", { name: "Select loop-2.wav" })).toHaveProperty("checked", true);
+    expect(rows()[1].getAttribute("aria-selected")).toBe("true");
+    fireEvent.keyDown(rows()[1], { key: "Enter" });
+    await screen.findByRole("heading", { name: "loop-2.wav", level: 1 });
+    expect(window.location.pathname).toBe("/files/id-2");
+  });
+
+  it("uploads a picked file and lists a refused one under Failed", async () => {
+    setup([]);
+    const input = screen.getByLabelText("Upload");
+    fireEvent.change(input, {
+      target: { files: [new window.File([new Uint8Array(10)], "kick.wav"), new window.File([new Uint8Array(3)], "notes.txt")] },
+    });
+    const bar = await screen.findByRole("progressbar", { name: "kick.wav" });
+    await waitFor(() => expect(bar.getAttribute("aria-valuenow")).toBe("100"));
+    await screen.findByText("Queued for processing");
+    const failed = await screen.findByRole("list", { name: "Failed uploads" });
+    expect(within(failed).getByText("Failed: Invalid argument: unsupported format: plain text")).toBeTruthy();
+    fireEvent.click(within(failed).getByRole("button", { name: "Dismiss notes.txt" }));
+    expect(screen.queryByRole("list", { name: "Failed uploads" })).toBeNull();
+  });
+
+  it("sorts by clicking a column header", async () => {
+    setup([mkFile(1)]);
+    await screen.findByText("loop-1.wav");
+    const header = screen.getByRole("columnheader", { name: /Name/ });
+    expect(header.getAttribute("aria-sort")).toBe("none");
+    fireEvent.click(within(header).getByRole("button"));
+    await waitFor(() => expect(header.getAttribute("aria-sort")).toBe("ascending"));
+    fireEvent.click(within(header).getByRole("button"));
+    await waitFor(() => expect(header.getAttribute("aria-sort")).toBe("descending"));
+  });
+
+  it("shows a file with its player and a keyboard seek slider", async () => {
+    window.history.replaceState(null, "", "/files/id-1");
+    setup([mkFile(1)]);
+    await screen.findByRole("heading", { name: "loop-1.wav", level: 1 });
+    expect(screen.getByText("48,000 Hz")).toBeTruthy();
+    expect(screen.getByText("Succeeded")).toBeTruthy();
+    const slider = screen.getByRole("slider", { name: "Seek" });
+    expect(slider.getAttribute("aria-valuemax")).toBe("65");
+    fireEvent.keyDown(slider, { key: "ArrowRight" });
+    expect(slider.getAttribute("aria-valuenow")).toBe("5");
+    expect(screen.getByRole("button", { name: "Play" })).toBeTruthy();
+    const audio = document.querySelector("audio")!;
+    expect(audio.getAttribute("src")).toBe("/api/files/id-1/audio");
+    expect(screen.getByRole("link", { name: "Download" }).getAttribute("download")).toBe("loop-1.wav");
+  });
+
+  it("shows a not-found file", async () => {
+    window.history.replaceState(null, "", "/files/nope");
+    setup([]);
+    await screen.findByRole("heading", { name: "File not found" });
+    expect(screen.getByText("Not found: file nope does not exist")).toBeTruthy();
+  });
+
+  it("shows system figures in a description list", async () => {
+    window.history.replaceState(null, "", "/system");
+    setup([]);
+    const files = await screen.findByText("Files", { selector: "dt" });
+    expect(files.nextElementSibling?.textContent).toBe("42");
+    expect(screen.getByText("Total duration", { selector: "dt" }).nextElementSibling?.textContent).toBe("1 h 0 min");
+    await waitFor(() => expect(screen.getAllByText("Serving")).toHaveLength(3));
+    await screen.findByText("Calls and errors per RPC");
+  });
+
+  it("toggles and remembers the theme", async () => {
+    setup([]);
+    const btn = screen.getByRole("button", { name: "Light theme" });
+    expect(document.documentElement.dataset.theme).toBe("dark");
+    fireEvent.click(btn);
+    await waitFor(() => expect(document.documentElement.dataset.theme).toBe("light"));
+    expect(localStorage.getItem("traum.theme")).toBe("light");
+  });
+});

@@ -1,0 +1,137 @@
+import { lazy, Suspense, useEffect, useState, type ReactNode } from "react";
+import { ApiProvider, type Api } from "./api/client";
+import { LiveProvider, useLiveStatus } from "./live/context";
+import { LibraryStream } from "./live/library-stream";
+import { ToastProvider } from "./lib/toasts";
+import { Link, matchRoute, usePath } from "./lib/router";
+import { UploadProvider } from "./upload/context";
+import { UploadQueue } from "./upload/queue";
+import Library from "./views/Library";
+
+const FileDetail = lazy(() => import("./views/FileDetail"));
+const System = lazy(() => import("./views/System"));
+
+type Theme = "dark" | "light";
+const THEME_KEY = "traum.theme";
+
+export function initialTheme(): Theme {
+  try {
+    const t = localStorage.getItem(THEME_KEY);
+    if (t === "light" || t === "dark") return t;
+  } catch {
+    // Storage disabled.
+  }
+  return "dark";
+}
+
+function ThemeToggle() {
+  const [theme, setTheme] = useState<Theme>(initialTheme);
+  useEffect(() => {
+    document.documentElement.dataset.theme = theme;
+  }, [theme]);
+  return (
+    <button
+      type="button"
+      className="theme-toggle"
+      aria-pressed={theme === "light"}
+      onClick={() => {
+        const next = theme === "light" ? "dark" : "light";
+        setTheme(next);
+        try {
+          localStorage.setItem(THEME_KEY, next);
+        } catch {
+          // Storage disabled: the choice lasts for this page only.
+        }
+      }}
+    >
+      Light theme
+    </button>
+  );
+}
+
+function ConnectionIndicator() {
+  const s = useLiveStatus();
+  const text =
+    s.state === "live" ? "Live" : s.state === "reconnecting" ? "Reconnecting…" : s.state === "connecting" ? "Connecting…" : "Offline";
+  return (
+    <p className={`connection connection-${s.state}`} role="status" data-testid="connection-status" data-state={s.state} title={s.error}>
+      <span className="dot" aria-hidden="true" />
+      <span>{text}</span>
+      {s.state === "reconnecting" && s.error && <span className="visually-hidden"> ({s.error})</span>}
+    </p>
+  );
+}
+
+function NavLink({ to, current, children }: { to: string; current: boolean; children: ReactNode }) {
+  return (
+    <Link to={to} aria-current={current ? "page" : undefined} className="nav-link">
+      {children}
+    </Link>
+  );
+}
+
+function Routes() {
+  const path = usePath();
+  const route = matchRoute(path);
+  useEffect(() => {
+    const titles: Record<string, string> = { library: "Library", file: "File", system: "System", notFound: "Not found" };
+    document.title = `${titles[route.name]} · Traum`;
+  }, [route.name]);
+  return (
+    <>
+      <a className="skip-link" href="#main">
+        Skip to content
+      </a>
+      <header className="app-header">
+        <Link to="/" className="brand">
+          Traum
+        </Link>
+        <nav aria-label="Main">
+          <NavLink to="/" current={route.name === "library"}>
+            Library
+          </NavLink>
+          <NavLink to="/system" current={route.name === "system"}>
+            System
+          </NavLink>
+        </nav>
+        <div className="header-end">
+          <ConnectionIndicator />
+          <ThemeToggle />
+        </div>
+      </header>
+      <main id="main" tabIndex={-1}>
+        <Suspense fallback={<p role="status">Loading…</p>}>
+          {route.name === "library" && <Library />}
+          {route.name === "file" && <FileDetail key={route.id} id={route.id} />}
+          {route.name === "system" && <System />}
+          {route.name === "notFound" && (
+            <>
+              <h1>Page not found</h1>
+              <p>
+                <Link to="/">Go to the library</Link>
+              </p>
+            </>
+          )}
+        </Suspense>
+      </main>
+    </>
+  );
+}
+
+export function App({ api }: { api: Api }) {
+  const [stream] = useState(() => new LibraryStream({ client: api.audio }));
+  const [queue] = useState(
+    () => new UploadQueue({ client: api.audio, storage: typeof localStorage === "undefined" ? null : localStorage }),
+  );
+  return (
+    <ApiProvider api={api}>
+      <ToastProvider>
+        <LiveProvider stream={stream}>
+          <UploadProvider queue={queue}>
+            <Routes />
+          </UploadProvider>
+        </LiveProvider>
+      </ToastProvider>
+    </ApiProvider>
+  );
+}

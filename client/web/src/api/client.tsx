@@ -1,0 +1,42 @@
+// RPC clients for the whole app, provided through React context so tests can
+// inject a router transport.
+import { createContext, useContext, type ReactNode } from "react";
+import { createClient, type Client, type Transport } from "@connectrpc/connect";
+import { createGrpcWebTransport } from "@connectrpc/connect-web";
+import { AudioService } from "../gen/traum/v1/audio_pb";
+import { AnalyticsService } from "../gen/traum/v1/analytics_pb";
+import { Health } from "../gen/grpc/health/v1/health_pb";
+
+export interface Api {
+  audio: Client<typeof AudioService>;
+  analytics: Client<typeof AnalyticsService>;
+  health: Client<typeof Health>;
+}
+
+export function createApi(transport: Transport): Api {
+  return {
+    audio: createClient(AudioService, transport),
+    analytics: createClient(AnalyticsService, transport),
+    health: createClient(Health, transport),
+  };
+}
+
+export function browserTransport(): Transport {
+  return createGrpcWebTransport({ baseUrl: window.location.origin, useBinaryFormat: true });
+}
+
+const ApiContext = createContext<Api | null>(null);
+
+export function ApiProvider({ api, children }: { api: Api; children: ReactNode }) {
+  return <ApiContext.Provider value={api}>{children}</ApiContext.Provider>;
+}
+
+export function useApi(): Api {
+  const api = useContext(ApiContext);
+  if (!api) throw new Error("useApi outside ApiProvider");
+  return api;
+}
+
+export function audioUrl(fileId: string): string {
+  return `/api/files/${encodeURIComponent(fileId)}/audio`;
+}

@@ -1,0 +1,45 @@
+// Minimal History API router: `/`, `/files/:id`, `/system`.
+import { useSyncExternalStore, type AnchorHTMLAttributes, type MouseEvent } from "react";
+
+const NAV_EVENT = "traum:navigate";
+
+function subscribe(fn: () => void) {
+  window.addEventListener("popstate", fn);
+  window.addEventListener(NAV_EVENT, fn);
+  return () => {
+    window.removeEventListener("popstate", fn);
+    window.removeEventListener(NAV_EVENT, fn);
+  };
+}
+
+export function navigate(to: string, replace = false) {
+  if (to === window.location.pathname + window.location.search) return;
+  if (replace) window.history.replaceState(null, "", to);
+  else window.history.pushState(null, "", to);
+  window.dispatchEvent(new Event(NAV_EVENT));
+  window.scrollTo?.(0, 0);
+}
+
+export function usePath(): string {
+  return useSyncExternalStore(subscribe, () => window.location.pathname);
+}
+
+export type Route = { name: "library" } | { name: "file"; id: string } | { name: "system" } | { name: "notFound" };
+
+export function matchRoute(path: string): Route {
+  if (path === "/" || path === "") return { name: "library" };
+  if (path === "/system" || path === "/system/") return { name: "system" };
+  const m = /^\/files\/([^/]+)\/?$/.exec(path);
+  if (m) return { name: "file", id: decodeURIComponent(m[1]) };
+  return { name: "notFound" };
+}
+
+export function Link({ to, onClick, ...rest }: AnchorHTMLAttributes<HTMLAnchorElement> & { to: string }) {
+  const handle = (e: MouseEvent<HTMLAnchorElement>) => {
+    onClick?.(e);
+    if (e.defaultPrevented || e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey) return;
+    e.preventDefault();
+    navigate(to);
+  };
+  return <a href={to} onClick={handle} {...rest} />;
+}
