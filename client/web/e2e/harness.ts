@@ -134,6 +134,8 @@ class Proc {
 export interface ServerOptions {
   /** Load the tiny CLAP fixture so every job reaches SUCCEEDED (default true). */
   model?: boolean;
+  /** Load the model from this directory instead (overrides `model`). */
+  modelDir?: string;
   workers?: number;
 }
 
@@ -174,7 +176,8 @@ export async function startServer(opts: ServerOptions = {}): Promise<TraumServer
     "--shutdown-grace",
     "1s",
   ];
-  if (opts.model ?? true) args.push("--model-dir", MODEL_DIR);
+  if (opts.modelDir) args.push("--model-dir", opts.modelDir);
+  else if (opts.model ?? true) args.push("--model-dir", MODEL_DIR);
   else args.push("--model", "none");
   const proc = new Proc("traum-server", SERVER_BIN, args);
   const webUrl = `http://127.0.0.1:${webPort}`;

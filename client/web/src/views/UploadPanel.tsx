@@ -27,7 +27,8 @@ function resultText(i: UploadItem): string {
   if (!job) return dup || "Uploaded";
   switch (job.state) {
     case JobState.QUEUED:
-      return `${dup}Queued for processing`;
+      // A job parked on a missing model says so, with the server's reason.
+      return job.message.startsWith("waiting for") ? `${dup}Queued, ${job.message}` : `${dup}Queued for processing`;
     case JobState.RUNNING:
       return `${dup}Processing: ${jobStageName(job.stage)} ${Math.round(job.stageProgress * 100)} %`;
     case JobState.SUCCEEDED:
