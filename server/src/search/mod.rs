@@ -65,11 +65,56 @@ pub struct SearchRequest {
     pub limit: u64,
     /// 0 to 1.
     pub keyword_weight: f64,
+    pub refine: Refinement,
+}
+
+/// Relevance feedback: files marked good or bad in earlier results.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Refinement {
+    pub good: Vec<String>,
+    pub bad: Vec<String>,
+}
+
+/// Most files marked good, and most marked bad, in one request.
+pub const MAX_REFINE_FILES: usize = 100;
+/// Rocchio's weights of the good and the bad files' mean vectors (the query
+/// itself weighs 1); the proto documents the formula.
+const REFINE_GOOD_WEIGHT: f32 = 0.75;
+const REFINE_BAD_WEIGHT: f32 = 0.25;
+
+impl Refinement {
+    /// Checks the counts and that no file is both good and bad.
+    pub fn validated(self) -> Result<Self> {
+        for (name, ids) in [("good_file_ids", &self.good), ("bad_file_ids", &self.bad)] {
+            if ids.len() > MAX_REFINE_FILES {
+                return Err(Error::InvalidArgument(format!(
+                    "{name} lists {} files; at most {MAX_REFINE_FILES} are allowed",
+                    ids.len()
+                )));
+            }
+        }
+        if let Some(both) = self.good.iter().find(|id| self.bad.contains(id)) {
+            return Err(Error::InvalidArgument(format!(
+                "file {both} is marked both good and bad; mark it one or the other"
+            )));
+        }
+        Ok(self)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.good.is_empty() && self.bad.is_empty()
+    }
 }
 
 impl SearchRequest {
-    /// Validates the filter and the keyword weight.
-    pub fn new(filter: SearchFilter, offset: u64, limit: u64, keyword_weight: f64) -> Result<Self> {
+    /// Validates the filter, the keyword weight and the refinement.
+    pub fn new(
+        filter: SearchFilter,
+        offset: u64,
+        limit: u64,
+        keyword_weight: f64,
+        refine: Refinement,
+    ) -> Result<Self> {
         if !(0.0..=1.0).contains(&keyword_weight) {
             return Err(Error::InvalidArgument(format!(
                 "keyword_weight must be between 0 and 1 (got {keyword_weight})"
@@ -80,8 +125,26 @@ impl SearchRequest {
             offset,
             limit,
             keyword_weight,
+            refine: refine.validated()?,
         })
     }
+}
+
+/// `normalise(query + 0.75 · mean(good) − 0.25 · mean(bad))`, every input
+/// vector L2-normalised first; a mean over no vector is zero.
+pub fn rocchio(query: &[f32], good: &[Vec<f32>], bad: &[Vec<f32>]) -> Vec<f32> {
+    let mut out = normalized(query.to_vec());
+    for (vectors, weight) in [(good, REFINE_GOOD_WEIGHT), (bad, -REFINE_BAD_WEIGHT)] {
+        if vectors.is_empty() {
+            continue;
+        }
+        let share = weight / vectors.len() as f32;
+        for vector in vectors {
+            let unit = normalized(vector.clone());
+            out.iter_mut().zip(&unit).for_each(|(o, v)| *o += share * v);
+        }
+    }
+    normalized(out)
 }
 
 /// Both indexes, for `GetStats`.
@@ -333,6 +396,31 @@ impl Search {
         Ok(page)
     }
 
+    /// The query moved by the request's relevance feedback (see [`rocchio`]).
+    async fn refined(&self, vectors: &Vectors, query: &[f32], refine: &Refinement) -> Result<Vec<f32>> {
+        if refine.is_empty() {
+            return Ok(query.to_vec());
+        }
+        let mut marked = [Vec::new(), Vec::new()];
+        for (ids, out) in [&refine.good, &refine.bad].into_iter().zip(marked.iter_mut()) {
+            for id in ids {
+                let rows = self.inner.store.file_embeddings(id, &vectors.model_id).await?;
+                match rows.into_iter().find(|row| row.window.is_none()) {
+                    Some(pooled) => out.push(pooled.vector),
+                    None => {
+                        let file = self.inner.store.get_file(id).await?;
+                        return Err(Error::FailedPrecondition(format!(
+                            "file {id} ({}) has no embeddings of the current model yet (state {}), so it cannot refine a search",
+                            file.filename, file.state
+                        )));
+                    }
+                }
+            }
+        }
+        let [good, bad] = marked;
+        Ok(rocchio(query, &good, &bad))
+    }
+
     fn record(&self, method: &str, query: Option<&str>, started: Instant) {
         self.inner.usage.record(UsageRow {
             at_ms: chrono::Utc::now().timestamp_millis(),
@@ -357,6 +445,9 @@ impl Search {
         started: Instant,
     ) -> Result<SearchPage> {
         let filter = &request.filter;
+        let query = self.refined(vectors, query, &request.refine).await?;
+        let mut excluded: HashSet<String> = request.refine.bad.iter().cloned().collect();
+        excluded.extend(exclude.map(str::to_owned));
         let mut allowed: Option<HashSet<String>> = if filter.has_metadata_conditions() {
             Some(
                 self.inner
@@ -383,11 +474,10 @@ impl Search {
             _ => HashMap::new(),
         };
         let need = usize::try_from(request.offset + request.limit + 1).unwrap_or(usize::MAX);
-        let (vectors, query) = (vectors.clone(), query.to_vec());
-        let exclude = exclude.map(str::to_owned);
+        let vectors = vectors.clone();
         // Graph and exact scoring are CPU work: keep them off the runtime.
         let mut files = tokio::task::spawn_blocking(move || {
-            ranking::best_per_file(&vectors, &query, allowed.as_ref(), exclude.as_deref(), need)
+            ranking::best_per_file(&vectors, &query, allowed.as_ref(), &excluded, need)
         })
         .await??;
         ranking::score(&mut files, &keyword_scores, request.keyword_weight);
@@ -425,4 +515,39 @@ fn decode_clip(clip: &[u8]) -> Result<Vec<f32>> {
     };
     let (samples, _) = decode_to_vec(file.path(), &options, |_| {})?;
     Ok(samples)
+}
+
+#[cfg(test)]
+mod refine_tests {
+    use super::*;
+
+    #[test]
+    fn rocchio_moves_towards_good_and_away_from_bad() {
+        let query = [2.0, 0.0, 0.0];
+        let good = [vec![0.0, 3.0, 0.0], vec![0.0, 0.0, 1.0]];
+        let bad = [vec![0.0, -5.0, 0.0]];
+        let refined = rocchio(&query, &good, &bad);
+        // 1·(1,0,0) + 0.75·((0,1,0)+(0,0,1))/2 − 0.25·(0,−1,0) = (1, 0.625, 0.375)
+        let norm = (1.0f32 + 0.625 * 0.625 + 0.375 * 0.375).sqrt();
+        for (got, want) in refined.iter().zip([1.0 / norm, 0.625 / norm, 0.375 / norm]) {
+            assert!((got - want).abs() < 1e-6, "{refined:?}");
+        }
+        assert_eq!(rocchio(&query, &[], &[]), vec![1.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn a_refinement_is_bounded_and_never_both_good_and_bad() {
+        let both = Refinement {
+            good: vec!["a".into()],
+            bad: vec!["a".into()],
+        };
+        assert!(
+            matches!(both.validated(), Err(Error::InvalidArgument(m)) if m.contains("both good and bad"))
+        );
+        let many = Refinement {
+            good: (0..=MAX_REFINE_FILES).map(|i| i.to_string()).collect(),
+            bad: vec![],
+        };
+        assert!(matches!(many.validated(), Err(Error::InvalidArgument(m)) if m.contains("at most 100")));
+    }
 }

@@ -31,16 +31,17 @@ pub(super) struct Ranked {
 
 /// The best-matching files (at least `need` of them when that many exist),
 /// each with its best cosine and best window. `allowed` (when given) is the
-/// exact set of files the filters admit; `exclude` is left out.
+/// exact set of files the filters admit; files in `exclude` are left out.
 pub(super) fn best_per_file(
     vectors: &Vectors,
     query: &[f32],
     allowed: Option<&HashSet<String>>,
-    exclude: Option<&str>,
+    exclude: &HashSet<String>,
     need: usize,
 ) -> Result<Vec<Ranked>> {
     let owners = vectors.owners.read().unwrap_or_else(PoisonError::into_inner);
-    let admits = |file_id: &str| exclude != Some(file_id) && allowed.is_none_or(|set| set.contains(file_id));
+    let admits =
+        |file_id: &str| !exclude.contains(file_id) && allowed.is_none_or(|set| set.contains(file_id));
     let total = vectors.index.len();
     let hits = match allowed {
         // A selective filter: score every vector of the admitted files.
@@ -53,7 +54,7 @@ pub(super) fn best_per_file(
         {
             let candidates: Vec<u64> = set
                 .iter()
-                .filter(|id| exclude != Some(id.as_str()))
+                .filter(|id| !exclude.contains(id.as_str()))
                 .filter_map(|id| owners.by_file.get(id.as_str()))
                 .flatten()
                 .copied()
@@ -318,7 +319,7 @@ mod tests {
         let query = unit(dim, 3, 4, 0.0);
         // No filter: the graph (here an exact scan, the index is tiny) over
         // all files, widened until `need` files are found.
-        let all = best_per_file(&vectors, &query, None, Some("f3"), 10).unwrap();
+        let all = best_per_file(&vectors, &query, None, &HashSet::from(["f3".to_owned()]), 10).unwrap();
         assert!(all.len() >= 10);
         assert!(
             all.iter().all(|r| r.file_id.as_ref() != "f3"),
@@ -334,7 +335,14 @@ mod tests {
             .iter()
             .map(|s| (*s).to_owned())
             .collect();
-        let filtered = best_per_file(&vectors, &query, Some(&allowed), Some("f3"), 10).unwrap();
+        let filtered = best_per_file(
+            &vectors,
+            &query,
+            Some(&allowed),
+            &HashSet::from(["f3".to_owned()]),
+            10,
+        )
+        .unwrap();
         let ids: HashSet<String> = filtered.iter().map(|r| r.file_id.to_string()).collect();
         assert_eq!(ids, ["f0", "f1", "f39"].iter().map(|s| (*s).to_owned()).collect());
     }

@@ -103,6 +103,7 @@ async fn pages_walk_the_same_order(backend: Backend) {
                     limit: 2,
                     page_token: token.clone(),
                     keyword_weight: 0.0,
+                    refine: None,
                 }),
             })
             .await
@@ -132,6 +133,7 @@ async fn the_keyword_score_lifts_the_file_whose_name_matches(backend: Backend) {
                 limit: 10,
                 page_token: String::new(),
                 keyword_weight: 0.9,
+                refine: None,
             }),
         })
         .await
@@ -146,3 +148,86 @@ async fn the_keyword_score_lifts_the_file_whose_name_matches(backend: Backend) {
     library.close().await;
 }
 both_backends!(the_keyword_score_lifts_the_file_whose_name_matches);
+
+/// Relevance feedback, computed here straight from the reference vectors:
+/// q' = normalise(q + 0.75 · mean(good) − 0.25 · mean(bad)), then every file
+/// ranked by its best cosine with q'; the file marked bad is left out.
+async fn refining_moves_the_query_by_rocchios_formula(backend: Backend) {
+    let library = Library::open(backend).await;
+    let expected = expected().await;
+    let (good, bad) = ("warm_pad.wav", "sine_440.wav");
+    let unit = |v: &[f32]| {
+        let norm = v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+        v.iter()
+            .map(|x| (f64::from(*x) / norm) as f32)
+            .collect::<Vec<f32>>()
+    };
+    let (q, g, b) = (
+        unit(&expected.query),
+        unit(&expected.vectors[good].file),
+        unit(&expected.vectors[bad].file),
+    );
+    let moved: Vec<f32> = (0..q.len()).map(|i| q[i] + 0.75 * g[i] - 0.25 * b[i]).collect();
+    let refined = unit(&moved);
+    let mut ranking: Vec<(&str, f64)> = items()
+        .iter()
+        .filter(|item| item.name != bad)
+        .map(|item| {
+            (
+                item.name,
+                expected_match(&expected.vectors[item.name], &refined).0,
+            )
+        })
+        .collect();
+    ranking.sort_by(|a, b| b.1.total_cmp(&a.1));
+
+    let mut request = text_request(QUERY, pb::SearchFilters::default(), 10);
+    request.options.as_mut().unwrap().refine = Some(pb::Refinement {
+        good_file_ids: vec![library.id(good)],
+        bad_file_ids: vec![library.id(bad)],
+    });
+    let hits = library
+        .server
+        .search()
+        .search_by_text(request.clone())
+        .await
+        .unwrap()
+        .into_inner()
+        .hits;
+    assert_eq!(hits.len(), ranking.len(), "every file but the bad one");
+    for (hit, (name, cos)) in hits.iter().zip(&ranking) {
+        assert_eq!(hit.file.as_ref().unwrap().filename, *name);
+        assert!((hit.cosine - cos).abs() < 1e-4, "{name}: {} vs {cos}", hit.cosine);
+    }
+
+    // The same file good and bad, an unknown file, a malformed id.
+    let mut both = request.clone();
+    both.options.as_mut().unwrap().refine = Some(pb::Refinement {
+        good_file_ids: vec![library.id(good)],
+        bad_file_ids: vec![library.id(good)],
+    });
+    let err = library.server.search().search_by_text(both).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
+    assert!(err.message().contains("both good and bad"), "{}", err.message());
+    let mut unknown = request.clone();
+    unknown.options.as_mut().unwrap().refine = Some(pb::Refinement {
+        good_file_ids: vec![uuid::Uuid::new_v4().to_string()],
+        bad_file_ids: vec![],
+    });
+    let err = library.server.search().search_by_text(unknown).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::NotFound, "{err:?}");
+    let mut malformed = request;
+    malformed.options.as_mut().unwrap().refine = Some(pb::Refinement {
+        good_file_ids: vec!["nope".into()],
+        bad_file_ids: vec![],
+    });
+    let err = library
+        .server
+        .search()
+        .search_by_text(malformed)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
+    library.close().await;
+}
+both_backends!(refining_moves_the_query_by_rocchios_formula);

@@ -5,7 +5,8 @@ use traum_proto::v1 as pb;
 use super::{audio_format, audio_formats, musical_key, page_offset, page_size, page_token};
 use crate::domain::{Descriptors, SearchFilter};
 use crate::error::Result;
-use crate::search::{SearchPage, SearchRequest, Suggestion, SuggestionSource};
+use crate::search::{Refinement, SearchPage, SearchRequest, Suggestion, SuggestionSource};
+use crate::validate;
 
 /// Hits per page unless the client asks otherwise, and the most.
 const DEFAULT_LIMIT: u64 = 20;
@@ -23,14 +24,27 @@ pub fn request(
         limit,
         page_token,
         keyword_weight,
+        refine,
     } = options.unwrap_or_default();
     let limit = page_size(limit, DEFAULT_LIMIT, MAX_LIMIT)?;
     let offset = page_offset(&page_token)?;
+    let pb::Refinement {
+        good_file_ids,
+        bad_file_ids,
+    } = refine.unwrap_or_default();
+    let ids = |name: &str, raw: Vec<String>| -> Result<Vec<String>> {
+        raw.iter().map(|id| validate::id(name, id)).collect()
+    };
+    let refine = Refinement {
+        good: ids("good_file_ids", good_file_ids)?,
+        bad: ids("bad_file_ids", bad_file_ids)?,
+    };
     SearchRequest::new(
         filter(filters.unwrap_or_default())?,
         offset,
         limit,
         keyword_weight,
+        refine,
     )
 }
 

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file traum/v1/search.proto.
  */
 export const file_traum_v1_search: GenFile = /*@__PURE__*/
-  fileDesc("ChV0cmF1bS92MS9zZWFyY2gucHJvdG8SCHRyYXVtLnYxIoYDCg1TZWFyY2hGaWx0ZXJzEiEKFG1pbl9kdXJhdGlvbl9zZWNvbmRzGAEgASgBSACIAQESIQoUbWF4X2R1cmF0aW9uX3NlY29uZHMYAiABKAFIAYgBARIUCgdtaW5fYnBtGAMgASgBSAKIAQESFAoHbWF4X2JwbRgEIAEoAUgDiAEBEiIKBGtleXMYBSADKAsyFC50cmF1bS52MS5NdXNpY2FsS2V5EhAKCHRhZ3NfYWxsGAYgAygJEhAKCHRhZ3NfYW55GAcgAygJEhEKCXRhZ3Nfbm9uZRgIIAMoCRImCgdmb3JtYXRzGAkgAygOMhUudHJhdW0udjEuQXVkaW9Gb3JtYXQSEAoIa2V5d29yZHMYCiABKAkSFgoJbWluX3Njb3JlGAsgASgBSASIAQFCFwoVX21pbl9kdXJhdGlvbl9zZWNvbmRzQhcKFV9tYXhfZHVyYXRpb25fc2Vjb25kc0IKCghfbWluX2JwbUIKCghfbWF4X2JwbUIMCgpfbWluX3Njb3JlIkoKDVNlYXJjaE9wdGlvbnMSDQoFbGltaXQYASABKA0SEgoKcGFnZV90b2tlbhgCIAEoCRIWCg5rZXl3b3JkX3dlaWdodBgDIAEoASJ4ChNTZWFyY2hCeVRleHRSZXF1ZXN0Eg0KBXF1ZXJ5GAEgASgJEigKB2ZpbHRlcnMYAiABKAsyFy50cmF1bS52MS5TZWFyY2hGaWx0ZXJzEigKB29wdGlvbnMYAyABKAsyFy50cmF1bS52MS5TZWFyY2hPcHRpb25zImkKE1NlYXJjaEJ5QXVkaW9IZWFkZXISKAoHZmlsdGVycxgBIAEoCzIXLnRyYXVtLnYxLlNlYXJjaEZpbHRlcnMSKAoHb3B0aW9ucxgCIAEoCzIXLnRyYXVtLnYxLlNlYXJjaE9wdGlvbnMiYwoUU2VhcmNoQnlBdWRpb1JlcXVlc3QSLwoGaGVhZGVyGAEgASgLMh0udHJhdW0udjEuU2VhcmNoQnlBdWRpb0hlYWRlckgAEg8KBWNodW5rGAIgASgMSABCCQoHcGF5bG9hZCJ9ChhTZWFyY2hCeUF1ZGlvQ2xpcFJlcXVlc3QSDQoFYXVkaW8YASABKAwSKAoHZmlsdGVycxgCIAEoCzIXLnRyYXVtLnYxLlNlYXJjaEZpbHRlcnMSKAoHb3B0aW9ucxgDIAEoCzIXLnRyYXVtLnYxLlNlYXJjaE9wdGlvbnMi0wEKFFNlYXJjaFNpbWlsYXJSZXF1ZXN0Eg8KB2ZpbGVfaWQYASABKAkSGgoNc3RhcnRfc2Vjb25kcxgCIAEoAUgAiAEBEhgKC2VuZF9zZWNvbmRzGAMgASgBSAGIAQESKAoHZmlsdGVycxgEIAEoCzIXLnRyYXVtLnYxLlNlYXJjaEZpbHRlcnMSKAoHb3B0aW9ucxgFIAEoCzIXLnRyYXVtLnYxLlNlYXJjaE9wdGlvbnNCEAoOX3N0YXJ0X3NlY29uZHNCDgoMX2VuZF9zZWNvbmRzIrwBCgtGaWxlU3VtbWFyeRIPCgdmaWxlX2lkGAEgASgJEhAKCGZpbGVuYW1lGAIgASgJEhgKEGR1cmF0aW9uX3NlY29uZHMYAyABKAESEAoDYnBtGAQgASgBSACIAQESIQoDa2V5GAUgASgLMhQudHJhdW0udjEuTXVzaWNhbEtleRIMCgR0YWdzGAYgAygJEiUKBmZvcm1hdBgHIAEoDjIVLnRyYXVtLnYxLkF1ZGlvRm9ybWF0QgYKBF9icG0iiwEKCVNlYXJjaEhpdBIjCgRmaWxlGAEgASgLMhUudHJhdW0udjEuRmlsZVN1bW1hcnkSDQoFc2NvcmUYAiABKAESDgoGY29zaW5lGAMgASgBEh0KFXNlZ21lbnRfc3RhcnRfc2Vjb25kcxgEIAEoARIbChNzZWdtZW50X2VuZF9zZWNvbmRzGAUgASgBIl0KDlNlYXJjaFJlc3BvbnNlEiEKBGhpdHMYASADKAsyEy50cmF1bS52MS5TZWFyY2hIaXQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJEg8KB3Rvb2tfbXMYAyABKAEiLwoOU3VnZ2VzdFJlcXVlc3QSDgoGcHJlZml4GAEgASgJEg0KBWxpbWl0GAIgASgNIlUKClN1Z2dlc3Rpb24SDAoEdGV4dBgBIAEoCRIqCgZzb3VyY2UYAiABKA4yGi50cmF1bS52MS5TdWdnZXN0aW9uU291cmNlEg0KBWNvdW50GAMgASgEIjwKD1N1Z2dlc3RSZXNwb25zZRIpCgtzdWdnZXN0aW9ucxgBIAMoCzIULnRyYXVtLnYxLlN1Z2dlc3Rpb24qjQEKEFN1Z2dlc3Rpb25Tb3VyY2USIQodU1VHR0VTVElPTl9TT1VSQ0VfVU5TUEVDSUZJRUQQABIZChVTVUdHRVNUSU9OX1NPVVJDRV9UQUcQARIeChpTVUdHRVNUSU9OX1NPVVJDRV9GSUxFTkFNRRACEhsKF1NVR0dFU1RJT05fU09VUkNFX1FVRVJZEAMygwMKDVNlYXJjaFNlcnZpY2USRwoMU2VhcmNoQnlUZXh0Eh0udHJhdW0udjEuU2VhcmNoQnlUZXh0UmVxdWVzdBoYLnRyYXVtLnYxLlNlYXJjaFJlc3BvbnNlEksKDVNlYXJjaEJ5QXVkaW8SHi50cmF1bS52MS5TZWFyY2hCeUF1ZGlvUmVxdWVzdBoYLnRyYXVtLnYxLlNlYXJjaFJlc3BvbnNlKAESUQoRU2VhcmNoQnlBdWRpb0NsaXASIi50cmF1bS52MS5TZWFyY2hCeUF1ZGlvQ2xpcFJlcXVlc3QaGC50cmF1bS52MS5TZWFyY2hSZXNwb25zZRJJCg1TZWFyY2hTaW1pbGFyEh4udHJhdW0udjEuU2VhcmNoU2ltaWxhclJlcXVlc3QaGC50cmF1bS52MS5TZWFyY2hSZXNwb25zZRI+CgdTdWdnZXN0EhgudHJhdW0udjEuU3VnZ2VzdFJlcXVlc3QaGS50cmF1bS52MS5TdWdnZXN0UmVzcG9uc2ViBnByb3RvMw", [file_traum_v1_audio]);
+  fileDesc("ChV0cmF1bS92MS9zZWFyY2gucHJvdG8SCHRyYXVtLnYxIoYDCg1TZWFyY2hGaWx0ZXJzEiEKFG1pbl9kdXJhdGlvbl9zZWNvbmRzGAEgASgBSACIAQESIQoUbWF4X2R1cmF0aW9uX3NlY29uZHMYAiABKAFIAYgBARIUCgdtaW5fYnBtGAMgASgBSAKIAQESFAoHbWF4X2JwbRgEIAEoAUgDiAEBEiIKBGtleXMYBSADKAsyFC50cmF1bS52MS5NdXNpY2FsS2V5EhAKCHRhZ3NfYWxsGAYgAygJEhAKCHRhZ3NfYW55GAcgAygJEhEKCXRhZ3Nfbm9uZRgIIAMoCRImCgdmb3JtYXRzGAkgAygOMhUudHJhdW0udjEuQXVkaW9Gb3JtYXQSEAoIa2V5d29yZHMYCiABKAkSFgoJbWluX3Njb3JlGAsgASgBSASIAQFCFwoVX21pbl9kdXJhdGlvbl9zZWNvbmRzQhcKFV9tYXhfZHVyYXRpb25fc2Vjb25kc0IKCghfbWluX2JwbUIKCghfbWF4X2JwbUIMCgpfbWluX3Njb3JlInAKDVNlYXJjaE9wdGlvbnMSDQoFbGltaXQYASABKA0SEgoKcGFnZV90b2tlbhgCIAEoCRIWCg5rZXl3b3JkX3dlaWdodBgDIAEoARIkCgZyZWZpbmUYBCABKAsyFC50cmF1bS52MS5SZWZpbmVtZW50IjkKClJlZmluZW1lbnQSFQoNZ29vZF9maWxlX2lkcxgBIAMoCRIUCgxiYWRfZmlsZV9pZHMYAiADKAkieAoTU2VhcmNoQnlUZXh0UmVxdWVzdBINCgVxdWVyeRgBIAEoCRIoCgdmaWx0ZXJzGAIgASgLMhcudHJhdW0udjEuU2VhcmNoRmlsdGVycxIoCgdvcHRpb25zGAMgASgLMhcudHJhdW0udjEuU2VhcmNoT3B0aW9ucyJpChNTZWFyY2hCeUF1ZGlvSGVhZGVyEigKB2ZpbHRlcnMYASABKAsyFy50cmF1bS52MS5TZWFyY2hGaWx0ZXJzEigKB29wdGlvbnMYAiABKAsyFy50cmF1bS52MS5TZWFyY2hPcHRpb25zImMKFFNlYXJjaEJ5QXVkaW9SZXF1ZXN0Ei8KBmhlYWRlchgBIAEoCzIdLnRyYXVtLnYxLlNlYXJjaEJ5QXVkaW9IZWFkZXJIABIPCgVjaHVuaxgCIAEoDEgAQgkKB3BheWxvYWQifQoYU2VhcmNoQnlBdWRpb0NsaXBSZXF1ZXN0Eg0KBWF1ZGlvGAEgASgMEigKB2ZpbHRlcnMYAiABKAsyFy50cmF1bS52MS5TZWFyY2hGaWx0ZXJzEigKB29wdGlvbnMYAyABKAsyFy50cmF1bS52MS5TZWFyY2hPcHRpb25zItMBChRTZWFyY2hTaW1pbGFyUmVxdWVzdBIPCgdmaWxlX2lkGAEgASgJEhoKDXN0YXJ0X3NlY29uZHMYAiABKAFIAIgBARIYCgtlbmRfc2Vjb25kcxgDIAEoAUgBiAEBEigKB2ZpbHRlcnMYBCABKAsyFy50cmF1bS52MS5TZWFyY2hGaWx0ZXJzEigKB29wdGlvbnMYBSABKAsyFy50cmF1bS52MS5TZWFyY2hPcHRpb25zQhAKDl9zdGFydF9zZWNvbmRzQg4KDF9lbmRfc2Vjb25kcyK8AQoLRmlsZVN1bW1hcnkSDwoHZmlsZV9pZBgBIAEoCRIQCghmaWxlbmFtZRgCIAEoCRIYChBkdXJhdGlvbl9zZWNvbmRzGAMgASgBEhAKA2JwbRgEIAEoAUgAiAEBEiEKA2tleRgFIAEoCzIULnRyYXVtLnYxLk11c2ljYWxLZXkSDAoEdGFncxgGIAMoCRIlCgZmb3JtYXQYByABKA4yFS50cmF1bS52MS5BdWRpb0Zvcm1hdEIGCgRfYnBtIosBCglTZWFyY2hIaXQSIwoEZmlsZRgBIAEoCzIVLnRyYXVtLnYxLkZpbGVTdW1tYXJ5Eg0KBXNjb3JlGAIgASgBEg4KBmNvc2luZRgDIAEoARIdChVzZWdtZW50X3N0YXJ0X3NlY29uZHMYBCABKAESGwoTc2VnbWVudF9lbmRfc2Vjb25kcxgFIAEoASJdCg5TZWFyY2hSZXNwb25zZRIhCgRoaXRzGAEgAygLMhMudHJhdW0udjEuU2VhcmNoSGl0EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCRIPCgd0b29rX21zGAMgASgBIi8KDlN1Z2dlc3RSZXF1ZXN0Eg4KBnByZWZpeBgBIAEoCRINCgVsaW1pdBgCIAEoDSJVCgpTdWdnZXN0aW9uEgwKBHRleHQYASABKAkSKgoGc291cmNlGAIgASgOMhoudHJhdW0udjEuU3VnZ2VzdGlvblNvdXJjZRINCgVjb3VudBgDIAEoBCI8Cg9TdWdnZXN0UmVzcG9uc2USKQoLc3VnZ2VzdGlvbnMYASADKAsyFC50cmF1bS52MS5TdWdnZXN0aW9uKo0BChBTdWdnZXN0aW9uU291cmNlEiEKHVNVR0dFU1RJT05fU09VUkNFX1VOU1BFQ0lGSUVEEAASGQoVU1VHR0VTVElPTl9TT1VSQ0VfVEFHEAESHgoaU1VHR0VTVElPTl9TT1VSQ0VfRklMRU5BTUUQAhIbChdTVUdHRVNUSU9OX1NPVVJDRV9RVUVSWRADMoMDCg1TZWFyY2hTZXJ2aWNlEkcKDFNlYXJjaEJ5VGV4dBIdLnRyYXVtLnYxLlNlYXJjaEJ5VGV4dFJlcXVlc3QaGC50cmF1bS52MS5TZWFyY2hSZXNwb25zZRJLCg1TZWFyY2hCeUF1ZGlvEh4udHJhdW0udjEuU2VhcmNoQnlBdWRpb1JlcXVlc3QaGC50cmF1bS52MS5TZWFyY2hSZXNwb25zZSgBElEKEVNlYXJjaEJ5QXVkaW9DbGlwEiIudHJhdW0udjEuU2VhcmNoQnlBdWRpb0NsaXBSZXF1ZXN0GhgudHJhdW0udjEuU2VhcmNoUmVzcG9uc2USSQoNU2VhcmNoU2ltaWxhchIeLnRyYXVtLnYxLlNlYXJjaFNpbWlsYXJSZXF1ZXN0GhgudHJhdW0udjEuU2VhcmNoUmVzcG9uc2USPgoHU3VnZ2VzdBIYLnRyYXVtLnYxLlN1Z2dlc3RSZXF1ZXN0GhkudHJhdW0udjEuU3VnZ2VzdFJlc3BvbnNlYgZwcm90bzM", [file_traum_v1_audio]);
 
 /**
  * Filters shared by every search. Every set field must hold for a hit; unset
@@ -133,6 +133,13 @@ export type SearchOptions = Message<"traum.v1.SearchOptions"> & {
    * @generated from field: double keyword_weight = 3;
    */
   keywordWeight: number;
+
+  /**
+   * Relevance feedback from earlier results; absent means none.
+   *
+   * @generated from field: traum.v1.Refinement refine = 4;
+   */
+  refine?: Refinement | undefined;
 };
 
 /**
@@ -141,6 +148,45 @@ export type SearchOptions = Message<"traum.v1.SearchOptions"> & {
  */
 export const SearchOptionsSchema: GenMessage<SearchOptions> = /*@__PURE__*/
   messageDesc(file_traum_v1_search, 1);
+
+/**
+ * Files a user marked good or bad in earlier results, to move the query
+ * towards the good ones and away from the bad (Rocchio's formula):
+ *
+ *   q' = normalise(q + 0.75 · mean(g) − 0.25 · mean(b))
+ *
+ * where q is the request's query vector (text, clip or stored file,
+ * L2-normalised), g and b are the pooled whole-file vectors of the good and
+ * bad files (L2-normalised), a mean over no file is the zero vector, and
+ * normalise divides by the L2 norm. Files marked bad are left out of the
+ * results; good ones may appear. At most 100 ids each; every file must have
+ * been embedded by the current model (FAILED_PRECONDITION names one that
+ * was not), and an id may not be both good and bad (INVALID_ARGUMENT).
+ *
+ * @generated from message traum.v1.Refinement
+ */
+export type Refinement = Message<"traum.v1.Refinement"> & {
+  /**
+   * File identifiers (UUIDs) of hits marked good.
+   *
+   * @generated from field: repeated string good_file_ids = 1;
+   */
+  goodFileIds: string[];
+
+  /**
+   * File identifiers (UUIDs) of hits marked bad.
+   *
+   * @generated from field: repeated string bad_file_ids = 2;
+   */
+  badFileIds: string[];
+};
+
+/**
+ * Describes the message traum.v1.Refinement.
+ * Use `create(RefinementSchema)` to create a new message.
+ */
+export const RefinementSchema: GenMessage<Refinement> = /*@__PURE__*/
+  messageDesc(file_traum_v1_search, 2);
 
 /**
  * Searches by a text description.
@@ -175,7 +221,7 @@ export type SearchByTextRequest = Message<"traum.v1.SearchByTextRequest"> & {
  * Use `create(SearchByTextRequestSchema)` to create a new message.
  */
 export const SearchByTextRequestSchema: GenMessage<SearchByTextRequest> = /*@__PURE__*/
-  messageDesc(file_traum_v1_search, 2);
+  messageDesc(file_traum_v1_search, 3);
 
 /**
  * First message of a `SearchByAudio` stream.
@@ -203,7 +249,7 @@ export type SearchByAudioHeader = Message<"traum.v1.SearchByAudioHeader"> & {
  * Use `create(SearchByAudioHeaderSchema)` to create a new message.
  */
 export const SearchByAudioHeaderSchema: GenMessage<SearchByAudioHeader> = /*@__PURE__*/
-  messageDesc(file_traum_v1_search, 3);
+  messageDesc(file_traum_v1_search, 4);
 
 /**
  * One message of the `SearchByAudio` client stream.
@@ -238,7 +284,7 @@ export type SearchByAudioRequest = Message<"traum.v1.SearchByAudioRequest"> & {
  * Use `create(SearchByAudioRequestSchema)` to create a new message.
  */
 export const SearchByAudioRequestSchema: GenMessage<SearchByAudioRequest> = /*@__PURE__*/
-  messageDesc(file_traum_v1_search, 4);
+  messageDesc(file_traum_v1_search, 5);
 
 /**
  * Searches by a short example clip in one message.
@@ -273,7 +319,7 @@ export type SearchByAudioClipRequest = Message<"traum.v1.SearchByAudioClipReques
  * Use `create(SearchByAudioClipRequestSchema)` to create a new message.
  */
 export const SearchByAudioClipRequestSchema: GenMessage<SearchByAudioClipRequest> = /*@__PURE__*/
-  messageDesc(file_traum_v1_search, 5);
+  messageDesc(file_traum_v1_search, 6);
 
 /**
  * Searches for files similar to a stored one.
@@ -323,7 +369,7 @@ export type SearchSimilarRequest = Message<"traum.v1.SearchSimilarRequest"> & {
  * Use `create(SearchSimilarRequestSchema)` to create a new message.
  */
 export const SearchSimilarRequestSchema: GenMessage<SearchSimilarRequest> = /*@__PURE__*/
-  messageDesc(file_traum_v1_search, 6);
+  messageDesc(file_traum_v1_search, 7);
 
 /**
  * The facts of a file shown next to a hit.
@@ -386,7 +432,7 @@ export type FileSummary = Message<"traum.v1.FileSummary"> & {
  * Use `create(FileSummarySchema)` to create a new message.
  */
 export const FileSummarySchema: GenMessage<FileSummary> = /*@__PURE__*/
-  messageDesc(file_traum_v1_search, 7);
+  messageDesc(file_traum_v1_search, 8);
 
 /**
  * One search result.
@@ -436,7 +482,7 @@ export type SearchHit = Message<"traum.v1.SearchHit"> & {
  * Use `create(SearchHitSchema)` to create a new message.
  */
 export const SearchHitSchema: GenMessage<SearchHit> = /*@__PURE__*/
-  messageDesc(file_traum_v1_search, 8);
+  messageDesc(file_traum_v1_search, 9);
 
 /**
  * Results of a search.
@@ -471,7 +517,7 @@ export type SearchResponse = Message<"traum.v1.SearchResponse"> & {
  * Use `create(SearchResponseSchema)` to create a new message.
  */
 export const SearchResponseSchema: GenMessage<SearchResponse> = /*@__PURE__*/
-  messageDesc(file_traum_v1_search, 9);
+  messageDesc(file_traum_v1_search, 10);
 
 /**
  * Asks for completions.
@@ -499,7 +545,7 @@ export type SuggestRequest = Message<"traum.v1.SuggestRequest"> & {
  * Use `create(SuggestRequestSchema)` to create a new message.
  */
 export const SuggestRequestSchema: GenMessage<SuggestRequest> = /*@__PURE__*/
-  messageDesc(file_traum_v1_search, 10);
+  messageDesc(file_traum_v1_search, 11);
 
 /**
  * One completion.
@@ -534,7 +580,7 @@ export type Suggestion = Message<"traum.v1.Suggestion"> & {
  * Use `create(SuggestionSchema)` to create a new message.
  */
 export const SuggestionSchema: GenMessage<Suggestion> = /*@__PURE__*/
-  messageDesc(file_traum_v1_search, 11);
+  messageDesc(file_traum_v1_search, 12);
 
 /**
  * Completions for a prefix.
@@ -555,7 +601,7 @@ export type SuggestResponse = Message<"traum.v1.SuggestResponse"> & {
  * Use `create(SuggestResponseSchema)` to create a new message.
  */
 export const SuggestResponseSchema: GenMessage<SuggestResponse> = /*@__PURE__*/
-  messageDesc(file_traum_v1_search, 12);
+  messageDesc(file_traum_v1_search, 13);
 
 /**
  * Where a suggestion comes from.
