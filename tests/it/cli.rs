@@ -334,6 +334,34 @@ async fn cli_searches_with_filters() {
     );
     assert!(stdout.contains(&tone.file_id), "{stdout}");
 
+    // A file marked bad is left out; marked good it stays.
+    let (kick_id, tone_id) = (kick.file_id.clone(), tone.file_id.clone());
+    let (code, stdout, stderr) = tokio::task::spawn_blocking(move || {
+        traum(
+            addr,
+            &[
+                "--json",
+                "search",
+                "punchy drums",
+                "--bad",
+                &kick_id,
+                "--good",
+                &tone_id,
+            ],
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    let refined: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let ids: Vec<&str> = refined["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|hit| hit["file"]["file_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [tone.file_id.as_str()], "{stdout}");
+
     let (code, stdout, stderr) = tokio::task::spawn_blocking(move || traum(addr, &["suggest", "dru"]))
         .await
         .unwrap();

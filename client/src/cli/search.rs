@@ -4,7 +4,8 @@ use clap::Args;
 use serde::Serialize;
 use traum_client::TraumClient;
 use traum_client::v1::{
-    SearchByTextRequest, SearchFilters, SearchOptions, SearchResponse, SearchSimilarRequest, SuggestRequest,
+    Refinement, SearchByTextRequest, SearchFilters, SearchOptions, SearchResponse, SearchSimilarRequest,
+    SuggestRequest,
 };
 
 use super::output::{
@@ -89,7 +90,31 @@ pub struct SearchArgs {
     keyword_weight: f64,
 
     #[command(flatten)]
+    refine: RefineArgs,
+
+    #[command(flatten)]
     filters: FilterArgs,
+}
+
+/// Relevance feedback shared by the search commands.
+#[derive(Debug, Args)]
+pub struct RefineArgs {
+    /// A file that was a good hit: the query moves towards it (repeatable).
+    #[arg(long = "good", value_name = "FILE_ID")]
+    good: Vec<String>,
+
+    /// A file that was a bad hit: the query moves away from it, and it is left out (repeatable).
+    #[arg(long = "bad", value_name = "FILE_ID")]
+    bad: Vec<String>,
+}
+
+impl RefineArgs {
+    fn proto(self) -> Option<Refinement> {
+        (!self.good.is_empty() || !self.bad.is_empty()).then_some(Refinement {
+            good_file_ids: self.good,
+            bad_file_ids: self.bad,
+        })
+    }
 }
 
 #[derive(Debug, Args)]
@@ -108,6 +133,9 @@ pub struct SimilarArgs {
     /// End of the example's time range, in seconds.
     #[arg(long, value_name = "SECONDS")]
     end: Option<f64>,
+
+    #[command(flatten)]
+    refine: RefineArgs,
 
     #[command(flatten)]
     filters: FilterArgs,
@@ -156,6 +184,7 @@ pub async fn search(client: &TraumClient, globals: Globals, args: SearchArgs) ->
         filters: Some(args.filters.proto()),
         options: Some(SearchOptions {
             keyword_weight: args.keyword_weight,
+            refine: args.refine.proto(),
             ..options(args.limit)
         }),
     };
@@ -169,7 +198,10 @@ pub async fn similar(client: &TraumClient, globals: Globals, args: SimilarArgs) 
         start_seconds: args.start,
         end_seconds: args.end,
         filters: Some(args.filters.proto()),
-        options: Some(options(args.limit)),
+        options: Some(SearchOptions {
+            refine: args.refine.proto(),
+            ..options(args.limit)
+        }),
     };
     let response = rpc(client.search().search_similar(request).await)?;
     print_hits(globals, &response)
