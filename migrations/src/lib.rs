@@ -12,6 +12,7 @@ mod m20261121_000002_usage;
 mod m20261121_000003_descriptors;
 mod m20261121_000004_embeddings;
 mod m20261201_000005_waveforms;
+mod m20261201_000006_collections;
 
 /// Runs Traum's migrations.
 pub struct Migrator;
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000003_descriptors::Migration),
             Box::new(m20261121_000004_embeddings::Migration),
             Box::new(m20261201_000005_waveforms::Migration),
+            Box::new(m20261201_000006_collections::Migration),
         ]
     }
 }

@@ -257,6 +257,43 @@ impl StoredWaveform {
     }
 }
 
+/// A named, ordered set of files.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CollectionRecord {
+    pub id: String,
+    pub name: String,
+    /// In order; empty when only the count was read.
+    pub file_ids: Vec<String>,
+    pub file_count: u64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A change to a collection: replace, then add, then remove.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CollectionUpdate {
+    pub name: Option<String>,
+    pub replace: Option<Vec<String>>,
+    pub add: Vec<String>,
+    pub remove: Vec<String>,
+}
+
+impl CollectionUpdate {
+    /// The files in order after applying the change to `current`; a file
+    /// appears once, where it first appeared.
+    pub fn apply(&self, current: &[String]) -> Vec<String> {
+        let mut files: Vec<String> = Vec::new();
+        let base = self.replace.as_deref().unwrap_or(current);
+        for id in base.iter().chain(&self.add) {
+            if !files.contains(id) {
+                files.push(id.clone());
+            }
+        }
+        files.retain(|id| !self.remove.contains(id));
+        files
+    }
+}
+
 /// A change to the library, as `WatchLibrary` streams it.
 #[derive(Debug, Clone)]
 pub enum LibraryEvent {

@@ -32,6 +32,9 @@ pub enum Error {
     /// The request conflicts with the current state (e.g. a wrong offset).
     #[error("{0}")]
     FailedPrecondition(String),
+    /// Something with that name exists already.
+    #[error("{0}")]
+    AlreadyExists(String),
     /// A position beyond the end of something (e.g. a download offset).
     #[error("{0}")]
     OutOfRange(String),
@@ -74,6 +77,7 @@ pub enum Problem {
     TooLarge,
     DataLoss,
     FailedPrecondition,
+    AlreadyExists,
     OutOfRange,
     Aborted,
     Unavailable,
@@ -114,6 +118,7 @@ impl Error {
             Error::TooLarge(_) => Problem::TooLarge,
             Error::ChecksumMismatch(_) => Problem::DataLoss,
             Error::FailedPrecondition(_) => Problem::FailedPrecondition,
+            Error::AlreadyExists(_) => Problem::AlreadyExists,
             Error::OutOfRange(_) => Problem::OutOfRange,
             Error::Aborted(_) => Problem::Aborted,
             Error::Unavailable(_) => Problem::Unavailable,

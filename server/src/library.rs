@@ -11,7 +11,8 @@ use traum_audio::{DecodeOptions, OUTPUT_SAMPLE_RATE, decode_to_vec};
 
 use crate::blob::BlobStore;
 use crate::domain::{
-    FileQuery, FileRecord, FileState, FileUpdate, JobRecord, LibraryEvent, Page, StoredWaveform,
+    CollectionRecord, CollectionUpdate, FileQuery, FileRecord, FileState, FileUpdate, JobRecord,
+    LibraryEvent, Page, StoredWaveform,
 };
 use crate::error::{Error, Result};
 use crate::jobs::Jobs;
@@ -75,6 +76,13 @@ impl OpenFile {
             }
         }))
     }
+}
+
+/// A collection with its files, in order.
+#[derive(Debug, Clone)]
+pub struct Collection {
+    pub record: CollectionRecord,
+    pub files: Vec<FileRecord>,
 }
 
 /// One piece of a [`Download`].
@@ -207,6 +215,42 @@ impl Library {
                 }
             }
         }
+    }
+
+    /// Creates a collection of `file_ids`, in order.
+    pub async fn create_collection(&self, name: &str, file_ids: &[String]) -> Result<Collection> {
+        let id = uuid::Uuid::now_v7().to_string();
+        let record = self.inner.store.create_collection(&id, name, file_ids).await?;
+        self.with_files(record).await
+    }
+
+    /// Every collection (or those holding `file_id`), without their files.
+    pub async fn list_collections(&self, file_id: Option<&str>) -> Result<Vec<CollectionRecord>> {
+        self.inner.store.list_collections(file_id).await
+    }
+
+    /// A collection with its files.
+    pub async fn collection(&self, id: &str) -> Result<Collection> {
+        let record = self.inner.store.get_collection(id).await?;
+        self.with_files(record).await
+    }
+
+    /// Renames a collection and changes its files.
+    pub async fn update_collection(&self, id: &str, update: &CollectionUpdate) -> Result<Collection> {
+        let record = self.inner.store.update_collection(id, update).await?;
+        self.with_files(record).await
+    }
+
+    /// Deletes a collection; its files stay.
+    pub async fn delete_collection(&self, id: &str) -> Result<()> {
+        self.inner.store.delete_collection(id).await
+    }
+
+    async fn with_files(&self, record: CollectionRecord) -> Result<Collection> {
+        let mut by_id = self.inner.store.files_by_ids(&record.file_ids).await?;
+        // A file deleted between the two reads is simply gone from the list.
+        let files = record.file_ids.iter().filter_map(|id| by_id.remove(id)).collect();
+        Ok(Collection { record, files })
     }
 
     /// Runs a file's whole pipeline again, unless a run is active.

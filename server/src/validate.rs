@@ -36,6 +36,30 @@ pub fn filename(name: &str) -> Result<String> {
     Ok(name.to_owned())
 }
 
+/// Longest collection name, in characters.
+pub const MAX_COLLECTION_NAME_CHARS: usize = 100;
+/// Most files one collection may hold.
+pub const MAX_COLLECTION_FILES: usize = 10_000;
+
+/// Checks a collection name: trimmed, 1 to 100 characters, printable.
+pub fn collection_name(raw: &str) -> Result<String> {
+    let name = raw.trim();
+    if name.is_empty() {
+        return Err(Error::InvalidArgument("collection name must not be empty".into()));
+    }
+    if name.chars().count() > MAX_COLLECTION_NAME_CHARS {
+        return Err(Error::InvalidArgument(format!(
+            "collection name is longer than {MAX_COLLECTION_NAME_CHARS} characters"
+        )));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(Error::InvalidArgument(
+            "collection name contains control characters".into(),
+        ));
+    }
+    Ok(name.to_owned())
+}
+
 /// Normalises one tag: trimmed, lower-cased, bounded, printable.
 pub fn tag(raw: &str) -> Result<String> {
     let tag = raw.trim().to_lowercase();

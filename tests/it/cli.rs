@@ -434,3 +434,103 @@ async fn cli_stops_waiting_for_jobs_the_server_cannot_finish() {
     server.stop().await;
     env.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_builds_a_collection_and_exports_it() {
+    let env = crate::support::TestEnv::new(crate::support::Backend::Sqlite).await;
+    let server = env
+        .start_with(|config| config.web_listen = Some(crate::support::free_port()))
+        .await;
+    let (addr, web) = (server.addr, format!("http://{}", server.web_addr.unwrap()));
+    let kick_bytes = crate::support::wav(0.5, 44_100, 1, 60.0);
+    let kick = server.upload_and_process("kick.wav", &[], &kick_bytes).await;
+    let pad = server
+        .upload_and_process("pad.wav", &[], &crate::support::wav(0.8, 44_100, 1, 220.0))
+        .await;
+    let run = move |args: Vec<String>| {
+        tokio::task::spawn_blocking(move || traum(addr, &args.iter().map(String::as_str).collect::<Vec<_>>()))
+    };
+    let args = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+
+    let (code, stdout, stderr) = run(args(&[
+        "--json",
+        "collection",
+        "create",
+        "Kit",
+        &kick.file_id,
+        &pad.file_id,
+    ]))
+    .await
+    .unwrap();
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    let created: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let id = created["collection_id"].as_str().unwrap().to_owned();
+    assert_eq!(created["file_count"], 2);
+
+    // Move pad to the front, then list and show.
+    let (code, stdout, stderr) = run(args(&["collection", "move", &id, &pad.file_id, "--to", "1"]))
+        .await
+        .unwrap();
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    let pad_at = stdout.find("pad.wav").expect("pad listed");
+    let kick_at = stdout.find("kick.wav").expect("kick listed");
+    assert!(pad_at < kick_at, "{stdout}");
+    let (code, stdout, _) = run(args(&["collection", "ls"])).await.unwrap();
+    assert_eq!(code, Some(0));
+    assert!(stdout.contains("Kit") && stdout.contains(&id), "{stdout}");
+
+    // Export through the web port: a playlist to stdout, the files as a zip.
+    let (code, stdout, stderr) = run(args(&["export", &id, "--format", "m3u8", "--web-addr", &web]))
+        .await
+        .unwrap();
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    let urls: Vec<&str> = stdout.lines().filter(|l| l.starts_with("http")).collect();
+    assert_eq!(
+        urls,
+        [
+            format!("{web}/api/files/{}/audio", pad.file_id),
+            format!("{web}/api/files/{}/audio", kick.file_id)
+        ]
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let zip = dir.path().join("kit.zip");
+    let zip_arg = zip.to_str().unwrap().to_owned();
+    let (code, stdout, stderr) = run(args(&[
+        "export",
+        &id,
+        "--format",
+        "zip",
+        "-o",
+        &zip_arg,
+        "--web-addr",
+        &web,
+    ]))
+    .await
+    .unwrap();
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    let unpacked = dir.path().join("unpacked");
+    let status = Command::new("python3")
+        .args(["-m", "zipfile", "-e"])
+        .arg(&zip)
+        .arg(&unpacked)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(std::fs::read(unpacked.join("kick.wav")).unwrap(), kick_bytes);
+
+    // Unknown collection: a clear failure, exit 1.
+    let (code, _, stderr) = run(args(&[
+        "export",
+        &uuid::Uuid::new_v4().to_string(),
+        "--web-addr",
+        &web,
+    ]))
+    .await
+    .unwrap();
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("404") && stderr.contains("not found"), "{stderr}");
+    let (code, _, stderr) = run(args(&["collection", "delete", &id])).await.unwrap();
+    assert_eq!(code, Some(0), "{stderr}");
+    server.stop().await;
+    env.finish().await;
+}

@@ -7,6 +7,7 @@ mod support;
 
 mod analytics;
 mod cli;
+mod collections;
 mod envoy;
 mod files;
 mod platform;

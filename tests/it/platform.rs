@@ -305,7 +305,18 @@ async fn migrations_roll_back_and_forward(backend: Backend) {
     // Every migration's `down` undoes its `up`: all the way down and up again.
     Migrator::down(&db, None).await.unwrap();
     assert!(Migrator::get_applied_migrations(&db).await.unwrap().is_empty());
-    let tables = ["files", "jobs", "blobs", "uploads", "usage_events", "file_tags"];
+    let tables = [
+        "files",
+        "jobs",
+        "blobs",
+        "uploads",
+        "usage_events",
+        "file_tags",
+        "embeddings",
+        "waveforms",
+        "collections",
+        "collection_files",
+    ];
     for table in tables {
         let probe = db.execute_unprepared(&format!("SELECT 1 FROM {table}")).await;
         assert!(probe.is_err(), "table {table} survived the down migration");

@@ -413,3 +413,121 @@ async fn waveforms_come_from_the_analyse_stage_or_on_demand(backend: Backend) {
     env.finish().await;
 }
 both_backends!(waveforms_come_from_the_analyse_stage_or_on_demand);
+
+async fn collections_export_as_csv_json_m3u8_and_a_streamed_zip(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let server = start(&env).await;
+    let base = format!("http://{}", server.web_addr.unwrap());
+    let first = wav(0.5, 44_100, 1, 330.0);
+    let second = wav(0.7, 44_100, 2, 550.0);
+    let a = server
+        .upload_and_process("loop, \"one\".wav", &["drums"], &first)
+        .await;
+    let b = server.upload_and_process("loop, \"one\".wav", &[], &second).await;
+    let kit = server
+        .audio()
+        .create_collection(pb::CreateCollectionRequest {
+            name: "My kit/1".into(),
+            file_ids: vec![b.file_id.clone(), a.file_id.clone()],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let http = reqwest::Client::new();
+    let export = |format: &str| {
+        http.get(format!(
+            "{base}/api/collections/{}/export?format={format}",
+            kit.collection_id
+        ))
+        .send()
+    };
+
+    let csv = export("csv").await.unwrap();
+    assert_eq!(csv.status(), reqwest::StatusCode::OK);
+    assert_eq!(csv.headers()["content-type"], "text/csv; charset=utf-8");
+    let disposition = csv.headers()["content-disposition"].to_str().unwrap().to_owned();
+    assert!(
+        disposition.starts_with("attachment; filename=\"My kit_1.csv\""),
+        "{disposition}"
+    );
+    let csv = csv.text().await.unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 3, "{csv}");
+    assert!(
+        lines[1].starts_with(&format!("1,{},\"loop, \"\"one\"\".wav\",0.700,", b.file_id)),
+        "{csv}"
+    );
+    assert!(
+        lines[2].starts_with(&format!("2,{},", a.file_id)) && lines[2].contains(",drums,wav,"),
+        "{csv}"
+    );
+
+    let json: serde_json::Value =
+        serde_json::from_str(&export("json").await.unwrap().text().await.unwrap()).unwrap();
+    assert_eq!(json["name"], "My kit/1");
+    let ids: Vec<&str> = json["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["file_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [b.file_id.as_str(), a.file_id.as_str()]);
+
+    let playlist = export("m3u8").await.unwrap().text().await.unwrap();
+    let expected = format!(
+        "#EXTM3U\n#PLAYLIST:My kit/1\n#EXTINF:1,loop, \"one\".wav\n{base}/api/files/{}/audio\n#EXTINF:1,loop, \"one\".wav\n{base}/api/files/{}/audio\n",
+        b.file_id, a.file_id
+    );
+    assert_eq!(playlist, expected);
+    // Every entry plays: the audio endpoint serves it.
+    for url in playlist.lines().filter(|l| l.starts_with("http")) {
+        assert_eq!(
+            http.get(url).send().await.unwrap().status(),
+            reqwest::StatusCode::OK
+        );
+    }
+
+    let zip = export("zip").await.unwrap();
+    assert_eq!(zip.headers()["content-type"], "application/zip");
+    let archive = zip.bytes().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kit.zip");
+    std::fs::write(&path, &archive).unwrap();
+    // Python's zipfile checks every CRC and lists the entries.
+    let output = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import hashlib, json, sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); \
+             assert z.testzip() is None; \
+             print(json.dumps([[i.filename, hashlib.sha256(z.read(i)).hexdigest()] for i in z.infolist()]))",
+        ])
+        .arg(&path)
+        .output()
+        .expect("python3");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let entries: Vec<(String, String)> = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        entries,
+        [
+            ("loop, \"one\".wav".to_owned(), sha256_hex(&second)),
+            ("loop, \"one\" (2).wav".to_owned(), sha256_hex(&first)),
+        ]
+    );
+
+    let bad = export("rar").await.unwrap();
+    assert_eq!(bad.status(), reqwest::StatusCode::BAD_REQUEST);
+    assert!(bad.text().await.unwrap().contains("csv, json, m3u8 or zip"));
+    let missing = http
+        .get(format!("{base}/api/collections/{}/export", uuid::Uuid::new_v4()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), reqwest::StatusCode::NOT_FOUND);
+    server.stop().await;
+    env.finish().await;
+}
+both_backends!(collections_export_as_csv_json_m3u8_and_a_streamed_zip);

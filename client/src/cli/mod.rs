@@ -1,6 +1,7 @@
 //! The `traum` command line: argument definitions and dispatch.
 
 mod analytics;
+mod collections;
 mod files;
 mod jobs;
 mod output;
@@ -75,6 +76,11 @@ enum Command {
     Similar(search::SimilarArgs),
     /// Complete a search prefix.
     Suggest(search::SuggestArgs),
+    /// Create, list, change and delete collections (named, ordered sets of files).
+    #[command(subcommand)]
+    Collection(collections::CollectionCommand),
+    /// Export a collection as CSV, JSON, an M3U8 playlist or a zip of its files.
+    Export(collections::ExportArgs),
 }
 
 /// Whether a command that ran to completion achieved what was asked; a
@@ -99,6 +105,10 @@ pub struct Globals {
 
 impl Cli {
     pub async fn run(self) -> anyhow::Result<Outcome> {
+        // Exports come from the web port; no gRPC connection needed.
+        if let Command::Export(args) = &self.command {
+            return collections::export(args.clone()).await;
+        }
         let client = self.connect().await?;
         let globals = Globals { json: self.json };
         match self.command {
@@ -115,6 +125,8 @@ impl Cli {
             Command::Search(args) => search::search(&client, globals, args).await,
             Command::Similar(args) => search::similar(&client, globals, args).await,
             Command::Suggest(args) => search::suggest(&client, globals, args).await,
+            Command::Collection(command) => collections::run(&client, globals, command).await,
+            Command::Export(args) => collections::export(args).await,
         }
     }
 

@@ -370,13 +370,14 @@ export async function startEnvoy(server: TraumServer): Promise<Envoy> {
 
 // ---------------------------------------------------------------- browser
 
-export async function launchBrowser(): Promise<Browser> {
+/** `extraArgs`: more Chromium flags, e.g. the fake microphone (`--use-fake-device-for-media-stream`). */
+export async function launchBrowser(extraArgs: string[] = []): Promise<Browser> {
   if (!existsSync(CHROMIUM)) {
     throw new Error(`Chromium not found at ${CHROMIUM} (apt-get install -y chromium, or set TRAUM_CHROMIUM)`);
   }
   return chromium.launch({
     executablePath: CHROMIUM,
-    args: ["--headless=new", "--no-sandbox", "--disable-gpu", "--autoplay-policy=no-user-gesture-required"],
+    args: ["--headless=new", "--no-sandbox", "--disable-gpu", "--autoplay-policy=no-user-gesture-required", ...extraArgs],
   });
 }
 

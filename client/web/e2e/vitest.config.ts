@@ -9,6 +9,9 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 120_000,
     fileParallelism: false,
+    // A 2-core CI machine running the server, Chromium and the tests can take
+    // seconds to show what a laptop shows at once; polls wait, never sleep.
+    expect: { poll: { timeout: 15_000, interval: 100 } },
     globalSetup: ["e2e/global-setup.ts"],
     // Figures printed by the performance test must reach the terminal.
     silent: false,

@@ -21,6 +21,7 @@ import {
   type UpdateFileRequest,
 } from "./gen/traum/v1/audio_pb";
 import { AnalyticsService, StatsSchema, UsageSchema } from "./gen/traum/v1/analytics_pb";
+import { SearchResponseSchema, SearchService, SuggestResponseSchema, SuggestionSource, type SearchByTextRequest } from "./gen/traum/v1/search_pb";
 import { Health, HealthCheckResponseSchema, HealthCheckResponse_ServingStatus } from "./gen/grpc/health/v1/health_pb";
 import { App } from "./App";
 import { createApi } from "./api/client";
@@ -55,6 +56,7 @@ class Pusher {
 function setup(files: File[], opts: { deleteError?: ConnectError } = {}) {
   const db = new Map(files.map((f) => [f.fileId, f]));
   const updates: UpdateFileRequest[] = [];
+  const searches: SearchByTextRequest[] = [];
   const live = new Pusher();
   const received = new Map<string, number>();
   const transport = createRouterTransport(({ service }) => {
@@ -108,6 +110,27 @@ function setup(files: File[], opts: { deleteError?: ConnectError } = {}) {
         return create(JobSchema, { jobId: req.jobId, fileId: "new-file", state: JobState.QUEUED });
       },
     });
+    service(SearchService, {
+      searchByText(req) {
+        searches.push(req);
+        if (req.filters?.minBpm !== undefined && req.filters.maxBpm !== undefined && req.filters.minBpm > req.filters.maxBpm)
+          throw new ConnectError("min_bpm must not exceed max_bpm", Code.InvalidArgument);
+        const bad = req.options?.refine?.badFileIds ?? [];
+        const hits = [...db.values()]
+          .filter((f) => !bad.includes(f.fileId))
+          .map((f, i) => ({
+            file: { fileId: f.fileId, filename: f.filename, durationSeconds: 65, tags: f.tags, format: f.format, bpm: 120 },
+            score: 0.9 - i / 10,
+            cosine: 0.8 - i / 10,
+            segmentStartSeconds: 10,
+            segmentEndSeconds: 20,
+          }));
+        return create(SearchResponseSchema, { hits, tookMs: 3 });
+      },
+      suggest(req) {
+        return create(SuggestResponseSchema, { suggestions: [{ text: `${req.prefix}ums`, source: SuggestionSource.TAG, count: 2n }] });
+      },
+    });
     service(AnalyticsService, {
       getStats() {
         return create(StatsSchema, {
@@ -130,7 +153,7 @@ function setup(files: File[], opts: { deleteError?: ConnectError } = {}) {
     });
   });
   render(<App api={createApi(transport)} />);
-  return { db, updates, live };
+  return { db, updates, live, searches };
 }
 
 beforeEach(() => {
@@ -266,5 +289,61 @@ describe("App", () => {
     fireEvent.click(btn);
     await waitFor(() => expect(document.documentElement.dataset.theme).toBe("light"));
     expect(localStorage.getItem("traum.theme")).toBe("light");
+  });
+
+  it("search: runs the URL's query and filters, refines with marks, and shows the server's INVALID_ARGUMENT", async () => {
+    window.history.replaceState(null, "", "/search?q=kick&all=drums&fmt=wav");
+    const { searches } = setup([mkFile(1), mkFile(2)]);
+    await screen.findByRole("link", { name: "loop-1.wav" });
+    expect(screen.getByRole("link", { name: "Search" }).getAttribute("aria-current")).toBe("page");
+    expect((screen.getByRole("searchbox", { name: "Search" }) as HTMLInputElement).value).toBe("kick");
+    expect(searches[0].query).toBe("kick");
+    expect(searches[0].filters?.tagsAll).toEqual(["drums"]);
+    expect(searches[0].filters?.formats).toEqual([1]);
+    expect(searches[0].options?.refine).toBeUndefined();
+    expect(screen.getByRole("list", { name: "Active filters" }).textContent).toContain("Tag: drums");
+
+    fireEvent.click(screen.getByRole("button", { name: "Mark loop-1.wav good" }));
+    fireEvent.click(screen.getByRole("button", { name: "Mark loop-2.wav bad" }));
+    expect(screen.getByRole("button", { name: "Mark loop-1.wav good" }).getAttribute("aria-pressed")).toBe("true");
+    fireEvent.click(screen.getByRole("button", { name: "Refine" }));
+    await waitFor(() => expect(screen.queryByRole("link", { name: "loop-2.wav" })).toBeNull());
+    const last = searches[searches.length - 1];
+    expect(last.options?.refine?.goodFileIds).toEqual(["id-1"]);
+    expect(last.options?.refine?.badFileIds).toEqual(["id-2"]);
+    expect(last.filters?.tagsAll).toEqual(["drums"]);
+    expect(new URLSearchParams(window.location.search).getAll("good")).toEqual(["id-1"]);
+
+    // Removing a chip re-runs without that filter.
+    fireEvent.click(screen.getByRole("button", { name: "Remove filter Tag: drums" }));
+    await waitFor(() => expect(searches[searches.length - 1].filters?.tagsAll).toEqual([]));
+
+    // min > max: refused in the UI, and the server's message when sent by URL.
+    fireEvent.change(screen.getByLabelText("Minimum BPM"), { target: { value: "130" } });
+    fireEvent.change(screen.getByLabelText("Maximum BPM"), { target: { value: "120" } });
+    const n = searches.length;
+    fireEvent.click(screen.getByRole("button", { name: "Apply filters" }));
+    expect(screen.getByTestId("filter-validation").textContent).toContain("Minimum BPM must not be above the maximum BPM.");
+    expect(searches.length).toBe(n);
+    act(() => {
+      window.history.pushState(null, "", "/search?q=kick&bmin=130&bmax=120");
+      window.dispatchEvent(new PopStateEvent("popstate"));
+    });
+    expect((await screen.findByTestId("search-error")).textContent).toBe("Invalid argument: min_bpm must not exceed max_bpm");
+  });
+
+  it("search: suggestions are keyboard-selectable and remembered as recent searches", async () => {
+    window.history.replaceState(null, "", "/search");
+    const { searches } = setup([mkFile(1)]);
+    const box = await screen.findByRole("searchbox", { name: "Search" });
+    fireEvent.focus(box);
+    fireEvent.change(box, { target: { value: "dr" } });
+    const option = await screen.findByRole("option", { name: /drums/ });
+    fireEvent.keyDown(box, { key: "ArrowDown" });
+    expect(box.getAttribute("aria-activedescendant")).toBe(option.id);
+    fireEvent.keyDown(box, { key: "Enter" });
+    await waitFor(() => expect(searches.map((s) => s.query)).toEqual(["drums"]));
+    expect(new URLSearchParams(window.location.search).get("q")).toBe("drums");
+    expect(JSON.parse(localStorage.getItem("traum.recent-searches")!)).toEqual(["drums"]);
   });
 });

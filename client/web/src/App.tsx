@@ -3,13 +3,37 @@ import { ApiProvider, type Api } from "./api/client";
 import { LiveProvider, useLiveStatus } from "./live/context";
 import { LibraryStream } from "./live/library-stream";
 import { ToastProvider } from "./lib/toasts";
-import { Link, matchRoute, usePath } from "./lib/router";
+import { Link, matchRoute, navigate, usePath } from "./lib/router";
 import { UploadProvider } from "./upload/context";
 import { UploadQueue } from "./upload/queue";
 import Library from "./views/Library";
 
 const FileDetail = lazy(() => import("./views/FileDetail"));
 const System = lazy(() => import("./views/System"));
+const Search = lazy(() => import("./views/Search"));
+
+/** `/` focuses the search box from anywhere (opening the search view first), except while typing. */
+function useSlashToSearch() {
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent) => {
+      if (e.key !== "/" || e.ctrlKey || e.metaKey || e.altKey || e.defaultPrevented) return;
+      const t = e.target as HTMLElement | null;
+      const tag = t?.tagName?.toLowerCase();
+      if (tag === "input" || tag === "textarea" || tag === "select" || t?.isContentEditable) return;
+      if (document.querySelector("dialog[open]")) return;
+      e.preventDefault();
+      const focus = (tries: number) => {
+        const box = document.getElementById("search-box");
+        if (box) box.focus();
+        else if (tries > 0) setTimeout(() => focus(tries - 1), 50);
+      };
+      if (window.location.pathname !== "/search") navigate("/search");
+      focus(40);
+    };
+    window.addEventListener("keydown", onKey);
+    return () => window.removeEventListener("keydown", onKey);
+  }, []);
+}
 
 type Theme = "dark" | "light";
 const THEME_KEY = "traum.theme";
@@ -73,8 +97,9 @@ function NavLink({ to, current, children }: { to: string; current: boolean; chil
 function Routes() {
   const path = usePath();
   const route = matchRoute(path);
+  useSlashToSearch();
   useEffect(() => {
-    const titles: Record<string, string> = { library: "Library", file: "File", system: "System", notFound: "Not found" };
+    const titles: Record<string, string> = { library: "Library", search: "Search", file: "File", system: "System", notFound: "Not found" };
     document.title = `${titles[route.name]} · Traum`;
   }, [route.name]);
   return (
@@ -90,6 +115,9 @@ function Routes() {
           <NavLink to="/" current={route.name === "library"}>
             Library
           </NavLink>
+          <NavLink to="/search" current={route.name === "search"}>
+            Search
+          </NavLink>
           <NavLink to="/system" current={route.name === "system"}>
             System
           </NavLink>
@@ -103,6 +131,7 @@ function Routes() {
         <Suspense fallback={<p role="status">Loading…</p>}>
           {route.name === "library" && <Library />}
           {route.name === "file" && <FileDetail key={route.id} id={route.id} />}
+          {route.name === "search" && <Search />}
           {route.name === "system" && <System />}
           {route.name === "notFound" && (
             <>

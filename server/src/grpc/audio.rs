@@ -220,6 +220,68 @@ impl pb::audio_service_server::AudioService for AudioApi {
         Ok(Response::new(Box::pin(events)))
     }
 
+    async fn create_collection(
+        &self,
+        request: Request<pb::CreateCollectionRequest>,
+    ) -> Result<Response<pb::Collection>, Status> {
+        let (name, file_ids) = convert_audio::new_collection(request.into_inner())?;
+        let created = self.app.library.create_collection(&name, &file_ids).await?;
+        Ok(Response::new(convert_audio::collection(
+            created.record,
+            created.files,
+        )))
+    }
+
+    async fn list_collections(
+        &self,
+        request: Request<pb::ListCollectionsRequest>,
+    ) -> Result<Response<pb::ListCollectionsResponse>, Status> {
+        let raw = request.into_inner().file_id;
+        let file_id = (!raw.is_empty())
+            .then(|| validate::id("file_id", &raw))
+            .transpose()?;
+        let collections = self.app.library.list_collections(file_id.as_deref()).await?;
+        Ok(Response::new(pb::ListCollectionsResponse {
+            collections: collections
+                .into_iter()
+                .map(|record| convert_audio::collection(record, Vec::new()))
+                .collect(),
+        }))
+    }
+
+    async fn get_collection(
+        &self,
+        request: Request<pb::GetCollectionRequest>,
+    ) -> Result<Response<pb::Collection>, Status> {
+        let id = validate::id("collection_id", &request.into_inner().collection_id)?;
+        let found = self.app.library.collection(&id).await?;
+        Ok(Response::new(convert_audio::collection(
+            found.record,
+            found.files,
+        )))
+    }
+
+    async fn update_collection(
+        &self,
+        request: Request<pb::UpdateCollectionRequest>,
+    ) -> Result<Response<pb::Collection>, Status> {
+        let (id, update) = convert_audio::collection_update(request.into_inner())?;
+        let updated = self.app.library.update_collection(&id, &update).await?;
+        Ok(Response::new(convert_audio::collection(
+            updated.record,
+            updated.files,
+        )))
+    }
+
+    async fn delete_collection(
+        &self,
+        request: Request<pb::DeleteCollectionRequest>,
+    ) -> Result<Response<pb::DeleteCollectionResponse>, Status> {
+        let id = validate::id("collection_id", &request.into_inner().collection_id)?;
+        self.app.library.delete_collection(&id).await?;
+        Ok(Response::new(pb::DeleteCollectionResponse {}))
+    }
+
     async fn reprocess_file(
         &self,
         request: Request<pb::ReprocessFileRequest>,

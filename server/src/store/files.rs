@@ -9,7 +9,7 @@ use sea_orm::{
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 
-use super::entities::{blob, embedding, file, file_tag, job, waveform};
+use super::entities::{blob, collection_file, embedding, file, file_tag, job, waveform};
 use super::rows::{file_from_model, job_to_active, new_job};
 use super::{DeletedFile, NewBlob, Store, escape_like, to_i32, to_i64};
 use crate::domain::{
@@ -267,6 +267,10 @@ impl Store {
             .exec(&txn)
             .await?;
         waveform::Entity::delete_by_id(id.to_owned()).exec(&txn).await?;
+        collection_file::Entity::delete_many()
+            .filter(collection_file::Column::FileId.eq(id))
+            .exec(&txn)
+            .await?;
         file::Entity::delete_by_id(id.to_owned()).exec(&txn).await?;
         let remaining = file::Entity::find()
             .filter(file::Column::Sha256.eq(&model.sha256))

@@ -5,6 +5,8 @@
 
 mod assets;
 mod audio;
+mod export;
+mod zip;
 
 use axum::Router;
 use axum::http::{HeaderValue, StatusCode};
@@ -26,6 +28,7 @@ pub fn router(grpc: Routes, services: &[&str], library: Library, usage: UsageRec
     let grpc_web = GrpcWebLayer::new().layer(RpcTelemetryLayer::new(usage).layer(grpc));
     let mut router = Router::new()
         .route("/api/files/{id}/audio", get(audio::serve))
+        .route("/api/collections/{id}/export", get(export::serve))
         .with_state(library);
     for service in services {
         router = router.route_service(&format!("/{service}/{{*method}}"), grpc_web.clone());
@@ -40,7 +43,7 @@ fn http_status(problem: Problem) -> StatusCode {
         Problem::NotFound => StatusCode::NOT_FOUND,
         Problem::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         Problem::DataLoss => StatusCode::UNPROCESSABLE_ENTITY,
-        Problem::FailedPrecondition | Problem::Aborted => StatusCode::CONFLICT,
+        Problem::FailedPrecondition | Problem::AlreadyExists | Problem::Aborted => StatusCode::CONFLICT,
         Problem::OutOfRange => StatusCode::RANGE_NOT_SATISFIABLE,
         Problem::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
     }
@@ -89,6 +92,7 @@ mod tests {
             Problem::TooLarge,
             Problem::DataLoss,
             Problem::FailedPrecondition,
+            Problem::AlreadyExists,
             Problem::OutOfRange,
             Problem::Aborted,
             Problem::Unavailable,

@@ -1,15 +1,17 @@
-// RPC clients for the whole app, provided through React context so tests can
+// RPC clients for the whole app (AudioService, AnalyticsService, SearchService, Health), provided through React context so tests can
 // inject a router transport.
 import { createContext, useContext, type ReactNode } from "react";
 import { createClient, type Client, type Transport } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
 import { AudioService } from "../gen/traum/v1/audio_pb";
 import { AnalyticsService } from "../gen/traum/v1/analytics_pb";
+import { SearchService } from "../gen/traum/v1/search_pb";
 import { Health } from "../gen/grpc/health/v1/health_pb";
 
 export interface Api {
   audio: Client<typeof AudioService>;
   analytics: Client<typeof AnalyticsService>;
+  search: Client<typeof SearchService>;
   health: Client<typeof Health>;
 }
 
@@ -17,6 +19,7 @@ export function createApi(transport: Transport): Api {
   return {
     audio: createClient(AudioService, transport),
     analytics: createClient(AnalyticsService, transport),
+    search: createClient(SearchService, transport),
     health: createClient(Health, transport),
   };
 }

@@ -48,7 +48,7 @@ export function formatBytes(bytes: number | bigint | undefined | null): string {
 const PITCH_NAMES = ["C", "C♯", "D", "D♯", "E", "F", "F♯", "G", "G♯", "A", "A♯", "B"];
 
 /** "A minor", "C♯ major"; an em dash when unknown. */
-export function formatKey(key: MusicalKey | undefined | null): string {
+export function formatKey(key: Pick<MusicalKey, "pitchClass" | "mode"> | undefined | null): string {
   if (!key) return DASH;
   const name = PITCH_NAMES[key.pitchClass];
   if (name === undefined) return DASH;

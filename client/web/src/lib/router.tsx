@@ -1,4 +1,4 @@
-// Minimal History API router: `/`, `/files/:id`, `/system`.
+// Minimal History API router: `/`, `/search`, `/files/:id`, `/system`.
 import { useSyncExternalStore, type AnchorHTMLAttributes, type MouseEvent } from "react";
 
 const NAV_EVENT = "traum:navigate";
@@ -12,23 +12,29 @@ function subscribe(fn: () => void) {
   };
 }
 
-export function navigate(to: string, replace = false) {
+export function navigate(to: string, replace = false, scroll = true) {
   if (to === window.location.pathname + window.location.search) return;
   if (replace) window.history.replaceState(null, "", to);
   else window.history.pushState(null, "", to);
   window.dispatchEvent(new Event(NAV_EVENT));
-  window.scrollTo?.(0, 0);
+  if (scroll) window.scrollTo?.(0, 0);
 }
 
 export function usePath(): string {
   return useSyncExternalStore(subscribe, () => window.location.pathname);
 }
 
-export type Route = { name: "library" } | { name: "file"; id: string } | { name: "system" } | { name: "notFound" };
+/** The query string ("?a=b" or ""), re-rendering on navigation. */
+export function useSearchString(): string {
+  return useSyncExternalStore(subscribe, () => window.location.search);
+}
+
+export type Route = { name: "library" } | { name: "search" } | { name: "file"; id: string } | { name: "system" } | { name: "notFound" };
 
 export function matchRoute(path: string): Route {
   if (path === "/" || path === "") return { name: "library" };
   if (path === "/system" || path === "/system/") return { name: "system" };
+  if (path === "/search" || path === "/search/") return { name: "search" };
   const m = /^\/files\/([^/]+)\/?$/.exec(path);
   if (m) return { name: "file", id: decodeURIComponent(m[1]) };
   return { name: "notFound" };

@@ -23,7 +23,7 @@ import {
 } from "../lib/format";
 import { Link, navigate } from "../lib/router";
 import { FileActions } from "../components/FileActions";
-import { WaveformSlider } from "./Waveform";
+import { WaveformSlider, type Selection } from "./Waveform";
 
 function tsDate(t: Timestamp | undefined): Date | undefined {
   return t ? new Date(Number(t.seconds) * 1000 + Math.floor(t.nanos / 1e6)) : undefined;
@@ -44,6 +44,7 @@ function Player({ file, waveform }: { file: File; waveform: Waveform | null }) {
   const [time, setTime] = useState(0);
   const [mediaDuration, setMediaDuration] = useState(0);
   const [error, setError] = useState<string | null>(null);
+  const [selection, setSelection] = useState<Selection>(null);
   const duration = mediaDuration || waveform?.durationSeconds || file.properties?.durationSeconds || 0;
 
   const toggle = async () => {
@@ -90,7 +91,40 @@ function Player({ file, waveform }: { file: File; waveform: Waveform | null }) {
           <span data-testid="current-time">{formatDuration(time)}</span> / <span data-testid="duration">{formatDuration(duration)}</span>
         </p>
       </div>
-      <WaveformSlider level={waveform?.overview} duration={duration} currentTime={time} onSeek={seek} />
+      <WaveformSlider level={waveform?.overview} duration={duration} currentTime={time} onSeek={seek} selection={selection} onSelect={setSelection} />
+      <div className="similar-row" role="group" aria-label="More like this">
+        <button type="button" onClick={() => navigate(`/search?similar=${encodeURIComponent(file.fileId)}`)}>
+          More like this
+        </button>
+        <button type="button" className="small" onClick={() => setSelection((sel) => { const e = sel ? sel[1] : duration; return [Math.min(time, e), Math.max(time, e)]; })}>
+          Selection starts here
+        </button>
+        <button type="button" className="small" onClick={() => setSelection((sel) => { const s = sel ? sel[0] : 0; return [Math.min(s, time), Math.max(s, time)]; })}>
+          Selection ends here
+        </button>
+        {selection && (
+          <>
+            <span data-testid="selection-range">
+              Selected {formatDuration(selection[0])}–{formatDuration(selection[1])}
+            </span>
+            <button
+              type="button"
+              className="primary"
+              onClick={() =>
+                navigate(
+                  `/search?similar=${encodeURIComponent(file.fileId)}&start=${selection[0].toFixed(2)}&end=${selection[1].toFixed(2)}`,
+                )
+              }
+            >
+              More like the selection
+            </button>
+            <button type="button" className="small" onClick={() => setSelection(null)}>
+              Clear selection
+            </button>
+          </>
+        )}
+        <span className="muted">Shift-drag on the waveform to select a range.</span>
+      </div>
       {error && (
         <p className="error-text" role="alert">
           {error}

@@ -1,9 +1,11 @@
-import { useEffect, useRef, type KeyboardEvent, type MouseEvent } from "react";
+import { useEffect, useRef, type KeyboardEvent, type MouseEvent, type PointerEvent } from "react";
 import type { WaveformLevel } from "../gen/traum/v1/audio_pb";
 import { formatDuration } from "../lib/format";
 
-/** Draws int8 min/max pairs (±127 = full scale) and a playhead. */
-function draw(canvas: HTMLCanvasElement, level: WaveformLevel | undefined, fraction: number) {
+export type Selection = [number, number] | null;
+
+/** Draws int8 min/max pairs (±127 = full scale), a selected range (fractions) and a playhead. */
+function draw(canvas: HTMLCanvasElement, level: WaveformLevel | undefined, fraction: number, sel: Selection = null) {
   const ctx = canvas.getContext?.("2d");
   if (!ctx) return;
   const dpr = window.devicePixelRatio || 1;
@@ -16,6 +18,10 @@ function draw(canvas: HTMLCanvasElement, level: WaveformLevel | undefined, fract
   const played = css.getPropertyValue("--wave-played").trim() || "#c3d3ff";
   const head = css.getPropertyValue("--accent").trim() || "#ffb454";
   ctx.clearRect(0, 0, w, h);
+  if (sel) {
+    ctx.fillStyle = css.getPropertyValue("--segment").trim() || "rgba(255,180,84,0.25)";
+    ctx.fillRect(sel[0] * w, 0, Math.max(dpr, (sel[1] - sel[0]) * w), h);
+  }
   const mid = h / 2;
   const peaks = level?.peaks;
   const pairs = level ? Math.min(level.pairCount, Math.floor((peaks?.length ?? 0) / 2)) : 0;
@@ -50,32 +56,72 @@ export function WaveformSlider({
   duration,
   currentTime,
   onSeek,
+  selection = null,
+  onSelect,
 }: {
   level: WaveformLevel | undefined;
   duration: number;
   currentTime: number;
   onSeek: (seconds: number) => void;
+  /** Selected time range in seconds (shift-drag selects when `onSelect` is given). */
+  selection?: Selection;
+  onSelect?: (sel: Selection) => void;
 }) {
   const ref = useRef<HTMLCanvasElement>(null);
   const fraction = duration > 0 ? Math.min(1, Math.max(0, currentTime / duration)) : 0;
+  const selFractions: Selection =
+    selection && duration > 0 ? [Math.max(0, selection[0] / duration), Math.min(1, selection[1] / duration)] : null;
+  const selKey = selFractions ? selFractions.join(",") : "";
+  const dragFrom = useRef<number | null>(null);
+  const suppressClick = useRef(false);
 
   useEffect(() => {
     const c = ref.current;
     if (!c) return;
-    draw(c, level, fraction);
-  }, [level, fraction]);
+    draw(c, level, fraction, selFractions);
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [level, fraction, selKey]);
 
   useEffect(() => {
     const c = ref.current;
     if (!c || typeof ResizeObserver === "undefined") return;
-    const ro = new ResizeObserver(() => draw(c, level, fraction));
+    const ro = new ResizeObserver(() => draw(c, level, fraction, selFractions));
     ro.observe(c);
     return () => ro.disconnect();
-  }, [level, fraction]);
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [level, fraction, selKey]);
 
   const seekTo = (s: number) => onSeek(Math.max(0, Math.min(duration, s)));
+  const timeAt = (e: { clientX: number; currentTarget: HTMLElement }) => {
+    const r = e.currentTarget.getBoundingClientRect();
+    return r.width > 0 ? Math.max(0, Math.min(duration, ((e.clientX - r.left) / r.width) * duration)) : 0;
+  };
+  const onPointerDown = (e: PointerEvent<HTMLDivElement>) => {
+    if (!onSelect || !e.shiftKey) return;
+    e.preventDefault();
+    e.currentTarget.setPointerCapture?.(e.pointerId);
+    dragFrom.current = timeAt(e);
+    suppressClick.current = true;
+  };
+  const onPointerMove = (e: PointerEvent<HTMLDivElement>) => {
+    if (dragFrom.current == null || !onSelect) return;
+    const t = timeAt(e);
+    onSelect([Math.min(dragFrom.current, t), Math.max(dragFrom.current, t)]);
+  };
+  const onPointerUp = (e: PointerEvent<HTMLDivElement>) => {
+    if (dragFrom.current == null || !onSelect) return;
+    const t = timeAt(e);
+    const a = Math.min(dragFrom.current, t);
+    const b = Math.max(dragFrom.current, t);
+    dragFrom.current = null;
+    onSelect(b - a > 0.05 ? [a, b] : null);
+  };
 
   const onClick = (e: MouseEvent<HTMLDivElement>) => {
+    if (suppressClick.current) {
+      suppressClick.current = false;
+      return;
+    }
     const r = e.currentTarget.getBoundingClientRect();
     if (r.width <= 0) return;
     seekTo(((e.clientX - r.left) / r.width) * duration);
@@ -102,6 +148,9 @@ export function WaveformSlider({
       aria-valuetext={`${formatDuration(currentTime)} of ${formatDuration(duration)}`}
       onClick={onClick}
       onKeyDown={onKey}
+      onPointerDown={onPointerDown}
+      onPointerMove={onPointerMove}
+      onPointerUp={onPointerUp}
     >
       <canvas ref={ref} aria-hidden="true" data-testid="waveform-canvas" />
     </div>

@@ -7,8 +7,8 @@ use super::{
     page_token, timestamp,
 };
 use crate::domain::{
-    FileOrder, FileQuery, FileRecord, FileUpdate, JobQuery, JobRecord, LibraryEvent, Page, PeakLevel,
-    StoredWaveform, UploadHeader, UploadOutcome, UploadSession,
+    CollectionRecord, CollectionUpdate, FileOrder, FileQuery, FileRecord, FileUpdate, JobQuery, JobRecord,
+    LibraryEvent, Page, PeakLevel, StoredWaveform, UploadHeader, UploadOutcome, UploadSession,
 };
 use crate::error::{Error, Result};
 use crate::validate;
@@ -245,4 +245,56 @@ pub fn library_event(event: LibraryEvent) -> pb::LibraryEvent {
         LibraryEvent::Resync => Change::Resync(true),
     };
     pb::LibraryEvent { change: Some(change) }
+}
+
+pub fn collection(record: CollectionRecord, files: Vec<FileRecord>) -> pb::Collection {
+    pb::Collection {
+        collection_id: record.id,
+        name: record.name,
+        file_count: u32::try_from(record.file_count).unwrap_or(u32::MAX),
+        files: files.into_iter().map(file).collect(),
+        created_at: Some(timestamp(record.created_at)),
+        updated_at: Some(timestamp(record.updated_at)),
+    }
+}
+
+fn file_ids(kind: &str, raw: &[String]) -> Result<Vec<String>> {
+    if raw.len() > validate::MAX_COLLECTION_FILES {
+        return Err(Error::InvalidArgument(format!(
+            "{kind} lists {} files; a collection holds at most {}",
+            raw.len(),
+            validate::MAX_COLLECTION_FILES
+        )));
+    }
+    raw.iter().map(|id| validate::id(kind, id)).collect()
+}
+
+/// The name and files of a `CreateCollection`.
+pub fn new_collection(request: pb::CreateCollectionRequest) -> Result<(String, Vec<String>)> {
+    Ok((
+        validate::collection_name(&request.name)?,
+        file_ids("file_ids", &request.file_ids)?,
+    ))
+}
+
+/// The collection id and the change an `UpdateCollection` asks for.
+pub fn collection_update(request: pb::UpdateCollectionRequest) -> Result<(String, CollectionUpdate)> {
+    let pb::UpdateCollectionRequest {
+        collection_id,
+        name,
+        replace_file_ids,
+        add_file_ids,
+        remove_file_ids,
+    } = request;
+    Ok((
+        validate::id("collection_id", &collection_id)?,
+        CollectionUpdate {
+            name: name.as_deref().map(validate::collection_name).transpose()?,
+            replace: replace_file_ids
+                .map(|list| file_ids("replace_file_ids", &list.file_ids))
+                .transpose()?,
+            add: file_ids("add_file_ids", &add_file_ids)?,
+            remove: file_ids("remove_file_ids", &remove_file_ids)?,
+        },
+    ))
 }

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file traum/v1/audio.proto.
  */
 export const file_traum_v1_audio: GenFile = /*@__PURE__*/
-  fileDesc("ChR0cmF1bS92MS9hdWRpby5wcm90bxIIdHJhdW0udjEikgEKDFVwbG9hZEhlYWRlchIQCghmaWxlbmFtZRgBIAEoCRIMCgR0YWdzGAIgAygJEhcKCnNpemVfYnl0ZXMYAyABKARIAIgBARITCgZzaGEyNTYYBCABKAlIAYgBARIaChJhbHdheXNfY3JlYXRlX2ZpbGUYBSABKAhCDQoLX3NpemVfYnl0ZXNCCQoHX3NoYTI1NiJaChJVcGxvYWRBdWRpb1JlcXVlc3QSKAoGaGVhZGVyGAEgASgLMhYudHJhdW0udjEuVXBsb2FkSGVhZGVySAASDwoFY2h1bmsYAiABKAxIAEIJCgdwYXlsb2FkIo0BCgxVcGxvYWRSZXN1bHQSDwoHZmlsZV9pZBgBIAEoCRIOCgZqb2JfaWQYAiABKAkSEQoJZHVwbGljYXRlGAMgASgIEhIKCnNpemVfYnl0ZXMYBCABKAQSDgoGc2hhMjU2GAUgASgJEiUKBmZvcm1hdBgGIAEoDjIVLnRyYXVtLnYxLkF1ZGlvRm9ybWF0IjwKElN0YXJ0VXBsb2FkUmVxdWVzdBImCgZoZWFkZXIYASABKAsyFi50cmF1bS52MS5VcGxvYWRIZWFkZXIiSAoVUHV0VXBsb2FkQ2h1bmtSZXF1ZXN0EhEKCXVwbG9hZF9pZBgBIAEoCRIOCgZvZmZzZXQYAiABKAQSDAoEZGF0YRgDIAEoDCIlChBHZXRVcGxvYWRSZXF1ZXN0EhEKCXVwbG9hZF9pZBgBIAEoCSIoChNGaW5pc2hVcGxvYWRSZXF1ZXN0EhEKCXVwbG9hZF9pZBgBIAEoCSLLAQoNVXBsb2FkU2Vzc2lvbhIRCgl1cGxvYWRfaWQYASABKAkSEAoIZmlsZW5hbWUYAiABKAkSDAoEdGFncxgDIAMoCRIWCg5yZWNlaXZlZF9ieXRlcxgEIAEoBBIXCgpzaXplX2J5dGVzGAUgASgESACIAQESFwoPbWF4X2NodW5rX2J5dGVzGAYgASgEEi4KCmV4cGlyZXNfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQg0KC19zaXplX2J5dGVzIh8KDUdldEpvYlJlcXVlc3QSDgoGam9iX2lkGAEgASgJIiEKD1dhdGNoSm9iUmVxdWVzdBIOCgZqb2JfaWQYASABKAkimwMKA0pvYhIOCgZqb2JfaWQYASABKAkSDwoHZmlsZV9pZBgCIAEoCRIhCgVzdGF0ZRgDIAEoDjISLnRyYXVtLnYxLkpvYlN0YXRlEiEKBXN0YWdlGAQgASgOMhIudHJhdW0udjEuSm9iU3RhZ2USEAoIcHJvZ3Jlc3MYBSABKAESFgoOc3RhZ2VfcHJvZ3Jlc3MYBiABKAESDwoHbWVzc2FnZRgHIAEoCRINCgVlcnJvchgIIAEoCRIQCghhdHRlbXB0cxgJIAEoDRIQCgh3YXJuaW5ncxgKIAMoCRIuCgpjcmVhdGVkX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpzdGFydGVkX2F0GA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hlZF9hdBgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiOAoISm9iRXZlbnQSGgoDam9iGAEgASgLMg0udHJhdW0udjEuSm9iEhAKCHRlcm1pbmFsGAIgASgIImwKD0xpc3RKb2JzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKA0SEgoKcGFnZV90b2tlbhgCIAEoCRIhCgVzdGF0ZRgDIAEoDjISLnRyYXVtLnYxLkpvYlN0YXRlEg8KB2ZpbGVfaWQYBCABKAkiXQoQTGlzdEpvYnNSZXNwb25zZRIbCgRqb2JzGAEgAygLMg0udHJhdW0udjEuSm9iEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCRITCgt0b3RhbF9jb3VudBgDIAEoBCKiAQoPQXVkaW9Qcm9wZXJ0aWVzEhgKEGR1cmF0aW9uX3NlY29uZHMYASABKAESFgoOc2FtcGxlX3JhdGVfaHoYAiABKA0SEAoIY2hhbm5lbHMYAyABKA0SFwoPYml0c19wZXJfc2FtcGxlGAQgASgNEg0KBWNvZGVjGAUgASgJEhMKC2JpdHJhdGVfYnBzGAYgASgEEg4KBmZyYW1lcxgHIAEoBCJCCgpNdXNpY2FsS2V5EhMKC3BpdGNoX2NsYXNzGAEgASgNEh8KBG1vZGUYAiABKA4yES50cmF1bS52MS5LZXlNb2RlIukCChBBdWRpb0Rlc2NyaXB0b3JzEhYKCXBlYWtfZGJmcxgBIAEoAUgAiAEBEhoKDWxvdWRuZXNzX2x1ZnMYAiABKAFIAYgBARIVCghybXNfZGJmcxgDIAEoAUgCiAEBEiEKFHNwZWN0cmFsX2NlbnRyb2lkX2h6GAQgASgBSAOIAQESHQoVemVyb19jcm9zc2luZ19yYXRlX2h6GAUgASgBEhUKDXNpbGVuY2VfcmF0aW8YBiABKAESEAoDYnBtGAcgASgBSASIAQESFgoOYnBtX2NvbmZpZGVuY2UYCCABKAESIQoDa2V5GAkgASgLMhQudHJhdW0udjEuTXVzaWNhbEtleRIWCg5rZXlfY29uZmlkZW5jZRgKIAEoAUIMCgpfcGVha19kYmZzQhAKDl9sb3VkbmVzc19sdWZzQgsKCV9ybXNfZGJmc0IXChVfc3BlY3RyYWxfY2VudHJvaWRfaHpCBgoEX2JwbSKMAwoERmlsZRIPCgdmaWxlX2lkGAEgASgJEhAKCGZpbGVuYW1lGAIgASgJEgwKBHRhZ3MYAyADKAkSJQoGZm9ybWF0GAQgASgOMhUudHJhdW0udjEuQXVkaW9Gb3JtYXQSEgoKc2l6ZV9ieXRlcxgFIAEoBBIOCgZzaGEyNTYYBiABKAkSIgoFc3RhdGUYByABKA4yEy50cmF1bS52MS5GaWxlU3RhdGUSFQoNbGF0ZXN0X2pvYl9pZBgIIAEoCRINCgVlcnJvchgJIAEoCRItCgpwcm9wZXJ0aWVzGAogASgLMhkudHJhdW0udjEuQXVkaW9Qcm9wZXJ0aWVzEi4KCmNyZWF0ZWRfYXQYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2Rlc2NyaXB0b3JzGA0gASgLMhoudHJhdW0udjEuQXVkaW9EZXNjcmlwdG9ycyLoAQoQTGlzdEZpbGVzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKA0SEgoKcGFnZV90b2tlbhgCIAEoCRIMCgR0YWdzGAMgAygJEiIKBXN0YXRlGAQgASgOMhMudHJhdW0udjEuRmlsZVN0YXRlEiYKB2Zvcm1hdHMYBSADKA4yFS50cmF1bS52MS5BdWRpb0Zvcm1hdBIlCghvcmRlcl9ieRgGIAEoDjITLnRyYXVtLnYxLkZpbGVPcmRlchIRCglhc2NlbmRpbmcYByABKAgSGQoRZmlsZW5hbWVfY29udGFpbnMYCCABKAkiYAoRTGlzdEZpbGVzUmVzcG9uc2USHQoFZmlsZXMYASADKAsyDi50cmF1bS52MS5GaWxlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCRITCgt0b3RhbF9jb3VudBgDIAEoBCIhCg5HZXRGaWxlUmVxdWVzdBIPCgdmaWxlX2lkGAEgASgJIhcKB1RhZ0xpc3QSDAoEdGFncxgBIAMoCSKYAQoRVXBkYXRlRmlsZVJlcXVlc3QSDwoHZmlsZV9pZBgBIAEoCRIVCghmaWxlbmFtZRgCIAEoCUgAiAEBEicKDHJlcGxhY2VfdGFncxgDIAEoCzIRLnRyYXVtLnYxLlRhZ0xpc3QSEAoIYWRkX3RhZ3MYBCADKAkSEwoLcmVtb3ZlX3RhZ3MYBSADKAlCCwoJX2ZpbGVuYW1lIiQKEURlbGV0ZUZpbGVSZXF1ZXN0Eg8KB2ZpbGVfaWQYASABKAkiKgoSRGVsZXRlRmlsZVJlc3BvbnNlEhQKDGJsb2JfZGVsZXRlZBgBIAEoCCI9ChREb3dubG9hZEF1ZGlvUmVxdWVzdBIPCgdmaWxlX2lkGAEgASgJEhQKDHN0YXJ0X29mZnNldBgCIAEoBCJPChVEb3dubG9hZEF1ZGlvUmVzcG9uc2USDgoGb2Zmc2V0GAEgASgEEgwKBGRhdGEYAiABKAwSGAoQdG90YWxfc2l6ZV9ieXRlcxgDIAEoBCInChRSZXByb2Nlc3NGaWxlUmVxdWVzdBIPCgdmaWxlX2lkGAEgASgJIiUKEkdldFdhdmVmb3JtUmVxdWVzdBIPCgdmaWxlX2lkGAEgASgJIkwKDVdhdmVmb3JtTGV2ZWwSGAoQc2FtcGxlc19wZXJfcGFpchgBIAEoDRISCgpwYWlyX2NvdW50GAIgASgNEg0KBXBlYWtzGAMgASgMIqEBCghXYXZlZm9ybRIPCgdmaWxlX2lkGAEgASgJEhYKDnNhbXBsZV9yYXRlX2h6GAIgASgNEhgKEGR1cmF0aW9uX3NlY29uZHMYAyABKAESKQoIb3ZlcnZpZXcYBCABKAsyFy50cmF1bS52MS5XYXZlZm9ybUxldmVsEicKBmRldGFpbBgFIAEoCzIXLnRyYXVtLnYxLldhdmVmb3JtTGV2ZWwiFQoTV2F0Y2hMaWJyYXJ5UmVxdWVzdCKDAQoMTGlicmFyeUV2ZW50EhwKA2pvYhgBIAEoCzINLnRyYXVtLnYxLkpvYkgAEh4KBGZpbGUYAiABKAsyDi50cmF1bS52MS5GaWxlSAASGQoPZGVsZXRlZF9maWxlX2lkGAMgASgJSAASEAoGcmVzeW5jGAQgASgISABCCAoGY2hhbmdlKrEBCgtBdWRpb0Zvcm1hdBIcChhBVURJT19GT1JNQVRfVU5TUEVDSUZJRUQQABIUChBBVURJT19GT1JNQVRfV0FWEAESFQoRQVVESU9fRk9STUFUX0FJRkYQAhIVChFBVURJT19GT1JNQVRfRkxBQxADEhQKEEFVRElPX0ZPUk1BVF9NUDMQBBIUChBBVURJT19GT1JNQVRfT0dHEAUSFAoQQVVESU9fRk9STUFUX000QRAGKoEBCghKb2JTdGF0ZRIZChVKT0JfU1RBVEVfVU5TUEVDSUZJRUQQABIUChBKT0JfU1RBVEVfUVVFVUVEEAESFQoRSk9CX1NUQVRFX1JVTk5JTkcQAhIXChNKT0JfU1RBVEVfU1VDQ0VFREVEEAMSFAoQSk9CX1NUQVRFX0ZBSUxFRBAEKpEBCghKb2JTdGFnZRIZChVKT0JfU1RBR0VfVU5TUEVDSUZJRUQQABITCg9KT0JfU1RBR0VfU1RPUkUQARITCg9KT0JfU1RBR0VfUFJPQkUQAhIUChBKT0JfU1RBR0VfREVDT0RFEAMSFQoRSk9CX1NUQUdFX0FOQUxZU0UQBBITCg9KT0JfU1RBR0VfRU1CRUQQBSpvCglGaWxlU3RhdGUSGgoWRklMRV9TVEFURV9VTlNQRUNJRklFRBAAEhkKFUZJTEVfU1RBVEVfUFJPQ0VTU0lORxABEhQKEEZJTEVfU1RBVEVfUkVBRFkQAhIVChFGSUxFX1NUQVRFX0ZBSUxFRBADKksKB0tleU1vZGUSGAoUS0VZX01PREVfVU5TUEVDSUZJRUQQABISCg5LRVlfTU9ERV9NQUpPUhABEhIKDktFWV9NT0RFX01JTk9SEAIqiQEKCUZpbGVPcmRlchIaChZGSUxFX09SREVSX1VOU1BFQ0lGSUVEEAASGQoVRklMRV9PUkRFUl9DUkVBVEVEX0FUEAESFwoTRklMRV9PUkRFUl9GSUxFTkFNRRACEhMKD0ZJTEVfT1JERVJfU0laRRADEhcKE0ZJTEVfT1JERVJfRFVSQVRJT04QBDK/CAoMQXVkaW9TZXJ2aWNlEkUKC1VwbG9hZEF1ZGlvEhwudHJhdW0udjEuVXBsb2FkQXVkaW9SZXF1ZXN0GhYudHJhdW0udjEuVXBsb2FkUmVzdWx0KAESRAoLU3RhcnRVcGxvYWQSHC50cmF1bS52MS5TdGFydFVwbG9hZFJlcXVlc3QaFy50cmF1bS52MS5VcGxvYWRTZXNzaW9uEkoKDlB1dFVwbG9hZENodW5rEh8udHJhdW0udjEuUHV0VXBsb2FkQ2h1bmtSZXF1ZXN0GhcudHJhdW0udjEuVXBsb2FkU2Vzc2lvbhJACglHZXRVcGxvYWQSGi50cmF1bS52MS5HZXRVcGxvYWRSZXF1ZXN0GhcudHJhdW0udjEuVXBsb2FkU2Vzc2lvbhJFCgxGaW5pc2hVcGxvYWQSHS50cmF1bS52MS5GaW5pc2hVcGxvYWRSZXF1ZXN0GhYudHJhdW0udjEuVXBsb2FkUmVzdWx0EjAKBkdldEpvYhIXLnRyYXVtLnYxLkdldEpvYlJlcXVlc3QaDS50cmF1bS52MS5Kb2ISOwoIV2F0Y2hKb2ISGS50cmF1bS52MS5XYXRjaEpvYlJlcXVlc3QaEi50cmF1bS52MS5Kb2JFdmVudDABEkEKCExpc3RKb2JzEhkudHJhdW0udjEuTGlzdEpvYnNSZXF1ZXN0GhoudHJhdW0udjEuTGlzdEpvYnNSZXNwb25zZRJECglMaXN0RmlsZXMSGi50cmF1bS52MS5MaXN0RmlsZXNSZXF1ZXN0GhsudHJhdW0udjEuTGlzdEZpbGVzUmVzcG9uc2USMwoHR2V0RmlsZRIYLnRyYXVtLnYxLkdldEZpbGVSZXF1ZXN0Gg4udHJhdW0udjEuRmlsZRI5CgpVcGRhdGVGaWxlEhsudHJhdW0udjEuVXBkYXRlRmlsZVJlcXVlc3QaDi50cmF1bS52MS5GaWxlEkcKCkRlbGV0ZUZpbGUSGy50cmF1bS52MS5EZWxldGVGaWxlUmVxdWVzdBocLnRyYXVtLnYxLkRlbGV0ZUZpbGVSZXNwb25zZRJSCg1Eb3dubG9hZEF1ZGlvEh4udHJhdW0udjEuRG93bmxvYWRBdWRpb1JlcXVlc3QaHy50cmF1bS52MS5Eb3dubG9hZEF1ZGlvUmVzcG9uc2UwARI+Cg1SZXByb2Nlc3NGaWxlEh4udHJhdW0udjEuUmVwcm9jZXNzRmlsZVJlcXVlc3QaDS50cmF1bS52MS5Kb2ISPwoLR2V0V2F2ZWZvcm0SHC50cmF1bS52MS5HZXRXYXZlZm9ybVJlcXVlc3QaEi50cmF1bS52MS5XYXZlZm9ybRJHCgxXYXRjaExpYnJhcnkSHS50cmF1bS52MS5XYXRjaExpYnJhcnlSZXF1ZXN0GhYudHJhdW0udjEuTGlicmFyeUV2ZW50MAFiBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("ChR0cmF1bS92MS9hdWRpby5wcm90bxIIdHJhdW0udjEikgEKDFVwbG9hZEhlYWRlchIQCghmaWxlbmFtZRgBIAEoCRIMCgR0YWdzGAIgAygJEhcKCnNpemVfYnl0ZXMYAyABKARIAIgBARITCgZzaGEyNTYYBCABKAlIAYgBARIaChJhbHdheXNfY3JlYXRlX2ZpbGUYBSABKAhCDQoLX3NpemVfYnl0ZXNCCQoHX3NoYTI1NiJaChJVcGxvYWRBdWRpb1JlcXVlc3QSKAoGaGVhZGVyGAEgASgLMhYudHJhdW0udjEuVXBsb2FkSGVhZGVySAASDwoFY2h1bmsYAiABKAxIAEIJCgdwYXlsb2FkIo0BCgxVcGxvYWRSZXN1bHQSDwoHZmlsZV9pZBgBIAEoCRIOCgZqb2JfaWQYAiABKAkSEQoJZHVwbGljYXRlGAMgASgIEhIKCnNpemVfYnl0ZXMYBCABKAQSDgoGc2hhMjU2GAUgASgJEiUKBmZvcm1hdBgGIAEoDjIVLnRyYXVtLnYxLkF1ZGlvRm9ybWF0IjwKElN0YXJ0VXBsb2FkUmVxdWVzdBImCgZoZWFkZXIYASABKAsyFi50cmF1bS52MS5VcGxvYWRIZWFkZXIiSAoVUHV0VXBsb2FkQ2h1bmtSZXF1ZXN0EhEKCXVwbG9hZF9pZBgBIAEoCRIOCgZvZmZzZXQYAiABKAQSDAoEZGF0YRgDIAEoDCIlChBHZXRVcGxvYWRSZXF1ZXN0EhEKCXVwbG9hZF9pZBgBIAEoCSIoChNGaW5pc2hVcGxvYWRSZXF1ZXN0EhEKCXVwbG9hZF9pZBgBIAEoCSLLAQoNVXBsb2FkU2Vzc2lvbhIRCgl1cGxvYWRfaWQYASABKAkSEAoIZmlsZW5hbWUYAiABKAkSDAoEdGFncxgDIAMoCRIWCg5yZWNlaXZlZF9ieXRlcxgEIAEoBBIXCgpzaXplX2J5dGVzGAUgASgESACIAQESFwoPbWF4X2NodW5rX2J5dGVzGAYgASgEEi4KCmV4cGlyZXNfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQg0KC19zaXplX2J5dGVzIh8KDUdldEpvYlJlcXVlc3QSDgoGam9iX2lkGAEgASgJIiEKD1dhdGNoSm9iUmVxdWVzdBIOCgZqb2JfaWQYASABKAkimwMKA0pvYhIOCgZqb2JfaWQYASABKAkSDwoHZmlsZV9pZBgCIAEoCRIhCgVzdGF0ZRgDIAEoDjISLnRyYXVtLnYxLkpvYlN0YXRlEiEKBXN0YWdlGAQgASgOMhIudHJhdW0udjEuSm9iU3RhZ2USEAoIcHJvZ3Jlc3MYBSABKAESFgoOc3RhZ2VfcHJvZ3Jlc3MYBiABKAESDwoHbWVzc2FnZRgHIAEoCRINCgVlcnJvchgIIAEoCRIQCghhdHRlbXB0cxgJIAEoDRIQCgh3YXJuaW5ncxgKIAMoCRIuCgpjcmVhdGVkX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpzdGFydGVkX2F0GA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hlZF9hdBgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiOAoISm9iRXZlbnQSGgoDam9iGAEgASgLMg0udHJhdW0udjEuSm9iEhAKCHRlcm1pbmFsGAIgASgIImwKD0xpc3RKb2JzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKA0SEgoKcGFnZV90b2tlbhgCIAEoCRIhCgVzdGF0ZRgDIAEoDjISLnRyYXVtLnYxLkpvYlN0YXRlEg8KB2ZpbGVfaWQYBCABKAkiXQoQTGlzdEpvYnNSZXNwb25zZRIbCgRqb2JzGAEgAygLMg0udHJhdW0udjEuSm9iEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCRITCgt0b3RhbF9jb3VudBgDIAEoBCKiAQoPQXVkaW9Qcm9wZXJ0aWVzEhgKEGR1cmF0aW9uX3NlY29uZHMYASABKAESFgoOc2FtcGxlX3JhdGVfaHoYAiABKA0SEAoIY2hhbm5lbHMYAyABKA0SFwoPYml0c19wZXJfc2FtcGxlGAQgASgNEg0KBWNvZGVjGAUgASgJEhMKC2JpdHJhdGVfYnBzGAYgASgEEg4KBmZyYW1lcxgHIAEoBCJCCgpNdXNpY2FsS2V5EhMKC3BpdGNoX2NsYXNzGAEgASgNEh8KBG1vZGUYAiABKA4yES50cmF1bS52MS5LZXlNb2RlIukCChBBdWRpb0Rlc2NyaXB0b3JzEhYKCXBlYWtfZGJmcxgBIAEoAUgAiAEBEhoKDWxvdWRuZXNzX2x1ZnMYAiABKAFIAYgBARIVCghybXNfZGJmcxgDIAEoAUgCiAEBEiEKFHNwZWN0cmFsX2NlbnRyb2lkX2h6GAQgASgBSAOIAQESHQoVemVyb19jcm9zc2luZ19yYXRlX2h6GAUgASgBEhUKDXNpbGVuY2VfcmF0aW8YBiABKAESEAoDYnBtGAcgASgBSASIAQESFgoOYnBtX2NvbmZpZGVuY2UYCCABKAESIQoDa2V5GAkgASgLMhQudHJhdW0udjEuTXVzaWNhbEtleRIWCg5rZXlfY29uZmlkZW5jZRgKIAEoAUIMCgpfcGVha19kYmZzQhAKDl9sb3VkbmVzc19sdWZzQgsKCV9ybXNfZGJmc0IXChVfc3BlY3RyYWxfY2VudHJvaWRfaHpCBgoEX2JwbSKMAwoERmlsZRIPCgdmaWxlX2lkGAEgASgJEhAKCGZpbGVuYW1lGAIgASgJEgwKBHRhZ3MYAyADKAkSJQoGZm9ybWF0GAQgASgOMhUudHJhdW0udjEuQXVkaW9Gb3JtYXQSEgoKc2l6ZV9ieXRlcxgFIAEoBBIOCgZzaGEyNTYYBiABKAkSIgoFc3RhdGUYByABKA4yEy50cmF1bS52MS5GaWxlU3RhdGUSFQoNbGF0ZXN0X2pvYl9pZBgIIAEoCRINCgVlcnJvchgJIAEoCRItCgpwcm9wZXJ0aWVzGAogASgLMhkudHJhdW0udjEuQXVkaW9Qcm9wZXJ0aWVzEi4KCmNyZWF0ZWRfYXQYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2Rlc2NyaXB0b3JzGA0gASgLMhoudHJhdW0udjEuQXVkaW9EZXNjcmlwdG9ycyLoAQoQTGlzdEZpbGVzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKA0SEgoKcGFnZV90b2tlbhgCIAEoCRIMCgR0YWdzGAMgAygJEiIKBXN0YXRlGAQgASgOMhMudHJhdW0udjEuRmlsZVN0YXRlEiYKB2Zvcm1hdHMYBSADKA4yFS50cmF1bS52MS5BdWRpb0Zvcm1hdBIlCghvcmRlcl9ieRgGIAEoDjITLnRyYXVtLnYxLkZpbGVPcmRlchIRCglhc2NlbmRpbmcYByABKAgSGQoRZmlsZW5hbWVfY29udGFpbnMYCCABKAkiYAoRTGlzdEZpbGVzUmVzcG9uc2USHQoFZmlsZXMYASADKAsyDi50cmF1bS52MS5GaWxlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCRITCgt0b3RhbF9jb3VudBgDIAEoBCIhCg5HZXRGaWxlUmVxdWVzdBIPCgdmaWxlX2lkGAEgASgJIhcKB1RhZ0xpc3QSDAoEdGFncxgBIAMoCSKYAQoRVXBkYXRlRmlsZVJlcXVlc3QSDwoHZmlsZV9pZBgBIAEoCRIVCghmaWxlbmFtZRgCIAEoCUgAiAEBEicKDHJlcGxhY2VfdGFncxgDIAEoCzIRLnRyYXVtLnYxLlRhZ0xpc3QSEAoIYWRkX3RhZ3MYBCADKAkSEwoLcmVtb3ZlX3RhZ3MYBSADKAlCCwoJX2ZpbGVuYW1lIiQKEURlbGV0ZUZpbGVSZXF1ZXN0Eg8KB2ZpbGVfaWQYASABKAkiKgoSRGVsZXRlRmlsZVJlc3BvbnNlEhQKDGJsb2JfZGVsZXRlZBgBIAEoCCI9ChREb3dubG9hZEF1ZGlvUmVxdWVzdBIPCgdmaWxlX2lkGAEgASgJEhQKDHN0YXJ0X29mZnNldBgCIAEoBCJPChVEb3dubG9hZEF1ZGlvUmVzcG9uc2USDgoGb2Zmc2V0GAEgASgEEgwKBGRhdGEYAiABKAwSGAoQdG90YWxfc2l6ZV9ieXRlcxgDIAEoBCInChRSZXByb2Nlc3NGaWxlUmVxdWVzdBIPCgdmaWxlX2lkGAEgASgJIiUKEkdldFdhdmVmb3JtUmVxdWVzdBIPCgdmaWxlX2lkGAEgASgJIkwKDVdhdmVmb3JtTGV2ZWwSGAoQc2FtcGxlc19wZXJfcGFpchgBIAEoDRISCgpwYWlyX2NvdW50GAIgASgNEg0KBXBlYWtzGAMgASgMIqEBCghXYXZlZm9ybRIPCgdmaWxlX2lkGAEgASgJEhYKDnNhbXBsZV9yYXRlX2h6GAIgASgNEhgKEGR1cmF0aW9uX3NlY29uZHMYAyABKAESKQoIb3ZlcnZpZXcYBCABKAsyFy50cmF1bS52MS5XYXZlZm9ybUxldmVsEicKBmRldGFpbBgFIAEoCzIXLnRyYXVtLnYxLldhdmVmb3JtTGV2ZWwiFQoTV2F0Y2hMaWJyYXJ5UmVxdWVzdCKDAQoMTGlicmFyeUV2ZW50EhwKA2pvYhgBIAEoCzINLnRyYXVtLnYxLkpvYkgAEh4KBGZpbGUYAiABKAsyDi50cmF1bS52MS5GaWxlSAASGQoPZGVsZXRlZF9maWxlX2lkGAMgASgJSAASEAoGcmVzeW5jGAQgASgISABCCAoGY2hhbmdlIsQBCgpDb2xsZWN0aW9uEhUKDWNvbGxlY3Rpb25faWQYASABKAkSDAoEbmFtZRgCIAEoCRISCgpmaWxlX2NvdW50GAMgASgNEh0KBWZpbGVzGAQgAygLMg4udHJhdW0udjEuRmlsZRIuCgpjcmVhdGVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI5ChdDcmVhdGVDb2xsZWN0aW9uUmVxdWVzdBIMCgRuYW1lGAEgASgJEhAKCGZpbGVfaWRzGAIgAygJIikKFkxpc3RDb2xsZWN0aW9uc1JlcXVlc3QSDwoHZmlsZV9pZBgBIAEoCSJEChdMaXN0Q29sbGVjdGlvbnNSZXNwb25zZRIpCgtjb2xsZWN0aW9ucxgBIAMoCzIULnRyYXVtLnYxLkNvbGxlY3Rpb24iLQoUR2V0Q29sbGVjdGlvblJlcXVlc3QSFQoNY29sbGVjdGlvbl9pZBgBIAEoCSIeCgpGaWxlSWRMaXN0EhAKCGZpbGVfaWRzGAEgAygJIqsBChdVcGRhdGVDb2xsZWN0aW9uUmVxdWVzdBIVCg1jb2xsZWN0aW9uX2lkGAEgASgJEhEKBG5hbWUYAiABKAlIAIgBARIuChByZXBsYWNlX2ZpbGVfaWRzGAMgASgLMhQudHJhdW0udjEuRmlsZUlkTGlzdBIUCgxhZGRfZmlsZV9pZHMYBCADKAkSFwoPcmVtb3ZlX2ZpbGVfaWRzGAUgAygJQgcKBV9uYW1lIjAKF0RlbGV0ZUNvbGxlY3Rpb25SZXF1ZXN0EhUKDWNvbGxlY3Rpb25faWQYASABKAkiGgoYRGVsZXRlQ29sbGVjdGlvblJlc3BvbnNlKrEBCgtBdWRpb0Zvcm1hdBIcChhBVURJT19GT1JNQVRfVU5TUEVDSUZJRUQQABIUChBBVURJT19GT1JNQVRfV0FWEAESFQoRQVVESU9fRk9STUFUX0FJRkYQAhIVChFBVURJT19GT1JNQVRfRkxBQxADEhQKEEFVRElPX0ZPUk1BVF9NUDMQBBIUChBBVURJT19GT1JNQVRfT0dHEAUSFAoQQVVESU9fRk9STUFUX000QRAGKoEBCghKb2JTdGF0ZRIZChVKT0JfU1RBVEVfVU5TUEVDSUZJRUQQABIUChBKT0JfU1RBVEVfUVVFVUVEEAESFQoRSk9CX1NUQVRFX1JVTk5JTkcQAhIXChNKT0JfU1RBVEVfU1VDQ0VFREVEEAMSFAoQSk9CX1NUQVRFX0ZBSUxFRBAEKpEBCghKb2JTdGFnZRIZChVKT0JfU1RBR0VfVU5TUEVDSUZJRUQQABITCg9KT0JfU1RBR0VfU1RPUkUQARITCg9KT0JfU1RBR0VfUFJPQkUQAhIUChBKT0JfU1RBR0VfREVDT0RFEAMSFQoRSk9CX1NUQUdFX0FOQUxZU0UQBBITCg9KT0JfU1RBR0VfRU1CRUQQBSpvCglGaWxlU3RhdGUSGgoWRklMRV9TVEFURV9VTlNQRUNJRklFRBAAEhkKFUZJTEVfU1RBVEVfUFJPQ0VTU0lORxABEhQKEEZJTEVfU1RBVEVfUkVBRFkQAhIVChFGSUxFX1NUQVRFX0ZBSUxFRBADKksKB0tleU1vZGUSGAoUS0VZX01PREVfVU5TUEVDSUZJRUQQABISCg5LRVlfTU9ERV9NQUpPUhABEhIKDktFWV9NT0RFX01JTk9SEAIqiQEKCUZpbGVPcmRlchIaChZGSUxFX09SREVSX1VOU1BFQ0lGSUVEEAASGQoVRklMRV9PUkRFUl9DUkVBVEVEX0FUEAESFwoTRklMRV9PUkRFUl9GSUxFTkFNRRACEhMKD0ZJTEVfT1JERVJfU0laRRADEhcKE0ZJTEVfT1JERVJfRFVSQVRJT04QBDLTCwoMQXVkaW9TZXJ2aWNlEkUKC1VwbG9hZEF1ZGlvEhwudHJhdW0udjEuVXBsb2FkQXVkaW9SZXF1ZXN0GhYudHJhdW0udjEuVXBsb2FkUmVzdWx0KAESRAoLU3RhcnRVcGxvYWQSHC50cmF1bS52MS5TdGFydFVwbG9hZFJlcXVlc3QaFy50cmF1bS52MS5VcGxvYWRTZXNzaW9uEkoKDlB1dFVwbG9hZENodW5rEh8udHJhdW0udjEuUHV0VXBsb2FkQ2h1bmtSZXF1ZXN0GhcudHJhdW0udjEuVXBsb2FkU2Vzc2lvbhJACglHZXRVcGxvYWQSGi50cmF1bS52MS5HZXRVcGxvYWRSZXF1ZXN0GhcudHJhdW0udjEuVXBsb2FkU2Vzc2lvbhJFCgxGaW5pc2hVcGxvYWQSHS50cmF1bS52MS5GaW5pc2hVcGxvYWRSZXF1ZXN0GhYudHJhdW0udjEuVXBsb2FkUmVzdWx0EjAKBkdldEpvYhIXLnRyYXVtLnYxLkdldEpvYlJlcXVlc3QaDS50cmF1bS52MS5Kb2ISOwoIV2F0Y2hKb2ISGS50cmF1bS52MS5XYXRjaEpvYlJlcXVlc3QaEi50cmF1bS52MS5Kb2JFdmVudDABEkEKCExpc3RKb2JzEhkudHJhdW0udjEuTGlzdEpvYnNSZXF1ZXN0GhoudHJhdW0udjEuTGlzdEpvYnNSZXNwb25zZRJECglMaXN0RmlsZXMSGi50cmF1bS52MS5MaXN0RmlsZXNSZXF1ZXN0GhsudHJhdW0udjEuTGlzdEZpbGVzUmVzcG9uc2USMwoHR2V0RmlsZRIYLnRyYXVtLnYxLkdldEZpbGVSZXF1ZXN0Gg4udHJhdW0udjEuRmlsZRI5CgpVcGRhdGVGaWxlEhsudHJhdW0udjEuVXBkYXRlRmlsZVJlcXVlc3QaDi50cmF1bS52MS5GaWxlEkcKCkRlbGV0ZUZpbGUSGy50cmF1bS52MS5EZWxldGVGaWxlUmVxdWVzdBocLnRyYXVtLnYxLkRlbGV0ZUZpbGVSZXNwb25zZRJSCg1Eb3dubG9hZEF1ZGlvEh4udHJhdW0udjEuRG93bmxvYWRBdWRpb1JlcXVlc3QaHy50cmF1bS52MS5Eb3dubG9hZEF1ZGlvUmVzcG9uc2UwARI+Cg1SZXByb2Nlc3NGaWxlEh4udHJhdW0udjEuUmVwcm9jZXNzRmlsZVJlcXVlc3QaDS50cmF1bS52MS5Kb2ISPwoLR2V0V2F2ZWZvcm0SHC50cmF1bS52MS5HZXRXYXZlZm9ybVJlcXVlc3QaEi50cmF1bS52MS5XYXZlZm9ybRJHCgxXYXRjaExpYnJhcnkSHS50cmF1bS52MS5XYXRjaExpYnJhcnlSZXF1ZXN0GhYudHJhdW0udjEuTGlicmFyeUV2ZW50MAESSwoQQ3JlYXRlQ29sbGVjdGlvbhIhLnRyYXVtLnYxLkNyZWF0ZUNvbGxlY3Rpb25SZXF1ZXN0GhQudHJhdW0udjEuQ29sbGVjdGlvbhJWCg9MaXN0Q29sbGVjdGlvbnMSIC50cmF1bS52MS5MaXN0Q29sbGVjdGlvbnNSZXF1ZXN0GiEudHJhdW0udjEuTGlzdENvbGxlY3Rpb25zUmVzcG9uc2USRQoNR2V0Q29sbGVjdGlvbhIeLnRyYXVtLnYxLkdldENvbGxlY3Rpb25SZXF1ZXN0GhQudHJhdW0udjEuQ29sbGVjdGlvbhJLChBVcGRhdGVDb2xsZWN0aW9uEiEudHJhdW0udjEuVXBkYXRlQ29sbGVjdGlvblJlcXVlc3QaFC50cmF1bS52MS5Db2xsZWN0aW9uElkKEERlbGV0ZUNvbGxlY3Rpb24SIS50cmF1bS52MS5EZWxldGVDb2xsZWN0aW9uUmVxdWVzdBoiLnRyYXVtLnYxLkRlbGV0ZUNvbGxlY3Rpb25SZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * Describes a file about to be uploaded.
@@ -1376,6 +1376,260 @@ export const LibraryEventSchema: GenMessage<LibraryEvent> = /*@__PURE__*/
   messageDesc(file_traum_v1_audio, 32);
 
 /**
+ * A named, ordered set of files. A file is in a collection at most once;
+ * deleting a file removes it from every collection.
+ *
+ * @generated from message traum.v1.Collection
+ */
+export type Collection = Message<"traum.v1.Collection"> & {
+  /**
+   * Collection identifier (UUID).
+   *
+   * @generated from field: string collection_id = 1;
+   */
+  collectionId: string;
+
+  /**
+   * Name, unique among collections: 1 to 100 characters without control
+   * characters, trimmed.
+   *
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * Number of files.
+   *
+   * @generated from field: uint32 file_count = 3;
+   */
+  fileCount: number;
+
+  /**
+   * The files in order; filled by GetCollection, CreateCollection and
+   * UpdateCollection, empty in ListCollections.
+   *
+   * @generated from field: repeated traum.v1.File files = 4;
+   */
+  files: File[];
+
+  /**
+   * When the collection was created.
+   *
+   * @generated from field: google.protobuf.Timestamp created_at = 5;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * When its name or files last changed.
+   *
+   * @generated from field: google.protobuf.Timestamp updated_at = 6;
+   */
+  updatedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message traum.v1.Collection.
+ * Use `create(CollectionSchema)` to create a new message.
+ */
+export const CollectionSchema: GenMessage<Collection> = /*@__PURE__*/
+  messageDesc(file_traum_v1_audio, 33);
+
+/**
+ * Creates a collection.
+ *
+ * @generated from message traum.v1.CreateCollectionRequest
+ */
+export type CreateCollectionRequest = Message<"traum.v1.CreateCollectionRequest"> & {
+  /**
+   * Name; ALREADY_EXISTS if another collection has it.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * Files to start with, in order (at most 10 000; repeats are ignored).
+   *
+   * @generated from field: repeated string file_ids = 2;
+   */
+  fileIds: string[];
+};
+
+/**
+ * Describes the message traum.v1.CreateCollectionRequest.
+ * Use `create(CreateCollectionRequestSchema)` to create a new message.
+ */
+export const CreateCollectionRequestSchema: GenMessage<CreateCollectionRequest> = /*@__PURE__*/
+  messageDesc(file_traum_v1_audio, 34);
+
+/**
+ * Lists collections.
+ *
+ * @generated from message traum.v1.ListCollectionsRequest
+ */
+export type ListCollectionsRequest = Message<"traum.v1.ListCollectionsRequest"> & {
+  /**
+   * Only collections holding this file; empty means all.
+   *
+   * @generated from field: string file_id = 1;
+   */
+  fileId: string;
+};
+
+/**
+ * Describes the message traum.v1.ListCollectionsRequest.
+ * Use `create(ListCollectionsRequestSchema)` to create a new message.
+ */
+export const ListCollectionsRequestSchema: GenMessage<ListCollectionsRequest> = /*@__PURE__*/
+  messageDesc(file_traum_v1_audio, 35);
+
+/**
+ * Every collection (or those holding a file), by name.
+ *
+ * @generated from message traum.v1.ListCollectionsResponse
+ */
+export type ListCollectionsResponse = Message<"traum.v1.ListCollectionsResponse"> & {
+  /**
+   * @generated from field: repeated traum.v1.Collection collections = 1;
+   */
+  collections: Collection[];
+};
+
+/**
+ * Describes the message traum.v1.ListCollectionsResponse.
+ * Use `create(ListCollectionsResponseSchema)` to create a new message.
+ */
+export const ListCollectionsResponseSchema: GenMessage<ListCollectionsResponse> = /*@__PURE__*/
+  messageDesc(file_traum_v1_audio, 36);
+
+/**
+ * Asks for one collection.
+ *
+ * @generated from message traum.v1.GetCollectionRequest
+ */
+export type GetCollectionRequest = Message<"traum.v1.GetCollectionRequest"> & {
+  /**
+   * Collection identifier (UUID).
+   *
+   * @generated from field: string collection_id = 1;
+   */
+  collectionId: string;
+};
+
+/**
+ * Describes the message traum.v1.GetCollectionRequest.
+ * Use `create(GetCollectionRequestSchema)` to create a new message.
+ */
+export const GetCollectionRequestSchema: GenMessage<GetCollectionRequest> = /*@__PURE__*/
+  messageDesc(file_traum_v1_audio, 37);
+
+/**
+ * An ordered list of file identifiers, where "absent" and "empty" differ.
+ *
+ * @generated from message traum.v1.FileIdList
+ */
+export type FileIdList = Message<"traum.v1.FileIdList"> & {
+  /**
+   * @generated from field: repeated string file_ids = 1;
+   */
+  fileIds: string[];
+};
+
+/**
+ * Describes the message traum.v1.FileIdList.
+ * Use `create(FileIdListSchema)` to create a new message.
+ */
+export const FileIdListSchema: GenMessage<FileIdList> = /*@__PURE__*/
+  messageDesc(file_traum_v1_audio, 38);
+
+/**
+ * Changes a collection. Operations apply in this order: replace (which is
+ * how files are reordered), then add (appended at the end, in order; files
+ * already in it stay where they are), then remove.
+ *
+ * @generated from message traum.v1.UpdateCollectionRequest
+ */
+export type UpdateCollectionRequest = Message<"traum.v1.UpdateCollectionRequest"> & {
+  /**
+   * Collection identifier (UUID).
+   *
+   * @generated from field: string collection_id = 1;
+   */
+  collectionId: string;
+
+  /**
+   * New name; unchanged if absent.
+   *
+   * @generated from field: optional string name = 2;
+   */
+  name?: string | undefined;
+
+  /**
+   * If set, the collection's files become exactly these, in this order.
+   *
+   * @generated from field: traum.v1.FileIdList replace_file_ids = 3;
+   */
+  replaceFileIds?: FileIdList | undefined;
+
+  /**
+   * Files to append.
+   *
+   * @generated from field: repeated string add_file_ids = 4;
+   */
+  addFileIds: string[];
+
+  /**
+   * Files to take out (absent ones are ignored).
+   *
+   * @generated from field: repeated string remove_file_ids = 5;
+   */
+  removeFileIds: string[];
+};
+
+/**
+ * Describes the message traum.v1.UpdateCollectionRequest.
+ * Use `create(UpdateCollectionRequestSchema)` to create a new message.
+ */
+export const UpdateCollectionRequestSchema: GenMessage<UpdateCollectionRequest> = /*@__PURE__*/
+  messageDesc(file_traum_v1_audio, 39);
+
+/**
+ * Deletes a collection.
+ *
+ * @generated from message traum.v1.DeleteCollectionRequest
+ */
+export type DeleteCollectionRequest = Message<"traum.v1.DeleteCollectionRequest"> & {
+  /**
+   * Collection identifier (UUID).
+   *
+   * @generated from field: string collection_id = 1;
+   */
+  collectionId: string;
+};
+
+/**
+ * Describes the message traum.v1.DeleteCollectionRequest.
+ * Use `create(DeleteCollectionRequestSchema)` to create a new message.
+ */
+export const DeleteCollectionRequestSchema: GenMessage<DeleteCollectionRequest> = /*@__PURE__*/
+  messageDesc(file_traum_v1_audio, 40);
+
+/**
+ * Outcome of a collection's deletion.
+ *
+ * @generated from message traum.v1.DeleteCollectionResponse
+ */
+export type DeleteCollectionResponse = Message<"traum.v1.DeleteCollectionResponse"> & {
+};
+
+/**
+ * Describes the message traum.v1.DeleteCollectionResponse.
+ * Use `create(DeleteCollectionResponseSchema)` to create a new message.
+ */
+export const DeleteCollectionResponseSchema: GenMessage<DeleteCollectionResponse> = /*@__PURE__*/
+  messageDesc(file_traum_v1_audio, 41);
+
+/**
  * Container/codec family of a file, sniffed from its content (never from the
  * filename extension).
  *
@@ -1830,6 +2084,56 @@ export const AudioService: GenService<{
     methodKind: "server_streaming";
     input: typeof WatchLibraryRequestSchema;
     output: typeof LibraryEventSchema;
+  },
+  /**
+   * Creates a collection: a named, ordered set of files (a kit).
+   *
+   * @generated from rpc traum.v1.AudioService.CreateCollection
+   */
+  createCollection: {
+    methodKind: "unary";
+    input: typeof CreateCollectionRequestSchema;
+    output: typeof CollectionSchema;
+  },
+  /**
+   * Lists collections by name, without their files.
+   *
+   * @generated from rpc traum.v1.AudioService.ListCollections
+   */
+  listCollections: {
+    methodKind: "unary";
+    input: typeof ListCollectionsRequestSchema;
+    output: typeof ListCollectionsResponseSchema;
+  },
+  /**
+   * Returns a collection with its files in order.
+   *
+   * @generated from rpc traum.v1.AudioService.GetCollection
+   */
+  getCollection: {
+    methodKind: "unary";
+    input: typeof GetCollectionRequestSchema;
+    output: typeof CollectionSchema;
+  },
+  /**
+   * Renames a collection and adds, removes or reorders its files.
+   *
+   * @generated from rpc traum.v1.AudioService.UpdateCollection
+   */
+  updateCollection: {
+    methodKind: "unary";
+    input: typeof UpdateCollectionRequestSchema;
+    output: typeof CollectionSchema;
+  },
+  /**
+   * Deletes a collection; its files stay in the library.
+   *
+   * @generated from rpc traum.v1.AudioService.DeleteCollection
+   */
+  deleteCollection: {
+    methodKind: "unary";
+    input: typeof DeleteCollectionRequestSchema;
+    output: typeof DeleteCollectionResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_traum_v1_audio, 0);
