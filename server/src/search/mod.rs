@@ -47,6 +47,8 @@ pub struct SearchHit {
     pub cosine: f64,
     pub segment_start: f64,
     pub segment_end: f64,
+    /// (start seconds, cosine) of every window of the file, in time order.
+    pub windows: Vec<(f64, f32)>,
 }
 
 /// A page of hits.
@@ -476,24 +478,31 @@ impl Search {
         let need = usize::try_from(request.offset + request.limit + 1).unwrap_or(usize::MAX);
         let vectors = vectors.clone();
         // Graph and exact scoring are CPU work: keep them off the runtime.
-        let mut files = tokio::task::spawn_blocking(move || {
+        let (mut files, vectors, query) = tokio::task::spawn_blocking(move || {
             ranking::best_per_file(&vectors, &query, allowed.as_ref(), &excluded, need)
+                .map(|files| (files, vectors, query))
         })
         .await??;
         ranking::score(&mut files, &keyword_scores, request.keyword_weight);
         let (page, more) = ranking::page(files, filter.min_score, request.offset, request.limit);
+        let page_ids: Vec<Arc<str>> = page.iter().map(|f| f.file_id.clone()).collect();
+        let mut windows =
+            tokio::task::spawn_blocking(move || ranking::window_scores(&vectors, &query, &page_ids))
+                .await??;
         let ids: Vec<String> = page.iter().map(|f| f.file_id.to_string()).collect();
         let mut records = self.inner.store.files_by_ids(&ids).await?;
         let hits = page
             .into_iter()
             .filter_map(|ranked: Ranked| {
                 let file = records.remove(ranked.file_id.as_ref())?;
+                let windows = windows.remove(ranked.file_id.as_ref()).unwrap_or_default();
                 (file.state == FileState::Ready).then_some(SearchHit {
                     file,
                     score: ranked.score,
                     cosine: ranked.cosine,
                     segment_start: ranked.segment.0,
                     segment_end: ranked.segment.1,
+                    windows,
                 })
             })
             .collect();

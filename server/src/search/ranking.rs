@@ -85,6 +85,40 @@ pub(super) fn best_per_file(
     Ok(per_file(&hits, &owners, admits))
 }
 
+/// Start seconds and cosine of each window of a file, in time order.
+pub(super) type WindowScores = Vec<(f64, f32)>;
+
+/// The cosine of `query` with every window of each file, in time order:
+/// exact, over a page of files.
+pub(super) fn window_scores(
+    vectors: &Vectors,
+    query: &[f32],
+    files: &[Arc<str>],
+) -> Result<HashMap<Arc<str>, WindowScores>> {
+    let owners = vectors.owners.read().unwrap_or_else(PoisonError::into_inner);
+    let mut out = HashMap::with_capacity(files.len());
+    for file in files {
+        let windows: Vec<u64> = owners
+            .by_file
+            .get(file)
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(|id| owners.by_id.get(id).is_some_and(|o| o.window.is_some()))
+            .collect();
+        let count = windows.len();
+        let mut scored: WindowScores = vectors
+            .index
+            .search_exact_among(query, windows, count)?
+            .into_iter()
+            .filter_map(|hit| owners.by_id.get(&hit.id).map(|o| (o.start, hit.cosine)))
+            .collect();
+        scored.sort_by(|a, b| a.0.total_cmp(&b.0));
+        out.insert(file.clone(), scored);
+    }
+    Ok(out)
+}
+
 /// Folds vector hits into one entry per admitted file: its best cosine and
 /// the range of its best window.
 pub(super) fn per_file(hits: &[VectorHit], owners: &Owners, admits: impl Fn(&str) -> bool) -> Vec<Ranked> {

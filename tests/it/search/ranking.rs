@@ -65,7 +65,32 @@ async fn text_search_ranks_every_file_by_its_best_vector(backend: Backend) {
             *segment,
             "{name}"
         );
+        // Every window's cosine, in time order: where else the file matches.
+        let windows = &expected.vectors[name].windows;
+        assert_eq!(hit.window_scores.len(), windows.len(), "{name}");
+        for ((score, start), window) in hit
+            .window_scores
+            .iter()
+            .zip(&hit.window_start_seconds)
+            .zip(windows)
+        {
+            assert!(
+                (f64::from(*score) - super::dot(&window.vector, &expected.query)).abs() < 1e-4,
+                "{name}"
+            );
+            assert!((f64::from(*start) - window.start_seconds).abs() < 1e-3, "{name}");
+        }
     }
+    let long = response
+        .hits
+        .iter()
+        .find(|h| h.file.as_ref().unwrap().filename == "KickDrum_Hard-01.wav")
+        .unwrap();
+    assert!(
+        long.window_scores.len() >= 2,
+        "a 22 s file has several windows: {:?}",
+        long.window_scores
+    );
     let kick = response
         .hits
         .iter()

@@ -114,6 +114,8 @@ pub fn response(page: SearchPage) -> pb::SearchResponse {
                     cosine: hit.cosine,
                     segment_start_seconds: hit.segment_start,
                     segment_end_seconds: hit.segment_end,
+                    window_start_seconds: hit.windows.iter().map(|(start, _)| *start as f32).collect(),
+                    window_scores: hit.windows.iter().map(|(_, cosine)| *cosine).collect(),
                 }
             })
             .collect(),
