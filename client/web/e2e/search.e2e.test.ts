@@ -101,8 +101,8 @@ describe("search view", () => {
     await page.goto("/");
     await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Search" }).click();
     await expect.poll(() => page.getByRole("heading", { level: 1 }).textContent()).toBe("Search");
-    // The nav order: Library, Search, System.
-    expect(await page.getByRole("navigation", { name: "Main" }).getByRole("link").allTextContents()).toEqual(["Library", "Search", "System"]);
+    // The nav order: Library, Search, Collections, System.
+    expect(await page.getByRole("navigation", { name: "Main" }).getByRole("link").allTextContents()).toEqual(["Library", "Search", "Collections", "System"]);
 
     await textSearch(page, "bright tone");
     const plain = await search.searchByText({ query: "bright tone", options: { limit: PAGE } });

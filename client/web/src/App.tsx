@@ -11,6 +11,7 @@ import Library from "./views/Library";
 const FileDetail = lazy(() => import("./views/FileDetail"));
 const System = lazy(() => import("./views/System"));
 const Search = lazy(() => import("./views/Search"));
+const Collections = lazy(() => import("./views/Collections"));
 
 /** `/` focuses the search box from anywhere (opening the search view first), except while typing. */
 function useSlashToSearch() {
@@ -99,7 +100,7 @@ function Routes() {
   const route = matchRoute(path);
   useSlashToSearch();
   useEffect(() => {
-    const titles: Record<string, string> = { library: "Library", search: "Search", file: "File", system: "System", notFound: "Not found" };
+    const titles: Record<string, string> = { library: "Library", search: "Search", file: "File", collections: "Collections", collection: "Collection", system: "System", notFound: "Not found" };
     document.title = `${titles[route.name]} · Traum`;
   }, [route.name]);
   return (
@@ -118,6 +119,9 @@ function Routes() {
           <NavLink to="/search" current={route.name === "search"}>
             Search
           </NavLink>
+          <NavLink to="/collections" current={route.name === "collections" || route.name === "collection"}>
+            Collections
+          </NavLink>
           <NavLink to="/system" current={route.name === "system"}>
             System
           </NavLink>
@@ -132,6 +136,8 @@ function Routes() {
           {route.name === "library" && <Library />}
           {route.name === "file" && <FileDetail key={route.id} id={route.id} />}
           {route.name === "search" && <Search />}
+          {route.name === "collections" && <Collections />}
+          {route.name === "collection" && <Collections key={route.id} id={route.id} />}
           {route.name === "system" && <System />}
           {route.name === "notFound" && (
             <>

@@ -1,15 +1,16 @@
-// Actions on one or many files: tags, rename, delete, download, reprocess.
+// Actions on one or many files: tags, rename, delete, download, add to a collection, reprocess.
 // Success is only shown after the server confirmed; failures show its error.
 import { useState, type FormEvent } from "react";
 import { ConnectError } from "@connectrpc/connect";
-import type { File, Job } from "../gen/traum/v1/audio_pb";
+import type { Collection, File, Job } from "../gen/traum/v1/audio_pb";
 import { audioUrl, useApi } from "../api/client";
 import { useToasts } from "../lib/toasts";
 import { describeError } from "../lib/format";
 import { Dialog } from "./Dialog";
 import { TagInput } from "./TagInput";
+import { AddToCollectionDialog } from "./AddToCollection";
 
-type Open = null | "tags" | "rename" | "delete";
+type Open = null | "tags" | "rename" | "delete" | "collect";
 
 async function eachLimited<T>(items: T[], limit: number, fn: (t: T) => Promise<void>) {
   let i = 0;
@@ -24,12 +25,14 @@ export function FileActions({
   onUpdated,
   onDeleted,
   onReprocessed,
+  onCollected,
   showReprocess = false,
 }: {
   files: File[];
   onUpdated?: (f: File) => void;
   onDeleted?: (ids: string[]) => void;
   onReprocessed?: (job: Job) => void;
+  onCollected?: (c: Collection) => void;
   showReprocess?: boolean;
 }) {
   const { audio } = useApi();
@@ -156,6 +159,9 @@ export function FileActions({
           Download
         </button>
       )}
+      <button type="button" onClick={() => show("collect")} disabled={none}>
+        Add to collection
+      </button>
       {showReprocess && single && (
         <button type="button" onClick={reprocess}>
           Reprocess
@@ -207,6 +213,7 @@ export function FileActions({
           </form>
         </Dialog>
       )}
+      {open === "collect" && <AddToCollectionDialog files={files} onClose={close} onAdded={onCollected} />}
       {open === "delete" && (
         <Dialog title={`Delete ${what}?`} onClose={close}>
           <p>This removes the file{files.length === 1 ? "" : "s"} and {files.length === 1 ? "its" : "their"} metadata from the library. It cannot be undone.</p>

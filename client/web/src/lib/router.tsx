@@ -1,4 +1,4 @@
-// Minimal History API router: `/`, `/search`, `/files/:id`, `/system`.
+// Minimal History API router: `/`, `/search`, `/files/:id`, `/collections`, `/collections/:id`, `/system`.
 import { useSyncExternalStore, type AnchorHTMLAttributes, type MouseEvent } from "react";
 
 const NAV_EVENT = "traum:navigate";
@@ -29,12 +29,22 @@ export function useSearchString(): string {
   return useSyncExternalStore(subscribe, () => window.location.search);
 }
 
-export type Route = { name: "library" } | { name: "search" } | { name: "file"; id: string } | { name: "system" } | { name: "notFound" };
+export type Route =
+  | { name: "library" }
+  | { name: "search" }
+  | { name: "file"; id: string }
+  | { name: "collections" }
+  | { name: "collection"; id: string }
+  | { name: "system" }
+  | { name: "notFound" };
 
 export function matchRoute(path: string): Route {
   if (path === "/" || path === "") return { name: "library" };
   if (path === "/system" || path === "/system/") return { name: "system" };
   if (path === "/search" || path === "/search/") return { name: "search" };
+  if (path === "/collections" || path === "/collections/") return { name: "collections" };
+  const c = /^\/collections\/([^/]+)\/?$/.exec(path);
+  if (c) return { name: "collection", id: decodeURIComponent(c[1]) };
   const m = /^\/files\/([^/]+)\/?$/.exec(path);
   if (m) return { name: "file", id: decodeURIComponent(m[1]) };
   return { name: "notFound" };

@@ -6,6 +6,7 @@ import { emptyState, formatSearch, parseSearch, toProtoOptions, validateFilters,
 import { csvField, exportText, toCsv, exportRows } from "./export";
 import { encodeWav, floatToInt16, concatBlocks } from "./wav";
 import { actionForKey, isTypingTarget, SHORTCUTS } from "./keymap";
+import { windowStrip } from "./waveforms";
 
 describe("URL state", () => {
   it("round-trips every field", () => {
@@ -148,5 +149,16 @@ describe("keyboard map", () => {
   });
   it("lists every action in the help", () => {
     expect(new Set(SHORTCUTS.map((s) => s.action)).size).toBe(8);
+  });
+});
+
+describe("window strip", () => {
+  it("places each window between its start and the next, the last at most at the file's end", () => {
+    expect(windowStrip([0, 10, 20], [0.1, 0.3, 0.2], 25)).toEqual([
+      { start: 0, end: 0.4, score: 0.1 },
+      { start: 0.4, end: 0.8, score: 0.3 },
+      { start: 0.8, end: 1, score: 0.2 },
+    ]);
+    expect(windowStrip([0], [0.5], 0)).toEqual([]);
   });
 });

@@ -19,12 +19,33 @@ export function overviewOf(api: Api, fileId: string): Promise<WaveformLevel | un
   return p;
 }
 
-/** Peaks, the best segment shaded, and a playhead (fraction or null). */
+/** One window's cosine with the query, at its start (as fractions of the file). */
+export interface WindowScore {
+  start: number;
+  end: number;
+  score: number;
+}
+
+/**
+ * The windows of a hit as fractions of its duration, each ending where the
+ * next starts (the last after its own length, at most the file's end).
+ */
+export function windowStrip(starts: number[], scores: number[], duration: number, windowSeconds = 10): WindowScore[] {
+  if (!(duration > 0)) return [];
+  return starts.map((start, i) => ({
+    start: Math.min(1, start / duration),
+    end: Math.min(1, (i + 1 < starts.length ? starts[i + 1] : start + windowSeconds) / duration),
+    score: scores[i] ?? 0,
+  }));
+}
+
+/** Peaks, the best segment shaded, a strip of window scores along the top, and a playhead (fraction or null). */
 export function drawMini(
   canvas: HTMLCanvasElement,
   level: WaveformLevel | undefined,
   segment: [number, number],
   head: number | null,
+  windows: WindowScore[] = [],
 ) {
   const ctx = canvas.getContext?.("2d");
   if (!ctx) return;
@@ -64,5 +85,15 @@ export function drawMini(
   } else ctx.fillRect(0, mid, w, Math.max(1, dpr));
   ctx.fillStyle = accent;
   ctx.fillRect(a * w, h - 2 * dpr, Math.max(dpr, (b - a) * w), 2 * dpr);
+  // Where else the file matches: brighter is closer to its best window.
+  if (windows.length > 1) {
+    const lo = Math.min(...windows.map((x) => x.score));
+    const hi = Math.max(...windows.map((x) => x.score));
+    for (const win of windows) {
+      ctx.globalAlpha = hi > lo ? 0.15 + 0.85 * ((win.score - lo) / (hi - lo)) : 1;
+      ctx.fillRect(win.start * w, 0, Math.max(dpr, (win.end - win.start) * w), 4 * dpr);
+    }
+    ctx.globalAlpha = 1;
+  }
   if (head != null) ctx.fillRect(Math.min(w - 2 * dpr, head * w), 0, 2 * dpr, h);
 }

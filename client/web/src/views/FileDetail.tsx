@@ -1,6 +1,6 @@
 import { useCallback, useEffect, useRef, useState } from "react";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { JobState, type File, type Job, type Waveform } from "../gen/traum/v1/audio_pb";
+import { JobState, type Collection, type File, type Job, type Waveform } from "../gen/traum/v1/audio_pb";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { audioUrl, useApi } from "../api/client";
 import { useToasts } from "../lib/toasts";
@@ -143,6 +143,7 @@ export default function FileDetail({ id }: { id: string }) {
   const [waveError, setWaveError] = useState<string | null>(null);
   const [jobs, setJobs] = useState<Job[]>([]);
   const [deleted, setDeleted] = useState(false);
+  const [collections, setCollections] = useState<Collection[] | null>(null);
 
   const loadFile = useCallback(async () => {
     try {
@@ -172,6 +173,20 @@ export default function FileDetail({ id }: { id: string }) {
       setWaveError(describeError(err));
     }
   }, [audio, id]);
+
+  const loadCollections = useCallback(async () => {
+    try {
+      const res = await audio.listCollections({ fileId: id });
+      setCollections(res.collections);
+    } catch (err) {
+      setCollections([]);
+      toasts.error("Loading the file's collections failed", err);
+    }
+  }, [audio, id, toasts]);
+
+  useEffect(() => {
+    void loadCollections();
+  }, [loadCollections]);
 
   useEffect(() => {
     setFile(null);
@@ -257,6 +272,7 @@ export default function FileDetail({ id }: { id: string }) {
         onUpdated={setFile}
         onDeleted={() => navigate("/")}
         onReprocessed={(job) => setJobs((js) => [job, ...js.filter((j) => j.jobId !== job.jobId)])}
+        onCollected={() => void loadCollections()}
       />
       {activeJob && (
         <div className="panel" role="status">
@@ -311,6 +327,22 @@ export default function FileDetail({ id }: { id: string }) {
           )}
         </section>
       </div>
+      <section className="panel" aria-labelledby="collections-heading">
+        <h2 id="collections-heading">Collections</h2>
+        {collections === null ? (
+          <p className="muted">Loading…</p>
+        ) : collections.length ? (
+          <ul className="chips" aria-label="Collections holding this file">
+            {collections.map((c) => (
+              <li key={c.collectionId} className="chip">
+                <Link to={`/collections/${encodeURIComponent(c.collectionId)}`}>{c.name}</Link>
+              </li>
+            ))}
+          </ul>
+        ) : (
+          <p className="muted">In no collection.</p>
+        )}
+      </section>
       <section className="panel" aria-labelledby="jobs-heading">
         <h2 id="jobs-heading">Job history</h2>
         {jobs.length ? (

@@ -8,6 +8,7 @@ import type { WaveformLevel } from "../gen/traum/v1/audio_pb";
 import type { SearchHit, SearchResponse } from "../gen/traum/v1/search_pb";
 import { audioUrl, useApi } from "../api/client";
 import { Dialog } from "../components/Dialog";
+import { AddToCollectionDialog } from "../components/AddToCollection";
 import { describeError, formatBpm, formatBytes, formatDuration, formatKey, formatName } from "../lib/format";
 import { Link, navigate, useSearchString } from "../lib/router";
 import { useToasts } from "../lib/toasts";
@@ -16,7 +17,7 @@ import { FilterChips, FiltersPanel } from "../search/FiltersPanel";
 import { actionForKey, SHORTCUTS } from "../search/keymap";
 import { audioUrlFor, EXPORT_TYPES, exportText, type ExportFormat } from "../search/export";
 import { MAX_RECORD_SECONDS, PcmRecorder } from "../search/recorder";
-import { drawMini, overviewOf } from "../search/waveforms";
+import { drawMini, overviewOf, windowStrip } from "../search/waveforms";
 import { formatSearch, parseSearch, toProtoFilters, toProtoOptions, type SearchState } from "../search/url-state";
 
 export const PAGE_SIZE = 50;
@@ -53,6 +54,8 @@ function MiniWave({
   start,
   end,
   head,
+  windowStarts,
+  windowScores,
   onSeek,
 }: {
   fileId: string;
@@ -60,6 +63,8 @@ function MiniWave({
   start: number;
   end: number;
   head: number | null;
+  windowStarts: number[];
+  windowScores: number[];
   onSeek: (seconds: number) => void;
 }) {
   const api = useApi();
@@ -96,9 +101,15 @@ function MiniWave({
   const d = duration > 0 ? duration : 1;
   const seg: [number, number] = [Math.max(0, start / d), Math.min(1, end / d)];
   const headFraction = head == null ? null : Math.max(0, Math.min(1, head / d));
+  const windows = windowStrip(windowStarts, windowScores, d);
   useEffect(() => {
-    if (ref.current) drawMini(ref.current, level, seg, headFraction);
+    if (ref.current) drawMini(ref.current, level, seg, headFraction, windows);
   });
+  // The strip in words: the three best windows.
+  const best = windowStarts
+    .map((s, i) => ({ s, score: windowScores[i] ?? 0 }))
+    .sort((x, y) => y.score - x.score)
+    .slice(0, 3);
 
   const onClick = (e: MouseEvent<HTMLDivElement>) => {
     const r = e.currentTarget.getBoundingClientRect();
@@ -108,6 +119,11 @@ function MiniWave({
   return (
     <div className="mini-wave" onClick={onClick} data-testid="mini-waveform" data-loaded={level ? "true" : "false"} title="Click to play from here">
       <canvas ref={ref} aria-hidden="true" />
+      {best.length > 1 && (
+        <span className="visually-hidden" data-testid="window-scores">
+          Best windows: {best.map((b) => `${formatSeconds(b.s)} (${b.score.toFixed(2)})`).join(", ")}
+        </span>
+      )}
     </div>
   );
 }
@@ -120,6 +136,7 @@ interface HitActions {
   similar(fileId: string): void;
   mark(fileId: string, mark: "good" | "bad"): void;
   copy(hit: SearchHit): void;
+  collect(file: { fileId: string; filename: string }): void;
 }
 
 const HitRow = memo(function HitRow({
@@ -204,6 +221,8 @@ const HitRow = memo(function HitRow({
         start={hit.segmentStartSeconds}
         end={hit.segmentEndSeconds}
         head={head}
+        windowStarts={hit.windowStartSeconds}
+        windowScores={hit.windowScores}
         onSeek={(s) => actions.play(index, s)}
       />
       <div className="hit-actions">
@@ -218,6 +237,9 @@ const HitRow = memo(function HitRow({
         </button>
         <button type="button" className="small" aria-label={`Copy link to ${name}`} onClick={() => actions.copy(hit)}>
           Copy link
+        </button>
+        <button type="button" className="small" aria-label={`Add to collection: ${name}`} onClick={() => actions.collect(f)}>
+          Add to collection
         </button>
       </div>
     </li>
@@ -512,6 +534,7 @@ export default function Search() {
     [toasts],
   );
 
+  const [collecting, setCollecting] = useState<{ fileId: string; filename: string } | null>(null);
   const stateRef = useRef(state);
   stateRef.current = state;
   const actions = useMemo<HitActions>(
@@ -521,6 +544,7 @@ export default function Search() {
       similar: (fileId) => go({ ...stateRef.current, source: { kind: "similar", fileId }, good: [], bad: [] }),
       mark: markHit,
       copy: copyLink,
+      collect: (file) => setCollecting(file),
     }),
     [playHit, togglePlay, markHit, copyLink],
   );
@@ -807,6 +831,7 @@ export default function Search() {
         )}
       </section>
 
+      {collecting && <AddToCollectionDialog files={[collecting]} onClose={() => setCollecting(null)} />}
       {help && (
         <Dialog title="Keyboard shortcuts" onClose={() => setHelp(false)}>
           <p className="muted">On the search view, outside text fields:</p>
