@@ -6,7 +6,6 @@ import { spawn, execFileSync, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
-import { createServer as createHttpServer, request as httpRequest, type Server as HttpServer } from "node:http";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -197,10 +196,10 @@ export async function startServer(opts: ServerOptions = {}): Promise<TraumServer
       60_000,
       100,
     );
-    if (status.status !== 200 && !process.env.TRAUM_WEB_DIST) {
+    if (status.status !== 200) {
       throw new Error(
         `GET / answered ${status.status}: ${status.body.slice(0, 300)}` +
-          " (to test a local build of the app with this binary, set TRAUM_WEB_DIST=dist)",
+          " (the binary embeds client/web/dist at build time: run `npm run build`, then `cargo build --bin traum-server`)",
       );
     }
   } catch (err) {
@@ -208,88 +207,23 @@ export async function startServer(opts: ServerOptions = {}): Promise<TraumServer
     await rm(dataDir, { recursive: true, force: true });
     throw err;
   }
-  // Optionally serve the app from a local build in front of the server (for a
-  // server binary built before client/web/dist existed).
-  let front: HttpServer | undefined;
-  let appPort = webPort;
-  if (process.env.TRAUM_WEB_DIST) {
-    const dist = resolve(WEB_DIR, process.env.TRAUM_WEB_DIST === "build" ? "e2e/.dist" : process.env.TRAUM_WEB_DIST);
-    appPort = await freePort();
-    front = await serveDistInFront(dist, webPort, appPort);
-  }
   const transport = createGrpcTransport({ baseUrl: nativeUrl });
   const audio = createClient(AudioService, transport);
   const analytics = createClient(AnalyticsService, transport);
   return {
     nativePort,
-    webPort: appPort,
-    webUrl: `http://127.0.0.1:${appPort}`,
+    webPort,
+    webUrl,
     nativeUrl,
     dataDir,
     audio,
     analytics,
     log: () => proc.output,
     async stop() {
-      if (front) await new Promise<void>((r) => front!.close(() => r()));
       await proc.stop();
       await rm(dataDir, { recursive: true, force: true });
     },
   };
-}
-
-const CONTENT_TYPES: Record<string, string> = {
-  html: "text/html; charset=utf-8",
-  js: "text/javascript; charset=utf-8",
-  css: "text/css; charset=utf-8",
-  svg: "image/svg+xml",
-  png: "image/png",
-  ico: "image/x-icon",
-  json: "application/json",
-  woff2: "font/woff2",
-  txt: "text/plain; charset=utf-8",
-};
-
-/**
- * TRAUM_WEB_DIST=dist: a small HTTP server that answers the app's static
- * files from a local build and forwards everything else (gRPC-Web, /api/)
- * to the server's web port, with the same app-route rule as the server.
- */
-async function serveDistInFront(dist: string, upstreamPort: number, port: number): Promise<HttpServer> {
-  if (!existsSync(join(dist, "index.html"))) throw new Error(`TRAUM_WEB_DIST: no index.html in ${dist}`);
-  const srv = createHttpServer((req, res) => {
-    const path = decodeURIComponent((req.url ?? "/").split("?")[0]);
-    const isApi = path.startsWith("/api/") || /^\/[a-z]+(\.[a-z0-9]+)+\.[A-Za-z]+Service\//.test(path);
-    if (!isApi && (req.method === "GET" || req.method === "HEAD")) {
-      const file = path === "/" ? "/index.html" : path;
-      const candidate = join(dist, file);
-      const last = path.split("/").pop() ?? "";
-      const target = candidate.startsWith(dist) && existsSync(candidate) && !file.endsWith("/")
-        ? candidate
-        : !last.includes(".") && !path.startsWith("/assets/")
-          ? join(dist, "index.html")
-          : undefined;
-      if (!target) {
-        res.writeHead(404).end("not found\n");
-        return;
-      }
-      const ext = target.split(".").pop() ?? "";
-      res.writeHead(200, { "content-type": CONTENT_TYPES[ext] ?? "application/octet-stream", "cache-control": "no-cache" });
-      res.end(req.method === "HEAD" ? undefined : readFileSync(target));
-      return;
-    }
-    const up = httpRequest(
-      { host: "127.0.0.1", port: upstreamPort, method: req.method, path: req.url, headers: { ...req.headers, host: `127.0.0.1:${upstreamPort}` } },
-      (upRes) => {
-        res.writeHead(upRes.statusCode ?? 502, upRes.headers);
-        upRes.pipe(res);
-      },
-    );
-    up.on("error", () => res.destroy());
-    req.pipe(up);
-    req.on("aborted", () => up.destroy());
-  });
-  await new Promise<void>((r) => srv.listen(port, "127.0.0.1", () => r()));
-  return srv;
 }
 
 // ---------------------------------------------------------------- Envoy

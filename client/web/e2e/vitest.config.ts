@@ -12,7 +12,6 @@ export default defineConfig({
     // A 2-core CI machine running the server, Chromium and the tests can take
     // seconds to show what a laptop shows at once; polls wait, never sleep.
     expect: { poll: { timeout: 15_000, interval: 100 } },
-    globalSetup: ["e2e/global-setup.ts"],
     // Figures printed by the performance test must reach the terminal.
     silent: false,
   },

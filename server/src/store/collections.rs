@@ -2,13 +2,13 @@
 //! rewritten as a whole on every change: positions stay dense and the order
 //! is exactly the one the client asked for.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use chrono::Utc;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, Order, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, Order, QueryFilter,
+    QueryOrder, QuerySelect, TransactionTrait,
 };
 
 use super::Store;
@@ -76,15 +76,28 @@ impl Store {
                 .await?;
             query = query.filter(collection::Column::Id.is_in(holding));
         }
-        let mut out = Vec::new();
-        for model in query.all(&self.db).await? {
-            let count = collection_file::Entity::find()
-                .filter(collection_file::Column::CollectionId.eq(&model.id))
-                .count(&self.db)
-                .await?;
-            out.push(record(model, Vec::new(), count));
-        }
-        Ok(out)
+        // One grouped count for every collection, not one query each.
+        let counts: HashMap<String, i64> = collection_file::Entity::find()
+            .select_only()
+            .column(collection_file::Column::CollectionId)
+            .column_as(collection_file::Column::FileId.count(), "files")
+            .group_by(collection_file::Column::CollectionId)
+            .into_tuple::<(String, i64)>()
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .collect();
+        Ok(query
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|model| {
+                let count = counts
+                    .get(&model.id)
+                    .map_or(0, |n| u64::try_from(*n).unwrap_or(0));
+                record(model, Vec::new(), count)
+            })
+            .collect())
     }
 
     /// One collection with its files in order.

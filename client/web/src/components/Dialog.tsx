@@ -1,4 +1,4 @@
-import { useEffect, useId, useRef, type ReactNode } from "react";
+import { useEffect, useId, useRef, type FormEvent, type ReactNode } from "react";
 
 /** A modal dialog on the native <dialog> element (focus trap, Escape). */
 export function Dialog({ title, onClose, children }: { title: string; onClose: () => void; children: ReactNode }) {
@@ -30,5 +30,51 @@ export function Dialog({ title, onClose, children }: { title: string; onClose: (
       <h2 id={titleId}>{title}</h2>
       {children}
     </dialog>
+  );
+}
+
+/** A dialog with one text field and Save/Cancel, for renaming things. */
+export function RenameDialog({
+  title,
+  label,
+  value,
+  onChange,
+  onSubmit,
+  onClose,
+  error,
+  busy,
+  maxLength,
+}: {
+  title: string;
+  label: string;
+  value: string;
+  onChange: (value: string) => void;
+  onSubmit: (e: FormEvent) => void;
+  onClose: () => void;
+  error: string | null;
+  busy: boolean;
+  maxLength?: number;
+}) {
+  const inputId = useId();
+  return (
+    <Dialog title={title} onClose={onClose}>
+      <form onSubmit={onSubmit} className="stack">
+        <label htmlFor={inputId}>{label}</label>
+        <input id={inputId} type="text" value={value} onChange={(e) => onChange(e.target.value)} maxLength={maxLength} autoFocus required />
+        {error && (
+          <p role="alert" className="error-text">
+            {error}
+          </p>
+        )}
+        <div className="dialog-buttons">
+          <button type="button" onClick={onClose}>
+            Cancel
+          </button>
+          <button type="submit" className="primary" disabled={busy}>
+            {busy ? "Saving…" : "Save name"}
+          </button>
+        </div>
+      </form>
+    </Dialog>
   );
 }

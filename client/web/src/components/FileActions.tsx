@@ -6,7 +6,7 @@ import type { Collection, File, Job } from "../gen/traum/v1/audio_pb";
 import { audioUrl, useApi } from "../api/client";
 import { useToasts } from "../lib/toasts";
 import { describeError } from "../lib/format";
-import { Dialog } from "./Dialog";
+import { Dialog, RenameDialog } from "./Dialog";
 import { TagInput } from "./TagInput";
 import { AddToCollectionDialog } from "./AddToCollection";
 
@@ -193,25 +193,16 @@ export function FileActions({
         </Dialog>
       )}
       {open === "rename" && single && (
-        <Dialog title={`Rename ${what}`} onClose={close}>
-          <form onSubmit={rename} className="stack">
-            <label htmlFor="rename-input">Filename</label>
-            <input id="rename-input" type="text" value={newName} onChange={(e) => setNewName(e.target.value)} autoFocus required />
-            {dialogError && (
-              <p role="alert" className="error-text">
-                {dialogError}
-              </p>
-            )}
-            <div className="dialog-buttons">
-              <button type="button" onClick={close}>
-                Cancel
-              </button>
-              <button type="submit" className="primary" disabled={busy}>
-                {busy ? "Saving…" : "Save name"}
-              </button>
-            </div>
-          </form>
-        </Dialog>
+        <RenameDialog
+          title={`Rename ${what}`}
+          label="Filename"
+          value={newName}
+          onChange={setNewName}
+          onSubmit={rename}
+          onClose={close}
+          error={dialogError}
+          busy={busy}
+        />
       )}
       {open === "collect" && <AddToCollectionDialog files={files} onClose={close} onAdded={onCollected} />}
       {open === "delete" && (

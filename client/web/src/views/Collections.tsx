@@ -2,11 +2,11 @@
 // files. The list view creates, renames and deletes them; the detail view
 // shows the files in order, reorders (UpdateCollection replace_file_ids),
 // removes files and links the server's exports (CSV, JSON, M3U8, zip).
-import { useCallback, useEffect, useId, useRef, useState, type FormEvent } from "react";
+import { useCallback, useEffect, useRef, useState, type FormEvent } from "react";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Collection } from "../gen/traum/v1/audio_pb";
 import { useApi } from "../api/client";
-import { Dialog } from "../components/Dialog";
+import { Dialog, RenameDialog } from "../components/Dialog";
 import { canMove, collectionExportUrl, moveId } from "../collections/reorder";
 import { describeError, formatDuration, formatName, formatNumber } from "../lib/format";
 import { Link, navigate } from "../lib/router";
@@ -37,7 +37,6 @@ function CollectionActions({
 }) {
   const { audio } = useApi();
   const toasts = useToasts();
-  const inputId = useId();
   const [open, setOpen] = useState<null | "rename" | "delete">(null);
   const [name, setName] = useState("");
   const [busy, setBusy] = useState(false);
@@ -106,25 +105,17 @@ function CollectionActions({
         Delete
       </button>
       {open === "rename" && (
-        <Dialog title={`Rename “${collection.name}”`} onClose={close}>
-          <form onSubmit={rename} className="stack">
-            <label htmlFor={inputId}>New name</label>
-            <input id={inputId} type="text" value={name} onChange={(e) => setName(e.target.value)} maxLength={100} autoFocus required />
-            {error && (
-              <p role="alert" className="error-text">
-                {error}
-              </p>
-            )}
-            <div className="dialog-buttons">
-              <button type="button" onClick={close}>
-                Cancel
-              </button>
-              <button type="submit" className="primary" disabled={busy}>
-                {busy ? "Saving…" : "Save name"}
-              </button>
-            </div>
-          </form>
-        </Dialog>
+        <RenameDialog
+          title={`Rename “${collection.name}”`}
+          label="New name"
+          value={name}
+          onChange={setName}
+          onSubmit={rename}
+          onClose={close}
+          error={error}
+          busy={busy}
+          maxLength={100}
+        />
       )}
       {open === "delete" && (
         <Dialog title={`Delete the collection “${collection.name}”?`} onClose={close}>
