@@ -195,6 +195,7 @@ pub struct FileQuery {
     pub state: Option<FileState>,
     pub formats: Vec<AudioFormat>,
     pub filename_contains: Option<String>,
+    pub collection_id: Option<String>,
     pub order: FileOrder,
     pub ascending: bool,
     pub offset: u64,

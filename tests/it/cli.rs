@@ -478,6 +478,34 @@ async fn cli_builds_a_collection_and_exports_it() {
     let (code, stdout, _) = run(args(&["collection", "ls"])).await.unwrap();
     assert_eq!(code, Some(0));
     assert!(stdout.contains("Kit") && stdout.contains(&id), "{stdout}");
+    let hat = server
+        .upload_and_process("hat.wav", &[], &crate::support::wav(0.3, 44_100, 1, 880.0))
+        .await;
+    let (code, stdout, _) = run(args(&[
+        "--json",
+        "ls",
+        "--collection",
+        &id,
+        "--sort",
+        "name",
+        "--asc",
+    ]))
+    .await
+    .unwrap();
+    assert_eq!(code, Some(0));
+    let listed: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let names: Vec<&str> = listed["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["filename"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["kick.wav", "pad.wav"],
+        "{} is not in the kit",
+        hat.filename
+    );
 
     // Export through the web port: a playlist to stdout, the files as a zip.
     let (code, stdout, stderr) = run(args(&["export", &id, "--format", "m3u8", "--web-addr", &web]))

@@ -121,6 +121,47 @@ async fn collections_keep_their_order_and_follow_the_library(backend: Backend) {
         ["Kit 1"]
     );
 
+    // The library listing narrows to a collection, keeping its own order and filters.
+    let in_kit = |extra: pb::ListFilesRequest| pb::ListFilesRequest {
+        collection_id: id.clone(),
+        order_by: pb::FileOrder::Filename as i32,
+        ascending: true,
+        ..extra
+    };
+    let page = audio
+        .list_files(in_kit(pb::ListFilesRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    let listed: Vec<&str> = page.files.iter().map(|f| f.filename.as_str()).collect();
+    assert_eq!((listed, page.total_count), (vec!["kick.wav", "snare.wav"], 2));
+    let page = audio
+        .list_files(in_kit(pb::ListFilesRequest {
+            filename_contains: "SNA".into(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        page.files.iter().map(|f| f.filename.as_str()).collect::<Vec<_>>(),
+        ["snare.wav"]
+    );
+    for (bad, code) in [
+        (uuid::Uuid::new_v4().to_string(), Code::NotFound),
+        ("not-a-uuid".to_owned(), Code::InvalidArgument),
+    ] {
+        let err = audio
+            .list_files(pb::ListFilesRequest {
+                collection_id: bad,
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), code, "{err:?}");
+        assert!(err.message().contains("collection"), "{}", err.message());
+    }
+
     // Deleting a file takes it out of every collection.
     audio
         .delete_file(pb::DeleteFileRequest {

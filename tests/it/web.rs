@@ -489,7 +489,13 @@ async fn collections_export_as_csv_json_m3u8_and_a_streamed_zip(backend: Backend
 
     let zip = export("zip").await.unwrap();
     assert_eq!(zip.headers()["content-type"], "application/zip");
+    let announced: u64 = zip.headers()["content-length"].to_str().unwrap().parse().unwrap();
     let archive = zip.bytes().await.unwrap();
+    assert_eq!(
+        announced,
+        archive.len() as u64,
+        "Content-Length is the archive's length"
+    );
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("kit.zip");
     std::fs::write(&path, &archive).unwrap();

@@ -62,6 +62,10 @@ pub struct LsArgs {
     #[arg(long, value_name = "TEXT")]
     name: Option<String>,
 
+    /// Only files in this collection (its id, as `traum collection ls` shows).
+    #[arg(long, value_name = "COLLECTION_ID")]
+    collection: Option<String>,
+
     /// Files per page (1 to 1000).
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
     limit: u32,
@@ -90,6 +94,7 @@ pub async fn ls(client: &TraumClient, globals: Globals, args: LsArgs) -> anyhow:
         order_by: args.sort.proto(),
         ascending: args.asc,
         filename_contains: args.name.unwrap_or_default(),
+        collection_id: args.collection.unwrap_or_default(),
     };
     let mut audio = client.audio();
     let mut files = Vec::new();

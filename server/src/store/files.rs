@@ -9,7 +9,7 @@ use sea_orm::{
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 
-use super::entities::{blob, collection_file, embedding, file, file_tag, job, waveform};
+use super::entities::{blob, collection, collection_file, embedding, file, file_tag, job, waveform};
 use super::rows::{file_from_model, job_to_active, new_job};
 use super::{DeletedFile, NewBlob, Store, escape_like, to_i32, to_i64};
 use crate::domain::{
@@ -152,6 +152,29 @@ impl Store {
             select = select.filter(
                 Expr::expr(Func::lower(Expr::col(file::Column::Filename)))
                     .like(LikeExpr::new(pattern).escape('\\')),
+            );
+        }
+        if let Some(collection_id) = &query.collection_id {
+            // Checked first so that an unknown collection is NOT_FOUND rather
+            // than an empty page that looks like an empty collection.
+            if collection::Entity::find_by_id(collection_id.as_str())
+                .one(&self.db)
+                .await?
+                .is_none()
+            {
+                return Err(Error::not_found("collection", collection_id));
+            }
+            select = select.filter(
+                Expr::col(file::Column::Id).in_subquery(
+                    Query::select()
+                        .column(collection_file::Column::FileId)
+                        .from(collection_file::Entity)
+                        .and_where(
+                            Expr::col(collection_file::Column::CollectionId)
+                                .eq(Expr::val(collection_id.as_str())),
+                        )
+                        .to_owned(),
+                ),
             );
         }
         let total = select.clone().count(&self.db).await?;

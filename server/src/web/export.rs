@@ -11,7 +11,7 @@ use futures::StreamExt;
 use serde::Serialize;
 
 use super::error_response;
-use super::zip::{MAX_ARCHIVE_BYTES, ZipWriter, unique_names};
+use super::zip::{ZipWriter, unique_names};
 use crate::domain::{FileRecord, KeyMode};
 use crate::error::{Error, Result};
 use crate::library::{Collection, Library};
@@ -40,6 +40,7 @@ async fn respond(library: &Library, id: &str, format: Option<&str>, headers: &He
     let format = format.unwrap_or("csv");
     let collection = library.collection(&id).await?;
     let base = format!("{}.{format}", download_name(&collection.record.name));
+    let mut length = None;
     let (content_type, body) = match format {
         "csv" => ("text/csv; charset=utf-8", Body::from(csv(&collection))),
         "json" => ("application/json", Body::from(json(&collection)?)),
@@ -47,7 +48,11 @@ async fn respond(library: &Library, id: &str, format: Option<&str>, headers: &He
             "audio/x-mpegurl; charset=utf-8",
             Body::from(m3u8(&collection, &origin(headers))),
         ),
-        "zip" => ("application/zip", zip(library, collection)?),
+        "zip" => {
+            let (body, size) = zip(library, collection);
+            length = Some(size);
+            ("application/zip", body)
+        }
         other => {
             return Err(Error::InvalidArgument(format!(
                 "unknown export format `{other}`; use csv, json, m3u8 or zip"
@@ -57,6 +62,10 @@ async fn respond(library: &Library, id: &str, format: Option<&str>, headers: &He
     let mut response = (StatusCode::OK, body).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    // A known length lets the browser show how far a large download is.
+    if let Some(length) = length {
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    }
     // RFC 6266: an ASCII fallback and the UTF-8 name.
     let ascii: String = base
         .chars()
@@ -226,8 +235,8 @@ fn m3u8(collection: &Collection, origin: &str) -> String {
 }
 
 /// The original files as one stored zip, read from the blob store one chunk
-/// at a time as the client takes them.
-fn zip(library: &Library, collection: Collection) -> Result<Body> {
+/// at a time as the client takes them, and the archive's length.
+fn zip(library: &Library, collection: Collection) -> (Body, u64) {
     let names = unique_names(collection.files.iter().map(|f| f.filename.as_str()));
     let size = ZipWriter::archive_size(
         names
@@ -235,19 +244,21 @@ fn zip(library: &Library, collection: Collection) -> Result<Body> {
             .map(String::as_str)
             .zip(collection.files.iter().map(|f| f.size_bytes)),
     );
-    if size > MAX_ARCHIVE_BYTES {
-        return Err(Error::TooLarge(format!(
-            "the collection's zip would be {size} bytes; archives are limited to 4 GiB, so export a smaller collection \
-             or download its files one by one"
-        )));
-    }
     let library = library.clone();
     let stream = async_stream::try_stream! {
         let mut writer = ZipWriter::default();
         for (file, name) in collection.files.iter().zip(&names) {
             let opened = library.open(&file.id).await?;
             let total = opened.size();
-            yield writer.begin(name);
+            if total != file.size_bytes {
+                // The announced Content-Length would be a lie; stop rather
+                // than send a truncated archive that looks whole.
+                Err(Error::Internal(format!(
+                    "blob of file {} holds {total} bytes, the database says {}",
+                    file.id, file.size_bytes
+                )))?;
+            }
+            yield writer.begin(name, total);
             let mut hasher = crc32fast::Hasher::new();
             let mut chunks = opened.read(0, total).await?;
             while let Some(chunk) = chunks.next().await {
@@ -259,7 +270,7 @@ fn zip(library: &Library, collection: Collection) -> Result<Body> {
         }
         yield writer.finish();
     };
-    Ok(Body::from_stream(stream.map(|item: Result<bytes::Bytes>| {
-        item.map_err(std::io::Error::other)
-    })))
+    let body =
+        Body::from_stream(stream.map(|item: Result<bytes::Bytes>| item.map_err(std::io::Error::other)));
+    (body, size)
 }

@@ -171,12 +171,18 @@ pub fn file_query(request: pb::ListFilesRequest) -> Result<FileQuery> {
         order_by,
         ascending,
         filename_contains,
+        collection_id,
     } = request;
+    let collection_id = match collection_id.trim() {
+        "" => None,
+        raw => Some(validate::id("collection_id", raw)?),
+    };
     Ok(FileQuery {
         tags_all: validate::tags(&tags)?,
         state: file_state_from(state)?,
         formats: audio_formats(&formats)?,
         filename_contains: Some(filename_contains.trim().to_owned()).filter(|s| !s.is_empty()),
+        collection_id,
         order: file_order(order_by)?,
         ascending,
         offset: page_offset(&page_token)?,
