@@ -7,6 +7,7 @@ const PROTOS: &[&str] = &[
     "traum/v1/audio.proto",
     "traum/v1/search.proto",
     "traum/v1/analytics.proto",
+    "traum/v1/admin.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -13,6 +13,7 @@ mod m20261121_000003_descriptors;
 mod m20261121_000004_embeddings;
 mod m20261201_000005_waveforms;
 mod m20261201_000006_collections;
+mod m20261201_000007_api_keys;
 
 /// Runs Traum's migrations.
 pub struct Migrator;
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000004_embeddings::Migration),
             Box::new(m20261201_000005_waveforms::Migration),
             Box::new(m20261201_000006_collections::Migration),
+            Box::new(m20261201_000007_api_keys::Migration),
         ]
     }
 }

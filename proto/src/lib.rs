@@ -15,4 +15,5 @@ pub mod service_names {
     pub const AUDIO: &str = "traum.v1.AudioService";
     pub const SEARCH: &str = "traum.v1.SearchService";
     pub const ANALYTICS: &str = "traum.v1.AnalyticsService";
+    pub const ADMIN: &str = "traum.v1.AdminService";
 }

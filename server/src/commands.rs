@@ -143,3 +143,108 @@ pub fn embed(args: &EmbedArgs) -> Result<String, String> {
     }
     Ok(lines.join("\n"))
 }
+
+/// `traum-server keys`: API keys, managed on the database directly, so the
+/// first admin key can exist before any server runs.
+#[derive(Debug, Clone, Args)]
+pub struct KeysArgs {
+    /// TOML file of the server (only its data_dir and database_url are used).
+    #[arg(long, env = "TRAUM_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// The server's data directory [default: ./data].
+    #[arg(long, env = "TRAUM_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// The server's database URL [default: sqlite in the data dir].
+    #[arg(long, env = "TRAUM_DATABASE_URL", global = true)]
+    pub database_url: Option<String>,
+    #[command(subcommand)]
+    pub action: KeysAction,
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum KeysAction {
+    /// Create a key; its secret is printed once, as the last line.
+    Create {
+        /// What the key allows.
+        #[arg(long, value_parser = ["read", "write", "admin"])]
+        role: String,
+        /// A name to recognise the key by.
+        #[arg(long)]
+        name: String,
+    },
+    /// List keys (never their secrets).
+    List,
+    /// Revoke a key by its id.
+    Revoke { key_id: String },
+}
+
+/// Runs `keys`; the error is a message for stderr.
+pub fn keys(args: &KeysArgs) -> Result<String, String> {
+    let config = crate::Config::resolve(crate::ConfigArgs {
+        config: args.config.clone(),
+        data_dir: args.data_dir.clone(),
+        database_url: args.database_url.clone(),
+        // Only the database is used: no listener is opened.
+        listen: Some("127.0.0.1:0".into()),
+        web_listen: Some("off".into()),
+        model: Some("none".into()),
+        ..crate::ConfigArgs::default()
+    })
+    .map_err(|err| err.to_string())?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|err| format!("cannot start the async runtime: {err}"))?;
+    runtime.block_on(async {
+        if config.database_url.starts_with("sqlite:") {
+            std::fs::create_dir_all(&config.data_dir)
+                .map_err(|err| format!("cannot create {}: {err}", config.data_dir.display()))?;
+        }
+        let store = crate::store::Store::connect(&config.database_url)
+            .await
+            .map_err(|err| format!("cannot open the database: {err}"))?;
+        match &args.action {
+            KeysAction::Create { role, name } => {
+                let role = crate::auth::Role::parse(role).ok_or_else(|| format!("unknown role {role}"))?;
+                let (key, secret) = crate::auth::create_key(&store, name, role)
+                    .await
+                    .map_err(|err| err.to_string())?;
+                Ok(format!(
+                    "created {} key `{}` (id {}); it is shown only now:\n{secret}",
+                    key.role, key.name, key.id
+                ))
+            }
+            KeysAction::List => {
+                let keys = store.list_api_keys().await.map_err(|err| err.to_string())?;
+                let mut lines = vec![format!(
+                    "{:<36}  {:<6}  {:<12}  {:<20}  {:<20}  {:<20}  NAME",
+                    "ID", "ROLE", "PREFIX", "CREATED", "LAST USED", "REVOKED"
+                )];
+                let time = |at: Option<chrono::DateTime<chrono::Utc>>| {
+                    at.map_or_else(|| "-".to_owned(), |at| at.format("%Y-%m-%d %H:%M:%S").to_string())
+                };
+                for key in keys {
+                    lines.push(format!(
+                        "{:<36}  {:<6}  {:<12}  {:<20}  {:<20}  {:<20}  {}",
+                        key.id,
+                        key.role,
+                        key.prefix,
+                        time(Some(key.created_at)),
+                        time(key.last_used_at),
+                        time(key.revoked_at),
+                        key.name
+                    ));
+                }
+                Ok(lines.join("\n"))
+            }
+            KeysAction::Revoke { key_id } => {
+                let id = crate::validate::id("key id", key_id).map_err(|err| err.to_string())?;
+                let key = store
+                    .revoke_api_key(&id, chrono::Utc::now())
+                    .await
+                    .map_err(|err| err.to_string())?;
+                Ok(format!("revoked key `{}` ({})", key.name, key.id))
+            }
+        }
+    })
+}

@@ -9,6 +9,8 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use serde::Deserialize;
 
+pub use crate::auth::AuthMode;
+
 /// Exit code for an unusable configuration (`EX_USAGE` from sysexits.h).
 pub const EXIT_CONFIG: i32 = 64;
 
@@ -113,6 +115,19 @@ pub struct ConfigArgs {
     /// off [default: 0.95].
     #[arg(long, env = "TRAUM_HNSW_TARGET_RECALL")]
     pub hnsw_target_recall: Option<f64>,
+    /// Whether calls need an API key or token: `off` or `required` [default: off].
+    #[arg(long, env = "TRAUM_AUTH", value_enum)]
+    pub auth: Option<AuthMode>,
+    /// Start with `--auth off` on an address outside loopback: anyone who
+    /// reaches the port can read, change and delete everything.
+    #[arg(long, env = "TRAUM_ALLOW_UNAUTHENTICATED")]
+    pub allow_unauthenticated: bool,
+    /// File holding the shared secret (at least 32 bytes) that HS256 tokens are signed with.
+    #[arg(long, env = "TRAUM_JWT_HS256_SECRET_FILE")]
+    pub jwt_hs256_secret_file: Option<PathBuf>,
+    /// PEM public key (RSA for RS256, P-256 for ES256) that tokens are signed against.
+    #[arg(long, env = "TRAUM_JWT_PUBLIC_KEY_FILE")]
+    pub jwt_public_key_file: Option<PathBuf>,
 }
 
 /// The same settings as read from a TOML file.
@@ -147,6 +162,10 @@ struct FileConfig {
     hnsw_ef_construction: Option<usize>,
     hnsw_ef_search: Option<usize>,
     hnsw_target_recall: Option<f64>,
+    auth: Option<AuthMode>,
+    allow_unauthenticated: Option<bool>,
+    jwt_hs256_secret_file: Option<PathBuf>,
+    jwt_public_key_file: Option<PathBuf>,
 }
 
 mod opt_duration {
@@ -194,6 +213,11 @@ pub struct Config {
     pub embed_threads: usize,
     /// Parameters of the vector index's graph.
     pub hnsw: traum_index::vector::HnswParams,
+    pub auth: AuthMode,
+    /// Lets `auth: off` listen beyond loopback.
+    pub allow_unauthenticated: bool,
+    pub jwt_hs256_secret_file: Option<PathBuf>,
+    pub jwt_public_key_file: Option<PathBuf>,
 }
 
 /// A configuration that cannot be used, with a message naming the setting.
@@ -229,6 +253,10 @@ impl Config {
             embed_batch_size: 8,
             embed_threads: std::thread::available_parallelism().map_or(2, usize::from),
             hnsw: traum_index::vector::HnswParams::default(),
+            auth: AuthMode::Off,
+            allow_unauthenticated: false,
+            jwt_hs256_secret_file: None,
+            jwt_public_key_file: None,
         }
     }
 
@@ -329,6 +357,17 @@ impl Config {
         }
         if let Some(v) = args.hnsw_target_recall.or(file.hnsw_target_recall) {
             config.hnsw.target_recall = v;
+        }
+        if let Some(mode) = args.auth.or(file.auth) {
+            config.auth = mode;
+        }
+        config.allow_unauthenticated =
+            args.allow_unauthenticated || file.allow_unauthenticated.unwrap_or(false);
+        if let Some(path) = args.jwt_hs256_secret_file.or(file.jwt_hs256_secret_file) {
+            config.jwt_hs256_secret_file = Some(path);
+        }
+        if let Some(path) = args.jwt_public_key_file.or(file.jwt_public_key_file) {
+            config.jwt_public_key_file = Some(path);
         }
         config.validate()?;
         Ok(config)
@@ -446,6 +485,28 @@ impl Config {
                 "log filter `{}` is invalid: {err}",
                 self.log
             )));
+        }
+        if self.auth == AuthMode::Off && !self.allow_unauthenticated {
+            let exposed = [("--listen", Some(self.listen)), ("--web-listen", self.web_listen)]
+                .into_iter()
+                .find_map(|(flag, addr)| addr.filter(|a| !a.ip().is_loopback()).map(|a| (flag, a)));
+            if let Some((flag, addr)) = exposed {
+                return Err(ConfigError(format!(
+                    "{flag} {addr} is reachable from other machines but --auth is off, so anyone there could \
+                     read, change and delete the library; use --auth required (with an API key from \
+                     `traum-server keys create`), a loopback address, or --allow-unauthenticated"
+                )));
+            }
+        }
+        for (name, path) in [
+            ("jwt_hs256_secret_file", &self.jwt_hs256_secret_file),
+            ("jwt_public_key_file", &self.jwt_public_key_file),
+        ] {
+            if let Some(path) = path
+                && !path.is_file()
+            {
+                return Err(ConfigError(format!("{name} {} is not a file", path.display())));
+            }
         }
         if self.data_dir.exists() && !self.data_dir.is_dir() {
             return Err(ConfigError(format!(
@@ -566,6 +627,26 @@ mod tests {
         })
         .unwrap();
         assert_eq!(off.web_listen, None);
+    }
+
+    #[test]
+    fn refuses_to_listen_beyond_loopback_without_auth() {
+        let open = |listen: &str, web: &str, allow: bool, auth: Option<AuthMode>| {
+            Config::resolve(ConfigArgs {
+                listen: Some(listen.into()),
+                web_listen: Some(web.into()),
+                allow_unauthenticated: allow,
+                auth,
+                ..ConfigArgs::default()
+            })
+        };
+        let err = open("0.0.0.0:50051", "127.0.0.1:8080", false, None).unwrap_err();
+        assert!(err.to_string().contains("--listen 0.0.0.0:50051"), "{err}");
+        let err = open("127.0.0.1:50051", "[::]:8080", false, None).unwrap_err();
+        assert!(err.to_string().contains("--web-listen [::]:8080"), "{err}");
+        assert!(open("127.0.0.1:50051", "[::1]:8080", false, None).is_ok());
+        assert!(open("0.0.0.0:50051", "off", true, None).is_ok());
+        assert!(open("0.0.0.0:50051", "0.0.0.0:8080", false, Some(AuthMode::Required)).is_ok());
     }
 
     #[test]

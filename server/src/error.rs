@@ -44,6 +44,12 @@ pub enum Error {
     /// A part of the server is not ready (yet), or it is shutting down.
     #[error("{0}")]
     Unavailable(String),
+    /// No credential, or one that is unknown, revoked, expired or forged.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// A valid credential whose role does not allow the call.
+    #[error("{0}")]
+    PermissionDenied(String),
     /// Audio that cannot be read: unsupported, corrupt, too long, unreadable.
     #[error(transparent)]
     Audio(#[from] AudioError),
@@ -81,6 +87,8 @@ pub enum Problem {
     OutOfRange,
     Aborted,
     Unavailable,
+    Unauthenticated,
+    PermissionDenied,
 }
 
 /// Result with the domain error.
@@ -122,6 +130,8 @@ impl Error {
             Error::OutOfRange(_) => Problem::OutOfRange,
             Error::Aborted(_) => Problem::Aborted,
             Error::Unavailable(_) => Problem::Unavailable,
+            Error::Unauthenticated(_) => Problem::Unauthenticated,
+            Error::PermissionDenied(_) => Problem::PermissionDenied,
             Error::Audio(audio) => {
                 return match audio {
                     AudioError::Unsupported(_) | AudioError::Corrupt(_) => {

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use traum_server::commands::{self, EmbedArgs};
+use traum_server::commands::{self, EmbedArgs, KeysArgs};
 use traum_server::{Config, ConfigArgs, EXIT_CONFIG, telemetry};
 
 /// Traum audio search server.
@@ -21,6 +21,8 @@ enum Command {
     /// Prints CLAP embeddings of audio files and texts (per window and
     /// pooled), computed as the server computes them.
     Embed(EmbedArgs),
+    /// Creates, lists and revokes API keys in the server's database.
+    Keys(KeysArgs),
 }
 
 fn main() -> ExitCode {
@@ -44,6 +46,19 @@ fn main() -> ExitCode {
             }
             Err(message) => {
                 eprintln!("traum-server embed: {message}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if let Some(Command::Keys(args)) = &cli.command {
+        telemetry::init_logging(traum_server::config::LogFormat::Human, "warn");
+        return match commands::keys(args) {
+            Ok(output) => {
+                println!("{output}");
+                ExitCode::SUCCESS
+            }
+            Err(message) => {
+                eprintln!("traum-server keys: {message}");
                 ExitCode::FAILURE
             }
         };

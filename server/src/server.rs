@@ -12,6 +12,7 @@ use tonic::service::Routes;
 use tonic::transport::Server;
 use tonic_health::ServingStatus;
 use traum_proto::service_names;
+use traum_proto::v1::admin_service_server::AdminServiceServer;
 use traum_proto::v1::analytics_service_server::AnalyticsServiceServer;
 use traum_proto::v1::audio_service_server::AudioServiceServer;
 use traum_proto::v1::search_service_server::SearchServiceServer;
@@ -19,10 +20,11 @@ use traum_proto::v1::search_service_server::SearchServiceServer;
 use traum_index::vector::VectorIndexConfig;
 
 use crate::analytics::Analytics;
+use crate::auth::{Auth, TokenVerifier};
 use crate::blob::BlobStore;
 use crate::config::{Config, ConfigError, MAX_MESSAGE_BYTES, redact_url};
 use crate::embed::{Embedder, ModelSettings};
-use crate::grpc::{AnalyticsApi, AudioApi, SearchApi};
+use crate::grpc::{AdminApi, AnalyticsApi, AudioApi, AuthLayer, SearchApi};
 use crate::ingest::{Ingest, Limits};
 use crate::jobs::Jobs;
 use crate::library::Library;
@@ -64,6 +66,8 @@ pub enum StartError {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
+    #[error("cannot use the token keys: {0}")]
+    TokenKeys(String),
     #[error("cannot build the search indexes: {0}")]
     Index(#[source] crate::error::Error),
     #[error("reflection descriptors are invalid: {0}")]
@@ -95,6 +99,11 @@ pub async fn run(
     // Validation looks at paths, and preparing the data directory sweeps it:
     // file-system work, so on the blocking pool.
     let (config, blobs, stale) = tokio::task::spawn_blocking(move || prepare(config)).await??;
+    let tokens = TokenVerifier::from_files(
+        config.jwt_hs256_secret_file.as_deref(),
+        config.jwt_public_key_file.as_deref(),
+    )
+    .map_err(StartError::TokenKeys)?;
     if stale > 0 {
         tracing::info!(files = stale, "removed temp files of interrupted uploads");
     }
@@ -174,7 +183,11 @@ pub async fn run(
         ),
         search: search.clone(),
         analytics: Analytics::new(store.clone(), search.clone(), embedder.clone(), usage.clone()),
+        auth: Auth::new(config.auth, store.clone(), tokens),
     });
+    if config.auth == crate::auth::AuthMode::Off {
+        tracing::warn!("--auth is off: every caller may read, change and delete everything");
+    }
 
     let metrics = telemetry::metrics_handle();
     if let Some(addr) = config.metrics_listen {
@@ -202,6 +215,9 @@ pub async fn run(
     health
         .set_service_status(service_names::ANALYTICS, ServingStatus::Serving)
         .await;
+    health
+        .set_service_status(service_names::ADMIN, ServingStatus::Serving)
+        .await;
     // Search serves once the model and the vector index are loaded.
     health
         .set_service_status(service_names::SEARCH, ServingStatus::NotServing)
@@ -224,6 +240,7 @@ pub async fn run(
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let analytics = AnalyticsServiceServer::new(AnalyticsApi::new(app.clone()));
+    let admin = AdminServiceServer::new(AdminApi::new(app.clone()));
 
     if let Some(addr) = config.web_listen {
         let web_listener = TcpListener::bind(addr)
@@ -233,14 +250,22 @@ pub async fn run(
         let routes = Routes::new(audio.clone())
             .add_service(search.clone())
             .add_service(analytics.clone())
+            .add_service(admin.clone())
             .add_service(health_service.clone());
         let services = [
             service_names::AUDIO,
             service_names::SEARCH,
             service_names::ANALYTICS,
+            service_names::ADMIN,
             HEALTH_SERVICE,
         ];
-        let router = crate::web::router(routes, &services, app.library.clone(), usage.clone());
+        let router = crate::web::router(
+            routes,
+            &services,
+            app.library.clone(),
+            app.auth.clone(),
+            usage.clone(),
+        );
         tracing::info!(addr = %bound, "web app at http://{bound}/ (with gRPC-Web and audio)");
         let serving = crate::http::serve(web_listener, router, stop_rx.clone());
         tokio::spawn(async move {
@@ -266,12 +291,14 @@ pub async fn run(
         .tcp_nodelay(true)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .layer(RpcTelemetryLayer::new(usage.clone()))
+        .layer(AuthLayer::new(app.auth.clone()))
         .add_service(health_service)
         .add_service(reflection_v1()?)
         .add_service(reflection_v1alpha()?)
         .add_service(audio)
         .add_service(search)
-        .add_service(analytics);
+        .add_service(analytics)
+        .add_service(admin);
     // The builder's `tcp_nodelay` only reaches sockets tonic accepts itself;
     // with our own listener, Nagle's algorithm would hold each small unary
     // response back until the client's delayed ACK (about 40 ms).
@@ -295,6 +322,7 @@ pub async fn run(
         "",
         service_names::AUDIO,
         service_names::ANALYTICS,
+        service_names::ADMIN,
         service_names::SEARCH,
     ] {
         health.set_service_status(name, ServingStatus::NotServing).await;
@@ -350,6 +378,7 @@ fn reflection_builder() -> tonic_reflection::server::Builder<'static> {
         .with_service_name(service_names::AUDIO)
         .with_service_name(service_names::SEARCH)
         .with_service_name(service_names::ANALYTICS)
+        .with_service_name(service_names::ADMIN)
         .with_service_name(HEALTH_SERVICE)
         .include_reflection_service(false)
 }

@@ -1,6 +1,7 @@
 //! The domain services every gRPC adapter reaches, built once by `run`.
 
 use crate::analytics::Analytics;
+use crate::auth::Auth;
 use crate::ingest::Ingest;
 use crate::jobs::Jobs;
 use crate::library::Library;
@@ -13,4 +14,5 @@ pub struct App {
     pub library: Library,
     pub search: Search,
     pub analytics: Analytics,
+    pub auth: Auth,
 }

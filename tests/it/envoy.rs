@@ -799,6 +799,10 @@ async fn deployment_files_are_consistent() {
             .contains("grpc_health_probe")
     );
     assert_eq!(server["environment"]["TRAUM_METRICS_LISTEN"], "0.0.0.0:9464");
+    assert_eq!(
+        server["environment"]["TRAUM_AUTH"], "required",
+        "secure by default"
+    );
     assert_eq!(server["build"]["dockerfile"], "docker/Dockerfile");
     let envoy = &services["envoy"];
     assert_eq!(envoy["environment"]["TRAUM_UPSTREAM_HOST"], "traum-server");
@@ -880,6 +884,7 @@ async fn deployment_files_are_consistent() {
         "USER traum",
         "VOLUME [\"/var/lib/traum\"]",
         "TRAUM_LISTEN=0.0.0.0:50051",
+        "TRAUM_AUTH=required",
         "TRAUM_METRICS_LISTEN=0.0.0.0:9464",
         "HEALTHCHECK",
     ] {

@@ -6,6 +6,7 @@
 mod support;
 
 mod analytics;
+mod auth;
 mod cli;
 mod collections;
 mod envoy;

@@ -74,6 +74,7 @@ async fn reflection_lists_exactly_our_services(backend: Backend) {
     let server = env.start().await;
     let expected: BTreeSet<String> = [
         "grpc.health.v1.Health",
+        "traum.v1.AdminService",
         "traum.v1.AnalyticsService",
         "traum.v1.AudioService",
         "traum.v1.SearchService",

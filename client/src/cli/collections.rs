@@ -230,14 +230,19 @@ pub struct ExportArgs {
     web_addr: String,
 }
 
-pub async fn export(args: ExportArgs) -> anyhow::Result<Outcome> {
+pub async fn export(args: ExportArgs, api_key: Option<&str>) -> anyhow::Result<Outcome> {
     let url = format!(
         "{}/api/collections/{}/export?format={}",
         args.web_addr.trim_end_matches('/'),
         args.collection_id,
         args.format.as_str()
     );
-    let mut response = reqwest::get(&url)
+    let mut request = reqwest::Client::new().get(&url);
+    if let Some(key) = api_key {
+        request = request.header(traum_client::API_KEY_HEADER, key);
+    }
+    let mut response = request
+        .send()
         .await
         .with_context(|| format!("cannot reach the web port at {}", args.web_addr))?;
     if !response.status().is_success() {

@@ -107,7 +107,8 @@ impl Cli {
     pub async fn run(self) -> anyhow::Result<Outcome> {
         // Exports come from the web port; no gRPC connection needed.
         if let Command::Export(args) = &self.command {
-            return collections::export(args.clone()).await;
+            let key = self.api_key.as_deref().filter(|key| !key.is_empty());
+            return collections::export(args.clone(), key).await;
         }
         let client = self.connect().await?;
         let globals = Globals { json: self.json };
@@ -126,7 +127,7 @@ impl Cli {
             Command::Similar(args) => search::similar(&client, globals, args).await,
             Command::Suggest(args) => search::suggest(&client, globals, args).await,
             Command::Collection(command) => collections::run(&client, globals, command).await,
-            Command::Export(args) => collections::export(args).await,
+            Command::Export(args) => collections::export(args, None).await,
         }
     }
 

@@ -1,13 +1,17 @@
 //! gRPC adapters: one thin service per proto service (extract, validate,
 //! call one domain service, convert), the conversions and the error mapping.
 
+mod admin;
 mod analytics;
 mod audio;
+mod auth;
 mod convert;
 mod search;
 mod status;
 
+pub use self::admin::AdminApi;
 pub use self::analytics::AnalyticsApi;
 pub use self::audio::AudioApi;
+pub use self::auth::AuthLayer;
 pub use self::search::SearchApi;
 pub use self::status::REQUEST_ID_HEADER;

@@ -32,6 +32,8 @@ fn code(problem: Problem) -> Code {
         Problem::OutOfRange => Code::OutOfRange,
         Problem::Aborted => Code::Aborted,
         Problem::Unavailable => Code::Unavailable,
+        Problem::Unauthenticated => Code::Unauthenticated,
+        Problem::PermissionDenied => Code::PermissionDenied,
     }
 }
 
@@ -111,6 +113,16 @@ mod tests {
             (Error::OutOfRange("offset".into()), Code::OutOfRange, "offset"),
             (Error::Aborted("gone".into()), Code::Aborted, "gone"),
             (Error::Unavailable("later".into()), Code::Unavailable, "later"),
+            (
+                Error::Unauthenticated("send a key".into()),
+                Code::Unauthenticated,
+                "send a key",
+            ),
+            (
+                Error::PermissionDenied("needs write".into()),
+                Code::PermissionDenied,
+                "needs write",
+            ),
             (
                 Error::Audio(AudioError::Unsupported("Ogg Opus audio is not supported".into())),
                 Code::InvalidArgument,

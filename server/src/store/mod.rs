@@ -2,6 +2,7 @@
 //! the source of truth for files, tags, jobs, upload sessions, vectors and
 //! usage. One file per table family.
 
+mod api_keys;
 mod collections;
 mod embeddings;
 pub mod entities;

@@ -9,31 +9,47 @@ mod export;
 mod zip;
 
 use axum::Router;
-use axum::http::{HeaderValue, StatusCode};
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tonic::service::Routes;
 use tonic_web::GrpcWebLayer;
 use tower_layer::Layer;
 
+use crate::auth::{AUDIO_ROUTE, Auth, EXPORT_ROUTE, access_of_http};
 use crate::error::{Error, Problem};
-use crate::grpc::REQUEST_ID_HEADER;
+use crate::grpc::{AuthLayer, REQUEST_ID_HEADER};
 use crate::library::Library;
 use crate::telemetry::RpcTelemetryLayer;
 use crate::usage::UsageRecorder;
 
 /// The web port's routes. `grpc` holds the services by name; each is also
 /// reachable over gRPC-Web under its own path prefix.
-pub fn router(grpc: Routes, services: &[&str], library: Library, usage: UsageRecorder) -> Router {
-    let grpc_web = GrpcWebLayer::new().layer(RpcTelemetryLayer::new(usage).layer(grpc));
+pub fn router(grpc: Routes, services: &[&str], library: Library, auth: Auth, usage: UsageRecorder) -> Router {
+    // The check sits inside the gRPC-Web translation, so a refusal reaches
+    // the browser as a gRPC-Web status like any other.
+    let grpc_web = GrpcWebLayer::new()
+        .layer(RpcTelemetryLayer::new(usage).layer(AuthLayer::new(auth.clone()).layer(grpc)));
     let mut router = Router::new()
-        .route("/api/files/{id}/audio", get(audio::serve))
-        .route("/api/collections/{id}/export", get(export::serve))
-        .with_state(library);
+        .route(AUDIO_ROUTE, get(audio::serve))
+        .route(EXPORT_ROUTE, get(export::serve))
+        .with_state(library)
+        .route_layer(middleware::from_fn_with_state(auth, check_http));
     for service in services {
         router = router.route_service(&format!("/{service}/{{*method}}"), grpc_web.clone());
     }
     router.fallback(assets::serve)
+}
+
+/// The credential check of the HTTP routes, by the route's pattern.
+async fn check_http(State(auth): State<Auth>, request: Request, next: Next) -> Response {
+    let pattern = request.extensions().get::<MatchedPath>().map(MatchedPath::as_str);
+    match auth.check(access_of_http(pattern), request.headers()).await {
+        Ok(_) => next.run(request).await,
+        Err(err) => error_response(&err),
+    }
 }
 
 /// The HTTP status of a kind of problem.
@@ -46,6 +62,8 @@ fn http_status(problem: Problem) -> StatusCode {
         Problem::FailedPrecondition | Problem::AlreadyExists | Problem::Aborted => StatusCode::CONFLICT,
         Problem::OutOfRange => StatusCode::RANGE_NOT_SATISFIABLE,
         Problem::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        Problem::Unauthenticated => StatusCode::UNAUTHORIZED,
+        Problem::PermissionDenied => StatusCode::FORBIDDEN,
     }
 }
 
@@ -54,7 +72,17 @@ fn http_status(problem: Problem) -> StatusCode {
 /// inside the server.
 fn error_response(err: &Error) -> Response {
     match err.public() {
-        Some((problem, message)) => (http_status(problem), format!("{message}\n")).into_response(),
+        Some((problem, message)) => {
+            let mut response = (http_status(problem), format!("{message}\n")).into_response();
+            if problem == Problem::Unauthenticated {
+                // RFC 6750 §3: how to authenticate.
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"traum\""),
+                );
+            }
+            response
+        }
         None => {
             let request_id = err.log_internal();
             let mut response = (
@@ -96,6 +124,8 @@ mod tests {
             Problem::OutOfRange,
             Problem::Aborted,
             Problem::Unavailable,
+            Problem::Unauthenticated,
+            Problem::PermissionDenied,
         ] {
             let status = http_status(problem);
             assert!(

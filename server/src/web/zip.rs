@@ -183,7 +183,7 @@ impl ZipWriter {
             out.put_u64_le(zip64_end);
             out.put_u32_le(1);
         }
-        let count_16 = u16::try_from(count).map_or(u16::MAX, |c| c.min(u16::MAX));
+        let count_16 = u16::try_from(count).unwrap_or(u16::MAX);
         out.put_u32_le(END_OF_CENTRAL);
         out.put_u16_le(0);
         out.put_u16_le(0);

@@ -2,6 +2,7 @@
 //! service plus what they share here. Domain structs are destructured, so
 //! a new field fails the build until it is mapped.
 
+pub mod admin;
 pub mod analytics;
 pub mod audio;
 pub mod search;

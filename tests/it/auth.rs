@@ -1,0 +1,558 @@
+//! Authentication and authorization: every method in the access table, a
+//! matrix of credentials against representative calls, keys stored only as
+//! hashes, revocation, tokens, the HTTP routes and gRPC-Web, and the rule
+//! that refuses to start an open server beyond loopback.
+
+use std::collections::BTreeSet;
+use std::process::Command;
+
+use futures::StreamExt;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::json;
+use tonic::Code;
+use tonic::metadata::MetadataValue;
+use tonic::service::Interceptor;
+use tonic::transport::Channel;
+use traum_proto::v1 as pb;
+use traum_proto::v1::admin_service_client::AdminServiceClient;
+use traum_proto::v1::audio_service_client::AudioServiceClient;
+use traum_server::auth::{AuthMode, HTTP_ROUTES, RPC_ACCESS, Role, create_key};
+use traum_server::store::Store;
+
+use crate::both_backends;
+use crate::support::{Backend, TestEnv, TestServer, free_port, sha256_hex, wav, workspace_binary};
+
+const HS256_SECRET: &str = "a shared secret of more than thirty-two bytes";
+
+/// Sends `authorization: Bearer <credential>` on every call, if given.
+#[derive(Clone)]
+struct Bearer(Option<String>);
+
+impl Interceptor for Bearer {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(credential) = &self.0 {
+            let value: MetadataValue<_> = format!("Bearer {credential}").parse().expect("ASCII credential");
+            request.metadata_mut().insert("authorization", value);
+        }
+        Ok(request)
+    }
+}
+
+type Audio = AudioServiceClient<tonic::service::interceptor::InterceptedService<Channel, Bearer>>;
+type Admin = AdminServiceClient<tonic::service::interceptor::InterceptedService<Channel, Bearer>>;
+
+fn audio(server: &TestServer, credential: Option<&str>) -> Audio {
+    AudioServiceClient::with_interceptor(server.channel(), Bearer(credential.map(str::to_owned)))
+}
+
+fn admin(server: &TestServer, credential: Option<&str>) -> Admin {
+    AdminServiceClient::with_interceptor(server.channel(), Bearer(credential.map(str::to_owned)))
+}
+
+fn token(claims: serde_json::Value) -> String {
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(HS256_SECRET.as_bytes()).unwrap(),
+    )
+    .unwrap()
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// A server that requires credentials and accepts HS256 tokens, with an
+/// admin key made on its database as `traum-server keys create` makes one.
+async fn secured(env: &TestEnv) -> (TestServer, String) {
+    let secret = env.dir.path().join("jwt-secret");
+    std::fs::write(&secret, HS256_SECRET).unwrap();
+    let server = env
+        .start_with(|config| {
+            config.auth = AuthMode::Required;
+            config.jwt_hs256_secret_file = Some(secret);
+            config.web_listen = Some(free_port());
+        })
+        .await;
+    let store = Store::connect(&env.db.url).await.unwrap();
+    let (_, admin_key) = create_key(&store, "bootstrap", Role::Admin).await.unwrap();
+    (server, admin_key)
+}
+
+async fn new_key(server: &TestServer, admin_key: &str, name: &str, role: pb::Role) -> (String, String) {
+    let created = admin(server, Some(admin_key))
+        .create_api_key(pb::CreateApiKeyRequest {
+            name: name.into(),
+            role: role as i32,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    (created.key.unwrap().key_id, created.secret)
+}
+
+async fn every_method_has_an_access_rule(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let (server, admin_key) = secured(&env).await;
+    let (_, read_key) = new_key(&server, &admin_key, "reader", pb::Role::Read).await;
+
+    use tonic_reflection::pb::v1 as r1;
+    let mut reflection = r1::server_reflection_client::ServerReflectionClient::with_interceptor(
+        server.channel(),
+        Bearer(None),
+    );
+    let ask = |request| {
+        futures::stream::iter([r1::ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(request),
+        }])
+    };
+    let refused = reflection
+        .server_reflection_info(ask(r1::server_reflection_request::MessageRequest::ListServices(
+            String::new(),
+        )))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::Unauthenticated, "reflection needs read");
+
+    let reflection = r1::server_reflection_client::ServerReflectionClient::with_interceptor(
+        server.channel(),
+        Bearer(Some(read_key.clone())),
+    );
+    let reply = |request| {
+        let mut reflection = reflection.clone();
+        async move {
+            let mut responses = reflection
+                .server_reflection_info(ask(request))
+                .await
+                .unwrap()
+                .into_inner();
+            responses.next().await.unwrap().unwrap().message_response.unwrap()
+        }
+    };
+    let r1::server_reflection_response::MessageResponse::ListServicesResponse(list) = reply(
+        r1::server_reflection_request::MessageRequest::ListServices(String::new()),
+    )
+    .await
+    else {
+        panic!("unexpected reflection response");
+    };
+    let mut methods = BTreeSet::new();
+    for service in list.service {
+        let r1::server_reflection_response::MessageResponse::FileDescriptorResponse(files) =
+            reply(r1::server_reflection_request::MessageRequest::FileContainingSymbol(service.name.clone()))
+                .await
+        else {
+            panic!("no descriptor for {}", service.name);
+        };
+        for bytes in files.file_descriptor_proto {
+            let file =
+                <prost_types::FileDescriptorProto as prost::Message>::decode(bytes.as_slice()).unwrap();
+            for described in &file.service {
+                let full = format!("{}.{}", file.package(), described.name());
+                if full != service.name {
+                    continue;
+                }
+                for method in &described.method {
+                    methods.insert(format!("/{full}/{}", method.name()));
+                }
+            }
+        }
+    }
+    assert!(methods.len() > 30, "{methods:?}");
+    let table: BTreeSet<String> = RPC_ACCESS.iter().map(|(path, _)| (*path).to_owned()).collect();
+    let missing: Vec<&String> = methods.difference(&table).collect();
+    assert!(missing.is_empty(), "methods without an access rule: {missing:?}");
+    // Reflection hides itself; everything else in the table is a real method.
+    let stale: Vec<&String> = table
+        .difference(&methods)
+        .filter(|path| !path.starts_with("/grpc.reflection."))
+        .collect();
+    assert!(stale.is_empty(), "rules for methods that do not exist: {stale:?}");
+
+    // Every HTTP route refuses a request without a credential and lets a
+    // read key through (to a 404: the ids are made up).
+    let web = format!("http://{}", server.web_addr.unwrap());
+    let http = reqwest::Client::new();
+    for (route, _) in HTTP_ROUTES {
+        let url = format!(
+            "{web}{}",
+            route.replace("{id}", &uuid::Uuid::new_v4().to_string())
+        );
+        let response = http.get(&url).send().await.unwrap();
+        assert_eq!(response.status(), 401, "{route}");
+        assert_eq!(response.headers()["www-authenticate"], "Bearer realm=\"traum\"");
+        let response = http
+            .get(&url)
+            .header("x-api-key", &read_key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 404, "{route}");
+    }
+    // The app itself loads without a credential: it is where one signs in.
+    let page = http.get(format!("{web}/")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    server.stop().await;
+    env.finish().await;
+}
+both_backends!(every_method_has_an_access_rule);
+
+async fn credentials_and_roles_decide_every_call(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let (server, admin_key) = secured(&env).await;
+    let (_, read_key) = new_key(&server, &admin_key, "reader", pb::Role::Read).await;
+    let (_, write_key) = new_key(&server, &admin_key, "writer", pb::Role::Write).await;
+    let (revoked_id, revoked_key) = new_key(&server, &admin_key, "gone", pb::Role::Admin).await;
+    let revoked = admin(&server, Some(&admin_key))
+        .revoke_api_key(pb::RevokeApiKeyRequest {
+            key_id: revoked_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(revoked.revoked_at.is_some());
+
+    let read_token = token(json!({"sub": "dashboard", "exp": now() + 600, "role": "read"}));
+    let admin_token = token(json!({"sub": "ops", "exp": now() + 600, "role": "admin"}));
+    let expired = token(json!({"sub": "ops", "exp": now() - 600, "role": "admin"}));
+    let forged = jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &json!({"sub": "ops", "exp": now() + 600, "role": "admin"}),
+        &EncodingKey::from_secret(b"not the server's secret, but long enough").unwrap(),
+    )
+    .unwrap();
+    let unsigned = {
+        let mut parts: Vec<&str> = admin_token.split('.').collect();
+        // {"alg":"none","typ":"JWT"}, base64url.
+        parts[0] = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0";
+        parts[2] = "";
+        parts.join(".")
+    };
+
+    use Code::{Ok as Allowed, PermissionDenied as Denied, Unauthenticated as Unknown};
+    // Codes of: ListFiles (read), CreateCollection (write), ListApiKeys (admin).
+    let matrix: Vec<(&str, Option<String>, [Code; 3])> = vec![
+        ("no credential", None, [Unknown; 3]),
+        (
+            "unknown key",
+            Some(format!("traum_{}", "0".repeat(64))),
+            [Unknown; 3],
+        ),
+        ("not a key", Some("hunter2".into()), [Unknown; 3]),
+        ("revoked key", Some(revoked_key.clone()), [Unknown; 3]),
+        ("read key", Some(read_key.clone()), [Allowed, Denied, Denied]),
+        ("write key", Some(write_key.clone()), [Allowed, Allowed, Denied]),
+        ("admin key", Some(admin_key.clone()), [Allowed; 3]),
+        ("read token", Some(read_token), [Allowed, Denied, Denied]),
+        ("admin token", Some(admin_token), [Allowed; 3]),
+        ("expired token", Some(expired), [Unknown; 3]),
+        ("forged token", Some(forged), [Unknown; 3]),
+        ("alg none", Some(unsigned), [Unknown; 3]),
+    ];
+    for (i, (case, credential, expected)) in matrix.into_iter().enumerate() {
+        let credential = credential.as_deref();
+        let listed = audio(&server, credential)
+            .list_files(pb::ListFilesRequest::default())
+            .await;
+        let created = audio(&server, credential)
+            .create_collection(pb::CreateCollectionRequest {
+                name: format!("kit {i}"),
+                file_ids: vec![],
+            })
+            .await;
+        let keys = admin(&server, credential)
+            .list_api_keys(pb::ListApiKeysRequest {})
+            .await;
+        let codes = [
+            listed.as_ref().map_or_else(tonic::Status::code, |_| Allowed),
+            created.as_ref().map_or_else(tonic::Status::code, |_| Allowed),
+            keys.as_ref().map_or_else(tonic::Status::code, |_| Allowed),
+        ];
+        assert_eq!(codes, expected, "{case}");
+        for status in [listed.err(), created.err(), keys.err()].into_iter().flatten() {
+            let message = status.message();
+            if status.code() == Denied {
+                assert!(message.contains("role"), "{case}: {message}");
+            }
+            // Refusals never tell which keys exist.
+            for name in ["reader", "writer", "gone", "bootstrap"] {
+                assert!(!message.contains(name), "{case}: {message}");
+            }
+        }
+    }
+    // The health check stays open: probes send no credential.
+    let mut health = tonic_health::pb::health_client::HealthClient::new(server.channel());
+    health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .expect("Health/Check needs no credential");
+
+    // Keys are stored only as the SHA-256 of their secret.
+    let store = Store::connect(&env.db.url).await.unwrap();
+    let stored = sea_orm::ConnectionTrait::query_all_raw(
+        &store_connection(&env).await,
+        sea_orm::Statement::from_string(
+            backend_of(&env),
+            "SELECT id, name, role, prefix, secret_sha256 FROM api_keys",
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(stored.len(), 4);
+    let hashes: Vec<String> = stored
+        .iter()
+        .map(|row| row.try_get::<String>("", "secret_sha256").unwrap())
+        .collect();
+    for secret in [&admin_key, &read_key, &write_key, &revoked_key] {
+        assert!(hashes.contains(&sha256_hex(secret.as_bytes())), "stored by hash");
+        for row in &stored {
+            for column in ["id", "name", "role", "prefix", "secret_sha256"] {
+                let value: String = row.try_get("", column).unwrap();
+                assert!(
+                    !value.contains(secret.as_str()),
+                    "the secret itself is not stored"
+                );
+            }
+        }
+    }
+    // The first use is recorded (in the background, so poll briefly).
+    let mut used = false;
+    for _ in 0..100 {
+        let keys = store.list_api_keys().await.unwrap();
+        if keys
+            .iter()
+            .any(|k| k.name == "reader" && k.last_used_at.is_some())
+        {
+            used = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(used, "last_used_at is set after a successful call");
+    let listed = admin(&server, Some(&admin_key))
+        .list_api_keys(pb::ListApiKeysRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .keys;
+    let names: Vec<&str> = listed.iter().map(|k| k.name.as_str()).collect();
+    assert_eq!(names, ["gone", "writer", "reader", "bootstrap"], "newest first");
+    assert!(
+        listed
+            .iter()
+            .all(|k| k.prefix.starts_with("traum_") && k.prefix.len() == 12)
+    );
+    let err = admin(&server, Some(&admin_key))
+        .create_api_key(pb::CreateApiKeyRequest {
+            name: "x".into(),
+            role: pb::Role::Unspecified as i32,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    let err = admin(&server, Some(&admin_key))
+        .revoke_api_key(pb::RevokeApiKeyRequest {
+            key_id: uuid::Uuid::new_v4().to_string(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound, "{err:?}");
+
+    // A write key uploads; the audio route needs read, by header.
+    let data = wav(0.4, 44_100, 1, 330.0);
+    let header = pb::UploadHeader {
+        filename: "kick.wav".into(),
+        size_bytes: Some(data.len() as u64),
+        sha256: Some(sha256_hex(&data)),
+        ..Default::default()
+    };
+    let messages = vec![
+        pb::UploadAudioRequest {
+            payload: Some(pb::upload_audio_request::Payload::Header(header)),
+        },
+        pb::UploadAudioRequest {
+            payload: Some(pb::upload_audio_request::Payload::Chunk(bytes::Bytes::from(
+                data.clone(),
+            ))),
+        },
+    ];
+    let refused = audio(&server, Some(&read_key))
+        .upload_audio(futures::stream::iter(messages.clone()))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Denied);
+    let uploaded = audio(&server, Some(&write_key))
+        .upload_audio(futures::stream::iter(messages))
+        .await
+        .unwrap()
+        .into_inner();
+    let web = format!("http://{}", server.web_addr.unwrap());
+    let url = format!("{web}/api/files/{}/audio", uploaded.file_id);
+    let http = reqwest::Client::new();
+    assert_eq!(http.get(&url).send().await.unwrap().status(), 401);
+    let response = http.get(&url).bearer_auth(&read_key).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.bytes().await.unwrap().as_ref(), data.as_slice());
+
+    // gRPC-Web gets the same decisions.
+    let origin = crate::support::origin(server.web_addr.unwrap());
+    let mut browser = AudioServiceClient::with_origin(crate::support::web_channel(), origin.clone());
+    let err = browser
+        .list_files(pb::ListFilesRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Unknown, "{err:?}");
+    let mut request = tonic::Request::new(pb::ListFilesRequest::default());
+    request
+        .metadata_mut()
+        .insert("x-api-key", read_key.parse().unwrap());
+    let files = browser.list_files(request).await.unwrap().into_inner();
+    assert_eq!(files.total_count, 1);
+    server.stop().await;
+    env.finish().await;
+}
+both_backends!(credentials_and_roles_decide_every_call);
+
+async fn store_connection(env: &TestEnv) -> sea_orm::DatabaseConnection {
+    sea_orm::Database::connect(&env.db.url).await.unwrap()
+}
+
+fn backend_of(env: &TestEnv) -> sea_orm::DbBackend {
+    if env.db.url.starts_with("sqlite:") {
+        sea_orm::DbBackend::Sqlite
+    } else {
+        sea_orm::DbBackend::Postgres
+    }
+}
+
+fn server_binary(args: &[&str], data_dir: &std::path::Path) -> (Option<i32>, String, String) {
+    let output = Command::new(workspace_binary("traum-server"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env_remove("TRAUM_AUTH")
+        .env_remove("TRAUM_LISTEN")
+        .env_remove("TRAUM_WEB_LISTEN")
+        .output()
+        .unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_are_managed_from_the_command_line_and_open_servers_stay_on_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (code, stdout, stderr) = server_binary(&["keys", "create", "--role", "admin", "--name", "me"], &data);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    let secret = stdout.lines().last().unwrap().to_owned();
+    assert!(secret.starts_with("traum_") && secret.len() == 70, "{stdout}");
+    let (code, stdout, _) = server_binary(&["keys", "list"], &data);
+    assert_eq!(code, Some(0));
+    assert!(
+        stdout.contains("admin") && stdout.contains(" me") && !stdout.contains(&secret),
+        "{stdout}"
+    );
+    assert!(stdout.contains(&secret[..12]), "the prefix is shown: {stdout}");
+    let id = stdout
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    let (code, stdout, stderr) = server_binary(&["keys", "revoke", &id], &data);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    let store = Store::connect(&format!("sqlite://{}?mode=rwc", data.join("traum.db").display()))
+        .await
+        .unwrap();
+    let keys = store.list_api_keys().await.unwrap();
+    assert!(keys[0].revoked_at.is_some());
+    let (code, _, stderr) = server_binary(&["keys", "create", "--role", "root", "--name", "x"], &data);
+    assert_ne!(code, Some(0));
+    assert!(stderr.contains("root"), "{stderr}");
+
+    // An open server on a public address does not start.
+    for (flag, addr) in [("--listen", "0.0.0.0:0"), ("--web-listen", "0.0.0.0:0")] {
+        let (code, _, stderr) = server_binary(&[flag, addr, "--model", "none"], &data);
+        assert_eq!(code, Some(64), "{stderr}");
+        assert!(stderr.contains(flag) && stderr.contains("--auth"), "{stderr}");
+    }
+}
+
+fn traum(server: &TestServer, args: &[&str]) -> (Option<i32>, String, String) {
+    let output = Command::new(workspace_binary("traum"))
+        .arg("--addr")
+        .arg(format!("http://{}", server.addr))
+        .args(args)
+        .env_remove("TRAUM_API_KEY")
+        .output()
+        .unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_sends_its_key_to_both_ports() {
+    let env = TestEnv::new(Backend::Sqlite).await;
+    let (server, admin_key) = secured(&env).await;
+    let (_, write_key) = new_key(&server, &admin_key, "cli", pb::Role::Write).await;
+    let server = std::sync::Arc::new(server);
+    let run = |args: Vec<String>| {
+        let server = server.clone();
+        tokio::task::spawn_blocking(move || {
+            traum(&server, &args.iter().map(String::as_str).collect::<Vec<_>>())
+        })
+    };
+    let owned = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    let (code, _, stderr) = run(owned(&["ls"])).await.unwrap();
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("UNAUTHENTICATED") && stderr.contains("credential"),
+        "{stderr}"
+    );
+    let (code, stdout, stderr) = run(owned(&[
+        "--api-key",
+        &write_key,
+        "--json",
+        "collection",
+        "create",
+        "Kit",
+    ]))
+    .await
+    .unwrap();
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    let id = serde_json::from_str::<serde_json::Value>(&stdout).unwrap()["collection_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let web = format!("http://{}", server.web_addr.unwrap());
+    let export = |key: Option<&str>| {
+        let mut args = owned(&["export", &id, "--format", "csv", "--web-addr", &web]);
+        if let Some(key) = key {
+            args.splice(0..0, ["--api-key".to_owned(), key.to_owned()]);
+        }
+        run(args)
+    };
+    let (code, _, stderr) = export(None).await.unwrap();
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("401"), "{stderr}");
+    let (code, stdout, stderr) = export(Some(&write_key)).await.unwrap();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.starts_with("position,"), "{stdout}");
+    match std::sync::Arc::try_unwrap(server) {
+        Ok(server) => server.stop().await,
+        Err(_) => panic!("the server is still shared"),
+    }
+    env.finish().await;
+}
