@@ -19,6 +19,7 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
 pub use traum_proto::v1;
 
+use v1::admin_service_client::AdminServiceClient;
 use v1::analytics_service_client::AnalyticsServiceClient;
 use v1::audio_service_client::AudioServiceClient;
 use v1::search_service_client::SearchServiceClient;
@@ -49,6 +50,8 @@ pub type AudioClient = AudioServiceClient<AuthChannel>;
 pub type SearchClient = SearchServiceClient<AuthChannel>;
 /// Generated `AnalyticsService` client as returned by [`TraumClient::analytics`].
 pub type AnalyticsClient = AnalyticsServiceClient<AuthChannel>;
+/// Generated `AdminService` client as returned by [`TraumClient::admin`].
+pub type AdminClient = AdminServiceClient<AuthChannel>;
 
 /// Errors of the client library.
 #[derive(Debug, thiserror::Error)]
@@ -199,6 +202,7 @@ pub struct TraumClient {
     audio: AudioClient,
     search: SearchClient,
     analytics: AnalyticsClient,
+    admin: AdminClient,
 }
 
 impl TraumClient {
@@ -222,13 +226,15 @@ impl TraumClient {
         let search = SearchServiceClient::with_interceptor(channel.clone(), interceptor.clone())
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        let analytics = AnalyticsServiceClient::with_interceptor(channel, interceptor)
+        let analytics = AnalyticsServiceClient::with_interceptor(channel.clone(), interceptor.clone())
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        let admin = AdminServiceClient::with_interceptor(channel, interceptor);
         Ok(Self {
             audio,
             search,
             analytics,
+            admin,
         })
     }
 
@@ -245,6 +251,11 @@ impl TraumClient {
     /// Generated `AnalyticsService` client.
     pub fn analytics(&self) -> AnalyticsClient {
         self.analytics.clone()
+    }
+
+    /// Generated `AdminService` client (API keys, the audit log).
+    pub fn admin(&self) -> AdminClient {
+        self.admin.clone()
     }
 
     /// Uploads a file with the client-streaming `UploadAudio` RPC.

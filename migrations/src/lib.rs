@@ -14,6 +14,7 @@ mod m20261121_000004_embeddings;
 mod m20261201_000005_waveforms;
 mod m20261201_000006_collections;
 mod m20261201_000007_api_keys;
+mod m20261201_000008_audit_events;
 
 /// Runs Traum's migrations.
 pub struct Migrator;
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000005_waveforms::Migration),
             Box::new(m20261201_000006_collections::Migration),
             Box::new(m20261201_000007_api_keys::Migration),
+            Box::new(m20261201_000008_audit_events::Migration),
         ]
     }
 }

@@ -209,6 +209,12 @@ pub fn keys(args: &KeysArgs) -> Result<String, String> {
                 let (key, secret) = crate::auth::create_key(&store, name, role)
                     .await
                     .map_err(|err| err.to_string())?;
+                audit_locally(
+                    &store,
+                    "traum-server keys create",
+                    format!("key {} ({}, {})", key.id, key.name, key.role),
+                )
+                .await?;
                 Ok(format!(
                     "created {} key `{}` (id {}); it is shown only now:\n{secret}",
                     key.role, key.name, key.id
@@ -243,8 +249,25 @@ pub fn keys(args: &KeysArgs) -> Result<String, String> {
                     .revoke_api_key(&id, chrono::Utc::now())
                     .await
                     .map_err(|err| err.to_string())?;
+                audit_locally(&store, "traum-server keys revoke", format!("key {}", key.id)).await?;
                 Ok(format!("revoked key `{}` ({})", key.name, key.id))
             }
         }
     })
+}
+
+/// Key changes made on the database directly are audited like the RPCs.
+async fn audit_locally(store: &crate::store::Store, command: &str, target: String) -> Result<(), String> {
+    let entry = crate::audit::AuditEntry {
+        at: chrono::Utc::now(),
+        principal: "local".into(),
+        role: None,
+        method: command.into(),
+        target: Some(target),
+        code: 0,
+    };
+    store
+        .insert_audit(&entry)
+        .await
+        .map_err(|err| format!("the key changed, but its audit entry could not be written: {err}"))
 }

@@ -73,6 +73,9 @@ pub struct ConfigArgs {
     /// Age after which recorded usage events are pruned, e.g. `90d` [default: 90d].
     #[arg(long, env = "TRAUM_USAGE_RETENTION", value_parser = humantime::parse_duration)]
     pub usage_retention: Option<Duration>,
+    /// Age after which audit log entries are pruned, e.g. `365d` [default: 365d].
+    #[arg(long, env = "TRAUM_AUDIT_RETENTION", value_parser = humantime::parse_duration)]
+    pub audit_retention: Option<Duration>,
     /// Longest audio accepted for analysis, e.g. `30m` [default: 30m].
     #[arg(long, env = "TRAUM_MAX_DURATION", value_parser = humantime::parse_duration)]
     pub max_duration: Option<Duration>,
@@ -151,6 +154,8 @@ struct FileConfig {
     #[serde(default, with = "opt_duration")]
     usage_retention: Option<Duration>,
     #[serde(default, with = "opt_duration")]
+    audit_retention: Option<Duration>,
+    #[serde(default, with = "opt_duration")]
     max_duration: Option<Duration>,
     model_dir: Option<PathBuf>,
     model: Option<String>,
@@ -201,6 +206,7 @@ pub struct Config {
     pub shutdown_grace: Duration,
     pub upload_ttl: Duration,
     pub usage_retention: Duration,
+    pub audit_retention: Duration,
     /// Longest audio the pipeline decodes and analyses.
     pub max_duration: Duration,
     /// Local checkpoint directory; wins over `model`.
@@ -245,6 +251,7 @@ impl Config {
             shutdown_grace: Duration::from_secs(30),
             upload_ttl: Duration::from_secs(24 * 3600),
             usage_retention: Duration::from_secs(90 * 24 * 3600),
+            audit_retention: Duration::from_secs(365 * 24 * 3600),
             max_duration: Duration::from_secs(30 * 60),
             model_dir: None,
             model: Some(traum_clap::hub::DEFAULT_REPO.to_owned()),
@@ -320,6 +327,9 @@ impl Config {
         }
         if let Some(v) = args.usage_retention.or(file.usage_retention) {
             config.usage_retention = v;
+        }
+        if let Some(v) = args.audit_retention.or(file.audit_retention) {
+            config.audit_retention = v;
         }
         if let Some(v) = args.max_duration.or(file.max_duration) {
             config.max_duration = v;
@@ -424,6 +434,9 @@ impl Config {
         }
         if self.usage_retention < Duration::from_secs(3600) {
             return Err(ConfigError("usage_retention must be at least 1h".into()));
+        }
+        if self.audit_retention < Duration::from_secs(24 * 3600) {
+            return Err(ConfigError("audit_retention must be at least 1d".into()));
         }
         if self.max_duration < Duration::from_secs(1) || self.max_duration > Duration::from_secs(24 * 3600) {
             return Err(ConfigError("max_duration must be between 1s and 24h".into()));

@@ -6,6 +6,7 @@
 //! `traum-clap`); this crate is the service around them.
 
 pub mod analytics;
+pub mod audit;
 pub mod auth;
 pub mod blob;
 pub mod commands;

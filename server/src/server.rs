@@ -20,6 +20,7 @@ use traum_proto::v1::search_service_server::SearchServiceServer;
 use traum_index::vector::VectorIndexConfig;
 
 use crate::analytics::Analytics;
+use crate::audit::Audit;
 use crate::auth::{Auth, TokenVerifier};
 use crate::blob::BlobStore;
 use crate::config::{Config, ConfigError, MAX_MESSAGE_BYTES, redact_url};
@@ -129,6 +130,7 @@ pub async fn run(
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let usage = UsageRecorder::start(store.clone());
+    let audit = Audit::start(store.clone());
     let embedder = Embedder::start(ModelSettings {
         source: config.model_source(),
         hub: traum_clap::hub::HubOptions::from_env(),
@@ -184,6 +186,7 @@ pub async fn run(
         search: search.clone(),
         analytics: Analytics::new(store.clone(), search.clone(), embedder.clone(), usage.clone()),
         auth: Auth::new(config.auth, store.clone(), tokens),
+        audit: audit.clone(),
     });
     if config.auth == crate::auth::AuthMode::Off {
         tracing::warn!("--auth is off: every caller may read, change and delete everything");
@@ -231,7 +234,13 @@ pub async fn run(
     ));
 
     let mut workers = jobs.spawn_workers(config.workers);
-    let janitor = tokio::spawn(janitor(ingest, store, config.usage_retention, stop_rx.clone()));
+    let janitor = tokio::spawn(janitor(
+        ingest,
+        store,
+        audit.clone(),
+        [config.usage_retention, config.audit_retention],
+        stop_rx.clone(),
+    ));
 
     let audio = AudioServiceServer::new(AudioApi::new(app.clone()))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
@@ -264,7 +273,7 @@ pub async fn run(
             &services,
             app.library.clone(),
             app.auth.clone(),
-            usage.clone(),
+            RpcTelemetryLayer::new(usage.clone(), audit.clone()),
         );
         tracing::info!(addr = %bound, "web app at http://{bound}/ (with gRPC-Web and audio)");
         let serving = crate::http::serve(web_listener, router, stop_rx.clone());
@@ -290,7 +299,7 @@ pub async fn run(
         .initial_connection_window_size(Some(CONNECTION_WINDOW))
         .tcp_nodelay(true)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .layer(RpcTelemetryLayer::new(usage.clone()))
+        .layer(RpcTelemetryLayer::new(usage.clone(), audit.clone()))
         .layer(AuthLayer::new(app.auth.clone()))
         .add_service(health_service)
         .add_service(reflection_v1()?)
@@ -360,6 +369,7 @@ pub async fn run(
     }
     // Flushing last records the calls made during the drain.
     usage.flush().await;
+    audit.flush().await;
     tracing::info!("stopped");
     match server_result {
         Ok(result) => result.map_err(StartError::from),
@@ -438,7 +448,13 @@ async fn follow_model(
 }
 
 /// Removes expired upload sessions and old usage rows until shutdown.
-async fn janitor(ingest: Ingest, store: Store, retention: Duration, mut stop: watch::Receiver<bool>) {
+async fn janitor(
+    ingest: Ingest,
+    store: Store,
+    audit: Audit,
+    [usage_retention, audit_retention]: [Duration; 2],
+    mut stop: watch::Receiver<bool>,
+) {
     let mut tick = tokio::time::interval(JANITOR_INTERVAL);
     loop {
         tokio::select! {
@@ -450,10 +466,17 @@ async fn janitor(ingest: Ingest, store: Store, retention: Duration, mut stop: wa
             Ok(removed) => tracing::info!(removed, "removed expired upload sessions"),
             Err(err) => tracing::warn!(error = %err, "upload clean-up failed"),
         }
-        let cutoff =
-            chrono::Utc::now().timestamp_millis() - i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+        let cutoff = chrono::Utc::now().timestamp_millis()
+            - i64::try_from(usage_retention.as_millis()).unwrap_or(i64::MAX);
         if let Err(err) = store.prune_usage(cutoff).await {
             tracing::warn!(error = %err, "usage pruning failed");
+        }
+        let cutoff =
+            chrono::Utc::now() - chrono::Duration::from_std(audit_retention).unwrap_or(chrono::Duration::MAX);
+        match audit.prune(cutoff).await {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, "pruned audit entries past their retention"),
+            Err(err) => tracing::warn!(error = %err, "audit pruning failed"),
         }
     }
 }

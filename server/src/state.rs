@@ -1,6 +1,7 @@
 //! The domain services every gRPC adapter reaches, built once by `run`.
 
 use crate::analytics::Analytics;
+use crate::audit::Audit;
 use crate::auth::Auth;
 use crate::ingest::Ingest;
 use crate::jobs::Jobs;
@@ -15,4 +16,5 @@ pub struct App {
     pub search: Search,
     pub analytics: Analytics,
     pub auth: Auth,
+    pub audit: Audit,
 }

@@ -475,6 +475,25 @@ async fn keys_are_managed_from_the_command_line_and_open_servers_stay_on_loopbac
         .unwrap();
     let keys = store.list_api_keys().await.unwrap();
     assert!(keys[0].revoked_at.is_some());
+    let audited = store
+        .list_audit(&traum_server::audit::AuditQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let methods: Vec<(&str, &str)> = audited
+        .items
+        .iter()
+        .map(|e| (e.principal.as_str(), e.method.as_str()))
+        .collect();
+    assert_eq!(
+        methods,
+        [
+            ("local", "traum-server keys revoke"),
+            ("local", "traum-server keys create")
+        ]
+    );
     let (code, _, stderr) = server_binary(&["keys", "create", "--role", "root", "--name", "x"], &data);
     assert_ne!(code, Some(0));
     assert!(stderr.contains("root"), "{stderr}");
@@ -556,3 +575,173 @@ async fn the_cli_sends_its_key_to_both_ports() {
     }
     env.finish().await;
 }
+
+async fn audit_events_until(server: &TestServer, admin_key: &str, count: u64) -> pb::ListAuditEventsResponse {
+    for _ in 0..200 {
+        let page = admin(server, Some(admin_key))
+            .list_audit_events(pb::ListAuditEventsRequest::default())
+            .await
+            .unwrap()
+            .into_inner();
+        if page.total_count >= count {
+            return page;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("fewer than {count} audit events arrived");
+}
+
+async fn every_write_is_audited_with_its_caller_target_and_outcome(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let (server, admin_key) = secured(&env).await;
+    let (_, read_key) = new_key(&server, &admin_key, "reader", pb::Role::Read).await;
+    let (writer_id, write_key) = new_key(&server, &admin_key, "writer", pb::Role::Write).await;
+
+    let data = wav(0.3, 44_100, 1, 440.0);
+    let messages = vec![
+        pb::UploadAudioRequest {
+            payload: Some(pb::upload_audio_request::Payload::Header(pb::UploadHeader {
+                filename: "snare.wav".into(),
+                ..Default::default()
+            })),
+        },
+        pb::UploadAudioRequest {
+            payload: Some(pb::upload_audio_request::Payload::Chunk(bytes::Bytes::from(data))),
+        },
+    ];
+    let file_id = audio(&server, Some(&write_key))
+        .upload_audio(futures::stream::iter(messages))
+        .await
+        .unwrap()
+        .into_inner()
+        .file_id;
+    let kit = audio(&server, Some(&write_key))
+        .create_collection(pb::CreateCollectionRequest {
+            name: "Kit".into(),
+            file_ids: vec![file_id.clone()],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let denied = audio(&server, Some(&read_key))
+        .delete_file(pb::DeleteFileRequest {
+            file_id: file_id.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    let anonymous = audio(&server, None)
+        .delete_collection(pb::DeleteCollectionRequest {
+            collection_id: kit.collection_id.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(anonymous.code(), Code::Unauthenticated);
+    audio(&server, Some(&write_key))
+        .update_file(pb::UpdateFileRequest {
+            file_id: file_id.clone(),
+            filename: Some("Snare 01.wav".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    // Reads are not audited.
+    audio(&server, Some(&read_key))
+        .list_files(pb::ListFilesRequest::default())
+        .await
+        .unwrap();
+
+    let page = audit_events_until(&server, &admin_key, 7).await;
+    assert_eq!(page.total_count, 7, "{:#?}", page.events);
+    let writer = format!("key {writer_id}");
+    let seen: Vec<(&str, &str, &str, i32)> = page
+        .events
+        .iter()
+        .map(|e| {
+            (
+                e.principal.as_str(),
+                e.method.trim_start_matches("/traum.v1."),
+                e.target.as_str(),
+                e.code,
+            )
+        })
+        .collect();
+    let file_target = format!("file {file_id}");
+    let kit_target = format!("collection {} (\"Kit\")", kit.collection_id);
+    let kit_id_target = format!("collection {}", kit.collection_id);
+    let expected: Vec<(&str, &str, &str, i32)> = vec![
+        (&writer, "AudioService/UpdateFile", &file_target, 0),
+        (
+            "anonymous",
+            "AudioService/DeleteCollection",
+            "",
+            Code::Unauthenticated as i32,
+        ),
+        (
+            page.events[2].principal.as_str(),
+            "AudioService/DeleteFile",
+            "",
+            Code::PermissionDenied as i32,
+        ),
+        (&writer, "AudioService/CreateCollection", &kit_target, 0),
+        (&writer, "AudioService/UploadAudio", &file_target, 0),
+        (seen[5].0, "AdminService/CreateApiKey", seen[5].2, 0),
+        (seen[6].0, "AdminService/CreateApiKey", seen[6].2, 0),
+    ];
+    assert_eq!(seen, expected);
+    assert!(
+        page.events[2].principal.starts_with("key ") && page.events[2].role == pb::Role::Read as i32,
+        "a refused caller whose key is valid is named: {:?}",
+        page.events[2]
+    );
+    assert!(
+        seen[5].2.contains("writer") && seen[6].2.contains("reader"),
+        "{seen:?}"
+    );
+    assert!(!kit_id_target.is_empty());
+
+    // Filters: one principal, and a time.
+    let mine = admin(&server, Some(&admin_key))
+        .list_audit_events(pb::ListAuditEventsRequest {
+            principal: writer.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(mine.total_count, 3);
+    let future = admin(&server, Some(&admin_key))
+        .list_audit_events(pb::ListAuditEventsRequest {
+            since: Some(prost_types::Timestamp {
+                seconds: now() + 3600,
+                nanos: 0,
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(future.total_count, 0);
+    // Only admins read the log.
+    let err = admin(&server, Some(&write_key))
+        .list_audit_events(pb::ListAuditEventsRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+
+    // Retention: what the janitor calls removes what is older than the cutoff.
+    let store = Store::connect(&env.db.url).await.unwrap();
+    let removed = store
+        .prune_audit(chrono::Utc::now() - chrono::Duration::hours(1))
+        .await
+        .unwrap();
+    assert_eq!(removed, 0, "nothing is an hour old");
+    let removed = store
+        .prune_audit(chrono::Utc::now() + chrono::Duration::seconds(1))
+        .await
+        .unwrap();
+    assert!(removed >= 7);
+    server.stop().await;
+    env.finish().await;
+}
+both_backends!(every_write_is_audited_with_its_caller_target_and_outcome);

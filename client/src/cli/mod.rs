@@ -1,5 +1,6 @@
 //! The `traum` command line: argument definitions and dispatch.
 
+mod admin;
 mod analytics;
 mod collections;
 mod files;
@@ -70,6 +71,8 @@ enum Command {
     Stats,
     /// Show recent usage per RPC and over time.
     Usage(analytics::UsageArgs),
+    /// Show the audit log: who changed what, when (needs an admin key).
+    Audit(admin::AuditArgs),
     /// Find files matching a text description.
     Search(search::SearchArgs),
     /// Find files that sound like a stored file.
@@ -123,6 +126,7 @@ impl Cli {
             Command::Download(args) => files::download(&client, globals, args).await,
             Command::Stats => analytics::stats(&client, globals).await,
             Command::Usage(args) => analytics::usage(&client, globals, args).await,
+            Command::Audit(args) => admin::audit(&client, globals, args).await,
             Command::Search(args) => search::search(&client, globals, args).await,
             Command::Similar(args) => search::similar(&client, globals, args).await,
             Command::Suggest(args) => search::suggest(&client, globals, args).await,

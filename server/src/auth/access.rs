@@ -59,7 +59,28 @@ pub const RPC_ACCESS: &[(&str, Access)] = &[
     ("/traum.v1.AdminService/CreateApiKey", ADMIN),
     ("/traum.v1.AdminService/ListApiKeys", ADMIN),
     ("/traum.v1.AdminService/RevokeApiKey", ADMIN),
+    ("/traum.v1.AdminService/ListAuditEvents", ADMIN),
 ];
+
+/// The methods that change something, recorded in the audit log. A
+/// resumable upload is recorded once, by `FinishUpload`: its chunks are not.
+pub const AUDITED_RPCS: &[&str] = &[
+    "/traum.v1.AudioService/UploadAudio",
+    "/traum.v1.AudioService/StartUpload",
+    "/traum.v1.AudioService/FinishUpload",
+    "/traum.v1.AudioService/UpdateFile",
+    "/traum.v1.AudioService/DeleteFile",
+    "/traum.v1.AudioService/ReprocessFile",
+    "/traum.v1.AudioService/CreateCollection",
+    "/traum.v1.AudioService/UpdateCollection",
+    "/traum.v1.AudioService/DeleteCollection",
+    "/traum.v1.AdminService/CreateApiKey",
+    "/traum.v1.AdminService/RevokeApiKey",
+];
+
+pub fn is_audited(path: &str) -> bool {
+    AUDITED_RPCS.contains(&path)
+}
 
 /// A file's audio over HTTP, with byte ranges.
 pub const AUDIO_ROUTE: &str = "/api/files/{id}/audio";
@@ -110,5 +131,12 @@ mod tests {
         paths.sort_unstable();
         paths.dedup();
         assert_eq!(paths.len(), RPC_ACCESS.len(), "one entry per method");
+        for path in AUDITED_RPCS {
+            let access = access_of_rpc(path);
+            assert!(
+                access == WRITE || access == ADMIN,
+                "{path} changes state, so it needs write"
+            );
+        }
     }
 }

@@ -20,7 +20,8 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 pub use self::access::{
-    AUDIO_ROUTE, Access, EXPORT_ROUTE, HTTP_ROUTES, RPC_ACCESS, access_of_http, access_of_rpc,
+    AUDIO_ROUTE, AUDITED_RPCS, Access, EXPORT_ROUTE, HTTP_ROUTES, RPC_ACCESS, access_of_http, access_of_rpc,
+    is_audited,
 };
 pub use self::token::TokenVerifier;
 use crate::error::{Error, Result};
@@ -140,23 +141,42 @@ impl Auth {
     /// Decides a call that needs `access`, given its request headers: the
     /// caller when a credential was checked, `None` when none was needed.
     pub async fn check(&self, access: Access, headers: &HeaderMap) -> Result<Option<Principal>> {
+        let (principal, decision) = self.decide(access, headers).await;
+        decision.map(|()| principal)
+    }
+
+    /// Like [`Auth::check`], but also names a caller whose credential is
+    /// valid when its role is too small, for the audit log.
+    pub async fn decide(&self, access: Access, headers: &HeaderMap) -> (Option<Principal>, Result<()>) {
         let needed = match (self.inner.mode, access) {
-            (AuthMode::Off, _) | (_, Access::Open) => return Ok(None),
+            (AuthMode::Off, _) | (_, Access::Open) => return (None, Ok(())),
             (AuthMode::Required, Access::Role(role)) => role,
         };
-        let Some(credential) = credential(headers)? else {
-            return Err(Error::Unauthenticated(format!(
-                "this call needs a credential with the `{needed}` role: send `authorization: Bearer <API key or token>`"
-            )));
+        let credential = match credential(headers) {
+            Ok(Some(credential)) => credential,
+            Ok(None) => {
+                return (
+                    None,
+                    Err(unauthenticated(format!(
+                        "this call needs a credential with the `{needed}` role: send `authorization: Bearer <API key or token>`"
+                    ))),
+                );
+            }
+            Err(err) => return (None, Err(count_failure(err))),
         };
-        let principal = self.authenticate(credential).await?;
+        let principal = match self.authenticate(credential).await {
+            Ok(principal) => principal,
+            Err(err) => return (None, Err(count_failure(err))),
+        };
         if principal.role < needed {
-            return Err(Error::PermissionDenied(format!(
+            crate::telemetry::metrics::AUTH_FAILURES.increment(["permission_denied".to_owned()], 1);
+            let refusal = Error::PermissionDenied(format!(
                 "this call needs the `{needed}` role; the credential presented has `{}`",
                 principal.role
-            )));
+            ));
+            return (Some(principal), Err(refusal));
         }
-        Ok(Some(principal))
+        (Some(principal), Ok(()))
     }
 
     /// Who presents this key or token.
@@ -260,6 +280,18 @@ pub async fn create_key(store: &Store, name: &str, role: Role) -> Result<(ApiKey
     };
     store.create_api_key(&record, &secret_sha256(&secret)).await?;
     Ok((record, secret))
+}
+
+fn unauthenticated(message: String) -> Error {
+    count_failure(Error::Unauthenticated(message))
+}
+
+/// Counts refused credentials (a metric to alert on guessing).
+fn count_failure(err: Error) -> Error {
+    if matches!(err, Error::Unauthenticated(_)) {
+        crate::telemetry::metrics::AUTH_FAILURES.increment(["unauthenticated".to_owned()], 1);
+    }
+    err
 }
 
 /// What is stored of a secret.

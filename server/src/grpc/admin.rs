@@ -26,9 +26,11 @@ impl pb::admin_service_server::AdminService for AdminApi {
         &self,
         request: Request<pb::CreateApiKeyRequest>,
     ) -> Result<Response<pb::CreateApiKeyResponse>, Status> {
+        let audit = super::audit_slot(&request);
         let pb::CreateApiKeyRequest { name, role } = request.into_inner();
         let role = convert_admin::role_from(role)?;
         let (key, secret) = self.app.auth.create_key(&name, role).await?;
+        audit.set_target(format!("key {} ({}, {})", key.id, key.name, key.role));
         Ok(Response::new(pb::CreateApiKeyResponse {
             key: Some(convert_admin::api_key(key)),
             secret,
@@ -49,8 +51,19 @@ impl pb::admin_service_server::AdminService for AdminApi {
         &self,
         request: Request<pb::RevokeApiKeyRequest>,
     ) -> Result<Response<pb::ApiKey>, Status> {
+        let audit = super::audit_slot(&request);
         let key_id = validate::id("key_id", &request.into_inner().key_id)?;
+        audit.set_target(format!("key {key_id}"));
         let key = self.app.auth.revoke_key(&key_id).await?;
         Ok(Response::new(convert_admin::api_key(key)))
+    }
+
+    async fn list_audit_events(
+        &self,
+        request: Request<pb::ListAuditEventsRequest>,
+    ) -> Result<Response<pb::ListAuditEventsResponse>, Status> {
+        let query = convert_admin::audit_query(request.into_inner())?;
+        let page = self.app.audit.list(&query).await?;
+        Ok(Response::new(convert_admin::audit_page(page)))
     }
 }

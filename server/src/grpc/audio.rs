@@ -33,6 +33,7 @@ impl pb::audio_service_server::AudioService for AudioApi {
         &self,
         request: Request<Streaming<pb::UploadAudioRequest>>,
     ) -> Result<Response<pb::UploadResult>, Status> {
+        let audit = super::audit_slot(&request);
         let mut stream = request.into_inner();
         let header = match stream.message().await? {
             Some(pb::UploadAudioRequest {
@@ -42,6 +43,7 @@ impl pb::audio_service_server::AudioService for AudioApi {
             None => return Err(invalid("the UploadAudio stream ended before its header")),
         };
         let header = convert_audio::upload_header(header);
+        audit.set_target(format!("upload of {:?}", header.filename));
         let chunks = stream.map(|message| match message {
             Ok(pb::UploadAudioRequest {
                 payload: Some(Payload::Chunk(chunk)),
@@ -55,13 +57,16 @@ impl pb::audio_service_server::AudioService for AudioApi {
             Err(status) => Err(broken_stream(&status)),
         });
         let outcome = self.app.ingest.upload_stream(header, chunks).await?;
-        Ok(Response::new(convert_audio::upload_result(outcome)))
+        let result = convert_audio::upload_result(outcome);
+        audit.set_target(format!("file {}", result.file_id));
+        Ok(Response::new(result))
     }
 
     async fn start_upload(
         &self,
         request: Request<pb::StartUploadRequest>,
     ) -> Result<Response<pb::UploadSession>, Status> {
+        let audit = super::audit_slot(&request);
         let header = request
             .into_inner()
             .header
@@ -71,7 +76,9 @@ impl pb::audio_service_server::AudioService for AudioApi {
             .ingest
             .start_upload(convert_audio::upload_header(header))
             .await?;
-        Ok(Response::new(self.session(session)))
+        let session = self.session(session);
+        audit.set_target(format!("upload {}", session.upload_id));
+        Ok(Response::new(session))
     }
 
     async fn put_upload_chunk(
@@ -101,9 +108,13 @@ impl pb::audio_service_server::AudioService for AudioApi {
         &self,
         request: Request<pb::FinishUploadRequest>,
     ) -> Result<Response<pb::UploadResult>, Status> {
+        let audit = super::audit_slot(&request);
         let upload_id = validate::id("upload_id", &request.into_inner().upload_id)?;
+        audit.set_target(format!("upload {upload_id}"));
         let outcome = self.app.ingest.finish_upload(&upload_id).await?;
-        Ok(Response::new(convert_audio::upload_result(outcome)))
+        let result = convert_audio::upload_result(outcome);
+        audit.set_target(format!("file {} (upload {upload_id})", result.file_id));
+        Ok(Response::new(result))
     }
 
     async fn get_job(&self, request: Request<pb::GetJobRequest>) -> Result<Response<pb::Job>, Status> {
@@ -156,7 +167,9 @@ impl pb::audio_service_server::AudioService for AudioApi {
         &self,
         request: Request<pb::UpdateFileRequest>,
     ) -> Result<Response<pb::File>, Status> {
+        let audit = super::audit_slot(&request);
         let (file_id, update) = convert_audio::file_update(request.into_inner())?;
+        audit.set_target(format!("file {file_id}"));
         let file = self.app.library.update(&file_id, &update).await?;
         Ok(Response::new(convert::file(file)))
     }
@@ -165,7 +178,9 @@ impl pb::audio_service_server::AudioService for AudioApi {
         &self,
         request: Request<pb::DeleteFileRequest>,
     ) -> Result<Response<pb::DeleteFileResponse>, Status> {
+        let audit = super::audit_slot(&request);
         let file_id = validate::id("file_id", &request.into_inner().file_id)?;
+        audit.set_target(format!("file {file_id}"));
         let deleted = self.app.library.delete(&file_id).await?;
         Ok(Response::new(pb::DeleteFileResponse {
             blob_deleted: deleted.blob_orphaned,
@@ -224,8 +239,14 @@ impl pb::audio_service_server::AudioService for AudioApi {
         &self,
         request: Request<pb::CreateCollectionRequest>,
     ) -> Result<Response<pb::Collection>, Status> {
+        let audit = super::audit_slot(&request);
         let (name, file_ids) = convert_audio::new_collection(request.into_inner())?;
+        audit.set_target(format!("collection {name:?}"));
         let created = self.app.library.create_collection(&name, &file_ids).await?;
+        audit.set_target(format!(
+            "collection {} ({:?})",
+            created.record.id, created.record.name
+        ));
         Ok(Response::new(convert_audio::collection(
             created.record,
             created.files,
@@ -265,7 +286,9 @@ impl pb::audio_service_server::AudioService for AudioApi {
         &self,
         request: Request<pb::UpdateCollectionRequest>,
     ) -> Result<Response<pb::Collection>, Status> {
+        let audit = super::audit_slot(&request);
         let (id, update) = convert_audio::collection_update(request.into_inner())?;
+        audit.set_target(format!("collection {id}"));
         let updated = self.app.library.update_collection(&id, &update).await?;
         Ok(Response::new(convert_audio::collection(
             updated.record,
@@ -277,7 +300,9 @@ impl pb::audio_service_server::AudioService for AudioApi {
         &self,
         request: Request<pb::DeleteCollectionRequest>,
     ) -> Result<Response<pb::DeleteCollectionResponse>, Status> {
+        let audit = super::audit_slot(&request);
         let id = validate::id("collection_id", &request.into_inner().collection_id)?;
+        audit.set_target(format!("collection {id}"));
         self.app.library.delete_collection(&id).await?;
         Ok(Response::new(pb::DeleteCollectionResponse {}))
     }
@@ -286,7 +311,9 @@ impl pb::audio_service_server::AudioService for AudioApi {
         &self,
         request: Request<pb::ReprocessFileRequest>,
     ) -> Result<Response<pb::Job>, Status> {
+        let audit = super::audit_slot(&request);
         let file_id = validate::id("file_id", &request.into_inner().file_id)?;
+        audit.set_target(format!("file {file_id}"));
         let job = self.app.library.reprocess(&file_id).await?;
         Ok(Response::new(convert_audio::job(job)))
     }

@@ -13,6 +13,7 @@ use tonic::Status;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::audit::AuditSlot;
 use crate::auth::{Auth, access_of_rpc};
 
 /// Tower layer that authenticates and authorizes every gRPC call.
@@ -67,13 +68,15 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         Box::pin(async move {
-            match auth.check(access, request.headers()).await {
-                Ok(principal) => {
-                    if let Some(principal) = principal {
-                        request.extensions_mut().insert(principal);
-                    }
-                    inner.call(request).await
+            let (principal, decision) = auth.decide(access, request.headers()).await;
+            if let Some(principal) = principal {
+                if let Some(slot) = request.extensions().get::<AuditSlot>() {
+                    slot.set_principal(principal.clone());
                 }
+                request.extensions_mut().insert(principal);
+            }
+            match decision {
+                Ok(()) => inner.call(request).await,
                 Err(err) => Ok(Status::from(err).into_http()),
             }
         })

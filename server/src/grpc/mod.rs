@@ -15,3 +15,13 @@ pub use self::audio::AudioApi;
 pub use self::auth::AuthLayer;
 pub use self::search::SearchApi;
 pub use self::status::REQUEST_ID_HEADER;
+
+/// The audit slot of this call (a detached one for calls that are not
+/// audited), for the handler to name the call's target.
+fn audit_slot<T>(request: &tonic::Request<T>) -> crate::audit::AuditSlot {
+    request
+        .extensions()
+        .get::<crate::audit::AuditSlot>()
+        .cloned()
+        .unwrap_or_default()
+}

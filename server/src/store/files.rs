@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use chrono::Utc;
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr, OnConflict, Query, SimpleExpr};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, Order,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, Order, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 
 use super::entities::{blob, collection, collection_file, embedding, file, file_tag, job, waveform};
@@ -220,10 +220,18 @@ impl Store {
     /// Renames a file and changes its tags atomically.
     pub async fn update_file(&self, id: &str, update: &FileUpdate) -> Result<FileRecord> {
         let txn = self.db.begin().await?;
-        let model = file::Entity::find_by_id(id.to_owned())
-            .one(&txn)
-            .await?
-            .ok_or_else(|| Error::not_found("file", id))?;
+        // A write first, so SQLite takes its write lock at once: a
+        // transaction that reads first and writes later fails at once (no
+        // busy wait) when a job wrote in between.
+        let mut touch = file::Entity::update_many()
+            .col_expr(file::Column::UpdatedAt, Expr::value(Utc::now()))
+            .filter(file::Column::Id.eq(id));
+        if let Some(filename) = &update.filename {
+            touch = touch.col_expr(file::Column::Filename, Expr::value(filename.clone()));
+        }
+        if touch.exec(&txn).await?.rows_affected == 0 {
+            return Err(Error::not_found("file", id));
+        }
         if let Some(tags) = &update.replace_tags {
             file_tag::Entity::delete_many()
                 .filter(file_tag::Column::FileId.eq(id))
@@ -250,12 +258,6 @@ impl Store {
                 MAX_TAGS
             )));
         }
-        let mut active = model.into_active_model();
-        if let Some(filename) = &update.filename {
-            active.filename = Set(filename.clone());
-        }
-        active.updated_at = Set(Utc::now());
-        active.update(&txn).await?;
         txn.commit().await?;
         self.get_file(id).await
     }

@@ -3,6 +3,7 @@
 //! usage. One file per table family.
 
 mod api_keys;
+mod audit;
 mod collections;
 mod embeddings;
 pub mod entities;

@@ -13,18 +13,23 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::metrics;
+use crate::audit::{Audit, AuditSlot};
+use crate::auth::is_audited;
 use crate::store::{UsageKind, UsageRow};
 use crate::usage::UsageRecorder;
 
-/// Tower layer that records metrics and usage for every gRPC call.
+/// Tower layer that records metrics and usage for every gRPC call, and
+/// audit entries for the calls that change something. It sits outside the
+/// credential check, so refused calls are recorded too.
 #[derive(Clone)]
 pub struct RpcTelemetryLayer {
     usage: UsageRecorder,
+    audit: Audit,
 }
 
 impl RpcTelemetryLayer {
-    pub fn new(usage: UsageRecorder) -> Self {
-        Self { usage }
+    pub fn new(usage: UsageRecorder, audit: Audit) -> Self {
+        Self { usage, audit }
     }
 }
 
@@ -35,6 +40,7 @@ impl<S> Layer<S> for RpcTelemetryLayer {
         RpcTelemetry {
             inner,
             usage: self.usage.clone(),
+            audit: self.audit.clone(),
         }
     }
 }
@@ -44,6 +50,7 @@ impl<S> Layer<S> for RpcTelemetryLayer {
 pub struct RpcTelemetry<S> {
     inner: S,
     usage: UsageRecorder,
+    audit: Audit,
 }
 
 /// Records one finished call exactly once.
@@ -51,6 +58,7 @@ struct CallRecord {
     method: String,
     started: Instant,
     usage: UsageRecorder,
+    audit: Option<(Audit, AuditSlot)>,
     done: bool,
 }
 
@@ -63,6 +71,9 @@ impl CallRecord {
         let elapsed = self.started.elapsed();
         metrics::GRPC_REQUESTS.increment([self.method.clone(), code.to_string()], 1);
         metrics::GRPC_REQUEST_DURATION.record([self.method.clone()], elapsed.as_secs_f64());
+        if let Some((audit, slot)) = self.audit.take() {
+            audit.record(slot.entry(self.method.clone(), code));
+        }
         self.usage.record(UsageRow {
             at_ms: chrono::Utc::now().timestamp_millis(),
             kind: UsageKind::Rpc,
@@ -108,12 +119,18 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let path = request.uri().path().to_owned();
+        let audit = is_audited(&path).then(|| {
+            let slot = AuditSlot::default();
+            request.extensions_mut().insert(slot.clone());
+            (self.audit.clone(), slot)
+        });
         let record = is_recorded(&path).then(|| CallRecord {
             method: path,
             started: Instant::now(),
             usage: self.usage.clone(),
+            audit,
             done: false,
         });
         // Take the service that was driven to readiness, leave a clone.

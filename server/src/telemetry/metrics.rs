@@ -176,6 +176,18 @@ pub const USAGE_EVENTS_DROPPED: Counter<0> = Counter::new(
     "usage events dropped because the usage writer fell behind",
     [],
 );
+pub const AUDIT_EVENTS_DROPPED: Counter<0> = Counter::new(
+    "traum_audit_events_dropped_total",
+    None,
+    "audit entries dropped because the audit writer fell behind",
+    [],
+);
+pub const AUTH_FAILURES: Counter<1> = Counter::new(
+    "traum_auth_failures_total",
+    None,
+    "calls refused for their credential: `unauthenticated` (none, unknown, revoked, expired, forged) or `permission_denied` (a role too small)",
+    ["reason"],
+);
 
 /// Every declared metric.
 pub static ALL: &[&Def] = &[
@@ -191,6 +203,8 @@ pub static ALL: &[&Def] = &[
     &TEXT_ENCODER_RUNS.def,
     &TEXT_CACHE_HITS.def,
     &USAGE_EVENTS_DROPPED.def,
+    &AUDIT_EVENTS_DROPPED.def,
+    &AUTH_FAILURES.def,
 ];
 
 /// Hands every description and unit to the installed recorder.

@@ -23,15 +23,19 @@ use crate::error::{Error, Problem};
 use crate::grpc::{AuthLayer, REQUEST_ID_HEADER};
 use crate::library::Library;
 use crate::telemetry::RpcTelemetryLayer;
-use crate::usage::UsageRecorder;
 
 /// The web port's routes. `grpc` holds the services by name; each is also
 /// reachable over gRPC-Web under its own path prefix.
-pub fn router(grpc: Routes, services: &[&str], library: Library, auth: Auth, usage: UsageRecorder) -> Router {
+pub fn router(
+    grpc: Routes,
+    services: &[&str],
+    library: Library,
+    auth: Auth,
+    telemetry: RpcTelemetryLayer,
+) -> Router {
     // The check sits inside the gRPC-Web translation, so a refusal reaches
     // the browser as a gRPC-Web status like any other.
-    let grpc_web = GrpcWebLayer::new()
-        .layer(RpcTelemetryLayer::new(usage).layer(AuthLayer::new(auth.clone()).layer(grpc)));
+    let grpc_web = GrpcWebLayer::new().layer(telemetry.layer(AuthLayer::new(auth.clone()).layer(grpc)));
     let mut router = Router::new()
         .route(AUDIO_ROUTE, get(audio::serve))
         .route(EXPORT_ROUTE, get(export::serve))

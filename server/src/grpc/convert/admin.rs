@@ -2,9 +2,14 @@
 
 use traum_proto::v1 as pb;
 
-use super::timestamp;
+use super::{page_offset, page_size, page_token, timestamp};
+use crate::audit::{AuditEntry, AuditQuery};
 use crate::auth::{ApiKeyRecord, Role};
+use crate::domain::Page;
 use crate::error::{Error, Result};
+
+const DEFAULT_PAGE: u64 = 100;
+const MAX_PAGE: u64 = 1000;
 
 pub fn role_from(raw: i32) -> Result<Role> {
     match pb::Role::try_from(raw) {
@@ -35,6 +40,46 @@ pub fn api_key(record: ApiKeyRecord) -> pb::ApiKey {
         created_at: Some(timestamp(record.created_at)),
         last_used_at: record.last_used_at.map(timestamp),
         revoked_at: record.revoked_at.map(timestamp),
+    }
+}
+
+pub fn audit_query(request: pb::ListAuditEventsRequest) -> Result<AuditQuery> {
+    let pb::ListAuditEventsRequest {
+        page_size: size,
+        page_token: token,
+        since,
+        principal,
+    } = request;
+    let since = since
+        .map(|ts| {
+            chrono::DateTime::from_timestamp(ts.seconds, u32::try_from(ts.nanos).unwrap_or(0))
+                .ok_or_else(|| Error::InvalidArgument(format!("since {}s is not a valid time", ts.seconds)))
+        })
+        .transpose()?;
+    Ok(AuditQuery {
+        since,
+        principal: Some(principal.trim().to_owned()).filter(|p| !p.is_empty()),
+        offset: page_offset(&token)?,
+        limit: page_size(size, DEFAULT_PAGE, MAX_PAGE)?,
+    })
+}
+
+pub fn audit_page(page: Page<AuditEntry>) -> pb::ListAuditEventsResponse {
+    pb::ListAuditEventsResponse {
+        events: page
+            .items
+            .into_iter()
+            .map(|entry| pb::AuditEvent {
+                at: Some(timestamp(entry.at)),
+                principal: entry.principal,
+                role: entry.role.map_or(pb::Role::Unspecified, role) as i32,
+                method: entry.method,
+                target: entry.target.unwrap_or_default(),
+                code: entry.code,
+            })
+            .collect(),
+        next_page_token: page_token(page.next_offset),
+        total_count: page.total,
     }
 }
 
