@@ -31,6 +31,9 @@ const NAMES = ["alpha.wav", "bravo.wav", "charlie.wav"];
 const ids = new Map<string, string>();
 let collectionId = "";
 const COLLECTION = "Evening set";
+/** The name after the rename test. */
+const RENAMED = "Evening set (final)";
+let currentName = COLLECTION;
 
 beforeAll(async () => {
   server = await startServer({ model: true });
@@ -176,6 +179,46 @@ describe("collections", () => {
       .toBe("3 files");
   });
 
+  test("the library's Collection filter shows only the collection's files (as ListFiles with collection_id), kept in the URL", async () => {
+    await page.goto("/");
+    const grid = page.getByRole("grid", { name: "Library" });
+    const names = () => grid.locator("[role=row][data-index] .c-name").allTextContents();
+    await expect.poll(async () => (await names()).length).toBe(NAMES.length);
+    const filter = page.getByLabel("Collection", { exact: true });
+    expect(await filter.inputValue()).toBe("");
+    const options = await filter.locator("option").allTextContents();
+    expect(options).toEqual(["Any collection", ...(await server.audio.listCollections({})).collections.map((c) => c.name)]);
+
+    // Take one file out first, so that "in the collection" differs from "everything".
+    const members = await nativeOrder();
+    const outside = members[members.length - 1];
+    await server.audio.updateCollection({ collectionId, removeFileIds: [ids.get(outside)!] });
+    await filter.selectOption({ label: COLLECTION });
+    const native = (await server.audio.listFiles({ collectionId })).files.map((f) => f.filename);
+    expect([...native].sort()).toEqual(members.filter((n) => n !== outside).sort());
+    await expect.poll(names).toEqual(native);
+    expect(new URL(page.url()).searchParams.get("collection")).toBe(collectionId);
+    await expect.poll(() => page.getByTestId("file-count").textContent()).toBe(`${native.length} files`);
+
+    // Reload and a fresh page with the link keep it; Back shows everything again.
+    await page.reload();
+    await expect.poll(names).toEqual(native);
+    expect(await page.getByLabel("Collection", { exact: true }).inputValue()).toBe(collectionId);
+    await page.goBack();
+    await expect.poll(async () => (await names()).length).toBe(NAMES.length);
+    expect(await page.getByLabel("Collection", { exact: true }).inputValue()).toBe("");
+
+    // Combined with the filename filter, as the server combines them.
+    await page.goto(`/?collection=${collectionId}&name=${encodeURIComponent(native[0].slice(0, 3).toUpperCase())}`);
+    const both = (await server.audio.listFiles({ collectionId, filenameContains: native[0].slice(0, 3).toUpperCase() })).files.map((f) => f.filename);
+    await expect.poll(names).toEqual(both);
+    expect(await page.getByLabel("Filename", { exact: true }).inputValue()).toBe(native[0].slice(0, 3).toUpperCase());
+
+    // Put the file back where it was for the tests after this one.
+    await server.audio.updateCollection({ collectionId, addFileIds: [ids.get(outside)!] });
+    expect(await nativeOrder()).toEqual(members);
+  });
+
   test("CSV, JSON and M3U8 exports list exactly the collection's files in order; the zip is a zip", async () => {
     await page.goto(`/collections/${collectionId}`);
     await expect.poll(() => shownOrder(page)).toHaveLength(3);
@@ -243,6 +286,29 @@ describe("collections", () => {
     }
   });
 
+  test("a collection renamed in the UI keeps its new name across a reload, as GetCollection says", async () => {
+    await page.goto("/collections");
+    const list = page.getByRole("list", { name: "Collections" });
+    await expect.poll(() => list.getByRole("link", { name: COLLECTION, exact: true }).count()).toBe(1);
+    await page.getByRole("button", { name: `Rename ${COLLECTION}`, exact: true }).click();
+    const dialog = page.getByRole("dialog", { name: `Rename “${COLLECTION}”` });
+    const field = dialog.getByLabel("New name");
+    expect(await field.inputValue()).toBe(COLLECTION);
+    await field.fill(RENAMED);
+    await field.press("Enter");
+    await expect.poll(() => dialog.count()).toBe(0);
+    await expect.poll(() => list.getByRole("link", { name: RENAMED, exact: true }).count()).toBe(1);
+    currentName = RENAMED;
+    expect((await server.audio.getCollection({ collectionId })).name).toBe(RENAMED);
+
+    await page.reload();
+    await expect.poll(() => list.getByRole("link", { name: RENAMED, exact: true }).count()).toBe(1);
+    expect(await list.getByRole("link", { name: COLLECTION, exact: true }).count()).toBe(0);
+    await list.getByRole("link", { name: RENAMED, exact: true }).click();
+    await expect.poll(() => page.getByRole("heading", { level: 1 }).textContent()).toBe(RENAMED);
+    expect((await server.audio.getCollection({ collectionId })).name).toBe(RENAMED);
+  });
+
   test("a file is removed, then the collection is deleted after confirming", async () => {
     await page.goto(`/collections/${collectionId}`);
     await expect.poll(() => shownOrder(page)).toHaveLength(3);
@@ -254,12 +320,12 @@ describe("collections", () => {
     expect((await server.audio.getFile({ fileId: ids.get(order[1])! })).filename).toBe(order[1]);
 
     await page.goto("/collections");
-    await page.getByRole("button", { name: `Delete ${COLLECTION}` }).click();
+    await page.getByRole("button", { name: `Delete ${currentName}` }).click();
     const dialog = page.getByRole("dialog");
     // Cancel first: nothing happens.
     await dialog.getByRole("button", { name: "Cancel" }).click();
     expect((await server.audio.listCollections({})).collections).toHaveLength(1);
-    await page.getByRole("button", { name: `Delete ${COLLECTION}` }).click();
+    await page.getByRole("button", { name: `Delete ${currentName}` }).click();
     await dialog.getByRole("button", { name: "Confirm delete" }).click();
     await expect.poll(async () => (await server.audio.listCollections({})).collections.length).toBe(0);
     await expect.poll(() => page.getByRole("list", { name: "Collections" }).count()).toBe(0);

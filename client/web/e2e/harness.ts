@@ -369,7 +369,16 @@ export async function saveScreenshot(page: Page, name: string): Promise<string |
   if (!screenshotsWanted()) return undefined;
   mkdirSync(SCREENSHOT_DIR, { recursive: true });
   const path = join(SCREENSHOT_DIR, name);
+  // A full-page capture does not scroll, so what content-visibility: auto
+  // skips below the first screen would come out blank; show it as scrolling
+  // would. (Through the CSSOM: the app's CSP forbids a <style> tag.)
+  const n = await page.evaluate(() => {
+    const skipped = [...document.querySelectorAll<HTMLElement>("*")].filter((el) => getComputedStyle(el).contentVisibility === "auto");
+    for (const el of skipped) el.style.contentVisibility = "visible";
+    return skipped.length;
+  });
   await page.screenshot({ path, fullPage: true });
+  if (n) await page.evaluate(() => document.querySelectorAll<HTMLElement>("*").forEach((el) => el.style.contentVisibility === "visible" && (el.style.contentVisibility = "")));
   return path;
 }
 
@@ -409,6 +418,68 @@ export function wav(seconds: number, opts: { rate?: number; channels?: number; f
     }
   }
   return buf;
+}
+
+/**
+ * 16-bit mono PCM WAV of sines one after another (`parts`: seconds and
+ * frequency each), so that a file longer than one CLAP window (10 s) has
+ * windows that sound different and score differently.
+ */
+export function toneSequence(parts: { seconds: number; freq: number }[], rate = 22_050): Buffer {
+  const frames = parts.reduce((n, p) => n + Math.round(p.seconds * rate), 0);
+  const buf = Buffer.alloc(44 + frames * 2);
+  buf.write("RIFF", 0, "ascii");
+  buf.writeUInt32LE(36 + frames * 2, 4);
+  buf.write("WAVEfmt ", 8, "ascii");
+  buf.writeUInt32LE(16, 16);
+  buf.writeUInt16LE(1, 20);
+  buf.writeUInt16LE(1, 22);
+  buf.writeUInt32LE(rate, 24);
+  buf.writeUInt32LE(rate * 2, 28);
+  buf.writeUInt16LE(2, 32);
+  buf.writeUInt16LE(16, 34);
+  buf.write("data", 36, "ascii");
+  buf.writeUInt32LE(frames * 2, 40);
+  let off = 44;
+  for (const p of parts) {
+    const n = Math.round(p.seconds * rate);
+    for (let i = 0; i < n; i++, off += 2) buf.writeInt16LE(Math.round(Math.sin((2 * Math.PI * p.freq * i) / rate) * 12_000), off);
+  }
+  return buf;
+}
+
+/** Sample rate, channels and duration of a PCM WAV, read from its fmt and data chunks. */
+export function wavInfo(bytes: Uint8Array): { rate: number; channels: number; bits: number; seconds: number } {
+  const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (b.toString("ascii", 0, 4) !== "RIFF" || b.toString("ascii", 8, 12) !== "WAVE") throw new Error("not a RIFF/WAVE file");
+  let rate = 0;
+  let channels = 0;
+  let bits = 0;
+  for (let off = 12; off + 8 <= b.length; ) {
+    const id = b.toString("ascii", off, off + 4);
+    const size = b.readUInt32LE(off + 4);
+    if (id === "fmt ") {
+      channels = b.readUInt16LE(off + 10);
+      rate = b.readUInt32LE(off + 12);
+      bits = b.readUInt16LE(off + 22);
+    } else if (id === "data") {
+      if (!rate) throw new Error("data chunk before fmt chunk");
+      return { rate, channels, bits, seconds: size / (rate * channels * (bits / 8)) };
+    }
+    off += 8 + size + (size % 2);
+  }
+  throw new Error("no data chunk");
+}
+
+/** The messages of a gRPC-web request body (binary format): 1 flag byte and a 4-byte length before each. */
+export function grpcWebMessages(body: Uint8Array): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (let off = 0; off + 5 <= body.length; ) {
+    const len = new DataView(body.buffer, body.byteOffset + off + 1, 4).getUint32(0);
+    if ((body[off] & 0x80) === 0) out.push(body.subarray(off + 5, off + 5 + len));
+    off += 5 + len;
+  }
+  return out;
 }
 
 export function fixture(name: string): Buffer {

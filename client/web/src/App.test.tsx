@@ -1,4 +1,4 @@
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { act, cleanup, fireEvent, render, screen, waitFor, within } from "@testing-library/react";
 import { Code, ConnectError, createRouterTransport } from "@connectrpc/connect";
 import { create } from "@bufbuild/protobuf";
@@ -8,9 +8,11 @@ import {
   FileSchema,
   FileState,
   JobSchema,
+  CollectionSchema,
   JobState,
   KeyMode,
   LibraryEventSchema,
+  ListCollectionsResponseSchema,
   ListFilesResponseSchema,
   ListJobsResponseSchema,
   UploadResultSchema,
@@ -18,6 +20,7 @@ import {
   WaveformSchema,
   type File,
   type LibraryEvent,
+  type ListFilesRequest,
   type UpdateFileRequest,
 } from "./gen/traum/v1/audio_pb";
 import { AnalyticsService, StatsSchema, UsageSchema } from "./gen/traum/v1/analytics_pb";
@@ -53,17 +56,67 @@ class Pusher {
   }
 }
 
+/**
+ * An IntersectionObserver whose targets come into view when a test says so
+ * (happy-dom's never reports an intersection).
+ */
+class TestIntersectionObserver {
+  static all = new Set<TestIntersectionObserver>();
+  readonly targets = new Set<Element>();
+  constructor(private readonly callback: IntersectionObserverCallback) {
+    TestIntersectionObserver.all.add(this);
+  }
+  observe(el: Element) {
+    this.targets.add(el);
+  }
+  unobserve(el: Element) {
+    this.targets.delete(el);
+  }
+  disconnect() {
+    this.targets.clear();
+  }
+  static showAll() {
+    for (const o of TestIntersectionObserver.all) {
+      const entries = [...o.targets].map((target) => ({ target, isIntersecting: true }) as IntersectionObserverEntry);
+      if (entries.length) o.callback(entries, o as unknown as IntersectionObserver);
+    }
+  }
+}
+
+beforeAll(() => {
+  // Installed for the whole file: the app keeps the first observer it makes.
+  vi.stubGlobal("IntersectionObserver", TestIntersectionObserver);
+});
+
+/** Collection id → name and member file ids. */
+const COLLECTIONS = new Map([
+  ["c-kit", { name: "Kit", files: ["id-2"] }],
+  ["c-empty", { name: "Nothing yet", files: [] as string[] }],
+]);
+
 function setup(files: File[], opts: { deleteError?: ConnectError } = {}) {
   const db = new Map(files.map((f) => [f.fileId, f]));
   const updates: UpdateFileRequest[] = [];
+  const lists: ListFilesRequest[] = [];
+  const waveforms: string[] = [];
   const searches: SearchByTextRequest[] = [];
   const live = new Pusher();
   const received = new Map<string, number>();
   const transport = createRouterTransport(({ service }) => {
     service(AudioService, {
       listFiles(req) {
-        const list = [...db.values()].filter((f) => !req.filenameContains || f.filename.includes(req.filenameContains));
+        lists.push(req);
+        const inCollection = req.collectionId ? COLLECTIONS.get(req.collectionId)?.files : undefined;
+        if (req.collectionId && !inCollection) throw new ConnectError(`collection ${req.collectionId} does not exist`, Code.NotFound);
+        const list = [...db.values()]
+          .filter((f) => !req.filenameContains || f.filename.includes(req.filenameContains))
+          .filter((f) => !inCollection || inCollection.includes(f.fileId));
         return create(ListFilesResponseSchema, { files: list, totalCount: BigInt(list.length) });
+      },
+      listCollections() {
+        return create(ListCollectionsResponseSchema, {
+          collections: [...COLLECTIONS].map(([id, c]) => create(CollectionSchema, { collectionId: id, name: c.name, fileCount: c.files.length })),
+        });
       },
       getFile(req) {
         const f = db.get(req.fileId);
@@ -89,6 +142,7 @@ function setup(files: File[], opts: { deleteError?: ConnectError } = {}) {
         });
       },
       getWaveform(req) {
+        waveforms.push(req.fileId);
         return create(WaveformSchema, { fileId: req.fileId, durationSeconds: 65, overview: { pairCount: 2, samplesPerPair: 1, peaks: new Uint8Array([0x81, 0x7f, 0xc0, 0x40]) } });
       },
       watchLibrary() {
@@ -124,6 +178,8 @@ function setup(files: File[], opts: { deleteError?: ConnectError } = {}) {
             cosine: 0.8 - i / 10,
             segmentStartSeconds: 10,
             segmentEndSeconds: 20,
+            windowStartSeconds: [0, 10, 20, 30, 40, 50, 60],
+            windowScores: [0.125, 0.75, 0.5, 0.25, 0.375, 0.625, 0.0625],
           }));
         return create(SearchResponseSchema, { hits, tookMs: 3 });
       },
@@ -153,7 +209,7 @@ function setup(files: File[], opts: { deleteError?: ConnectError } = {}) {
     });
   });
   render(<App api={createApi(transport)} />);
-  return { db, updates, live, searches };
+  return { db, updates, live, searches, lists, waveforms };
 }
 
 beforeEach(() => {
@@ -178,6 +234,40 @@ describe("App", () => {
     db.set("id-3", mkFile(3));
     act(() => live.push(create(LibraryEventSchema, { change: { case: "job", value: create(JobSchema, { jobId: "j3", fileId: "id-3", state: JobState.QUEUED }) } })));
     await within(grid).findByText("loop-3.wav");
+  });
+
+  it("filters the library by collection, kept in the URL; an unknown collection shows the server's NOT_FOUND", async () => {
+    const { lists } = setup([mkFile(1), mkFile(2), mkFile(3)]);
+    const grid = await screen.findByRole("grid", { name: "Library" });
+    await within(grid).findByText("loop-3.wav");
+    const select = screen.getByLabelText("Collection") as HTMLSelectElement;
+    await waitFor(() => expect([...select.options].map((o) => o.textContent)).toEqual(["Any collection", "Kit", "Nothing yet"]));
+    expect(select.value).toBe("");
+    fireEvent.change(select, { target: { value: "c-kit" } });
+    await waitFor(() => expect(within(grid).queryByText("loop-1.wav")).toBeNull());
+    expect(within(grid).getByText("loop-2.wav")).toBeTruthy();
+    expect(within(grid).queryByText("loop-3.wav")).toBeNull();
+    expect(lists[lists.length - 1].collectionId).toBe("c-kit");
+    expect(new URLSearchParams(window.location.search).get("collection")).toBe("c-kit");
+    expect(select.value).toBe("c-kit");
+
+    // Back: any collection again, from the URL.
+    act(() => {
+      window.history.back();
+    });
+    await waitFor(() => expect(window.location.search).toBe(""));
+    await within(grid).findByText("loop-3.wav");
+    expect(select.value).toBe("");
+    expect(lists[lists.length - 1].collectionId).toBe("");
+
+    // A link to a deleted collection.
+    act(() => {
+      window.history.pushState(null, "", "/?collection=c-gone");
+      window.dispatchEvent(new PopStateEvent("popstate"));
+    });
+    expect((await screen.findByText(/The library could not be loaded/)).textContent).toContain("collection c-gone does not exist");
+    expect(select.value).toBe("c-gone");
+    expect(select.selectedOptions[0].textContent).toBe("Unknown collection");
   });
 
   it("edits tags of the selection in bulk and shows success after the server confirmed", async () => {
@@ -293,7 +383,7 @@ describe("App", () => {
 
   it("search: runs the URL's query and filters, refines with marks, and shows the server's INVALID_ARGUMENT", async () => {
     window.history.replaceState(null, "", "/search?q=kick&all=drums&fmt=wav");
-    const { searches } = setup([mkFile(1), mkFile(2)]);
+    const { searches, waveforms } = setup([mkFile(1), mkFile(2)]);
     await screen.findByRole("link", { name: "loop-1.wav" });
     expect(screen.getByRole("link", { name: "Search" }).getAttribute("aria-current")).toBe("page");
     expect((screen.getByRole("searchbox", { name: "Search" }) as HTMLInputElement).value).toBe("kick");
@@ -302,6 +392,29 @@ describe("App", () => {
     expect(searches[0].filters?.formats).toEqual([1]);
     expect(searches[0].options?.refine).toBeUndefined();
     expect(screen.getByRole("list", { name: "Active filters" }).textContent).toContain("Tag: drums");
+    // The best segment shows at once (10–20 s of 65 s); waveforms and window
+    // strips wait until their hit nears the viewport.
+    const hit = screen.getByRole("link", { name: "loop-1.wav" }).closest("li")!;
+    const seg = within(hit).getByTestId("mini-segment");
+    expect(parseFloat(seg.style.left)).toBeCloseTo((10 / 65) * 100, 9);
+    expect(parseFloat(seg.style.width)).toBeCloseTo((10 / 65) * 100, 9);
+    expect(hit.querySelector("[data-testid='window-strip']")).toBeNull();
+    expect(waveforms).toEqual([]);
+    act(() => TestIntersectionObserver.showAll());
+    await waitFor(() => expect(hit.querySelector("[data-testid='mini-waveform']")?.getAttribute("data-loaded")).toBe("true"));
+    expect(waveforms.sort()).toEqual(["id-1", "id-2"]);
+    // The window strip: one cell per window, placed and labelled by its own start and score.
+    const cells = await waitFor(() => {
+      const found = [...hit.querySelectorAll<HTMLElement>("[data-testid='window-strip'] .window-cell")];
+      expect(found).toHaveLength(7);
+      return found;
+    });
+    expect(cells.map((c) => Number(c.dataset.score))).toEqual([0.125, 0.75, 0.5, 0.25, 0.375, 0.625, 0.0625]);
+    expect(cells.map((c) => c.style.left)).toEqual([0, 10, 20, 30, 40, 50, 60].map((t) => `${(t / 65) * 100}%`));
+    // The last window ends with the file, 5 s after its start.
+    expect(parseFloat(cells[6].style.width)).toBeCloseTo((5 / 65) * 100, 9);
+    expect(cells[1].title).toBe("0:10.0–0:20.0: 0.75");
+    expect(within(hit).getByTestId("window-scores").textContent).toBe("Best windows: 0:10.0 (0.75), 0:50.0 (0.63), 0:20.0 (0.50)");
 
     fireEvent.click(screen.getByRole("button", { name: "Mark loop-1.wav good" }));
     fireEvent.click(screen.getByRole("button", { name: "Mark loop-2.wav bad" }));

@@ -3,7 +3,9 @@ import { describe, expect, it, vi } from "vitest";
 import { Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import {
+  AudioFormat,
   AudioService,
+  FileOrder,
   FileSchema,
   FileState,
   JobSchema,
@@ -13,7 +15,7 @@ import {
   type File,
   type ListFilesRequest,
 } from "../gen/traum/v1/audio_pb";
-import { DEFAULT_FILTERS, FileListStore } from "./file-list";
+import { DEFAULT_FILTERS, FileListStore, formatLibraryFilters, parseLibraryFilters, type FileFilters } from "./file-list";
 
 function mkFile(id: string, extra: MessageInitShape<typeof FileSchema> = {}): File {
   return create(FileSchema, { fileId: id, filename: `${id}.wav`, state: FileState.READY, ...extra });
@@ -102,6 +104,29 @@ describe("FileListStore", () => {
     expect(requests).toHaveLength(2);
   });
 
+  it("asks for the collection's files only, and does not guess which new files belong to it", async () => {
+    const { store, db, requests } = setup([mkFile("a"), mkFile("b")]);
+    store.setFilters({ ...DEFAULT_FILTERS, collectionId: "c1" });
+    await tick();
+    expect(requests[0].collectionId).toBe("c1");
+    expect(store.getState().files.map((f) => f.fileId)).toEqual(["a", "b"]);
+    // A new file: a File does not say which collections hold it.
+    db.set("n", mkFile("n"));
+    store.apply(create(LibraryEventSchema, { change: { case: "job", value: create(JobSchema, { jobId: "j", fileId: "n", state: JobState.QUEUED }) } }));
+    await tick();
+    expect(store.getState().files.map((f) => f.fileId)).toEqual(["a", "b"]);
+    // A listed file that changes stays listed.
+    store.apply(create(LibraryEventSchema, { change: { case: "file", value: mkFile("a", { filename: "renamed.wav" }) } }));
+    expect(store.getState().files.map((f) => f.filename)).toEqual(["renamed.wav", "b.wav"]);
+    // Without the collection, new files come in again.
+    store.setFilters(DEFAULT_FILTERS);
+    await tick();
+    expect(requests[requests.length - 1].collectionId).toBe("");
+    db.set("m", mkFile("m"));
+    store.apply(create(LibraryEventSchema, { change: { case: "file", value: mkFile("m") } }));
+    expect(store.getState().files[0].fileId).toBe("m");
+  });
+
   it("reports list errors", async () => {
     const transport = createRouterTransport(({ service }) => {
       service(AudioService, {
@@ -115,5 +140,28 @@ describe("FileListStore", () => {
     await store.reload();
     expect(onError).toHaveBeenCalledOnce();
     expect(store.getState().error).toBe("database locked");
+  });
+});
+
+describe("library filters in the URL", () => {
+  it("round-trips every field, defaults as the empty query", () => {
+    const f: FileFilters = {
+      tags: ["drums", "lo fi"],
+      formats: [AudioFormat.FLAC],
+      state: FileState.READY,
+      filename: "kick & snare",
+      collectionId: "0d6f0c1e-1111-4222-8333-444455556666",
+      orderBy: FileOrder.DURATION,
+      ascending: true,
+    };
+    const text = formatLibraryFilters(f);
+    expect(text).toBe("?name=kick+%26+snare&tag=drums&tag=lo+fi&fmt=flac&state=ready&collection=0d6f0c1e-1111-4222-8333-444455556666&sort=duration&asc=1");
+    expect(parseLibraryFilters(text)).toEqual(f);
+    expect(formatLibraryFilters(DEFAULT_FILTERS)).toBe("");
+    expect(parseLibraryFilters("")).toEqual(DEFAULT_FILTERS);
+    expect(formatLibraryFilters({ ...DEFAULT_FILTERS, orderBy: FileOrder.UNSPECIFIED })).toBe("");
+  });
+  it("ignores unknown values", () => {
+    expect(parseLibraryFilters("?fmt=txt&state=sleeping&sort=colour&asc=yes&collection=%20&tag=")).toEqual(DEFAULT_FILTERS);
   });
 });

@@ -1,5 +1,7 @@
-// The library list: pages of ListFiles plus live updates from WatchLibrary.
-// Plain TypeScript so its event handling is unit-tested.
+// The library list: pages of ListFiles plus live updates from WatchLibrary,
+// and its filters in the URL query string (so reload, back/forward and a
+// shared link show the same files). Plain TypeScript so that both are
+// unit-tested.
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import {
   FileOrder,
@@ -11,12 +13,15 @@ import {
   type Job,
   type LibraryEvent,
 } from "../gen/traum/v1/audio_pb";
+import { formatCode, parseFormat } from "../search/url-state";
 
 export interface FileFilters {
   tags: string[];
   formats: AudioFormat[];
   state: FileState;
   filename: string;
+  /** A collection's id; "" for any. */
+  collectionId: string;
   orderBy: FileOrder;
   ascending: boolean;
 }
@@ -26,9 +31,59 @@ export const DEFAULT_FILTERS: FileFilters = {
   formats: [],
   state: FileState.UNSPECIFIED,
   filename: "",
+  collectionId: "",
   orderBy: FileOrder.CREATED_AT,
   ascending: false,
 };
+
+//   ?name=<text>  tag=<tag> (repeated)  fmt=<wav|aiff|flac|mp3|ogg|m4a> (repeated)
+//   state=<processing|ready|failed>  collection=<id>
+//   sort=<added|name|size|duration>  asc=1
+const STATE_CODES: [FileState, string][] = [
+  [FileState.PROCESSING, "processing"],
+  [FileState.READY, "ready"],
+  [FileState.FAILED, "failed"],
+];
+const ORDER_CODES: [FileOrder, string][] = [
+  [FileOrder.CREATED_AT, "added"],
+  [FileOrder.FILENAME, "name"],
+  [FileOrder.SIZE, "size"],
+  [FileOrder.DURATION, "duration"],
+];
+
+export function parseLibraryFilters(search: string): FileFilters {
+  const p = new URLSearchParams(search.startsWith("?") ? search.slice(1) : search);
+  const state = p.get("state");
+  const sort = p.get("sort");
+  return {
+    tags: [...new Set(p.getAll("tag").filter(Boolean))],
+    formats: [...new Set(p.getAll("fmt").map(parseFormat).filter((x): x is AudioFormat => x !== undefined))],
+    state: STATE_CODES.find(([, c]) => c === state)?.[0] ?? FileState.UNSPECIFIED,
+    filename: p.get("name") ?? "",
+    collectionId: p.get("collection")?.trim() ?? "",
+    orderBy: ORDER_CODES.find(([, c]) => c === sort)?.[0] ?? FileOrder.CREATED_AT,
+    ascending: p.get("asc") === "1",
+  };
+}
+
+/** The query string (with "?", or "" for the defaults) in a canonical order. */
+export function formatLibraryFilters(f: FileFilters): string {
+  const p = new URLSearchParams();
+  if (f.filename) p.set("name", f.filename);
+  for (const t of f.tags) p.append("tag", t);
+  for (const x of f.formats) {
+    const c = formatCode(x);
+    if (c) p.append("fmt", c);
+  }
+  const state = STATE_CODES.find(([v]) => v === f.state)?.[1];
+  if (state) p.set("state", state);
+  if (f.collectionId) p.set("collection", f.collectionId);
+  const order = f.orderBy === FileOrder.UNSPECIFIED ? FileOrder.CREATED_AT : f.orderBy;
+  if (order !== FileOrder.CREATED_AT) p.set("sort", ORDER_CODES.find(([v]) => v === order)?.[1] ?? "added");
+  if (f.ascending) p.set("asc", "1");
+  const text = p.toString();
+  return text ? `?${text}` : "";
+}
 
 export interface FileListState {
   files: File[];
@@ -101,6 +156,7 @@ export class FileListStore {
         orderBy: f.orderBy,
         ascending: f.ascending,
         filenameContains: f.filename.trim(),
+        collectionId: f.collectionId,
       });
       if (gen !== this.generation) return;
       const base = replace ? [] : this.state.files;
@@ -115,7 +171,8 @@ export class FileListStore {
     }
   }
 
-  /** Whether a file passes the current filters (for files new to the list). */
+  /** Whether a file passes the current filters (for files new to the list),
+   * except the collection, which a File does not tell. */
   matches(file: File): boolean {
     const f = this.filters;
     if (f.state !== FileState.UNSPECIFIED && file.state !== f.state) return false;
@@ -142,6 +199,9 @@ export class FileListStore {
     }
     if (!this.matches(file)) return;
     const f = this.filters;
+    // A file new to the list may or may not be in the collection shown; a
+    // collection gains files through UpdateCollection, which reloads instead.
+    if (f.collectionId) return;
     const newestFirst = f.orderBy === FileOrder.CREATED_AT || f.orderBy === FileOrder.UNSPECIFIED;
     if (newestFirst && !f.ascending) this.set({ files: [file, ...this.state.files], totalCount: this.state.totalCount + 1 });
     else if (!this.state.nextPageToken) this.set({ files: [...this.state.files, file], totalCount: this.state.totalCount + 1 });

@@ -1,12 +1,13 @@
 import { describe, expect, it } from "vitest";
 import { create } from "@bufbuild/protobuf";
-import { AudioFormat, KeyMode } from "../gen/traum/v1/audio_pb";
+import { AudioFormat, KeyMode, WaveformSchema } from "../gen/traum/v1/audio_pb";
 import { SearchHitSchema } from "../gen/traum/v1/search_pb";
 import { emptyState, formatSearch, parseSearch, toProtoOptions, validateFilters, type SearchState } from "./url-state";
 import { csvField, exportText, toCsv, exportRows } from "./export";
 import { encodeWav, floatToInt16, concatBlocks } from "./wav";
 import { actionForKey, isTypingTarget, SHORTCUTS } from "./keymap";
-import { windowStrip } from "./waveforms";
+import { FetchQueue, MAX_WAVEFORM_REQUESTS, overviewOf, windowStrip } from "./waveforms";
+import type { Api } from "../api/client";
 
 describe("URL state", () => {
   it("round-trips every field", () => {
@@ -155,10 +156,83 @@ describe("keyboard map", () => {
 describe("window strip", () => {
   it("places each window between its start and the next, the last at most at the file's end", () => {
     expect(windowStrip([0, 10, 20], [0.1, 0.3, 0.2], 25)).toEqual([
-      { start: 0, end: 0.4, score: 0.1 },
-      { start: 0.4, end: 0.8, score: 0.3 },
-      { start: 0.8, end: 1, score: 0.2 },
+      { start: 0, end: 0.4, score: 0.1, startSeconds: 0, endSeconds: 10, shade: 0.15 },
+      { start: 0.4, end: 0.8, score: 0.3, startSeconds: 10, endSeconds: 20, shade: 1 },
+      { start: 0.8, end: 1, score: 0.2, startSeconds: 20, endSeconds: 25, shade: expect.closeTo(0.575, 9) },
     ]);
     expect(windowStrip([0], [0.5], 0)).toEqual([]);
+  });
+  it("shades equal windows alike and treats a missing score as 0", () => {
+    expect(windowStrip([0, 10], [0.4, 0.4], 20).map((w) => w.shade)).toEqual([1, 1]);
+    expect(windowStrip([0, 10], [0.4], 20).map((w) => w.score)).toEqual([0.4, 0]);
+  });
+});
+
+describe("waveform fetches", () => {
+  function deferred() {
+    let resolve!: () => void;
+    const promise = new Promise<void>((r) => (resolve = r));
+    return { promise, resolve };
+  }
+  const flush = () => new Promise((r) => setTimeout(r, 0));
+
+  it("runs at most `limit` at once, in order, and a failure frees its slot", async () => {
+    const q = new FetchQueue(2);
+    const started: number[] = [];
+    const gates = [0, 1, 2, 3].map(() => deferred());
+    const results = gates.map((g, i) =>
+      q.run(async () => {
+        started.push(i);
+        await g.promise;
+        if (i === 0) throw new Error("boom");
+        return i;
+      }),
+    );
+    await flush();
+    expect(started).toEqual([0, 1]);
+    expect([q.inFlight, q.queued]).toEqual([2, 2]);
+    gates[0].resolve();
+    await expect(results[0]).rejects.toThrow("boom");
+    await flush();
+    expect(started).toEqual([0, 1, 2]);
+    gates[1].resolve();
+    gates[2].resolve();
+    await flush();
+    expect(started).toEqual([0, 1, 2, 3]);
+    gates[3].resolve();
+    expect(await Promise.all(results.slice(1))).toEqual([1, 2, 3]);
+    expect([q.inFlight, q.queued]).toEqual([0, 0]);
+  });
+
+  it("a fetch that throws at once still frees its slot", async () => {
+    const q = new FetchQueue(1);
+    await expect(
+      q.run(() => {
+        throw new Error("sync");
+      }),
+    ).rejects.toThrow("sync");
+    expect(await q.run(async () => 7)).toBe(7);
+  });
+
+  it("asks the server once per file, through the queue, and again after a failure", async () => {
+    const q = new FetchQueue(MAX_WAVEFORM_REQUESTS);
+    const asked: string[] = [];
+    let fail = true;
+    const api = {
+      audio: {
+        getWaveform: async ({ fileId }: { fileId: string }) => {
+          asked.push(fileId);
+          if (fileId === "bad" && fail) throw new Error("unavailable");
+          return create(WaveformSchema, { fileId, overview: { pairCount: 1, samplesPerPair: 1, peaks: new Uint8Array([0x81, 0x7f]) } });
+        },
+      },
+    } as unknown as Pick<Api, "audio">;
+    const [a, b] = await Promise.all([overviewOf(api, "a", q), overviewOf(api, "a", q)]);
+    expect(a?.pairCount).toBe(1);
+    expect(b).toBe(a);
+    expect(await overviewOf(api, "bad", q)).toBeUndefined();
+    fail = false;
+    expect((await overviewOf(api, "bad", q))?.pairCount).toBe(1);
+    expect(asked).toEqual(["a", "bad", "bad"]);
   });
 });

@@ -62,11 +62,11 @@ export const FORMAT_CODES: [AudioFormat, string][] = [
   [AudioFormat.M4A, "m4a"],
 ];
 
-function formatCode(f: AudioFormat): string | undefined {
+export function formatCode(f: AudioFormat): string | undefined {
   return FORMAT_CODES.find(([v]) => v === f)?.[1];
 }
 
-function parseFormat(s: string): AudioFormat | undefined {
+export function parseFormat(s: string): AudioFormat | undefined {
   return FORMAT_CODES.find(([, c]) => c === s.toLowerCase())?.[0];
 }
 

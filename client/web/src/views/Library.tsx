@@ -1,9 +1,10 @@
 import { useCallback, useEffect, useMemo, useRef, useState, useSyncExternalStore } from "react";
-import { AudioFormat, FileOrder, FileState, type File } from "../gen/traum/v1/audio_pb";
+import { AudioFormat, FileOrder, FileState, type Collection, type File } from "../gen/traum/v1/audio_pb";
 import { useApi } from "../api/client";
 import { useToasts } from "../lib/toasts";
+import { navigate, useSearchString } from "../lib/router";
 import { useLibraryEvents } from "../live/context";
-import { DEFAULT_FILTERS, FileListStore, type FileFilters } from "../live/file-list";
+import { DEFAULT_FILTERS, FileListStore, formatLibraryFilters, parseLibraryFilters, type FileFilters } from "../live/file-list";
 import { formatName, formatNumber } from "../lib/format";
 import { TagInput } from "../components/TagInput";
 import { FileActions } from "../components/FileActions";
@@ -14,14 +15,26 @@ const FORMATS = [AudioFormat.WAV, AudioFormat.AIFF, AudioFormat.FLAC, AudioForma
 
 let firstRowsMarked = false;
 
+/**
+ * Changes the filters in the URL, which the view reads them from. Each change
+ * is a history entry, except typing in the filename box (`replace`), which
+ * would otherwise leave one per pause.
+ */
+function setFilters(update: (f: FileFilters) => FileFilters, replace = false) {
+  const next = update(parseLibraryFilters(window.location.search));
+  navigate(`/${formatLibraryFilters(next)}`, replace, false);
+}
+
 export default function Library() {
   const { audio } = useApi();
   const toasts = useToasts();
-  const [filters, setFilters] = useState<FileFilters>(DEFAULT_FILTERS);
-  const [search, setSearch] = useState("");
+  const query = useSearchString();
+  const filters = useMemo(() => parseLibraryFilters(query), [query]);
+  const [search, setSearch] = useState(filters.filename);
   const store = useMemo(() => new FileListStore(audio, DEFAULT_FILTERS, toasts.error), [audio, toasts]);
   const state = useSyncExternalStore(store.subscribe, store.getState);
   const [selected, setSelected] = useState<Set<string>>(new Set());
+  const [collections, setCollections] = useState<Collection[] | null>(null);
 
   useLibraryEvents((ev) => store.apply(ev));
 
@@ -29,9 +42,29 @@ export default function Library() {
     store.setFilters(filters);
   }, [store, filters]);
 
+  const loadCollections = useCallback(async () => {
+    try {
+      setCollections((await audio.listCollections({})).collections);
+    } catch (err) {
+      setCollections([]);
+      toasts.error("Loading the collections failed", err);
+    }
+  }, [audio, toasts]);
+
+  useEffect(() => {
+    void loadCollections();
+  }, [loadCollections]);
+
+  // Back and forward change the filename in the URL under the box.
+  useEffect(() => {
+    setSearch(filters.filename);
+  }, [filters.filename]);
+
   // Debounce the filename search.
   useEffect(() => {
-    const t = setTimeout(() => setFilters((f) => (f.filename === search ? f : { ...f, filename: search })), 300);
+    const t = setTimeout(() => {
+      if (parseLibraryFilters(window.location.search).filename !== search) setFilters((f) => ({ ...f, filename: search }), true);
+    }, 300);
     return () => clearTimeout(t);
   }, [search]);
 
@@ -109,6 +142,25 @@ export default function Library() {
             </select>
           </div>
           <div className="field">
+            <label htmlFor="filter-collection">Collection</label>
+            <select
+              id="filter-collection"
+              value={filters.collectionId}
+              onChange={(e) => setFilters((f) => ({ ...f, collectionId: e.target.value }))}
+            >
+              <option value="">Any collection</option>
+              {collections?.map((c) => (
+                <option key={c.collectionId} value={c.collectionId}>
+                  {c.name}
+                </option>
+              ))}
+              {filters.collectionId && !collections?.some((c) => c.collectionId === filters.collectionId) && (
+                // A link to a deleted collection: the list's error says so.
+                <option value={filters.collectionId}>{collections ? "Unknown collection" : "Loading…"}</option>
+              )}
+            </select>
+          </div>
+          <div className="field">
             <label htmlFor="filter-state">State</label>
             <select
               id="filter-state"
@@ -154,6 +206,11 @@ export default function Library() {
             onDeleted={(ids) => {
               ids.forEach((id) => store.remove(id));
               setSelected(new Set());
+            }}
+            onCollected={(c) => {
+              // A new collection becomes a filter option; the one shown may have grown.
+              void loadCollections();
+              if (c.collectionId === filters.collectionId) void store.reload();
             }}
           />
         </div>

@@ -3,7 +3,7 @@
 // a shared player with keyboard audition, and export of the displayed hits.
 // Its state lives in the URL (see search/url-state.ts), except an example
 // clip or recording, whose bytes cannot.
-import { memo, useCallback, useEffect, useMemo, useRef, useState, type DragEvent, type MouseEvent } from "react";
+import { memo, useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState, type DragEvent, type MouseEvent } from "react";
 import type { WaveformLevel } from "../gen/traum/v1/audio_pb";
 import type { SearchHit, SearchResponse } from "../gen/traum/v1/search_pb";
 import { audioUrl, useApi } from "../api/client";
@@ -17,7 +17,7 @@ import { FilterChips, FiltersPanel } from "../search/FiltersPanel";
 import { actionForKey, SHORTCUTS } from "../search/keymap";
 import { audioUrlFor, EXPORT_TYPES, exportText, type ExportFormat } from "../search/export";
 import { MAX_RECORD_SECONDS, PcmRecorder } from "../search/recorder";
-import { drawMini, overviewOf, windowStrip } from "../search/waveforms";
+import { drawMini, overviewOf, whenNearViewport, windowStrip } from "../search/waveforms";
 import { formatSearch, parseSearch, toProtoFilters, toProtoOptions, type SearchState } from "../search/url-state";
 
 export const PAGE_SIZE = 50;
@@ -68,25 +68,17 @@ function MiniWave({
   onSeek: (seconds: number) => void;
 }) {
   const api = useApi();
+  const box = useRef<HTMLDivElement>(null);
   const ref = useRef<HTMLCanvasElement>(null);
   const [level, setLevel] = useState<WaveformLevel | undefined>(undefined);
+  // Nothing is fetched, measured or drawn before the hit nears the viewport,
+  // so the first render of a page of hits is DOM alone and stays cheap.
   const [visible, setVisible] = useState(false);
+  const [size, setSize] = useState<[number, number] | null>(null);
 
   useEffect(() => {
-    const c = ref.current;
-    if (!c) return;
-    if (typeof IntersectionObserver === "undefined") {
-      setVisible(true);
-      return;
-    }
-    const io = new IntersectionObserver((es) => {
-      if (es.some((e) => e.isIntersecting)) {
-        setVisible(true);
-        io.disconnect();
-      }
-    }, { rootMargin: "200px" });
-    io.observe(c);
-    return () => io.disconnect();
+    const el = box.current;
+    return el ? whenNearViewport(el, () => setVisible(true)) : undefined;
   }, []);
 
   useEffect(() => {
@@ -98,18 +90,35 @@ function MiniWave({
     };
   }, [api, fileId, visible]);
 
-  const d = duration > 0 ? duration : 1;
-  const seg: [number, number] = [Math.max(0, start / d), Math.min(1, end / d)];
-  const headFraction = head == null ? null : Math.max(0, Math.min(1, head / d));
-  const windows = windowStrip(windowStarts, windowScores, d);
+  // The canvas size from a ResizeObserver, which reports it after layout;
+  // reading clientWidth instead would force a layout per hit.
   useEffect(() => {
-    if (ref.current) drawMini(ref.current, level, seg, headFraction, windows);
-  });
+    const c = ref.current;
+    if (!visible || !c) return;
+    const dpr = window.devicePixelRatio || 1;
+    if (typeof ResizeObserver === "undefined") {
+      setSize([c.clientWidth * dpr, c.clientHeight * dpr]);
+      return;
+    }
+    const ro = new ResizeObserver(([e]) => {
+      const px = e.devicePixelContentBoxSize?.[0];
+      setSize(px ? [px.inlineSize, px.blockSize] : [e.contentRect.width * dpr, e.contentRect.height * dpr]);
+    });
+    ro.observe(c);
+    return () => ro.disconnect();
+  }, [visible]);
+
+  const d = duration > 0 ? duration : 1;
+  const segA = Math.max(0, start / d);
+  const segB = Math.min(1, end / d);
+  const headFraction = head == null ? null : Math.max(0, Math.min(1, head / d));
+  useEffect(() => {
+    if (ref.current && size) drawMini(ref.current, size[0], size[1], level, headFraction);
+  }, [size, level, headFraction]);
+
+  const windows = useMemo(() => windowStrip(windowStarts, windowScores, duration), [windowStarts, windowScores, duration]);
   // The strip in words: the three best windows.
-  const best = windowStarts
-    .map((s, i) => ({ s, score: windowScores[i] ?? 0 }))
-    .sort((x, y) => y.score - x.score)
-    .slice(0, 3);
+  const best = useMemo(() => [...windows].sort((x, y) => y.score - x.score).slice(0, 3), [windows]);
 
   const onClick = (e: MouseEvent<HTMLDivElement>) => {
     const r = e.currentTarget.getBoundingClientRect();
@@ -117,11 +126,33 @@ function MiniWave({
     onSeek(Math.max(0, Math.min(duration, ((e.clientX - r.left) / r.width) * duration)));
   };
   return (
-    <div className="mini-wave" onClick={onClick} data-testid="mini-waveform" data-loaded={level ? "true" : "false"} title="Click to play from here">
+    <div
+      ref={box}
+      className="mini-wave"
+      onClick={onClick}
+      data-testid="mini-waveform"
+      data-loaded={level ? "true" : "false"}
+      title="Click to play from here"
+    >
+      <div className="mini-segment" data-testid="mini-segment" style={{ left: `${segA * 100}%`, width: `${Math.max(0, segB - segA) * 100}%` }} />
       <canvas ref={ref} aria-hidden="true" />
+      {visible && windows.length > 1 && (
+        <div className="window-strip" aria-hidden="true" data-testid="window-strip">
+          {windows.map((w) => (
+            <span
+              key={w.startSeconds}
+              className="window-cell"
+              data-start={w.startSeconds}
+              data-score={w.score}
+              style={{ left: `${w.start * 100}%`, width: `${(w.end - w.start) * 100}%`, opacity: w.shade }}
+              title={`${formatSeconds(w.startSeconds)}–${formatSeconds(w.endSeconds)}: ${w.score.toFixed(2)}`}
+            />
+          ))}
+        </div>
+      )}
       {best.length > 1 && (
         <span className="visually-hidden" data-testid="window-scores">
-          Best windows: {best.map((b) => `${formatSeconds(b.s)} (${b.score.toFixed(2)})`).join(", ")}
+          Best windows: {best.map((b) => `${formatSeconds(b.startSeconds)} (${b.score.toFixed(2)})`).join(", ")}
         </span>
       )}
     </div>
@@ -364,16 +395,31 @@ export default function Search() {
     };
   }, [api, similarId]);
 
-  // performance.measure from the response to the hits on screen.
-  useEffect(() => {
+  // From the response to the hits in the DOM ("traum:hits-commit") and to the
+  // first frame that paints them ("traum:hits-render"): a message posted from
+  // a requestAnimationFrame callback is handled after that frame's style,
+  // layout and paint.
+  useLayoutEffect(() => {
     if (!measurePending.current) return;
     measurePending.current = false;
-    performance.mark("traum:hits-rendered");
-    try {
-      performance.measure("traum:hits-render", "traum:hits-response", "traum:hits-rendered");
-    } catch {
-      // Marks cleared by someone else.
-    }
+    const measure = (name: string, end: string) => {
+      performance.mark(end);
+      try {
+        performance.measure(name, "traum:hits-response", end);
+      } catch {
+        // Marks cleared by someone else.
+      }
+    };
+    measure("traum:hits-commit", "traum:hits-committed");
+    const raf = requestAnimationFrame(() => {
+      const ch = new MessageChannel();
+      ch.port1.onmessage = () => {
+        ch.port1.close();
+        measure("traum:hits-render", "traum:hits-painted");
+      };
+      ch.port2.postMessage(null);
+    });
+    return () => cancelAnimationFrame(raf);
   }, [hits]);
 
   const loadMore = async () => {
@@ -469,6 +515,15 @@ export default function Search() {
   const playingRef = useRef(playingId);
   playingRef.current = playingId;
 
+  // Before its metadata has loaded, an audio element may drop a seek;
+  // onLoadedMetadata repeats the latest one, never an older one (a J or L
+  // pressed while the file loads wins over the segment start).
+  const seek = useCallback((a: HTMLAudioElement, t: number) => {
+    a.currentTime = t;
+    pendingSeek.current = a.readyState >= HTMLMediaElement.HAVE_METADATA ? null : t;
+    setTime(t);
+  }, []);
+
   const playHit = useCallback((index: number, from?: number) => {
     const hit = hitsRef.current[index];
     const a = audioRef.current;
@@ -477,12 +532,8 @@ export default function Search() {
     const url = audioUrl(f.fileId);
     const start = from ?? hit.segmentStartSeconds;
     segRef.current = [hit.segmentStartSeconds, hit.segmentEndSeconds];
-    if (a.getAttribute("src") !== url) {
-      a.setAttribute("src", url);
-      pendingSeek.current = start;
-    }
-    a.currentTime = start;
-    setTime(start);
+    if (a.getAttribute("src") !== url) a.setAttribute("src", url);
+    seek(a, start);
     setCurrent(index);
     setPlayingId(f.fileId);
     setAnnounce(`Playing ${f.filename} from ${formatDuration(start)}`);
@@ -491,7 +542,7 @@ export default function Search() {
       toasts.fail(`Playback of ${f.filename} failed: ${err instanceof Error ? err.message : String(err)}`);
     });
     document.querySelector(`.hit[data-index="${index}"]`)?.scrollIntoView?.({ block: "nearest" });
-  }, [toasts]);
+  }, [toasts, seek]);
 
   const togglePlay = useCallback(
     (index: number) => {
@@ -600,15 +651,14 @@ export default function Search() {
         case "forward":
           if (playingRef.current) {
             const d = action === "back" ? -5 : 5;
-            a.currentTime = Math.max(0, Math.min(Number.isFinite(a.duration) ? a.duration : Infinity, a.currentTime + d));
-            setTime(a.currentTime);
+            seek(a, Math.max(0, Math.min(Number.isFinite(a.duration) ? a.duration : Infinity, a.currentTime + d)));
           }
           break;
       }
     };
     window.addEventListener("keydown", onKey);
     return () => window.removeEventListener("keydown", onKey);
-  }, [playHit, togglePlay]);
+  }, [playHit, togglePlay, seek]);
 
   // Stop the player when the results change under it.
   useEffect(() => {

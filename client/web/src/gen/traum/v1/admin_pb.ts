@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file traum/v1/admin.proto.
  */
 export const file_traum_v1_admin: GenFile = /*@__PURE__*/
-  fileDesc("ChR0cmF1bS92MS9hZG1pbi5wcm90bxIIdHJhdW0udjEi5gEKBkFwaUtleRIOCgZrZXlfaWQYASABKAkSDAoEbmFtZRgCIAEoCRIcCgRyb2xlGAMgASgOMg4udHJhdW0udjEuUm9sZRIOCgZwcmVmaXgYBCABKAkSLgoKY3JlYXRlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMbGFzdF91c2VkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpyZXZva2VkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJBChNDcmVhdGVBcGlLZXlSZXF1ZXN0EgwKBG5hbWUYASABKAkSHAoEcm9sZRgCIAEoDjIOLnRyYXVtLnYxLlJvbGUiRQoUQ3JlYXRlQXBpS2V5UmVzcG9uc2USHQoDa2V5GAEgASgLMhAudHJhdW0udjEuQXBpS2V5Eg4KBnNlY3JldBgCIAEoCSIUChJMaXN0QXBpS2V5c1JlcXVlc3QiNQoTTGlzdEFwaUtleXNSZXNwb25zZRIeCgRrZXlzGAEgAygLMhAudHJhdW0udjEuQXBpS2V5IiUKE1Jldm9rZUFwaUtleVJlcXVlc3QSDgoGa2V5X2lkGAEgASgJKksKBFJvbGUSFAoQUk9MRV9VTlNQRUNJRklFRBAAEg0KCVJPTEVfUkVBRBABEg4KClJPTEVfV1JJVEUQAhIOCgpST0xFX0FETUlOEAMy6gEKDEFkbWluU2VydmljZRJNCgxDcmVhdGVBcGlLZXkSHS50cmF1bS52MS5DcmVhdGVBcGlLZXlSZXF1ZXN0Gh4udHJhdW0udjEuQ3JlYXRlQXBpS2V5UmVzcG9uc2USSgoLTGlzdEFwaUtleXMSHC50cmF1bS52MS5MaXN0QXBpS2V5c1JlcXVlc3QaHS50cmF1bS52MS5MaXN0QXBpS2V5c1Jlc3BvbnNlEj8KDFJldm9rZUFwaUtleRIdLnRyYXVtLnYxLlJldm9rZUFwaUtleVJlcXVlc3QaEC50cmF1bS52MS5BcGlLZXliBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("ChR0cmF1bS92MS9hZG1pbi5wcm90bxIIdHJhdW0udjEi5gEKBkFwaUtleRIOCgZrZXlfaWQYASABKAkSDAoEbmFtZRgCIAEoCRIcCgRyb2xlGAMgASgOMg4udHJhdW0udjEuUm9sZRIOCgZwcmVmaXgYBCABKAkSLgoKY3JlYXRlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMbGFzdF91c2VkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpyZXZva2VkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJBChNDcmVhdGVBcGlLZXlSZXF1ZXN0EgwKBG5hbWUYASABKAkSHAoEcm9sZRgCIAEoDjIOLnRyYXVtLnYxLlJvbGUiRQoUQ3JlYXRlQXBpS2V5UmVzcG9uc2USHQoDa2V5GAEgASgLMhAudHJhdW0udjEuQXBpS2V5Eg4KBnNlY3JldBgCIAEoCSIUChJMaXN0QXBpS2V5c1JlcXVlc3QiNQoTTGlzdEFwaUtleXNSZXNwb25zZRIeCgRrZXlzGAEgAygLMhAudHJhdW0udjEuQXBpS2V5IiUKE1Jldm9rZUFwaUtleVJlcXVlc3QSDgoGa2V5X2lkGAEgASgJIpMBCgpBdWRpdEV2ZW50EiYKAmF0GAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglwcmluY2lwYWwYAiABKAkSHAoEcm9sZRgDIAEoDjIOLnRyYXVtLnYxLlJvbGUSDgoGbWV0aG9kGAQgASgJEg4KBnRhcmdldBgFIAEoCRIMCgRjb2RlGAYgASgFIn0KFkxpc3RBdWRpdEV2ZW50c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgNEhIKCnBhZ2VfdG9rZW4YAiABKAkSKQoFc2luY2UYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCXByaW5jaXBhbBgEIAEoCSJtChdMaXN0QXVkaXRFdmVudHNSZXNwb25zZRIkCgZldmVudHMYASADKAsyFC50cmF1bS52MS5BdWRpdEV2ZW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCRITCgt0b3RhbF9jb3VudBgDIAEoBCpLCgRSb2xlEhQKEFJPTEVfVU5TUEVDSUZJRUQQABINCglST0xFX1JFQUQQARIOCgpST0xFX1dSSVRFEAISDgoKUk9MRV9BRE1JThADMsICCgxBZG1pblNlcnZpY2USTQoMQ3JlYXRlQXBpS2V5Eh0udHJhdW0udjEuQ3JlYXRlQXBpS2V5UmVxdWVzdBoeLnRyYXVtLnYxLkNyZWF0ZUFwaUtleVJlc3BvbnNlEkoKC0xpc3RBcGlLZXlzEhwudHJhdW0udjEuTGlzdEFwaUtleXNSZXF1ZXN0Gh0udHJhdW0udjEuTGlzdEFwaUtleXNSZXNwb25zZRI/CgxSZXZva2VBcGlLZXkSHS50cmF1bS52MS5SZXZva2VBcGlLZXlSZXF1ZXN0GhAudHJhdW0udjEuQXBpS2V5ElYKD0xpc3RBdWRpdEV2ZW50cxIgLnRyYXVtLnYxLkxpc3RBdWRpdEV2ZW50c1JlcXVlc3QaIS50cmF1bS52MS5MaXN0QXVkaXRFdmVudHNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * An API key as listed: everything but its secret.
@@ -193,6 +193,144 @@ export const RevokeApiKeyRequestSchema: GenMessage<RevokeApiKeyRequest> = /*@__P
   messageDesc(file_traum_v1_admin, 5);
 
 /**
+ * One audited call.
+ *
+ * @generated from message traum.v1.AuditEvent
+ */
+export type AuditEvent = Message<"traum.v1.AuditEvent"> & {
+  /**
+   * When the call ended.
+   *
+   * @generated from field: google.protobuf.Timestamp at = 1;
+   */
+  at?: Timestamp | undefined;
+
+  /**
+   * Who made it: "key <key_id>", "token <sub>", "anonymous" (with
+   * `--auth off`, or when the call was refused before a credential was
+   * accepted), or "local" for `traum-server keys` on the database.
+   *
+   * @generated from field: string principal = 2;
+   */
+  principal: string;
+
+  /**
+   * The caller's role; unspecified when no credential was accepted.
+   *
+   * @generated from field: traum.v1.Role role = 3;
+   */
+  role: Role;
+
+  /**
+   * The method, e.g. "/traum.v1.AudioService/DeleteFile", or the local
+   * command, e.g. "traum-server keys create".
+   *
+   * @generated from field: string method = 4;
+   */
+  method: string;
+
+  /**
+   * What it acted on, e.g. "file 0193…" or "collection 0193… (Drum kit)";
+   * empty when the call ended before naming one.
+   *
+   * @generated from field: string target = 5;
+   */
+  target: string;
+
+  /**
+   * The gRPC status code the call ended with (0 = OK, 7 = PERMISSION_DENIED,
+   * 16 = UNAUTHENTICATED, ...).
+   *
+   * @generated from field: int32 code = 6;
+   */
+  code: number;
+};
+
+/**
+ * Describes the message traum.v1.AuditEvent.
+ * Use `create(AuditEventSchema)` to create a new message.
+ */
+export const AuditEventSchema: GenMessage<AuditEvent> = /*@__PURE__*/
+  messageDesc(file_traum_v1_admin, 6);
+
+/**
+ * Asks for a page of the audit log.
+ *
+ * @generated from message traum.v1.ListAuditEventsRequest
+ */
+export type ListAuditEventsRequest = Message<"traum.v1.ListAuditEventsRequest"> & {
+  /**
+   * Maximum events to return, 1 to 1000; 0 means 100.
+   *
+   * @generated from field: uint32 page_size = 1;
+   */
+  pageSize: number;
+
+  /**
+   * `next_page_token` of the previous page; empty for the first page.
+   *
+   * @generated from field: string page_token = 2;
+   */
+  pageToken: string;
+
+  /**
+   * Only events at or after this time.
+   *
+   * @generated from field: google.protobuf.Timestamp since = 3;
+   */
+  since?: Timestamp | undefined;
+
+  /**
+   * Only events of this principal (exactly as listed, e.g. "key 0193…").
+   *
+   * @generated from field: string principal = 4;
+   */
+  principal: string;
+};
+
+/**
+ * Describes the message traum.v1.ListAuditEventsRequest.
+ * Use `create(ListAuditEventsRequestSchema)` to create a new message.
+ */
+export const ListAuditEventsRequestSchema: GenMessage<ListAuditEventsRequest> = /*@__PURE__*/
+  messageDesc(file_traum_v1_admin, 7);
+
+/**
+ * A page of the audit log.
+ *
+ * @generated from message traum.v1.ListAuditEventsResponse
+ */
+export type ListAuditEventsResponse = Message<"traum.v1.ListAuditEventsResponse"> & {
+  /**
+   * Newest first.
+   *
+   * @generated from field: repeated traum.v1.AuditEvent events = 1;
+   */
+  events: AuditEvent[];
+
+  /**
+   * Token for the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+
+  /**
+   * Events matching the filters, over all pages.
+   *
+   * @generated from field: uint64 total_count = 3;
+   */
+  totalCount: bigint;
+};
+
+/**
+ * Describes the message traum.v1.ListAuditEventsResponse.
+ * Use `create(ListAuditEventsResponseSchema)` to create a new message.
+ */
+export const ListAuditEventsResponseSchema: GenMessage<ListAuditEventsResponse> = /*@__PURE__*/
+  messageDesc(file_traum_v1_admin, 8);
+
+/**
  * What a credential allows. Each role includes the ones before it.
  *
  * @generated from enum traum.v1.Role
@@ -273,6 +411,18 @@ export const AdminService: GenService<{
     methodKind: "unary";
     input: typeof RevokeApiKeyRequestSchema;
     output: typeof ApiKeySchema;
+  },
+  /**
+   * Lists the audit log, newest first: every call that changes something
+   * (uploads, renames, retags, deletes, reprocessing, collection changes,
+   * keys created or revoked), refused ones included.
+   *
+   * @generated from rpc traum.v1.AdminService.ListAuditEvents
+   */
+  listAuditEvents: {
+    methodKind: "unary";
+    input: typeof ListAuditEventsRequestSchema;
+    output: typeof ListAuditEventsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_traum_v1_admin, 0);
