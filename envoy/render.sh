@@ -12,6 +12,12 @@
 #   ENVOY_LISTEN_PORT     port of the public listener         [8088]
 #   ENVOY_ADMIN_PORT      admin port, always on 127.0.0.1     [9901]
 #   TRAUM_CORS_ORIGINS    browser origins allowed by CORS, as RE2 regexes
+#   ENVOY_TLS_CERT        PEM certificate chain: Envoy terminates TLS
+#   ENVOY_TLS_KEY         its PEM private key (both or neither)
+#   TRAUM_CORS_ORIGIN     exact origins, space-separated, as traum-server's
+#                         --cors-origin takes them; when set, they are the
+#                         list (escaped into regexes) and TRAUM_CORS_ORIGINS
+#                         is ignored
 #                         that must match the whole Origin header, separated
 #                         by whitespace (a regex may contain a comma, as in
 #                         {1,3}, but never a space)
@@ -59,8 +65,22 @@ case $ENVOY_CONNECT_BRIDGE in
 esac
 [ -r "$template" ] || fail "cannot read the template $template"
 
+: "${TRAUM_CORS_ORIGIN:=}"
+: "${ENVOY_TLS_CERT:=}"
+: "${ENVOY_TLS_KEY:=}"
+case "$ENVOY_TLS_CERT,$ENVOY_TLS_KEY" in
+    ,) ENVOY_TLS=0 ;;
+    ?*,?*) ENVOY_TLS=1 ;;
+    *) fail "ENVOY_TLS_CERT and ENVOY_TLS_KEY go together: give both or neither" ;;
+esac
+for name in ENVOY_TLS_CERT ENVOY_TLS_KEY; do
+    eval "value=\$$name"
+    case $value in
+        *[!A-Za-z0-9./_-]*) fail "$name must be a plain file path (got '$value')" ;;
+    esac
+done
 export TRAUM_UPSTREAM_HOST TRAUM_UPSTREAM_PORT TRAUM_UPSTREAM_WEB_PORT ENVOY_LISTEN_ADDRESS ENVOY_LISTEN_PORT ENVOY_ADMIN_PORT \
-    TRAUM_CORS_ORIGINS ENVOY_CONNECT_BRIDGE
+    TRAUM_CORS_ORIGINS TRAUM_CORS_ORIGIN ENVOY_CONNECT_BRIDGE ENVOY_TLS ENVOY_TLS_CERT ENVOY_TLS_KEY
 
 # Literal replacement (index/substr, not gsub) so that regex metacharacters,
 # backslashes and `&` in the values reach the output unchanged.
@@ -68,6 +88,16 @@ awk '
 function quote(s) {
     gsub(/\047/, "\047\047", s)
     return "\047" s "\047"
+}
+# An exact origin as an RE2 regex that matches only itself.
+function escape(s,    out, i, c) {
+    out = ""
+    for (i = 1; i <= length(s); i++) {
+        c = substr(s, i, 1)
+        if (index("\\.^$|?*+()[]{}", c) > 0) out = out "\\"
+        out = out c
+    }
+    return out
 }
 function replace(line, name, value,    token, at, out) {
     token = "${" name "}"
@@ -80,18 +110,21 @@ function replace(line, name, value,    token, at, out) {
 }
 BEGIN {
     print "# Rendered by envoy/render.sh from envoy/envoy.yaml.tmpl: edit the template, not this file."
-    n = split(ENVIRON["TRAUM_CORS_ORIGINS"], origins, /[ \t\n]+/)
+    exact = ENVIRON["TRAUM_CORS_ORIGIN"] !~ /^[ \t\n]*$/
+    n = split(exact ? ENVIRON["TRAUM_CORS_ORIGIN"] : ENVIRON["TRAUM_CORS_ORIGINS"], origins, /[ \t\n]+/)
     list = ""
     for (i = 1; i <= n; i++) {
         if (origins[i] == "") continue
-        list = list (list == "" ? "" : ", ") "{ safe_regex: { regex: " quote(origins[i]) " } }"
+        origin = origins[i]
+        if (exact) origin = escape(origin)
+        list = list (list == "" ? "" : ", ") "{ safe_regex: { regex: " quote(origin) " } }"
     }
     if (list == "") {
         print "render.sh: TRAUM_CORS_ORIGINS lists no origin" > "/dev/stderr"
         exit 64
     }
     values["TRAUM_CORS_ORIGINS_YAML"] = "[" list "]"
-    split("TRAUM_UPSTREAM_HOST TRAUM_UPSTREAM_PORT TRAUM_UPSTREAM_WEB_PORT ENVOY_LISTEN_ADDRESS ENVOY_LISTEN_PORT ENVOY_ADMIN_PORT", names, " ")
+    split("TRAUM_UPSTREAM_HOST TRAUM_UPSTREAM_PORT TRAUM_UPSTREAM_WEB_PORT ENVOY_LISTEN_ADDRESS ENVOY_LISTEN_PORT ENVOY_ADMIN_PORT ENVOY_TLS_CERT ENVOY_TLS_KEY", names, " ")
     for (i in names) values[names[i]] = ENVIRON[names[i]]
 }
 # Lines between `#@if NAME` and `#@end` are kept only when NAME is 1.

@@ -148,6 +148,9 @@ pub struct ClientConfig {
     /// Name to verify the server certificate against, when it differs from
     /// the endpoint's host.
     pub tls_domain: Option<String>,
+    /// PEM certificate and key presented to a server that requires client
+    /// certificates (mutual TLS).
+    pub tls_client_identity: Option<(Vec<u8>, Vec<u8>)>,
     /// Limit for establishing the TCP (and TLS) connection.
     pub connect_timeout: Duration,
 }
@@ -159,6 +162,7 @@ impl Default for ClientConfig {
             api_key: None,
             tls_ca_pem: None,
             tls_domain: None,
+            tls_client_identity: None,
             connect_timeout: Duration::from_secs(10),
         }
     }
@@ -499,7 +503,11 @@ fn build_endpoint(config: &ClientConfig) -> Result<Endpoint, ClientError> {
         format!("http://{}", config.endpoint)
     };
     let tls = uri.starts_with("https://");
-    if !tls && (config.tls_ca_pem.is_some() || config.tls_domain.is_some()) {
+    if !tls
+        && (config.tls_ca_pem.is_some()
+            || config.tls_domain.is_some()
+            || config.tls_client_identity.is_some())
+    {
         return Err(ClientError::InvalidConfig(format!(
             "TLS options need an https:// endpoint, got {uri}"
         )));
@@ -520,6 +528,9 @@ fn build_endpoint(config: &ClientConfig) -> Result<Endpoint, ClientError> {
         };
         if let Some(domain) = &config.tls_domain {
             tls_config = tls_config.domain_name(domain.clone());
+        }
+        if let Some((cert, key)) = &config.tls_client_identity {
+            tls_config = tls_config.identity(tonic::transport::Identity::from_pem(cert, key));
         }
         endpoint = endpoint.tls_config(tls_config)?;
     }

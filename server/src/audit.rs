@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::auth::{CredentialKind, Principal, Role};
+use crate::auth::{Principal, Role, principal_name};
 use crate::domain::Page;
 use crate::error::Result;
 use crate::store::Store;
@@ -83,13 +83,6 @@ impl AuditSlot {
             target,
             code,
         }
-    }
-}
-
-fn principal_name(principal: &Principal) -> String {
-    match principal.kind {
-        CredentialKind::ApiKey => format!("key {}", principal.subject),
-        CredentialKind::Token => format!("token {}", principal.subject),
     }
 }
 

@@ -73,6 +73,10 @@ pub struct ConfigArgs {
     /// Age after which recorded usage events are pruned, e.g. `90d` [default: 90d].
     #[arg(long, env = "TRAUM_USAGE_RETENTION", value_parser = humantime::parse_duration)]
     pub usage_retention: Option<Duration>,
+    /// How long an upload stream or chunk may send nothing before it is
+    /// ended with DEADLINE_EXCEEDED, e.g. `60s` [default: 60s].
+    #[arg(long, env = "TRAUM_UPLOAD_IDLE_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub upload_idle_timeout: Option<Duration>,
     /// Age after which audit log entries are pruned, e.g. `365d` [default: 365d].
     #[arg(long, env = "TRAUM_AUDIT_RETENTION", value_parser = humantime::parse_duration)]
     pub audit_retention: Option<Duration>,
@@ -131,6 +135,39 @@ pub struct ConfigArgs {
     /// PEM public key (RSA for RS256, P-256 for ES256) that tokens are signed against.
     #[arg(long, env = "TRAUM_JWT_PUBLIC_KEY_FILE")]
     pub jwt_public_key_file: Option<PathBuf>,
+    /// PEM certificate chain for TLS on the gRPC and web listeners (with --tls-key).
+    #[arg(long, env = "TRAUM_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "TRAUM_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA certificates; clients must present a certificate they signed (mutual TLS).
+    #[arg(long, env = "TRAUM_TLS_CLIENT_CA")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// A browser origin (e.g. `https://app.example.com`) allowed to call the
+    /// web port from another site; repeatable, or space-separated in the
+    /// environment [default: none, the app's own origin only].
+    #[arg(long = "cors-origin", env = "TRAUM_CORS_ORIGIN", value_delimiter = ' ')]
+    pub cors_origins: Vec<String>,
+    /// Searches per second per caller (key, token or IP); 0 is unlimited [default: 50].
+    #[arg(long, env = "TRAUM_SEARCH_RATE")]
+    pub search_rate: Option<f64>,
+    /// Searches a caller may make at once above the rate [default: 100].
+    #[arg(long, env = "TRAUM_SEARCH_BURST")]
+    pub search_burst: Option<u32>,
+    /// New uploads per second per caller; 0 is unlimited [default: 10].
+    #[arg(long, env = "TRAUM_UPLOAD_RATE")]
+    pub upload_rate: Option<f64>,
+    /// New uploads a caller may start at once above the rate [default: 50].
+    #[arg(long, env = "TRAUM_UPLOAD_BURST")]
+    pub upload_burst: Option<u32>,
+    /// Upload streams and chunk calls in flight per caller; 0 is unlimited [default: 16].
+    #[arg(long, env = "TRAUM_MAX_CONCURRENT_UPLOADS")]
+    pub max_concurrent_uploads: Option<usize>,
+    /// Longest hold-back of the answer to a failed credential, doubling from
+    /// 50 ms per failure within a minute; `0s` is off [default: 2s].
+    #[arg(long, env = "TRAUM_AUTH_FAILURE_DELAY", value_parser = humantime::parse_duration)]
+    pub auth_failure_delay: Option<Duration>,
 }
 
 /// The same settings as read from a TOML file.
@@ -156,6 +193,8 @@ struct FileConfig {
     #[serde(default, with = "opt_duration")]
     audit_retention: Option<Duration>,
     #[serde(default, with = "opt_duration")]
+    upload_idle_timeout: Option<Duration>,
+    #[serde(default, with = "opt_duration")]
     max_duration: Option<Duration>,
     model_dir: Option<PathBuf>,
     model: Option<String>,
@@ -171,6 +210,17 @@ struct FileConfig {
     allow_unauthenticated: Option<bool>,
     jwt_hs256_secret_file: Option<PathBuf>,
     jwt_public_key_file: Option<PathBuf>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_client_ca: Option<PathBuf>,
+    cors_origins: Option<Vec<String>>,
+    search_rate: Option<f64>,
+    search_burst: Option<u32>,
+    upload_rate: Option<f64>,
+    upload_burst: Option<u32>,
+    max_concurrent_uploads: Option<usize>,
+    #[serde(default, with = "opt_duration")]
+    auth_failure_delay: Option<Duration>,
 }
 
 mod opt_duration {
@@ -207,6 +257,7 @@ pub struct Config {
     pub upload_ttl: Duration,
     pub usage_retention: Duration,
     pub audit_retention: Duration,
+    pub upload_idle_timeout: Duration,
     /// Longest audio the pipeline decodes and analyses.
     pub max_duration: Duration,
     /// Local checkpoint directory; wins over `model`.
@@ -224,6 +275,12 @@ pub struct Config {
     pub allow_unauthenticated: bool,
     pub jwt_hs256_secret_file: Option<PathBuf>,
     pub jwt_public_key_file: Option<PathBuf>,
+    /// Per-caller rate and concurrency limits.
+    pub limits: crate::auth::Limits,
+    /// TLS on both listeners; `None` serves plaintext.
+    pub tls: Option<crate::tls::TlsFiles>,
+    /// Origins granted cross-origin access to the web port, exactly.
+    pub cors_origins: Vec<String>,
 }
 
 /// A configuration that cannot be used, with a message naming the setting.
@@ -252,6 +309,7 @@ impl Config {
             upload_ttl: Duration::from_secs(24 * 3600),
             usage_retention: Duration::from_secs(90 * 24 * 3600),
             audit_retention: Duration::from_secs(365 * 24 * 3600),
+            upload_idle_timeout: Duration::from_secs(60),
             max_duration: Duration::from_secs(30 * 60),
             model_dir: None,
             model: Some(traum_clap::hub::DEFAULT_REPO.to_owned()),
@@ -264,6 +322,20 @@ impl Config {
             allow_unauthenticated: false,
             jwt_hs256_secret_file: None,
             jwt_public_key_file: None,
+            limits: crate::auth::Limits {
+                search: crate::auth::Rate {
+                    per_second: 50.0,
+                    burst: 100,
+                },
+                upload: crate::auth::Rate {
+                    per_second: 10.0,
+                    burst: 50,
+                },
+                max_concurrent_uploads: 16,
+                max_failure_delay: Duration::from_secs(2),
+            },
+            tls: None,
+            cors_origins: Vec::new(),
         }
     }
 
@@ -328,6 +400,9 @@ impl Config {
         if let Some(v) = args.usage_retention.or(file.usage_retention) {
             config.usage_retention = v;
         }
+        if let Some(v) = args.upload_idle_timeout.or(file.upload_idle_timeout) {
+            config.upload_idle_timeout = v;
+        }
         if let Some(v) = args.audit_retention.or(file.audit_retention) {
             config.audit_retention = v;
         }
@@ -378,6 +453,55 @@ impl Config {
         }
         if let Some(path) = args.jwt_public_key_file.or(file.jwt_public_key_file) {
             config.jwt_public_key_file = Some(path);
+        }
+        let tls_cert = args.tls_cert.or(file.tls_cert);
+        let tls_key = args.tls_key.or(file.tls_key);
+        let tls_client_ca = args.tls_client_ca.or(file.tls_client_ca);
+        config.tls = match (tls_cert, tls_key) {
+            (Some(cert), Some(key)) => Some(crate::tls::TlsFiles {
+                cert,
+                key,
+                client_ca: tls_client_ca,
+            }),
+            (None, None) if tls_client_ca.is_none() => None,
+            (None, None) => {
+                return Err(ConfigError(
+                    "tls_client_ca needs tls_cert and tls_key: mutual TLS is TLS first".into(),
+                ));
+            }
+            _ => {
+                return Err(ConfigError(
+                    "tls_cert and tls_key go together: give both or neither".into(),
+                ));
+            }
+        };
+        let cors: Vec<String> = args
+            .cors_origins
+            .into_iter()
+            .filter(|o| !o.trim().is_empty())
+            .collect();
+        if !cors.is_empty() {
+            config.cors_origins = cors;
+        } else if let Some(origins) = file.cors_origins {
+            config.cors_origins = origins;
+        }
+        if let Some(v) = args.search_rate.or(file.search_rate) {
+            config.limits.search.per_second = v;
+        }
+        if let Some(v) = args.search_burst.or(file.search_burst) {
+            config.limits.search.burst = v;
+        }
+        if let Some(v) = args.upload_rate.or(file.upload_rate) {
+            config.limits.upload.per_second = v;
+        }
+        if let Some(v) = args.upload_burst.or(file.upload_burst) {
+            config.limits.upload.burst = v;
+        }
+        if let Some(v) = args.max_concurrent_uploads.or(file.max_concurrent_uploads) {
+            config.limits.max_concurrent_uploads = v;
+        }
+        if let Some(v) = args.auth_failure_delay.or(file.auth_failure_delay) {
+            config.limits.max_failure_delay = v;
         }
         config.validate()?;
         Ok(config)
@@ -434,6 +558,44 @@ impl Config {
         }
         if self.usage_retention < Duration::from_secs(3600) {
             return Err(ConfigError("usage_retention must be at least 1h".into()));
+        }
+        for (name, rate) in [("search", self.limits.search), ("upload", self.limits.upload)] {
+            if !(rate.per_second.is_finite() && rate.per_second >= 0.0) {
+                return Err(ConfigError(format!(
+                    "{name}_rate must be 0 (unlimited) or a positive number (got {})",
+                    rate.per_second
+                )));
+            }
+            if rate.per_second > 0.0 && rate.burst == 0 {
+                return Err(ConfigError(format!("{name}_burst must be at least 1")));
+            }
+        }
+        if self.limits.max_failure_delay > Duration::from_secs(60) {
+            return Err(ConfigError("auth_failure_delay must be at most 60s".into()));
+        }
+        if self.upload_idle_timeout < Duration::from_millis(100)
+            || self.upload_idle_timeout > Duration::from_secs(3600)
+        {
+            return Err(ConfigError(
+                "upload_idle_timeout must be between 100ms and 1h".into(),
+            ));
+        }
+        for origin in &self.cors_origins {
+            let well_formed = origin
+                .strip_prefix("https://")
+                .or_else(|| origin.strip_prefix("http://"))
+                .is_some_and(|host| {
+                    !host.is_empty()
+                        && host
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
+                });
+            if !well_formed {
+                return Err(ConfigError(format!(
+                    "cors_origin `{origin}` must be an origin like https://app.example.com (scheme, host, optional \
+                     port; no path, no `*`)"
+                )));
+            }
         }
         if self.audit_retention < Duration::from_secs(24 * 3600) {
             return Err(ConfigError("audit_retention must be at least 1d".into()));
@@ -511,9 +673,19 @@ impl Config {
                 )));
             }
         }
+        let tls_files = self.tls.as_ref().map_or([None, None, None], |tls| {
+            [
+                Some(tls.cert.clone()),
+                Some(tls.key.clone()),
+                tls.client_ca.clone(),
+            ]
+        });
         for (name, path) in [
             ("jwt_hs256_secret_file", &self.jwt_hs256_secret_file),
             ("jwt_public_key_file", &self.jwt_public_key_file),
+            ("tls_cert", &tls_files[0]),
+            ("tls_key", &tls_files[1]),
+            ("tls_client_ca", &tls_files[2]),
         ] {
             if let Some(path) = path
                 && !path.is_file()

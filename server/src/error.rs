@@ -50,6 +50,15 @@ pub enum Error {
     /// A valid credential whose role does not allow the call.
     #[error("{0}")]
     PermissionDenied(String),
+    /// The caller is over a rate or concurrency limit; retry after the wait.
+    #[error("{message}")]
+    RateLimited {
+        message: String,
+        retry_after: std::time::Duration,
+    },
+    /// An upload stream sent nothing for longer than the idle timeout.
+    #[error("{0}")]
+    Stalled(String),
     /// Audio that cannot be read: unsupported, corrupt, too long, unreadable.
     #[error(transparent)]
     Audio(#[from] AudioError),
@@ -89,12 +98,22 @@ pub enum Problem {
     Unavailable,
     Unauthenticated,
     PermissionDenied,
+    RateLimited,
+    Stalled,
 }
 
 /// Result with the domain error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// How long a client should wait before retrying, for a limit.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            Error::RateLimited { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        }
+    }
+
     /// Shorthand for [`Error::NotFound`].
     pub fn not_found(kind: &'static str, id: impl Into<String>) -> Self {
         Error::NotFound { kind, id: id.into() }
@@ -132,9 +151,13 @@ impl Error {
             Error::Unavailable(_) => Problem::Unavailable,
             Error::Unauthenticated(_) => Problem::Unauthenticated,
             Error::PermissionDenied(_) => Problem::PermissionDenied,
+            Error::RateLimited { .. } => Problem::RateLimited,
+            Error::Stalled(_) => Problem::Stalled,
             Error::Audio(audio) => {
                 return match audio {
-                    AudioError::Unsupported(_) | AudioError::Corrupt(_) => {
+                    // A crash is the file's doing: it names the stage and
+                    // the panic, nothing of the server.
+                    AudioError::Unsupported(_) | AudioError::Corrupt(_) | AudioError::Crashed { .. } => {
                         Some((Problem::InvalidArgument, audio.to_string()))
                     }
                     AudioError::TooLong { .. } => Some((Problem::TooLarge, audio.to_string())),

@@ -17,11 +17,31 @@ pub async fn serve(
     router: Router,
     mut shutdown: watch::Receiver<bool>,
 ) -> io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move {
-            let _ = shutdown.wait_for(|stop| *stop).await;
-        })
-        .await
+    // The peer address reaches handlers and the limits as `ConnectInfo`.
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        let _ = shutdown.wait_for(|stop| *stop).await;
+    })
+    .await
+}
+
+/// Serves `router` over TLS until `shutdown` turns true.
+pub async fn serve_tls(
+    listener: crate::tls::TlsListener,
+    router: Router,
+    mut shutdown: watch::Receiver<bool>,
+) -> io::Result<()> {
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<crate::tls::TlsPeer>(),
+    )
+    .with_graceful_shutdown(async move {
+        let _ = shutdown.wait_for(|stop| *stop).await;
+    })
+    .await
 }
 
 /// `GET /metrics` in the Prometheus text format; anything else is a 404

@@ -12,11 +12,12 @@ use bytes::Bytes;
 use chrono::Utc;
 use futures::{Stream, StreamExt};
 
-use traum_audio::{SNIFF_BYTES, probe_file, sniff_format};
+use traum_audio::{Stage, probe_file, sniff_file};
 
 use crate::blob::{self, BlobStore, StreamingWriter, Written};
 use crate::domain::{UploadHeader, UploadOutcome, UploadSession};
 use crate::error::{Error, Result};
+use crate::isolation::guarded;
 use crate::jobs::Jobs;
 use crate::search::Search;
 use crate::store::{NewBlob, Store, UsageKind, UsageRow, to_i64};
@@ -221,12 +222,12 @@ impl Ingest {
         }
         let path = written.path.clone();
         let max_duration = self.inner.limits.max_duration;
+        let upload = format!("upload {}", written.sha256);
         let format = tokio::task::spawn_blocking(move || -> Result<_> {
-            let head = blob::read_head(&path, SNIFF_BYTES)?;
-            let format = sniff_format(&head)?;
+            let format = guarded(Stage::Sniff, &upload, || Ok(sniff_file(&path)?))?;
             // A full probe here refuses corrupt and truncated files before
             // anything is stored.
-            let properties = probe_file(&path, format, |_| {})?;
+            let properties = guarded(Stage::Probe, &upload, || Ok(probe_file(&path, format, |_| {})?))?;
             if properties.duration_seconds > max_duration.as_secs_f64() {
                 return Err(Error::TooLarge(format!(
                     "audio lasts {:.1} s; the server accepts at most {:.0} s",

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use futures::Stream;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::broadcast;
-use traum_audio::{DecodeOptions, OUTPUT_SAMPLE_RATE, decode_to_vec};
+use traum_audio::{DecodeOptions, OUTPUT_SAMPLE_RATE, Stage, decode_to_vec};
 
 use crate::blob::BlobStore;
 use crate::domain::{
@@ -15,6 +15,7 @@ use crate::domain::{
     LibraryEvent, Page, StoredWaveform,
 };
 use crate::error::{Error, Result};
+use crate::isolation::guarded;
 use crate::jobs::Jobs;
 use crate::search::Search;
 use crate::store::{DeletedFile, Store};
@@ -186,9 +187,12 @@ impl Library {
             max_duration: self.inner.max_duration,
             format_hint: Some(file.format),
         };
+        let file_id = id.to_owned();
         let waveform = tokio::task::spawn_blocking(move || {
-            let (samples, _) = decode_to_vec(&path, &options, |_| {})?;
-            Ok::<_, Error>(StoredWaveform::of(&samples, OUTPUT_SAMPLE_RATE))
+            guarded(Stage::Decode, &file_id, || {
+                let (samples, _) = decode_to_vec(&path, &options, |_| {})?;
+                Ok(StoredWaveform::of(&samples, OUTPUT_SAMPLE_RATE))
+            })
         })
         .await??;
         self.inner.store.put_waveform(id, &waveform).await?;

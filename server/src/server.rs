@@ -25,7 +25,7 @@ use crate::auth::{Auth, TokenVerifier};
 use crate::blob::BlobStore;
 use crate::config::{Config, ConfigError, MAX_MESSAGE_BYTES, redact_url};
 use crate::embed::{Embedder, ModelSettings};
-use crate::grpc::{AdminApi, AnalyticsApi, AudioApi, AuthLayer, SearchApi};
+use crate::grpc::{AdminApi, AnalyticsApi, AudioApi, AuthLayer, SearchApi, UploadIdleLayer};
 use crate::ingest::{Ingest, Limits};
 use crate::jobs::Jobs;
 use crate::library::Library;
@@ -69,6 +69,8 @@ pub enum StartError {
     },
     #[error("cannot use the token keys: {0}")]
     TokenKeys(String),
+    #[error("cannot use the TLS certificate: {0}")]
+    Tls(String),
     #[error("cannot build the search indexes: {0}")]
     Index(#[source] crate::error::Error),
     #[error("reflection descriptors are invalid: {0}")]
@@ -105,6 +107,21 @@ pub async fn run(
         config.jwt_public_key_file.as_deref(),
     )
     .map_err(StartError::TokenKeys)?;
+    let tls = match config.tls.clone() {
+        Some(files) => {
+            let load = move || -> Result<_, String> {
+                let grpc = crate::tls::Reloadable::load(files.clone(), &[b"h2"])?;
+                let web = crate::tls::Reloadable::load(files, &[b"http/1.1"])?;
+                Ok((grpc, web))
+            };
+            Some(
+                tokio::task::spawn_blocking(load)
+                    .await?
+                    .map_err(StartError::Tls)?,
+            )
+        }
+        None => None,
+    };
     if stale > 0 {
         tracing::info!(files = stale, "removed temp files of interrupted uploads");
     }
@@ -185,7 +202,7 @@ pub async fn run(
         ),
         search: search.clone(),
         analytics: Analytics::new(store.clone(), search.clone(), embedder.clone(), usage.clone()),
-        auth: Auth::new(config.auth, store.clone(), tokens),
+        auth: Auth::new(config.auth, store.clone(), tokens, config.limits),
         audit: audit.clone(),
     });
     if config.auth == crate::auth::AuthMode::Off {
@@ -274,11 +291,25 @@ pub async fn run(
             app.library.clone(),
             app.auth.clone(),
             RpcTelemetryLayer::new(usage.clone(), audit.clone()),
+            UploadIdleLayer::new(config.upload_idle_timeout),
+            config.cors_origins.clone(),
         );
-        tracing::info!(addr = %bound, "web app at http://{bound}/ (with gRPC-Web and audio)");
-        let serving = crate::http::serve(web_listener, router, stop_rx.clone());
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        tracing::info!(addr = %bound, "web app at {scheme}://{bound}/ (with gRPC-Web and audio)");
+        let stop = stop_rx.clone();
+        let tls_web = tls.as_ref().map(|(_, web)| web.clone());
         tokio::spawn(async move {
-            if let Err(err) = serving.await {
+            let served = match tls_web {
+                Some(web_tls) => {
+                    let listener = crate::tls::TlsListener {
+                        incoming: crate::tls::accept(web_listener, web_tls, stop.clone()),
+                        local: bound,
+                    };
+                    crate::http::serve_tls(listener, router, stop).await
+                }
+                None => crate::http::serve(web_listener, router, stop).await,
+            };
+            if let Err(err) = served {
                 tracing::error!(error = %err, "the web listener failed");
             }
         });
@@ -301,6 +332,7 @@ pub async fn run(
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .layer(RpcTelemetryLayer::new(usage.clone(), audit.clone()))
         .layer(AuthLayer::new(app.auth.clone()))
+        .layer(UploadIdleLayer::new(config.upload_idle_timeout))
         .add_service(health_service)
         .add_service(reflection_v1()?)
         .add_service(reflection_v1alpha()?)
@@ -311,15 +343,33 @@ pub async fn run(
     // The builder's `tcp_nodelay` only reaches sockets tonic accepts itself;
     // with our own listener, Nagle's algorithm would hold each small unary
     // response back until the client's delayed ACK (about 40 ms).
-    let incoming = TcpListenerStream::new(listener).map(|accepted| {
-        accepted.and_then(|stream| {
-            stream.set_nodelay(true)?;
-            Ok(stream)
-        })
-    });
-    let mut serving = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async move {
+    let until_stopped = async move {
         let _ = signal.wait_for(|stop| *stop).await;
-    }));
+    };
+    let mut serving = match &tls {
+        Some((grpc_tls, web_tls)) => {
+            let incoming = tokio_stream::wrappers::ReceiverStream::new(crate::tls::accept(
+                listener,
+                grpc_tls.clone(),
+                stop_rx.clone(),
+            ))
+            .map(|(stream, _)| Ok::<_, std::io::Error>(stream));
+            tokio::spawn(reload_on_hangup(
+                [grpc_tls.clone(), web_tls.clone()],
+                stop_rx.clone(),
+            ));
+            tokio::spawn(router.serve_with_incoming_shutdown(incoming, until_stopped))
+        }
+        None => {
+            let incoming = TcpListenerStream::new(listener).map(|accepted| {
+                accepted.and_then(|stream| {
+                    stream.set_nodelay(true)?;
+                    Ok(stream)
+                })
+            });
+            tokio::spawn(router.serve_with_incoming_shutdown(incoming, until_stopped))
+        }
+    };
 
     let served_early = tokio::select! {
         result = &mut serving => Some(result),
@@ -378,6 +428,37 @@ pub async fn run(
             tracing::error!(error = %join, "server task failed");
             Ok(())
         }
+    }
+}
+
+/// Reads the certificates again on every SIGHUP (e.g. after a renewal).
+async fn reload_on_hangup(acceptors: [Arc<crate::tls::Reloadable>; 2], mut stop: watch::Receiver<bool>) {
+    #[cfg(unix)]
+    {
+        let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP; certificates are read only at start");
+            return;
+        };
+        loop {
+            tokio::select! {
+                received = hangups.recv() => if received.is_none() { return },
+                _ = stop.wait_for(|stop| *stop) => return,
+            }
+            let acceptors = acceptors.clone();
+            let reloaded =
+                tokio::task::spawn_blocking(move || acceptors.iter().try_for_each(|tls| tls.reload())).await;
+            match reloaded {
+                Ok(Ok(())) => tracing::info!("SIGHUP: TLS certificates read again; new connections use them"),
+                Ok(Err(err)) => {
+                    tracing::error!(error = %err, "SIGHUP: cannot read the TLS certificates; keeping the old ones")
+                }
+                Err(err) => tracing::error!(error = %err, "SIGHUP: the certificate reload failed"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (acceptors, stop.wait_for(|stop| *stop).await);
     }
 }
 

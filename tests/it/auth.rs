@@ -174,7 +174,11 @@ async fn every_method_has_an_access_rule(backend: Backend) {
     // read key through (to a 404: the ids are made up).
     let web = format!("http://{}", server.web_addr.unwrap());
     let http = reqwest::Client::new();
-    for (route, _) in HTTP_ROUTES {
+    for (route, access) in HTTP_ROUTES {
+        if *access == traum_server::auth::Access::Open {
+            // The sign-in endpoint checks what it is given itself.
+            continue;
+        }
         let url = format!(
             "{web}{}",
             route.replace("{id}", &uuid::Uuid::new_v4().to_string())
@@ -700,6 +704,93 @@ async fn every_write_is_audited_with_its_caller_target_and_outcome(backend: Back
     );
     assert!(!kit_id_target.is_empty());
 
+    // The remaining writes: a resumable upload, reprocess, a collection
+    // change, a key revoked; then every audited method is in the log.
+    let data = wav(0.2, 22_050, 1, 550.0);
+    let mut writer_audio = audio(&server, Some(&write_key));
+    let session = writer_audio
+        .start_upload(pb::StartUploadRequest {
+            header: Some(pb::UploadHeader {
+                filename: "hat.wav".into(),
+                size_bytes: Some(data.len() as u64),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    writer_audio
+        .put_upload_chunk(pb::PutUploadChunkRequest {
+            upload_id: session.upload_id.clone(),
+            offset: 0,
+            data: bytes::Bytes::from(data),
+        })
+        .await
+        .unwrap();
+    let hat = writer_audio
+        .finish_upload(pb::FinishUploadRequest {
+            upload_id: session.upload_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    // Reprocessing waits for the file's first job; a refusal is audited too.
+    let _ = writer_audio
+        .reprocess_file(pb::ReprocessFileRequest {
+            file_id: hat.file_id.clone(),
+        })
+        .await;
+    writer_audio
+        .update_collection(pb::UpdateCollectionRequest {
+            collection_id: kit.collection_id.clone(),
+            name: Some("Kit 2".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let (reader_id, _) = (
+        admin(&server, Some(&admin_key))
+            .list_api_keys(pb::ListApiKeysRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .keys
+            .into_iter()
+            .find(|k| k.name == "reader")
+            .unwrap()
+            .key_id,
+        (),
+    );
+    admin(&server, Some(&admin_key))
+        .revoke_api_key(pb::RevokeApiKeyRequest {
+            key_id: reader_id.clone(),
+        })
+        .await
+        .unwrap();
+    let page = audit_events_until(&server, &admin_key, 12).await;
+    let newest: Vec<(&str, &str)> = page.events[..5]
+        .iter()
+        .map(|e| (e.method.trim_start_matches("/traum.v1."), e.target.as_str()))
+        .collect();
+    let hat_target = format!("file {} (upload {})", hat.file_id, session.upload_id);
+    let upload_target = format!("upload {}", session.upload_id);
+    let hat_file = format!("file {}", hat.file_id);
+    let reader_target = format!("key {reader_id}");
+    assert_eq!(
+        newest,
+        [
+            ("AdminService/RevokeApiKey", reader_target.as_str()),
+            ("AudioService/UpdateCollection", kit_id_target.as_str()),
+            ("AudioService/ReprocessFile", hat_file.as_str()),
+            ("AudioService/FinishUpload", hat_target.as_str()),
+            ("AudioService/StartUpload", upload_target.as_str()),
+        ]
+    );
+    let logged: BTreeSet<&str> = page.events.iter().map(|e| e.method.as_str()).collect();
+    for method in traum_server::auth::AUDITED_RPCS {
+        assert!(logged.contains(method), "{method} is audited");
+    }
+
     // Filters: one principal, and a time.
     let mine = admin(&server, Some(&admin_key))
         .list_audit_events(pb::ListAuditEventsRequest {
@@ -709,7 +800,7 @@ async fn every_write_is_audited_with_its_caller_target_and_outcome(backend: Back
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(mine.total_count, 3);
+    assert_eq!(mine.total_count, 7);
     let future = admin(&server, Some(&admin_key))
         .list_audit_events(pb::ListAuditEventsRequest {
             since: Some(prost_types::Timestamp {
@@ -740,8 +831,270 @@ async fn every_write_is_audited_with_its_caller_target_and_outcome(backend: Back
         .prune_audit(chrono::Utc::now() + chrono::Duration::seconds(1))
         .await
         .unwrap();
-    assert!(removed >= 7);
+    assert!(removed >= 12);
     server.stop().await;
     env.finish().await;
 }
 both_backends!(every_write_is_audited_with_its_caller_target_and_outcome);
+
+fn search_client(
+    server: &TestServer,
+    credential: Option<&str>,
+) -> traum_proto::v1::search_service_client::SearchServiceClient<
+    tonic::service::interceptor::InterceptedService<Channel, Bearer>,
+> {
+    traum_proto::v1::search_service_client::SearchServiceClient::with_interceptor(
+        server.channel(),
+        Bearer(credential.map(str::to_owned)),
+    )
+}
+
+async fn limits_hold_back_one_caller_and_let_it_recover(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let secret = env.dir.path().join("jwt-secret");
+    std::fs::write(&secret, HS256_SECRET).unwrap();
+    let server = env
+        .start_with(|config| {
+            config.auth = AuthMode::Required;
+            config.limits.search = traum_server::auth::Rate {
+                per_second: 4.0,
+                burst: 2,
+            };
+            config.limits.max_concurrent_uploads = 1;
+            config.limits.max_failure_delay = std::time::Duration::from_secs(2);
+        })
+        .await;
+    let store = Store::connect(&env.db.url).await.unwrap();
+    let (_, busy) = create_key(&store, "busy", Role::Write).await.unwrap();
+    let (_, calm) = create_key(&store, "calm", Role::Read).await.unwrap();
+
+    let search = |key: &str| {
+        let mut client = search_client(&server, Some(key));
+        async move {
+            client
+                .search_by_text(pb::SearchByTextRequest {
+                    query: "warm pad".into(),
+                    ..Default::default()
+                })
+                .await
+        }
+    };
+    // Without a model searches are UNAVAILABLE, but they still count.
+    for _ in 0..2 {
+        assert_eq!(search(&busy).await.unwrap_err().code(), Code::Unavailable);
+    }
+    let limited = search(&busy).await.unwrap_err();
+    assert_eq!(limited.code(), Code::ResourceExhausted, "{limited:?}");
+    assert!(
+        limited.message().contains("4 searches per second (burst 2)"),
+        "{}",
+        limited.message()
+    );
+    assert_eq!(limited.metadata().get("retry-after").unwrap(), "1");
+    // Another caller is not held back by this one.
+    assert_eq!(search(&calm).await.unwrap_err().code(), Code::Unavailable);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        search(&busy).await.unwrap_err().code(),
+        Code::Unavailable,
+        "recovered"
+    );
+
+    // One upload in flight per caller: a second one waits for the first.
+    let hold = || {
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let header = pb::UploadAudioRequest {
+            payload: Some(pb::upload_audio_request::Payload::Header(pb::UploadHeader {
+                filename: "slow.wav".into(),
+                ..Default::default()
+            })),
+        };
+        let mut client = audio(&server, Some(&busy));
+        let call = tokio::spawn(async move {
+            client
+                .upload_audio(tokio_stream::wrappers::ReceiverStream::new(rx))
+                .await
+        });
+        (tx, header, call)
+    };
+    let second = |name: &str| {
+        let mut client = audio(&server, Some(&busy));
+        let data = wav(0.2, 22_050, 1, 220.0);
+        let messages = vec![
+            pb::UploadAudioRequest {
+                payload: Some(pb::upload_audio_request::Payload::Header(pb::UploadHeader {
+                    filename: name.into(),
+                    ..Default::default()
+                })),
+            },
+            pb::UploadAudioRequest {
+                payload: Some(pb::upload_audio_request::Payload::Chunk(bytes::Bytes::from(data))),
+            },
+        ];
+        async move { client.upload_audio(futures::stream::iter(messages)).await }
+    };
+    let (mut tx, header, mut first) = hold();
+    tx.send(header).await.unwrap();
+    let mut refused = None;
+    for _ in 0..100 {
+        match second("second.wav").await {
+            Err(status) if status.code() == Code::ResourceExhausted => {
+                refused = Some(status);
+                break;
+            }
+            other => assert!(other.is_ok(), "{other:?}"),
+        }
+        // The held stream may have reached the server after a second
+        // upload took the slot, and been refused itself: hold again.
+        if first.is_finished() {
+            let ended = first.await.unwrap();
+            assert_eq!(ended.unwrap_err().code(), Code::ResourceExhausted);
+            let (next_tx, header, next) = hold();
+            next_tx.send(header).await.unwrap();
+            (tx, first) = (next_tx, next);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let refused = refused.expect("a second concurrent upload is refused");
+    assert!(refused.message().contains("in flight"), "{}", refused.message());
+    tx.send(pb::UploadAudioRequest {
+        payload: Some(pb::upload_audio_request::Payload::Chunk(bytes::Bytes::from(wav(
+            0.2, 22_050, 1, 330.0,
+        )))),
+    })
+    .await
+    .unwrap();
+    drop(tx);
+    first.await.unwrap().expect("the first upload completes");
+    second("third.wav").await.expect("the slot came back");
+
+    // Failed credentials from one address are answered ever later.
+    let started = std::time::Instant::now();
+    for _ in 0..4 {
+        let err = search(&format!("traum_{}", "f".repeat(64))).await.unwrap_err();
+        assert_eq!(err.code(), Code::Unauthenticated);
+    }
+    // 50 + 100 + 200 + 400 ms of hold-back at least.
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(750),
+        "{:?}",
+        started.elapsed()
+    );
+    let metrics = server.metrics_text().await;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("traum_auth_failures_total{reason=\"unauthenticated\"}")),
+        "{metrics}"
+    );
+    server.stop().await;
+    env.finish().await;
+}
+both_backends!(limits_hold_back_one_caller_and_let_it_recover);
+
+async fn the_web_session_keeps_a_credential_for_the_audio_element(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let (server, admin_key) = secured(&env).await;
+    let (_, read_key) = new_key(&server, &admin_key, "browser", pb::Role::Read).await;
+    let data = wav(0.3, 22_050, 1, 440.0);
+    let messages = vec![
+        pb::UploadAudioRequest {
+            payload: Some(pb::upload_audio_request::Payload::Header(pb::UploadHeader {
+                filename: "pad.wav".into(),
+                ..Default::default()
+            })),
+        },
+        pb::UploadAudioRequest {
+            payload: Some(pb::upload_audio_request::Payload::Chunk(bytes::Bytes::from(
+                data.clone(),
+            ))),
+        },
+    ];
+    let file_id = audio(&server, Some(&admin_key))
+        .upload_audio(futures::stream::iter(messages))
+        .await
+        .unwrap()
+        .into_inner()
+        .file_id;
+    let web = format!("http://{}", server.web_addr.unwrap());
+    let http = reqwest::Client::new();
+    let session: serde_json::Value = http
+        .get(format!("{web}/api/session"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .map(|text| serde_json::from_str(&text).unwrap())
+        .unwrap();
+    assert_eq!(
+        session,
+        json!({"auth": "required", "role": null, "principal": null})
+    );
+    let refused = http
+        .post(format!("{web}/api/session"))
+        .bearer_auth("traum_wrong")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    assert!(refused.headers().get("set-cookie").is_none());
+    let signed_in = http
+        .post(format!("{web}/api/session"))
+        .bearer_auth(&read_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), 200);
+    let cookie = signed_in.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        cookie.starts_with(&format!("traum_session={read_key};"))
+            && cookie.contains("HttpOnly")
+            && cookie.contains("SameSite=Strict")
+            && !cookie.contains("Max-Age"),
+        "{cookie}"
+    );
+    let body: serde_json::Value = serde_json::from_str(&signed_in.text().await.unwrap()).unwrap();
+    assert_eq!(body["role"], "read");
+    // What the browser then sends by itself: the cookie, no header.
+    let jar = format!("traum_session={read_key}");
+    let played = http
+        .get(format!("{web}/api/files/{file_id}/audio"))
+        .header("cookie", &jar)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(played.status(), 200);
+    assert_eq!(played.bytes().await.unwrap().as_ref(), data.as_slice());
+    let who: serde_json::Value = http
+        .get(format!("{web}/api/session"))
+        .header("cookie", &jar)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .map(|text| serde_json::from_str(&text).unwrap())
+        .unwrap();
+    assert_eq!(who["role"], "read");
+    // The cookie opens no RPC: those take the header only.
+    let mut request = tonic::Request::new(pb::ListFilesRequest::default());
+    request.metadata_mut().insert("cookie", jar.parse().unwrap());
+    let origin = crate::support::origin(server.web_addr.unwrap());
+    let err = AudioServiceClient::with_origin(crate::support::web_channel(), origin)
+        .list_files(request)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    let signed_out = http.delete(format!("{web}/api/session")).send().await.unwrap();
+    assert_eq!(signed_out.status(), 204);
+    assert!(
+        signed_out.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+    server.stop().await;
+    env.finish().await;
+}
+both_backends!(the_web_session_keeps_a_credential_for_the_audio_element);

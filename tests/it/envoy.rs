@@ -97,7 +97,10 @@ fn repo_root() -> PathBuf {
 
 /// The variables `render.sh` reads; cleared before each rendering so the
 /// caller's environment cannot leak into a test.
-const RENDER_VARS: [&str; 7] = [
+const RENDER_VARS: [&str; 10] = [
+    "TRAUM_CORS_ORIGIN",
+    "ENVOY_TLS_CERT",
+    "ENVOY_TLS_KEY",
     "TRAUM_UPSTREAM_HOST",
     "TRAUM_UPSTREAM_PORT",
     "ENVOY_LISTEN_ADDRESS",
@@ -708,6 +711,45 @@ fn envoy_config_renders_and_validates() {
     )
     .expect("write variant");
     validate(&envoy, &variant);
+
+    // The server's own list of exact origins, escaped so each matches only itself.
+    let exact = render(&[(
+        "TRAUM_CORS_ORIGIN",
+        "https://app.example.com http://[::1]:3000".to_owned(),
+    )]);
+    assert!(
+        exact.contains(r"regex: 'https://app\.example\.com' }")
+            && exact.contains(r"regex: 'http://\[::1\]:3000' }"),
+        "{exact}"
+    );
+    assert!(
+        !exact.contains("localhost"),
+        "the exact list replaces the default"
+    );
+    let exact_path = dir.path().join("exact.yaml");
+    std::fs::write(&exact_path, exact).expect("write exact variant");
+    validate(&envoy, &exact_path);
+
+    // TLS terminated at Envoy, with a certificate Envoy must load.
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("certificate");
+    let cert = dir.path().join("envoy-cert.pem");
+    let key = dir.path().join("envoy-key.pem");
+    std::fs::write(&cert, certified.cert.pem()).expect("write cert");
+    std::fs::write(&key, certified.signing_key.serialize_pem()).expect("write key");
+    let terminating = render(&[
+        ("ENVOY_TLS_CERT", cert.to_str().unwrap().to_owned()),
+        ("ENVOY_TLS_KEY", key.to_str().unwrap().to_owned()),
+    ]);
+    assert!(terminating.contains("DownstreamTlsContext"), "{terminating}");
+    let terminating_path = dir.path().join("tls.yaml");
+    std::fs::write(&terminating_path, terminating).expect("write TLS variant");
+    validate(&envoy, &terminating_path);
+    assert!(
+        !render(&[]).contains("DownstreamTlsContext"),
+        "plaintext unless asked"
+    );
+    // TLS passed through to traum-server's own TLS listeners.
+    validate(&envoy, &repo_root().join("envoy").join("tls-passthrough.yaml"));
 
     let output = Command::new("sh")
         .arg(repo_root().join("envoy").join("render.sh"))

@@ -248,6 +248,20 @@ impl TestEnv {
         config.embed_threads = 1;
         // Scenarios that need the web port give it a free one.
         config.web_listen = None;
+        // Scenarios make calls far faster than people do, all from one
+        // address; the limits' own tests turn them on.
+        config.limits = traum_server::auth::Limits {
+            search: traum_server::auth::Rate {
+                per_second: 0.0,
+                burst: 1,
+            },
+            upload: traum_server::auth::Rate {
+                per_second: 0.0,
+                burst: 1,
+            },
+            max_concurrent_uploads: 0,
+            max_failure_delay: Duration::ZERO,
+        };
         config
     }
 
@@ -282,7 +296,15 @@ pub fn free_port() -> SocketAddr {
 }
 
 impl TestServer {
-    pub async fn start(mut config: Config) -> Self {
+    pub async fn start(config: Config) -> Self {
+        Self::start_reached_by(config, |addr| {
+            Endpoint::from_shared(format!("http://{addr}")).expect("endpoint")
+        })
+        .await
+    }
+
+    /// Starts a server the test reaches through `endpoint` (e.g. over TLS).
+    pub async fn start_reached_by(mut config: Config, endpoint: impl Fn(SocketAddr) -> Endpoint) -> Self {
         let metrics_addr = free_port();
         config.metrics_listen = Some(metrics_addr);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -293,7 +315,7 @@ impl TestServer {
         let handle = tokio::spawn(traum_server::run(listener, config, async {
             let _ = rx.await;
         }));
-        let channel = connect(addr).await;
+        let channel = connect_to(&endpoint(addr)).await;
         let server = Self {
             addr,
             metrics_addr,
@@ -448,7 +470,11 @@ impl TestServer {
 }
 
 pub async fn connect(addr: SocketAddr) -> Channel {
-    let endpoint = Endpoint::from_shared(format!("http://{addr}")).expect("endpoint");
+    connect_to(&Endpoint::from_shared(format!("http://{addr}")).expect("endpoint")).await
+}
+
+pub async fn connect_to(endpoint: &Endpoint) -> Channel {
+    let addr = endpoint.uri().clone();
     for _ in 0..200 {
         if let Ok(channel) = endpoint.connect().await {
             return channel;

@@ -506,3 +506,139 @@ async fn resumable_path_takes_every_format(backend: Backend) {
     env.finish().await;
 }
 both_backends!(resumable_path_takes_every_format);
+
+/// A request body that sends what the test pushes and stalls in between.
+struct PushedBody(tokio::sync::mpsc::Receiver<bytes::Bytes>);
+
+impl http_body::Body for PushedBody {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|data| data.map(|d| Ok(http_body::Frame::data(d))))
+    }
+}
+
+async fn stalled_uploads_end_and_resumable_sessions_survive(backend: Backend) {
+    use http_body_util::BodyExt;
+    use prost::Message;
+    use tower::ServiceExt;
+
+    let env = TestEnv::new(backend).await;
+    let server = env
+        .start_with(|config| config.upload_idle_timeout = std::time::Duration::from_millis(300))
+        .await;
+    let data = wav(0.5, 22_050, 1, 440.0);
+
+    // A stream that sends its header, then nothing.
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    tx.send(pb::UploadAudioRequest {
+        payload: Some(pb::upload_audio_request::Payload::Header(pb::UploadHeader {
+            filename: "stalled.wav".into(),
+            ..Default::default()
+        })),
+    })
+    .await
+    .unwrap();
+    let stalled = server
+        .audio()
+        .upload_audio(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap_err();
+    assert_eq!(stalled.code(), Code::DeadlineExceeded, "{stalled:?}");
+    assert!(
+        stalled.message().contains("--upload-idle-timeout"),
+        "{}",
+        stalled.message()
+    );
+    drop(tx);
+
+    // A resumable chunk whose bytes stop half way.
+    let mut audio = server.audio();
+    let session = audio
+        .start_upload(pb::StartUploadRequest {
+            header: Some(pb::UploadHeader {
+                filename: "resumed.wav".into(),
+                size_bytes: Some(data.len() as u64),
+                sha256: Some(sha256_hex(&data)),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let first = pb::PutUploadChunkRequest {
+        upload_id: session.upload_id.clone(),
+        offset: 0,
+        data: bytes::Bytes::copy_from_slice(&data[..4096]),
+    };
+    audio.put_upload_chunk(first).await.unwrap();
+    let second = pb::PutUploadChunkRequest {
+        upload_id: session.upload_id.clone(),
+        offset: 4096,
+        data: bytes::Bytes::copy_from_slice(&data[4096..]),
+    }
+    .encode_to_vec();
+    let mut framed = vec![0u8];
+    framed.extend_from_slice(&(second.len() as u32).to_be_bytes());
+    framed.extend_from_slice(&second);
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    tx.send(bytes::Bytes::copy_from_slice(&framed[..framed.len() / 2]))
+        .await
+        .unwrap();
+    let request = http::Request::post(format!(
+        "http://{}/traum.v1.AudioService/PutUploadChunk",
+        server.addr
+    ))
+    .header("content-type", "application/grpc")
+    .header("te", "trailers")
+    .body(tonic::body::Body::new(PushedBody(rx)))
+    .unwrap();
+    let response = server.channel().oneshot(request).await.unwrap();
+    let headers = response.headers().clone();
+    let collected = response.into_body().collect().await.unwrap();
+    let trailers = collected.trailers().cloned().unwrap_or_default();
+    let status = headers
+        .get("grpc-status")
+        .or_else(|| trailers.get("grpc-status"))
+        .expect("a grpc-status")
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(status, (Code::DeadlineExceeded as i32).to_string());
+    drop(tx);
+
+    // The session kept the first chunk; the client resumes from there.
+    let kept = audio
+        .get_upload(pb::GetUploadRequest {
+            upload_id: session.upload_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(kept.received_bytes, 4096);
+    audio
+        .put_upload_chunk(pb::PutUploadChunkRequest {
+            upload_id: session.upload_id.clone(),
+            offset: 4096,
+            data: bytes::Bytes::copy_from_slice(&data[4096..]),
+        })
+        .await
+        .unwrap();
+    let done = audio
+        .finish_upload(pb::FinishUploadRequest {
+            upload_id: session.upload_id,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!done.file_id.is_empty());
+    server.stop().await;
+    env.finish().await;
+}
+both_backends!(stalled_uploads_end_and_resumable_sessions_survive);

@@ -537,3 +537,84 @@ async fn collections_export_as_csv_json_m3u8_and_a_streamed_zip(backend: Backend
     env.finish().await;
 }
 both_backends!(collections_export_as_csv_json_m3u8_and_a_streamed_zip);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_configured_origins_are_granted_cross_origin_access() {
+    let env = TestEnv::new(Backend::Sqlite).await;
+    let server = env
+        .start_with(|config| {
+            config.web_listen = Some(free_port());
+            config.cors_origins = vec!["https://app.example.com".into()];
+        })
+        .await;
+    let web = format!("http://{}", server.web_addr.unwrap());
+    let http = reqwest::Client::new();
+    let preflight = |origin: &'static str| {
+        http.request(
+            reqwest::Method::OPTIONS,
+            format!("{web}/traum.v1.AudioService/ListFiles"),
+        )
+        .header("origin", origin)
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "content-type, x-grpc-web, authorization",
+        )
+        .send()
+    };
+    let granted = preflight("https://app.example.com").await.unwrap();
+    assert_eq!(granted.status(), 204);
+    let headers = granted.headers();
+    assert_eq!(headers["access-control-allow-origin"], "https://app.example.com");
+    assert!(
+        headers["access-control-allow-headers"]
+            .to_str()
+            .unwrap()
+            .contains("authorization")
+    );
+    assert!(
+        headers.get("access-control-allow-credentials").is_none(),
+        "no cookies cross-origin"
+    );
+    let refused = preflight("https://evil.example.com").await.unwrap();
+    assert_eq!(refused.status(), 403);
+    assert!(refused.headers().get("access-control-allow-origin").is_none());
+    assert!(refused.text().await.unwrap().contains("--cors-origin"));
+    // An origin that only looks alike is another origin.
+    assert_eq!(
+        preflight("https://app.example.com.evil.net")
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+
+    // A real call from the allowed origin can read its outcome.
+    let mut audio = AudioServiceClient::with_origin(web_channel(), origin(server.web_addr.unwrap()));
+    audio.list_files(pb::ListFilesRequest::default()).await.unwrap();
+    let page = http
+        .get(format!("{web}/"))
+        .header("origin", "https://app.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        page.headers()["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    assert!(
+        page.headers()["access-control-expose-headers"]
+            .to_str()
+            .unwrap()
+            .contains("grpc-status")
+    );
+    let other = http
+        .get(format!("{web}/"))
+        .header("origin", "https://evil.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+    server.stop().await;
+    env.finish().await;
+}

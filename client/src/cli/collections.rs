@@ -230,14 +230,42 @@ pub struct ExportArgs {
     web_addr: String,
 }
 
-pub async fn export(args: ExportArgs, api_key: Option<&str>) -> anyhow::Result<Outcome> {
+/// How `traum export` reaches an HTTPS web port: the CA to trust and the
+/// client certificate to present, the same files as for the gRPC port.
+#[derive(Clone, Debug, Default)]
+pub struct WebTls {
+    pub ca_cert: Option<PathBuf>,
+    pub client_identity: Option<(PathBuf, PathBuf)>,
+}
+
+pub async fn export(args: ExportArgs, api_key: Option<&str>, tls: WebTls) -> anyhow::Result<Outcome> {
     let url = format!(
         "{}/api/collections/{}/export?format={}",
         args.web_addr.trim_end_matches('/'),
         args.collection_id,
         args.format.as_str()
     );
-    let mut request = reqwest::Client::new().get(&url);
+    let mut client = reqwest::Client::builder();
+    if let Some(path) = &tls.ca_cert {
+        let pem = tokio::fs::read(path)
+            .await
+            .with_context(|| format!("reading CA certificate {}", path.display()))?;
+        client = client
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(reqwest::Certificate::from_pem(&pem)?);
+    }
+    if let Some((cert, key)) = &tls.client_identity {
+        let mut pem = tokio::fs::read(cert)
+            .await
+            .with_context(|| format!("reading client certificate {}", cert.display()))?;
+        pem.extend(
+            tokio::fs::read(key)
+                .await
+                .with_context(|| format!("reading client key {}", key.display()))?,
+        );
+        client = client.identity(reqwest::Identity::from_pem(&pem)?);
+    }
+    let mut request = client.build()?.get(&url);
     if let Some(key) = api_key {
         request = request.header(traum_client::API_KEY_HEADER, key);
     }

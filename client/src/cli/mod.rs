@@ -33,6 +33,26 @@ pub struct Cli {
     #[arg(long, global = true, env = "TRAUM_CA_CERT", value_name = "FILE")]
     ca_cert: Option<PathBuf>,
 
+    /// PEM client certificate, for servers that require one (mutual TLS; with --client-key).
+    #[arg(
+        long,
+        global = true,
+        env = "TRAUM_CLIENT_CERT",
+        value_name = "FILE",
+        requires = "client_key"
+    )]
+    client_cert: Option<PathBuf>,
+
+    /// PEM private key of --client-cert.
+    #[arg(
+        long,
+        global = true,
+        env = "TRAUM_CLIENT_KEY",
+        value_name = "FILE",
+        requires = "client_cert"
+    )]
+    client_key: Option<PathBuf>,
+
     /// Server name to verify the certificate against, if not the address's host.
     #[arg(long, global = true, env = "TRAUM_TLS_DOMAIN", value_name = "NAME")]
     tls_domain: Option<String>,
@@ -111,7 +131,11 @@ impl Cli {
         // Exports come from the web port; no gRPC connection needed.
         if let Command::Export(args) = &self.command {
             let key = self.api_key.as_deref().filter(|key| !key.is_empty());
-            return collections::export(args.clone(), key).await;
+            let tls = collections::WebTls {
+                ca_cert: self.ca_cert.clone(),
+                client_identity: self.client_cert.clone().zip(self.client_key.clone()),
+            };
+            return collections::export(args.clone(), key, tls).await;
         }
         let client = self.connect().await?;
         let globals = Globals { json: self.json };
@@ -131,7 +155,7 @@ impl Cli {
             Command::Similar(args) => search::similar(&client, globals, args).await,
             Command::Suggest(args) => search::suggest(&client, globals, args).await,
             Command::Collection(command) => collections::run(&client, globals, command).await,
-            Command::Export(args) => collections::export(args, None).await,
+            Command::Export(args) => collections::export(args, None, collections::WebTls::default()).await,
         }
     }
 
@@ -144,11 +168,23 @@ impl Cli {
             ),
             None => None,
         };
+        let tls_client_identity = match (&self.client_cert, &self.client_key) {
+            (Some(cert), Some(key)) => Some((
+                tokio::fs::read(cert)
+                    .await
+                    .with_context(|| format!("reading client certificate {}", cert.display()))?,
+                tokio::fs::read(key)
+                    .await
+                    .with_context(|| format!("reading client key {}", key.display()))?,
+            )),
+            _ => None,
+        };
         let config = ClientConfig {
             endpoint: self.addr.clone(),
             api_key: self.api_key.clone().filter(|key| !key.is_empty()),
             tls_ca_pem,
             tls_domain: self.tls_domain.clone(),
+            tls_client_identity,
             connect_timeout: self.connect_timeout,
         };
         match TraumClient::connect(config).await {

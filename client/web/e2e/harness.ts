@@ -10,7 +10,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { createClient, type Client } from "@connectrpc/connect";
+import { createClient, type Client, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import axe from "axe-core";
 import { chromium, type Browser, type BrowserContext, type Locator, type Page } from "playwright-core";
@@ -136,6 +136,8 @@ export interface ServerOptions {
   /** Load the model from this directory instead (overrides `model`). */
   modelDir?: string;
   workers?: number;
+  /** `--auth required`: every RPC and the audio/export routes need a key (see createKey). */
+  auth?: "required";
 }
 
 export interface TraumServer {
@@ -147,6 +149,8 @@ export interface TraumServer {
   dataDir: string;
   audio: AudioClient;
   analytics: AnalyticsClient;
+  /** `--auth required` or not. */
+  auth: "off" | "required";
   /** Server log so far (tail). */
   log(): string;
   stop(): Promise<void>;
@@ -175,6 +179,7 @@ export async function startServer(opts: ServerOptions = {}): Promise<TraumServer
     "--shutdown-grace",
     "1s",
   ];
+  if (opts.auth) args.push("--auth", opts.auth);
   if (opts.modelDir) args.push("--model-dir", opts.modelDir);
   else if (opts.model ?? true) args.push("--model-dir", MODEL_DIR);
   else args.push("--model", "none");
@@ -218,12 +223,45 @@ export async function startServer(opts: ServerOptions = {}): Promise<TraumServer
     dataDir,
     audio,
     analytics,
+    auth: opts.auth ?? "off",
     log: () => proc.output,
     async stop() {
       await proc.stop();
       await rm(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+// ---------------------------------------------------------------- API keys
+
+export interface ApiKey {
+  id: string;
+  /** The secret: what a client sends as `authorization: Bearer …`. */
+  key: string;
+}
+
+/** `traum-server keys create` against the server's data directory; the key is the last line it prints. */
+export function createKey(server: TraumServer, role: "read" | "write" | "admin", name: string): ApiKey {
+  const out = execFileSync(SERVER_BIN, ["keys", "create", "--role", role, "--name", name, "--data-dir", server.dataDir], { encoding: "utf8" });
+  const lines = out.split("\n").map((l) => l.trim()).filter(Boolean);
+  const key = lines[lines.length - 1] ?? "";
+  const id = /\(id ([0-9a-f-]{36})\)/.exec(out)?.[1] ?? "";
+  if (!key.startsWith("traum_") || !id) throw new Error(`unexpected output of traum-server keys create:\n${out}`);
+  return { id, key };
+}
+
+export function revokeKey(server: TraumServer, id: string): void {
+  execFileSync(SERVER_BIN, ["keys", "revoke", id, "--data-dir", server.dataDir], { encoding: "utf8" });
+}
+
+/** Native gRPC clients that send `authorization: Bearer <key>`. */
+export function clientsWithKey(server: TraumServer, key: string): { audio: AudioClient; analytics: AnalyticsClient } {
+  const bearer: Interceptor = (next) => (req) => {
+    req.header.set("authorization", `Bearer ${key}`);
+    return next(req);
+  };
+  const transport = createGrpcTransport({ baseUrl: server.nativeUrl, interceptors: [bearer] });
+  return { audio: createClient(AudioService, transport), analytics: createClient(AnalyticsService, transport) };
 }
 
 // ---------------------------------------------------------------- Envoy

@@ -38,6 +38,20 @@ let browser: Browser;
 let opened: OpenedPage;
 let search: Client<typeof SearchService>;
 const names = new Map<string, string>();
+
+/** Runs the tasks, at most `limit` at once; the results in the tasks' order. */
+async function allLimited<T>(tasks: (() => Promise<T>)[], limit: number): Promise<T[]> {
+  const out: T[] = new Array(tasks.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < tasks.length) {
+      const i = next++;
+      out[i] = await tasks[i]();
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, tasks.length) }, worker));
+  return out;
+}
 const figures: string[] = [];
 
 beforeAll(async () => {
@@ -45,19 +59,21 @@ beforeAll(async () => {
   search = createClient(SearchService, createGrpcTransport({ baseUrl: server.nativeUrl }));
   // 56 files: 52 generated WAVs (1 to 12 s, tagged drums / bass / pad), and
   // the FLAC, MP3, Ogg and AIFF fixtures (tagged drums).
-  const uploads: Promise<{ fileId: string; name: string }>[] = [];
+  const uploads: (() => Promise<{ fileId: string; name: string }>)[] = [];
   for (let i = 0; i < 52; i++) {
     const name = `tone ${String(i).padStart(2, "0")}.wav`;
     const tags = [i % 3 === 0 ? "drums" : i % 3 === 1 ? "bass" : "pad", ...(i % 4 === 0 ? ["loop"] : [])];
     const seconds = i < 4 ? 12 : 1 + (i % 5);
-    uploads.push(
+    uploads.push(() =>
       uploadNative(server.audio, name, wav(seconds, { rate: 22_050, freq: 110 + i * 37, seed: i + 1 }), tags).then((r) => ({ fileId: r.fileId, name })),
     );
   }
   for (const f of ["tone.flac", "tone.mp3", "tone.ogg", "tone.aiff"]) {
-    uploads.push(uploadNative(server.audio, f, fixture(f), ["drums"]).then((r) => ({ fileId: r.fileId, name: f })));
+    uploads.push(() => uploadNative(server.audio, f, fixture(f), ["drums"]).then((r) => ({ fileId: r.fileId, name: f })));
   }
-  for (const u of await Promise.all(uploads)) {
+  // At most 8 at a time: the server caps a caller's uploads in flight
+  // (--max-concurrent-uploads, 16 by default) and refuses the rest.
+  for (const u of await allLimited(uploads, 8)) {
     names.set(u.fileId, u.name);
     await waitForReady(server.audio, u.fileId, 120_000);
   }

@@ -28,6 +28,7 @@ import { SearchResponseSchema, SearchService, SuggestResponseSchema, SuggestionS
 import { Health, HealthCheckResponseSchema, HealthCheckResponse_ServingStatus } from "./gen/grpc/health/v1/health_pb";
 import { App } from "./App";
 import { createApi } from "./api/client";
+import { authInterceptor, CREDENTIAL_KEY, sessionCredentialStorage, SessionStore, SignInRefused, type Role } from "./auth/session";
 
 function mkFile(i: number): File {
   return create(FileSchema, {
@@ -94,7 +95,42 @@ const COLLECTIONS = new Map([
   ["c-empty", { name: "Nothing yet", files: [] as string[] }],
 ]);
 
-function setup(files: File[], opts: { deleteError?: ConnectError } = {}) {
+interface AuthOptions {
+  /** The server's keys and their roles (auth required). */
+  keys: Record<string, Role>;
+  /** sessionStorage stand-in. */
+  storage: Map<string, string>;
+}
+
+/** A SessionStore against a fake /api/session with these keys (auth required). */
+function sessionFor(auth: AuthOptions): { store: SessionStore; requests: string[] } {
+  const requests: string[] = [];
+  const store = new SessionStore({
+    http: {
+      async get() {
+        requests.push("GET");
+        return { auth: "required", role: null, principal: null };
+      },
+      async signIn(credential) {
+        requests.push(`POST ${credential}`);
+        const role = auth.keys[credential];
+        if (!role) throw new SignInRefused("the API key is unknown or revoked");
+        return { auth: "required", role, principal: `key ${credential}` };
+      },
+      async signOut() {
+        requests.push("DELETE");
+      },
+    },
+    storage: sessionCredentialStorage({
+      getItem: (k) => auth.storage.get(k) ?? null,
+      setItem: (k, v) => void auth.storage.set(k, v),
+      removeItem: (k) => void auth.storage.delete(k),
+    }),
+  });
+  return { store, requests };
+}
+
+function setup(files: File[], opts: { deleteError?: ConnectError; auth?: AuthOptions } = {}) {
   const db = new Map(files.map((f) => [f.fileId, f]));
   const updates: UpdateFileRequest[] = [];
   const lists: ListFilesRequest[] = [];
@@ -102,9 +138,23 @@ function setup(files: File[], opts: { deleteError?: ConnectError } = {}) {
   const searches: SearchByTextRequest[] = [];
   const live = new Pusher();
   const received = new Map<string, number>();
+  const usageCalls: number[] = [];
+  /** The authorization header of every ListFiles call. */
+  const authorizations: (string | null)[] = [];
+  const session = opts.auth ? sessionFor(opts.auth) : undefined;
+  /** With auth: the role the call's credential has, else UNAUTHENTICATED (a revoked key too). */
+  const roleOf = (header: Headers): Role => {
+    if (!opts.auth) return "admin";
+    const key = header.get("authorization")?.replace(/^Bearer /, "") ?? "";
+    const role = opts.auth.keys[key];
+    if (!role) throw new ConnectError("the API key is unknown or revoked", Code.Unauthenticated);
+    return role;
+  };
   const transport = createRouterTransport(({ service }) => {
     service(AudioService, {
-      listFiles(req) {
+      listFiles(req, ctx) {
+        authorizations.push(ctx.requestHeader.get("authorization"));
+        roleOf(ctx.requestHeader);
         lists.push(req);
         const inCollection = req.collectionId ? COLLECTIONS.get(req.collectionId)?.files : undefined;
         if (req.collectionId && !inCollection) throw new ConnectError(`collection ${req.collectionId} does not exist`, Code.NotFound);
@@ -117,6 +167,12 @@ function setup(files: File[], opts: { deleteError?: ConnectError } = {}) {
         return create(ListCollectionsResponseSchema, {
           collections: [...COLLECTIONS].map(([id, c]) => create(CollectionSchema, { collectionId: id, name: c.name, fileCount: c.files.length })),
         });
+      },
+      getCollection(req) {
+        const c = COLLECTIONS.get(req.collectionId);
+        if (!c) throw new ConnectError(`collection ${req.collectionId} does not exist`, Code.NotFound);
+        const members = c.files.map((id) => db.get(id)).filter((f): f is File => !!f);
+        return create(CollectionSchema, { collectionId: req.collectionId, name: c.name, fileCount: members.length, files: members });
       },
       getFile(req) {
         const f = db.get(req.fileId);
@@ -198,7 +254,9 @@ function setup(files: File[], opts: { deleteError?: ConnectError } = {}) {
           modelName: "laion/clap",
         });
       },
-      getUsage() {
+      getUsage(_req, ctx) {
+        usageCalls.push(1);
+        if (roleOf(ctx.requestHeader) !== "admin") throw new ConnectError("this call needs a credential with the `admin` role", Code.PermissionDenied);
         return create(UsageSchema, { rpcs: [{ method: "/traum.v1.AudioService/ListFiles", calls: 10n, errors: 1n }], buckets: [{ uploads: 3n }] });
       },
     });
@@ -207,9 +265,9 @@ function setup(files: File[], opts: { deleteError?: ConnectError } = {}) {
         return create(HealthCheckResponseSchema, { status: HealthCheckResponse_ServingStatus.SERVING });
       },
     });
-  });
-  render(<App api={createApi(transport)} />);
-  return { db, updates, live, searches, lists, waveforms };
+  }, { transport: { interceptors: session ? [authInterceptor(session.store)] : [] } });
+  render(<App api={createApi(transport)} session={session?.store} />);
+  return { db, updates, live, searches, lists, waveforms, usageCalls, authorizations, sessionRequests: session?.requests ?? [] };
 }
 
 beforeEach(() => {
@@ -458,5 +516,131 @@ describe("App", () => {
     await waitFor(() => expect(searches.map((s) => s.query)).toEqual(["drums"]));
     expect(new URLSearchParams(window.location.search).get("q")).toBe("drums");
     expect(JSON.parse(localStorage.getItem("traum.recent-searches")!)).toEqual(["drums"]);
+  });
+});
+
+describe("App with auth required", () => {
+  const KEYS: Record<string, Role> = { traum_read: "read", traum_write: "write", traum_admin: "admin" };
+  const auth = () => ({ keys: { ...KEYS }, storage: new Map<string, string>() });
+
+  async function signIn(key: string) {
+    const input = await screen.findByLabelText("API key or token");
+    expect(input.getAttribute("type")).toBe("password");
+    fireEvent.change(input, { target: { value: key } });
+    fireEvent.click(screen.getByRole("button", { name: "Sign in" }));
+  }
+
+  it("asks for a key, shows the server's refusal, then a read key sees the library without upload or edits; sign-out forgets it", async () => {
+    const a = auth();
+    const failed = create(FileSchema, { ...mkFile(9), state: FileState.FAILED, error: "decode failed" });
+    const { authorizations, sessionRequests } = setup([mkFile(1), mkFile(2), failed], { auth: a });
+    expect(await screen.findByRole("heading", { name: "Sign in", level: 1 })).toBeTruthy();
+    expect(screen.queryByRole("grid", { name: "Library" })).toBeNull();
+    expect(authorizations).toEqual([]);
+
+    await signIn("traum_wrong");
+    expect((await screen.findByRole("alert")).textContent).toBe("Sign-in refused: the API key is unknown or revoked");
+    expect(screen.getByLabelText("API key or token").getAttribute("aria-invalid")).toBe("true");
+    expect(a.storage.size).toBe(0);
+
+    await signIn("traum_read");
+    const grid = await screen.findByRole("grid", { name: "Library" });
+    await within(grid).findByText("loop-1.wav");
+    expect(screen.getByTestId("session-role").textContent).toBe("Signed in · read");
+    expect(a.storage.get(CREDENTIAL_KEY)).toBe("traum_read");
+    expect(authorizations.every((h) => h === "Bearer traum_read")).toBe(true);
+    // No upload: neither the drop zone nor the Upload button.
+    expect(screen.queryByRole("heading", { name: "Upload files" })).toBeNull();
+    expect(screen.queryByLabelText("Upload")).toBeNull();
+    expect(screen.queryByTestId("dropzone")).toBeNull();
+    // A failed file cannot be reprocessed either.
+    expect(within(grid).getByText("loop-9.wav")).toBeTruthy();
+    expect(screen.queryByRole("button", { name: "Retry loop-9.wav" })).toBeNull();
+    // A selected file can be downloaded, not retagged, renamed, deleted or collected.
+    fireEvent.click(screen.getByRole("checkbox", { name: "Select loop-1.wav" }));
+    const toolbar = screen.getByRole("toolbar", { name: "File actions" });
+    expect(within(toolbar).getAllByRole("link").map((b) => b.textContent)).toEqual(["Download"]);
+    expect(within(toolbar).queryAllByRole("button")).toEqual([]);
+
+    fireEvent.click(screen.getByRole("button", { name: "Sign out" }));
+    expect(await screen.findByTestId("signin-notice")).toHaveProperty("textContent", "You signed out.");
+    expect(screen.queryByRole("grid", { name: "Library" })).toBeNull();
+    expect(a.storage.size).toBe(0);
+    expect(sessionRequests).toEqual(["GET", "POST traum_wrong", "POST traum_read", "DELETE"]);
+  });
+
+  it("a write key sees upload and edits, but a note instead of the admin-only usage", async () => {
+    window.history.replaceState(null, "", "/system");
+    const failed = create(FileSchema, { ...mkFile(9), state: FileState.FAILED, error: "decode failed" });
+    const { usageCalls } = setup([mkFile(1), failed], { auth: auth() });
+    await signIn("traum_write");
+    expect((await screen.findByTestId("usage-note")).textContent).toContain("need an admin key or token; this session has the write role");
+    expect(screen.queryByText("Calls and errors per RPC")).toBeNull();
+    expect(usageCalls).toEqual([]);
+    expect(screen.getByTestId("session-role").textContent).toBe("Signed in · write");
+
+    fireEvent.click(screen.getByRole("link", { name: "Library" }));
+    await screen.findByText("loop-1.wav");
+    expect(screen.getByLabelText("Upload")).toBeTruthy();
+    expect(screen.getByRole("button", { name: "Retry loop-9.wav" })).toBeTruthy();
+    fireEvent.click(screen.getByRole("checkbox", { name: "Select loop-1.wav" }));
+    const toolbar = screen.getByRole("toolbar", { name: "File actions" });
+    expect(within(toolbar).getAllByRole("button").map((b) => b.textContent)).toEqual(["Edit tags", "Rename", "Delete", "Add to collection"]);
+  });
+
+  it("an admin key sees the usage", async () => {
+    window.history.replaceState(null, "", "/system");
+    const { usageCalls } = setup([], { auth: auth() });
+    await signIn("traum_admin");
+    await screen.findByText("Calls and errors per RPC");
+    expect(screen.queryByTestId("usage-note")).toBeNull();
+    expect(usageCalls.length).toBeGreaterThan(0);
+  });
+
+  it("a read key views and exports collections but cannot create, rename, reorder or remove", async () => {
+    window.history.replaceState(null, "", "/collections");
+    setup([mkFile(2)], { auth: auth() });
+    await signIn("traum_read");
+    await screen.findByRole("link", { name: "Kit" });
+    expect(screen.queryByLabelText("Collection name")).toBeNull();
+    expect(screen.queryByRole("button", { name: "Rename Kit" })).toBeNull();
+    expect(screen.queryByRole("button", { name: "Delete Kit" })).toBeNull();
+    fireEvent.click(screen.getByRole("link", { name: "Kit" }));
+    await screen.findByRole("heading", { name: "Kit", level: 1 });
+    expect(screen.getByRole("link", { name: "Export CSV" }).getAttribute("href")).toContain("/api/collections/c-kit/export");
+    expect(screen.queryByRole("toolbar", { name: "Collection actions" })).toBeNull();
+    expect(screen.queryByRole("button", { name: /^Move / })).toBeNull();
+    expect(screen.queryByRole("button", { name: /^Remove / })).toBeNull();
+  });
+
+  it("a read key searches and auditions, but gets no Add to collection on hits", async () => {
+    window.history.replaceState(null, "", "/search?q=kick");
+    setup([mkFile(1)], { auth: auth() });
+    await signIn("traum_read");
+    await screen.findByRole("link", { name: "loop-1.wav" });
+    expect(screen.getByRole("button", { name: "More like this: loop-1.wav" })).toBeTruthy();
+    expect(screen.getByRole("button", { name: "Play loop-1.wav" })).toBeTruthy();
+    expect(screen.queryByRole("button", { name: "Add to collection: loop-1.wav" })).toBeNull();
+  });
+
+  it("a reload signs in again with the key kept in session storage", async () => {
+    const a = auth();
+    a.storage.set(CREDENTIAL_KEY, "traum_write");
+    const { sessionRequests } = setup([mkFile(1)], { auth: a });
+    await screen.findByText("loop-1.wav");
+    expect(screen.queryByLabelText("API key or token")).toBeNull();
+    expect(sessionRequests).toEqual(["POST traum_write"]);
+  });
+
+  it("a key revoked while signed in brings back the sign-in form with the server's message", async () => {
+    const a = auth();
+    a.storage.set(CREDENTIAL_KEY, "traum_read");
+    setup([mkFile(1)], { auth: a });
+    await screen.findByText("loop-1.wav");
+    a.keys = {};
+    // Any call now fails UNAUTHENTICATED, e.g. the list after a filter change.
+    fireEvent.change(screen.getByLabelText("State"), { target: { value: String(FileState.READY) } });
+    expect((await screen.findByTestId("signin-notice")).textContent).toBe("Your session ended: the API key is unknown or revoked");
+    expect(a.storage.size).toBe(0);
   });
 });

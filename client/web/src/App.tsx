@@ -1,9 +1,13 @@
 import { lazy, Suspense, useEffect, useState, type ReactNode } from "react";
 import { ApiProvider, type Api } from "./api/client";
+import { AuthGate } from "./auth/AuthGate";
+import { useSession } from "./auth/context";
+import type { SessionStore } from "./auth/session";
 import { LiveProvider, useLiveStatus } from "./live/context";
 import { LibraryStream } from "./live/library-stream";
 import { ToastProvider } from "./lib/toasts";
 import { Link, matchRoute, navigate, usePath } from "./lib/router";
+import { ThemeToggle } from "./lib/theme";
 import { UploadProvider } from "./upload/context";
 import { UploadQueue } from "./upload/queue";
 import Library from "./views/Library";
@@ -13,11 +17,18 @@ const System = lazy(() => import("./views/System"));
 const Search = lazy(() => import("./views/Search"));
 const Collections = lazy(() => import("./views/Collections"));
 
-/** `/` focuses the search box from anywhere (opening the search view first), except while typing. */
-function useSlashToSearch() {
+/**
+ * `/` focuses the search box from anywhere (opening the search view first),
+ * except while typing, and not on the sign-in form. Listens while the session
+ * is still being checked, too, so that a `/` pressed right after the page
+ * loaded is not lost.
+ */
+function useSlashToSearch(session?: SessionStore) {
   useEffect(() => {
     const onKey = (e: KeyboardEvent) => {
       if (e.key !== "/" || e.ctrlKey || e.metaKey || e.altKey || e.defaultPrevented) return;
+      const status = session?.getState().status;
+      if (status === "signed-out" || status === "failed") return;
       const t = e.target as HTMLElement | null;
       const tag = t?.tagName?.toLowerCase();
       if (tag === "input" || tag === "textarea" || tag === "select" || t?.isContentEditable) return;
@@ -33,45 +44,7 @@ function useSlashToSearch() {
     };
     window.addEventListener("keydown", onKey);
     return () => window.removeEventListener("keydown", onKey);
-  }, []);
-}
-
-type Theme = "dark" | "light";
-const THEME_KEY = "traum.theme";
-
-export function initialTheme(): Theme {
-  try {
-    const t = localStorage.getItem(THEME_KEY);
-    if (t === "light" || t === "dark") return t;
-  } catch {
-    // Storage disabled.
-  }
-  return "dark";
-}
-
-function ThemeToggle() {
-  const [theme, setTheme] = useState<Theme>(initialTheme);
-  useEffect(() => {
-    document.documentElement.dataset.theme = theme;
-  }, [theme]);
-  return (
-    <button
-      type="button"
-      className="theme-toggle"
-      aria-pressed={theme === "light"}
-      onClick={() => {
-        const next = theme === "light" ? "dark" : "light";
-        setTheme(next);
-        try {
-          localStorage.setItem(THEME_KEY, next);
-        } catch {
-          // Storage disabled: the choice lasts for this page only.
-        }
-      }}
-    >
-      Light theme
-    </button>
-  );
+  }, [session]);
 }
 
 function ConnectionIndicator() {
@@ -87,6 +60,31 @@ function ConnectionIndicator() {
   );
 }
 
+/** With auth required: the session's role, and sign-out. */
+function SessionControls() {
+  const session = useSession();
+  const [busy, setBusy] = useState(false);
+  if (session.auth !== "required" || !session.signOut) return null;
+  const signOut = session.signOut;
+  return (
+    <div className="session-controls">
+      <p className="session-role" data-testid="session-role" title={session.principal ?? undefined}>
+        Signed in · <span className="role-name">{session.role}</span>
+      </p>
+      <button
+        type="button"
+        disabled={busy}
+        onClick={() => {
+          setBusy(true);
+          void signOut().finally(() => setBusy(false));
+        }}
+      >
+        Sign out
+      </button>
+    </div>
+  );
+}
+
 function NavLink({ to, current, children }: { to: string; current: boolean; children: ReactNode }) {
   return (
     <Link to={to} aria-current={current ? "page" : undefined} className="nav-link">
@@ -98,7 +96,6 @@ function NavLink({ to, current, children }: { to: string; current: boolean; chil
 function Routes() {
   const path = usePath();
   const route = matchRoute(path);
-  useSlashToSearch();
   useEffect(() => {
     const titles: Record<string, string> = { library: "Library", search: "Search", file: "File", collections: "Collections", collection: "Collection", system: "System", notFound: "Not found" };
     document.title = `${titles[route.name]} · Traum`;
@@ -128,6 +125,7 @@ function Routes() {
         </nav>
         <div className="header-end">
           <ConnectionIndicator />
+          <SessionControls />
           <ThemeToggle />
         </div>
       </header>
@@ -153,7 +151,17 @@ function Routes() {
   );
 }
 
-export function App({ api }: { api: Api }) {
+/**
+ * The app; with `session`, behind its sign-in (main.tsx), without it as if
+ * auth were off (the unit tests).
+ */
+export function App({ api, session }: { api: Api; session?: SessionStore }) {
+  useSlashToSearch(session);
+  if (!session) return <SignedIn api={api} />;
+  return <AuthGate store={session}>{(generation) => <SignedIn key={generation} api={api} />}</AuthGate>;
+}
+
+function SignedIn({ api }: { api: Api }) {
   const [stream] = useState(() => new LibraryStream({ client: api.audio }));
   const [queue] = useState(
     () => new UploadQueue({ client: api.audio, storage: typeof localStorage === "undefined" ? null : localStorage }),

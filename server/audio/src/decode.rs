@@ -6,7 +6,7 @@
 //! [`decode_to_vec`] collects the whole result.
 
 use std::fs::File;
-use std::io::{ErrorKind, Read, Seek, SeekFrom};
+use std::io::{Cursor, ErrorKind, Read, Seek, SeekFrom};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,9 +20,9 @@ use symphonia::core::io::MediaSource;
 
 use crate::edit_list::FrameWindow;
 use crate::loudness::{ChannelPosition, LevelMeter, SourceLevels, channel_weight};
-use crate::open::{OpenFailure, describe, open_track, seconds};
+use crate::open::{EmptyPackets, OpenFailure, describe, open_track, seconds};
 use crate::resample::MonoResampler;
-use crate::sniff::SUPPORTED_FORMATS;
+use crate::sniff::{SUPPORTED_FORMATS, sniff_reader};
 use crate::{AudioError, AudioFormat};
 
 /// The rate all decoded audio is delivered at.
@@ -30,6 +30,24 @@ pub const OUTPUT_SAMPLE_RATE: u32 = 48_000;
 
 /// Longest audio accepted unless configured otherwise.
 pub const DEFAULT_MAX_DURATION: Duration = Duration::from_secs(30 * 60);
+
+/// Source rates accepted: below, nothing is music; above, nothing real
+/// exists, and the resampler's FFTs grow with the rate.
+const SOURCE_RATES_HZ: std::ops::RangeInclusive<u32> = 1_000..=768_000;
+
+/// Audio decoded beyond the limit before a file is stopped, however much of
+/// it the MP4 edit list discards (real priming and padding stay far below).
+const DECODE_SLACK_SECONDS: f64 = 2.0;
+
+/// The most silence one undecodable packet stands in for: a packet's
+/// duration comes from the container, which may claim hours for one packet
+/// (real packets hold at most 65 535 frames, FLAC's largest block).
+const MAX_SILENCE_FRAMES_PER_PACKET: u64 = 1 << 16;
+
+/// The largest sample magnitude passed on (60 dB above full scale): far
+/// beyond any real float file, small enough that sums over an FFT frame
+/// stay finite.
+const MAX_SAMPLE_MAGNITUDE: f32 = 1_000.0;
 
 /// Corrupt packets in a row after which the stream is considered lost.
 /// A damaged spot rarely spans more than a few packets; a run this long
@@ -39,7 +57,10 @@ const MAX_CONSECUTIVE_FAILURES: u32 = 64;
 /// How a file is decoded.
 #[derive(Debug, Clone)]
 pub struct DecodeOptions {
-    /// Files whose audio lasts longer are refused.
+    /// Files whose audio lasts longer are refused: from the header where
+    /// it declares the length, and in any case while decoding, before each
+    /// packet, so a file that decodes to more than its header says stops
+    /// here (see `Output::past_limit`).
     pub max_duration: Duration,
     /// The sniffed container, used as a hint for symphonia's probe.
     pub format_hint: Option<AudioFormat>,
@@ -86,16 +107,46 @@ pub struct DecodeReport {
 pub fn decode_file(
     path: &Path,
     options: &DecodeOptions,
+    progress: impl FnMut(f64),
+    sink: impl FnMut(&[f32]),
+) -> Result<DecodeReport, AudioError> {
+    let file = File::open(path)?;
+    let len = file.metadata()?.len();
+    decode_source(file, len, options, progress, sink)
+}
+
+/// [`decode_file`] for a file held in memory.
+pub fn decode_bytes(
+    bytes: Vec<u8>,
+    options: &DecodeOptions,
+    progress: impl FnMut(f64),
+    sink: impl FnMut(&[f32]),
+) -> Result<DecodeReport, AudioError> {
+    let len = bytes.len() as u64;
+    decode_source(Cursor::new(bytes), len, options, progress, sink)
+}
+
+fn decode_source<S: Read + Seek + Send + Sync + 'static>(
+    mut inner: S,
+    len: u64,
+    options: &DecodeOptions,
     mut progress: impl FnMut(f64),
     mut sink: impl FnMut(&[f32]),
 ) -> Result<DecodeReport, AudioError> {
-    let (source, mut read) = CountingSource::open(path)?;
-    let mut track = open_track(Box::new(source), options.format_hint).map_err(open_error)?;
+    // Without a sniffed format the file is sniffed here: only what the
+    // upload path would accept reaches symphonia.
+    let format = match options.format_hint {
+        Some(format) => format,
+        None => sniff_reader(&mut inner)?,
+    };
+    let (source, mut read) = CountingSource::new(inner, len);
+    let mut track = open_track(Box::new(source), len, format).map_err(open_error)?;
     let limit_seconds = options.max_duration.as_secs_f64();
     check_declared_duration(&track.params, limit_seconds)?;
 
     let mut output = Output::new(&track.params, track.window.take());
     let mut damage = Damage::default();
+    let mut empty = EmptyPackets::default();
     let mut too_long = false;
     loop {
         let packet = match next_packet(track.reader.as_mut(), &track.codec, output.seconds())? {
@@ -109,11 +160,13 @@ pub fn decode_file(
         if packet.track_id() != track.track_id {
             continue;
         }
+        empty.note(&packet, format)?;
         too_long = too_long || output.past_limit(limit_seconds);
         if too_long {
             // Keep walking packets without decoding them, only to tell the
-            // user how long the file really is.
-            output.source_frames += packet_frames(&packet);
+            // user how long the file really is; walking costs only reads,
+            // which the file's size bounds.
+            output.source_frames = output.source_frames.saturating_add(packet_frames(&packet));
             continue;
         }
         read.report(&mut progress);
@@ -319,6 +372,10 @@ struct Output {
     /// Frames at the source rate so far, silence for skipped packets
     /// included.
     source_frames: u64,
+    /// Frames out of the decoder (and silence) before the edit-list window:
+    /// the work done, which the budget bounds even where the window keeps
+    /// nothing.
+    decoded_frames: u64,
 }
 
 impl Output {
@@ -332,6 +389,7 @@ impl Output {
             mono: Vec::new(),
             resampler: None,
             source_frames: 0,
+            decoded_frames: 0,
         }
     }
 
@@ -341,10 +399,16 @@ impl Output {
     }
 
     /// Whether the audio read so far already lasts longer than
-    /// `limit_seconds` (never while the source rate is unknown).
+    /// `limit_seconds`, or more than that (and some slack) was decoded to
+    /// get it; never while the source rate is unknown. Checked before each
+    /// packet, so a file that decodes to hours stops here, whatever its
+    /// headers declare.
     fn past_limit(&self, limit_seconds: f64) -> bool {
-        self.sample_rate
-            .is_some_and(|rate| self.source_frames > (limit_seconds * f64::from(rate)).floor() as u64)
+        self.sample_rate.is_some_and(|rate| {
+            let frames = |seconds: f64| (seconds * f64::from(rate)).floor() as u64;
+            self.source_frames > frames(limit_seconds)
+                || self.decoded_frames > frames(limit_seconds + DECODE_SLACK_SECONDS)
+        })
     }
 
     /// Decodes one packet; a damaged packet becomes silence of its length,
@@ -380,6 +444,7 @@ impl Output {
         self.channels.get_or_insert(channels as u32);
         let interleaved = interleave(&mut self.interleaved, decoded, channels);
         let frames = interleaved.len() / channels;
+        self.decoded_frames = self.decoded_frames.saturating_add(frames as u64);
         let kept = self
             .window
             .as_mut()
@@ -400,6 +465,7 @@ impl Output {
     /// Adopts the rate of the first decoded packet and refuses a change
     /// after it, which the resampler cannot follow.
     fn check_rate(&mut self, rate: u32) -> Result<(), AudioError> {
+        accepted_rate(rate)?;
         match self.sample_rate {
             None => self.sample_rate = Some(rate),
             Some(current) if current != rate => {
@@ -415,6 +481,8 @@ impl Output {
     /// Replaces a packet that could not be decoded by `frames` frames of
     /// silence, so every later timestamp stays where it belongs.
     fn fill_silence(&mut self, frames: u64) {
+        let frames = frames.min(MAX_SILENCE_FRAMES_PER_PACKET);
+        self.decoded_frames = self.decoded_frames.saturating_add(frames);
         let frames = usize::try_from(frames).unwrap_or(usize::MAX);
         let kept = self
             .window
@@ -440,6 +508,8 @@ impl Output {
         };
         self.source_frames += self.mono.len() as u64;
         if self.resampler.is_none() {
+            // The rate may be the header's alone, when nothing decoded yet.
+            accepted_rate(rate)?;
             self.resampler = Some(MonoResampler::new(rate)?);
         }
         if let Some(resampler) = self.resampler.as_mut() {
@@ -465,8 +535,25 @@ impl Output {
     }
 }
 
+/// Refuses a source rate outside [`SOURCE_RATES_HZ`].
+fn accepted_rate(rate: u32) -> Result<(), AudioError> {
+    if SOURCE_RATES_HZ.contains(&rate) {
+        return Ok(());
+    }
+    Err(AudioError::Unsupported(format!(
+        "the sample rate of {rate} Hz is outside the {} to {} Hz accepted",
+        SOURCE_RATES_HZ.start(),
+        SOURCE_RATES_HZ.end()
+    )))
+}
+
 /// Copies `decoded` into the reused interleaved buffer, first replacing it
 /// by a larger one when the packet holds more frames than it can take.
+///
+/// Float PCM carries whatever bits the file holds: NaN and infinities
+/// become silence and magnitudes are capped at [`MAX_SAMPLE_MAGNITUDE`],
+/// since one NaN spreads through the resampler's FFT (whose check then
+/// panics) and through every level and descriptor after it.
 fn interleave<'a>(
     buffer: &'a mut Option<SampleBuffer<f32>>,
     decoded: AudioBufferRef<'_>,
@@ -479,6 +566,13 @@ fn interleave<'a>(
     let spec = *decoded.spec();
     let buffer = buffer.get_or_insert_with(|| SampleBuffer::new(decoded.capacity() as u64, spec));
     buffer.copy_interleaved_ref(decoded);
+    for sample in buffer.samples_mut() {
+        *sample = if sample.is_finite() {
+            sample.clamp(-MAX_SAMPLE_MAGNITUDE, MAX_SAMPLE_MAGNITUDE)
+        } else {
+            0.0
+        };
+    }
     buffer.samples()
 }
 
@@ -519,28 +613,27 @@ fn loudness_weights(channels: Channels) -> Vec<f64> {
 
 /// A file that publishes how far it has been read, for progress reports
 /// independent of the container's notion of time.
-struct CountingSource {
-    file: File,
+struct CountingSource<S> {
+    file: S,
     len: u64,
     position: Arc<AtomicU64>,
 }
 
-impl CountingSource {
-    /// Opens `path` together with the progress that follows its reads.
-    fn open(path: &Path) -> std::io::Result<(Self, ReadProgress)> {
-        let file = File::open(path)?;
-        let len = file.metadata()?.len();
+impl<S> CountingSource<S> {
+    /// Wraps `file` (of `len` bytes) together with the progress that
+    /// follows its reads.
+    fn new(file: S, len: u64) -> (Self, ReadProgress) {
         let position = Arc::new(AtomicU64::new(0));
         let progress = ReadProgress {
             position: Arc::clone(&position),
             len,
             reported: 0.0,
         };
-        Ok((Self { file, len, position }, progress))
+        (Self { file, len, position }, progress)
     }
 }
 
-impl Read for CountingSource {
+impl<S: Read> Read for CountingSource<S> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let read = self.file.read(buf)?;
         self.position.fetch_add(read as u64, Ordering::Relaxed);
@@ -548,7 +641,7 @@ impl Read for CountingSource {
     }
 }
 
-impl Seek for CountingSource {
+impl<S: Seek> Seek for CountingSource<S> {
     fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
         let at = self.file.seek(pos)?;
         self.position.store(at, Ordering::Relaxed);
@@ -556,7 +649,7 @@ impl Seek for CountingSource {
     }
 }
 
-impl MediaSource for CountingSource {
+impl<S: Read + Seek + Send + Sync> MediaSource for CountingSource<S> {
     fn is_seekable(&self) -> bool {
         true
     }
@@ -983,5 +1076,32 @@ mod tests {
         let err =
             decode_to_vec(&dir.path().join("missing.wav"), &DecodeOptions::default(), |_| {}).unwrap_err();
         assert!(matches!(err, AudioError::Io(_)), "{err}");
+    }
+
+    #[test]
+    fn silence_for_one_undecodable_packet_is_bounded() {
+        // A container may give one packet a duration of hours; the silence
+        // standing in for it, when it cannot be decoded, is not allocated
+        // from that.
+        let mut params = CodecParameters::new();
+        params.with_sample_rate(44_100);
+        let mut output = Output::new(&params, None);
+        output.fill_silence(u64::MAX);
+        assert_eq!(output.mono.len() as u64, MAX_SILENCE_FRAMES_PER_PACKET);
+        assert_eq!(output.decoded_frames, MAX_SILENCE_FRAMES_PER_PACKET);
+    }
+
+    #[test]
+    fn sample_rates_beyond_any_real_file_are_refused() {
+        for rate in [1, 999, 768_001, u32::MAX] {
+            let err = accepted_rate(rate).unwrap_err();
+            assert!(
+                err.to_string().contains(&format!("{rate} Hz is outside")),
+                "{err}"
+            );
+        }
+        for rate in [1_000, 8_000, 44_100, 767_999, 768_000] {
+            accepted_rate(rate).unwrap();
+        }
     }
 }

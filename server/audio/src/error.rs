@@ -23,6 +23,9 @@ pub enum AudioError {
     /// The file could not be read.
     #[error("cannot read audio file: {0}")]
     Io(#[from] std::io::Error),
+    /// Reading or analysing this file panicked; see [`crate::isolate`].
+    #[error("the {stage} crashed on this file: {message}")]
+    Crashed { stage: crate::Stage, message: String },
 }
 
 /// Result alias of this crate.

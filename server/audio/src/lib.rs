@@ -6,11 +6,16 @@
 //! Everything here is synchronous and CPU-bound or blocking: callers run it
 //! on a blocking pool, never on an async runtime.
 
+#[cfg(test)]
+mod crafted;
 pub mod decode;
 pub mod descriptors;
 mod edit_list;
 mod error;
 mod format;
+#[cfg(test)]
+mod hostile;
+mod isolate;
 pub mod key;
 pub mod loudness;
 mod open;
@@ -18,18 +23,22 @@ mod probe;
 mod resample;
 mod sniff;
 mod stft;
+mod structure;
 pub mod tempo;
 #[cfg(test)]
 mod testgen;
 mod waveform;
 
-pub use self::decode::{DecodeOptions, DecodeReport, OUTPUT_SAMPLE_RATE, decode_file, decode_to_vec};
+pub use self::decode::{
+    DecodeOptions, DecodeReport, OUTPUT_SAMPLE_RATE, decode_bytes, decode_file, decode_to_vec,
+};
 pub use self::descriptors::{Descriptors, analyse};
 pub use self::error::{AudioError, Result};
 pub use self::format::AudioFormat;
+pub use self::isolate::{Stage, isolate};
 pub use self::key::{KeyEstimate, KeyMode, MusicalKey};
 pub use self::loudness::SourceLevels;
-pub use self::probe::{AudioProperties, probe_file};
-pub use self::sniff::{SNIFF_BYTES, SUPPORTED_FORMATS, sniff_format};
+pub use self::probe::{AudioProperties, probe_bytes, probe_file};
+pub use self::sniff::{SNIFF_BYTES, SUPPORTED_FORMATS, sniff_file, sniff_format, sniff_reader};
 pub use self::tempo::TempoEstimate;
 pub use self::waveform::{MAX_DETAIL_PAIRS, OVERVIEW_PAIRS, PeakLevel, WaveformPeaks, waveform};

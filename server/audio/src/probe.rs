@@ -2,11 +2,13 @@
 //! find the true length, so truncated and corrupt files are caught.
 
 use std::fs::File;
+use std::io::Cursor;
 use std::path::Path;
 
 use symphonia::core::errors::Error as SymphoniaError;
+use symphonia::core::io::MediaSource;
 
-use crate::open::{OpenedTrack, describe, open_track, seconds};
+use crate::open::{EmptyPackets, OpenedTrack, describe, open_track, seconds};
 use crate::{AudioError, AudioFormat};
 
 /// Header properties of a file, as the probe finds them.
@@ -31,12 +33,30 @@ const TRUNCATION_SLACK_FRAMES: u64 = 8192;
 pub fn probe_file(
     path: &Path,
     format: AudioFormat,
-    mut progress: impl FnMut(f64),
+    progress: impl FnMut(f64),
 ) -> Result<AudioProperties, AudioError> {
     let file = File::open(path)?;
     let file_len = file.metadata()?.len();
-    let opened =
-        open_track(Box::new(file), Some(format)).map_err(|failure| failure.into_error(Some(format)))?;
+    probe_source(Box::new(file), file_len, format, progress)
+}
+
+/// [`probe_file`] for a file held in memory.
+pub fn probe_bytes(
+    bytes: Vec<u8>,
+    format: AudioFormat,
+    progress: impl FnMut(f64),
+) -> Result<AudioProperties, AudioError> {
+    let len = bytes.len() as u64;
+    probe_source(Box::new(Cursor::new(bytes)), len, format, progress)
+}
+
+fn probe_source(
+    source: Box<dyn MediaSource>,
+    file_len: u64,
+    format: AudioFormat,
+    mut progress: impl FnMut(f64),
+) -> Result<AudioProperties, AudioError> {
+    let opened = open_track(source, file_len, format).map_err(|failure| failure.into_error(Some(format)))?;
     let OpenedTrack {
         mut reader,
         track_id,
@@ -49,6 +69,7 @@ pub fn probe_file(
     let mut frames: u64 = 0;
     let mut decoded_spec = None;
     let mut packets: u64 = 0;
+    let mut empty = EmptyPackets::default();
     loop {
         let packet = match reader.next_packet() {
             Ok(packet) => packet,
@@ -66,10 +87,11 @@ pub fn probe_file(
         if packet.track_id() != track_id {
             continue;
         }
+        empty.note(&packet, format)?;
         packets += 1;
         // Readers that trim (symphonia's `trim_packet`) shorten `dur` by the
         // trimmed frames themselves.
-        frames += packet.dur;
+        frames = frames.saturating_add(packet.dur);
         if decoded_spec.is_none() {
             let decoded = decoder.decode(&packet).map_err(|err| {
                 AudioError::Corrupt(format!(
@@ -95,7 +117,7 @@ pub fn probe_file(
         .filter(|rate| *rate > 0)
         .ok_or_else(|| AudioError::Corrupt("the sample rate is missing from the headers".to_owned()))?;
     if let Some(declared) = params.n_frames
-        && frames + TRUNCATION_SLACK_FRAMES < declared
+        && frames.saturating_add(TRUNCATION_SLACK_FRAMES) < declared
     {
         return Err(AudioError::Corrupt(format!(
             "{} file is truncated: its header declares {:.2} s of audio but the data ends at {:.2} s",

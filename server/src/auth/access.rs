@@ -86,11 +86,17 @@ pub fn is_audited(path: &str) -> bool {
 pub const AUDIO_ROUTE: &str = "/api/files/{id}/audio";
 /// A collection as CSV, JSON, M3U8 or zip.
 pub const EXPORT_ROUTE: &str = "/api/collections/{id}/export";
+/// The web app's sign-in: it checks the credential it is given itself.
+pub const SESSION_ROUTE: &str = "/api/session";
 
 /// The web port's HTTP routes (axum patterns) besides gRPC-Web, whose paths
 /// are the RPCs' own. Anything else on that port is the web app's static
 /// files, which are open.
-pub const HTTP_ROUTES: &[(&str, Access)] = &[(AUDIO_ROUTE, READ), (EXPORT_ROUTE, READ)];
+pub const HTTP_ROUTES: &[(&str, Access)] = &[
+    (AUDIO_ROUTE, READ),
+    (EXPORT_ROUTE, READ),
+    (SESSION_ROUTE, Access::Open),
+];
 
 /// What the gRPC method at `path` needs. An unknown path needs `admin`:
 /// refused to everyone else, and answered UNIMPLEMENTED by tonic for admins.

@@ -5,6 +5,7 @@
 //! nothing here knows about gRPC.
 
 mod access;
+mod limits;
 mod token;
 
 use std::collections::HashMap;
@@ -20,9 +21,10 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 pub use self::access::{
-    AUDIO_ROUTE, AUDITED_RPCS, Access, EXPORT_ROUTE, HTTP_ROUTES, RPC_ACCESS, access_of_http, access_of_rpc,
-    is_audited,
+    AUDIO_ROUTE, AUDITED_RPCS, Access, EXPORT_ROUTE, HTTP_ROUTES, RPC_ACCESS, SESSION_ROUTE, access_of_http,
+    access_of_rpc, is_audited,
 };
+pub use self::limits::{CallClass, Limiter, Limits, Rate, UploadSlot};
 pub use self::token::TokenVerifier;
 use crate::error::{Error, Result};
 use crate::store::Store;
@@ -39,7 +41,7 @@ const MAX_NAME_CHARS: usize = 100;
 const TOUCH_INTERVAL: Duration = Duration::from_secs(60);
 
 /// What a credential allows; each role includes the ones before it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Read,
@@ -119,16 +121,27 @@ struct Inner {
     mode: AuthMode,
     store: Store,
     tokens: Option<TokenVerifier>,
+    limiter: Limiter,
     touched: Mutex<HashMap<String, Instant>>,
 }
 
+/// What [`Auth::admit`] decided about one call.
+pub struct Admission {
+    /// The caller, when a credential was accepted (also when its role was
+    /// too small, for the audit log).
+    pub principal: Option<Principal>,
+    /// Go ahead (holding an upload slot for upload calls), or the refusal.
+    pub decision: Result<Option<UploadSlot>>,
+}
+
 impl Auth {
-    pub fn new(mode: AuthMode, store: Store, tokens: Option<TokenVerifier>) -> Self {
+    pub fn new(mode: AuthMode, store: Store, tokens: Option<TokenVerifier>, limits: Limits) -> Self {
         Self {
             inner: Arc::new(Inner {
                 mode,
                 store,
                 tokens,
+                limiter: Limiter::new(limits),
                 touched: Mutex::new(HashMap::new()),
             }),
         }
@@ -138,21 +151,93 @@ impl Auth {
         self.inner.mode
     }
 
-    /// Decides a call that needs `access`, given its request headers: the
-    /// caller when a credential was checked, `None` when none was needed.
-    pub async fn check(&self, access: Access, headers: &HeaderMap) -> Result<Option<Principal>> {
-        let (principal, decision) = self.decide(access, headers).await;
-        decision.map(|()| principal)
+    /// Decides a call that needs `access`, given its request headers and
+    /// the client's address (`ip 1.2.3.4`): the caller when a credential was
+    /// checked, `None` when none was needed.
+    pub async fn check(
+        &self,
+        access: Access,
+        headers: &HeaderMap,
+        client: &str,
+    ) -> Result<Option<Principal>> {
+        let admission = self.admit(access, CallClass::Other, headers, client).await;
+        admission.decision.map(|_| admission.principal)
     }
 
-    /// Like [`Auth::check`], but also names a caller whose credential is
-    /// valid when its role is too small, for the audit log.
-    pub async fn decide(&self, access: Access, headers: &HeaderMap) -> (Option<Principal>, Result<()>) {
+    /// Like [`Auth::check`] for the web port's GET routes, which also take
+    /// the session cookie: a browser sends no header with `<audio src>`.
+    /// Only reads are reached this way, so a forged cross-site request
+    /// (blocked by `SameSite=Strict` anyway) could change nothing.
+    pub async fn check_with_cookie(&self, access: Access, headers: &HeaderMap, client: &str) -> Result<()> {
+        let (_, decision) = self.decide_from(access, headers, true).await;
+        if let Err(Error::Unauthenticated(_)) = &decision
+            && credential_from(headers, true).ok().flatten().is_some()
+        {
+            tokio::time::sleep(self.inner.limiter.failure_delay(client)).await;
+        }
+        decision
+    }
+
+    /// The caller a request's credential (header or session cookie) names,
+    /// with no role required: what the web app's session endpoint reports.
+    pub async fn whoami(&self, headers: &HeaderMap, client: &str) -> Result<Option<Principal>> {
+        let Some(credential) = credential_from(headers, true)? else {
+            return Ok(None);
+        };
+        match self.authenticate(credential).await {
+            Ok(principal) => Ok(Some(principal)),
+            Err(err) => {
+                let err = count_failure(err);
+                tokio::time::sleep(self.inner.limiter.failure_delay(client)).await;
+                Err(err)
+            }
+        }
+    }
+
+    /// Authenticates, authorizes and rate-limits one call of `class`.
+    /// Failed credentials are answered late (see [`Limiter::failure_delay`]).
+    pub async fn admit(
+        &self,
+        access: Access,
+        class: CallClass,
+        headers: &HeaderMap,
+        client: &str,
+    ) -> Admission {
+        let (principal, decision) = self.decide(access, headers).await;
+        if let Err(Error::Unauthenticated(_)) = &decision
+            && credential(headers).ok().flatten().is_some()
+        {
+            tokio::time::sleep(self.inner.limiter.failure_delay(client)).await;
+        }
+        let decision = match decision {
+            Ok(()) => {
+                let caller = principal
+                    .as_ref()
+                    .map_or_else(|| client.to_owned(), principal_name);
+                self.inner.limiter.admit(class, &caller)
+            }
+            Err(err) => Err(err),
+        };
+        Admission { principal, decision }
+    }
+
+    /// The caller and whether its credential allows the call; the caller
+    /// is named also when its role is too small, for the audit log.
+    async fn decide(&self, access: Access, headers: &HeaderMap) -> (Option<Principal>, Result<()>) {
+        self.decide_from(access, headers, false).await
+    }
+
+    async fn decide_from(
+        &self,
+        access: Access,
+        headers: &HeaderMap,
+        cookie: bool,
+    ) -> (Option<Principal>, Result<()>) {
         let needed = match (self.inner.mode, access) {
             (AuthMode::Off, _) | (_, Access::Open) => return (None, Ok(())),
             (AuthMode::Required, Access::Role(role)) => role,
         };
-        let credential = match credential(headers) {
+        let credential = match credential_from(headers, cookie) {
             Ok(Some(credential)) => credential,
             Ok(None) => {
                 return (
@@ -257,6 +342,14 @@ impl Auth {
     }
 }
 
+/// How a caller is named in audit entries and limit messages.
+pub fn principal_name(principal: &Principal) -> String {
+    match principal.kind {
+        CredentialKind::ApiKey => format!("key {}", principal.subject),
+        CredentialKind::Token => format!("token {}", principal.subject),
+    }
+}
+
 /// Creates a key in `store` (also used by `traum-server keys create`, which
 /// has a store but no server).
 pub async fn create_key(store: &Store, name: &str, role: Role) -> Result<(ApiKeyRecord, String)> {
@@ -299,6 +392,32 @@ pub fn secret_sha256(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
+/// The cookie the web app's session keeps its credential in, for what a
+/// browser fetches without script (`<audio src>`, downloads).
+pub const SESSION_COOKIE: &str = "traum_session";
+
+/// The credential of a request: `authorization: Bearer …`, else
+/// `x-api-key`, else (where `cookie` allows) the session cookie.
+fn credential_from(headers: &HeaderMap, cookie: bool) -> Result<Option<&str>> {
+    let found = credential(headers)?;
+    if found.is_some() || !cookie {
+        return Ok(found);
+    }
+    Ok(session_cookie(headers))
+}
+
+/// The session cookie's value, if the request carries one.
+pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, value)| *name == SESSION_COOKIE && !value.is_empty())
+        .map(|(_, value)| value)
+}
+
 /// The credential of a request: `authorization: Bearer …`, else `x-api-key`.
 fn credential(headers: &HeaderMap) -> Result<Option<&str>> {
     if let Some(value) = headers.get(http::header::AUTHORIZATION) {
@@ -338,6 +457,23 @@ mod tests {
         assert!(matches!(credential(&headers), Err(Error::Unauthenticated(_))));
         headers.insert(http::header::AUTHORIZATION, "Bearer".parse().unwrap());
         assert!(matches!(credential(&headers), Err(Error::Unauthenticated(_))));
+    }
+
+    #[test]
+    fn the_session_cookie_counts_only_where_allowed() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            http::header::COOKIE,
+            "theme=dark; traum_session=traum_abc; x=1".parse().unwrap(),
+        );
+        assert_eq!(credential_from(&headers, false).unwrap(), None);
+        assert_eq!(credential_from(&headers, true).unwrap(), Some("traum_abc"));
+        headers.insert("x-api-key", "traum_header".parse().unwrap());
+        assert_eq!(
+            credential_from(&headers, true).unwrap(),
+            Some("traum_header"),
+            "a header wins"
+        );
     }
 
     #[test]

@@ -9,13 +9,14 @@ use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
-use traum_audio::OUTPUT_SAMPLE_RATE;
+use traum_audio::{OUTPUT_SAMPLE_RATE, Stage};
 use traum_clap::mel::{LogMelExtractor, MelConfig, MelWindow, Windowing};
 use traum_clap::{ClapError, ClapModel, Device, default_device, pool_windows};
 
 use super::ModelSettings;
 use crate::domain::{FileEmbeddings, WindowEmbedding};
 use crate::error::{Error, Result};
+use crate::isolation::guarded;
 use crate::telemetry::metrics;
 
 /// Distinct text queries whose vectors are kept.
@@ -184,7 +185,12 @@ impl Engine {
         mut progress: impl FnMut(f64) + Send,
     ) -> Result<FileEmbeddings> {
         let engine = self.clone();
-        let windows = tokio::task::spawn_blocking(move || engine.mel_windows(&samples)).await??;
+        let windows = tokio::task::spawn_blocking(move || {
+            guarded(Stage::Analysis, "log-mel features", || {
+                engine.mel_windows(&samples)
+            })
+        })
+        .await??;
         let total = windows.len();
         let mut raw = Vec::with_capacity(total);
         for chunk in windows.chunks(self.batch_size) {

@@ -329,7 +329,11 @@ fn invalid(message: &str) -> Status {
     Status::invalid_argument(message)
 }
 
-/// A client stream that broke off: the client went away mid-way.
+/// A client stream that broke off: the client went away mid-way, or it
+/// stalled past the idle timeout.
 pub(super) fn broken_stream(status: &Status) -> Error {
+    if status.code() == tonic::Code::DeadlineExceeded {
+        return Error::Stalled(status.message().to_owned());
+    }
     Error::Aborted(format!("upload stream broke off: {}", status.message()))
 }

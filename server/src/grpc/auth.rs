@@ -14,7 +14,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::audit::AuditSlot;
-use crate::auth::{Auth, access_of_rpc};
+use crate::auth::{Auth, CallClass, access_of_rpc};
 
 /// Tower layer that authenticates and authorizes every gRPC call.
 #[derive(Clone)]
@@ -63,22 +63,50 @@ where
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let access = access_of_rpc(request.uri().path());
+        let class = CallClass::of(request.uri().path());
+        let client = client_of(request.extensions());
         let auth = self.auth.clone();
         // Take the service that was driven to readiness, leave a clone.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         Box::pin(async move {
-            let (principal, decision) = auth.decide(access, request.headers()).await;
-            if let Some(principal) = principal {
+            let admission = auth.admit(access, class, request.headers(), &client).await;
+            if let Some(principal) = admission.principal {
                 if let Some(slot) = request.extensions().get::<AuditSlot>() {
                     slot.set_principal(principal.clone());
                 }
                 request.extensions_mut().insert(principal);
             }
-            match decision {
-                Ok(()) => inner.call(request).await,
+            match admission.decision {
+                // An upload's slot is held until its call has answered.
+                Ok(_slot) => inner.call(request).await,
                 Err(err) => Ok(Status::from(err).into_http()),
             }
         })
     }
+}
+
+/// The client's address as limits key it: tonic records the TCP peer of
+/// native calls, axum that of gRPC-Web and HTTP calls.
+pub fn client_of(extensions: &http::Extensions) -> String {
+    use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+    let peer = extensions
+        .get::<TcpConnectInfo>()
+        .and_then(TcpConnectInfo::remote_addr)
+        .or_else(|| {
+            extensions
+                .get::<TlsConnectInfo<TcpConnectInfo>>()
+                .and_then(|info| info.get_ref().remote_addr())
+        })
+        .or_else(|| {
+            extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|info| info.0)
+        })
+        .or_else(|| {
+            extensions
+                .get::<axum::extract::ConnectInfo<crate::tls::TlsPeer>>()
+                .map(|info| info.0.0)
+        });
+    peer.map_or_else(|| "ip unknown".to_owned(), |addr| format!("ip {}", addr.ip()))
 }

@@ -6,13 +6,15 @@ mod analytics;
 mod audio;
 mod auth;
 mod convert;
+mod idle;
 mod search;
 mod status;
 
 pub use self::admin::AdminApi;
 pub use self::analytics::AnalyticsApi;
 pub use self::audio::AudioApi;
-pub use self::auth::AuthLayer;
+pub use self::auth::{AuthLayer, client_of};
+pub use self::idle::UploadIdleLayer;
 pub use self::search::SearchApi;
 pub use self::status::REQUEST_ID_HEADER;
 

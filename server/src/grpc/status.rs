@@ -12,10 +12,23 @@ use crate::error::{Error, Problem};
 /// Header carrying the request id of an internal error.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
+/// Metadata key with the seconds to wait before retrying a limited call.
+pub const RETRY_AFTER_HEADER: &str = "retry-after";
+
 impl From<Error> for Status {
     fn from(err: Error) -> Self {
         match err.public() {
-            Some((problem, message)) => Status::new(code(problem), message),
+            Some((problem, message)) => {
+                let mut status = Status::new(code(problem), message);
+                if let Some(wait) = err.retry_after() {
+                    // Whole seconds, rounded up, as HTTP's Retry-After.
+                    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                    if let Ok(value) = seconds.to_string().parse() {
+                        status.metadata_mut().insert(RETRY_AFTER_HEADER, value);
+                    }
+                }
+                status
+            }
             None => internal(&err),
         }
     }
@@ -34,6 +47,8 @@ fn code(problem: Problem) -> Code {
         Problem::Unavailable => Code::Unavailable,
         Problem::Unauthenticated => Code::Unauthenticated,
         Problem::PermissionDenied => Code::PermissionDenied,
+        Problem::RateLimited => Code::ResourceExhausted,
+        Problem::Stalled => Code::DeadlineExceeded,
     }
 }
 
@@ -123,6 +138,15 @@ mod tests {
                 Code::PermissionDenied,
                 "needs write",
             ),
+            (
+                Error::RateLimited {
+                    message: "slow down".into(),
+                    retry_after: std::time::Duration::from_millis(1500),
+                },
+                Code::ResourceExhausted,
+                "slow down",
+            ),
+            (Error::Stalled("idle".into()), Code::DeadlineExceeded, "idle"),
             (
                 Error::Audio(AudioError::Unsupported("Ogg Opus audio is not supported".into())),
                 Code::InvalidArgument,

@@ -7,7 +7,9 @@ use std::time::Instant;
 
 use tokio::sync::watch;
 
-use traum_audio::{DecodeOptions, DecodeReport, OUTPUT_SAMPLE_RATE, SourceLevels, decode_to_vec, probe_file};
+use traum_audio::{
+    DecodeOptions, DecodeReport, OUTPUT_SAMPLE_RATE, SourceLevels, Stage, decode_to_vec, probe_file,
+};
 
 use super::Jobs;
 use crate::blob::hash_file;
@@ -15,6 +17,7 @@ use crate::domain::{
     AudioFormat, AudioProperties, Descriptors, FileEmbeddings, JobRecord, JobStage, StoredWaveform,
 };
 use crate::error::{Error, Result};
+use crate::isolation::guarded;
 
 /// State carried between the stages of one run. Decoded audio lives here,
 /// in memory only, from `decode` to `embed`; a run resumed after a restart
@@ -57,13 +60,14 @@ impl Jobs {
                 })
             }
             JobStage::Probe => {
-                let format = file.format;
+                let (format, file_id) = (file.format, file.id.clone());
                 tokio::task::spawn_blocking(move || {
-                    probe_file(&blob_path, format, |fraction| {
-                        progress_tx.send_replace(fraction);
+                    guarded(Stage::Probe, &file_id, || {
+                        let properties = probe_file(&blob_path, format, |fraction| {
+                            progress_tx.send_replace(fraction);
+                        })?;
+                        Ok(StageOutput::Probed(properties))
                     })
-                    .map(StageOutput::Probed)
-                    .map_err(Error::from)
                 })
             }
             JobStage::Decode => {
@@ -71,32 +75,38 @@ impl Jobs {
                     max_duration: self.inner.max_duration,
                     format_hint: Some(file.format),
                 };
+                let file_id = file.id.clone();
                 tokio::task::spawn_blocking(move || {
-                    let (samples, report) = decode_to_vec(&blob_path, &options, |fraction| {
-                        progress_tx.send_replace(fraction);
-                    })?;
-                    Ok(StageOutput::Decoded(samples, report))
+                    guarded(Stage::Decode, &file_id, || {
+                        let (samples, report) = decode_to_vec(&blob_path, &options, |fraction| {
+                            progress_tx.send_replace(fraction);
+                        })?;
+                        Ok(StageOutput::Decoded(samples, report))
+                    })
                 })
             }
             JobStage::Analyse => {
                 let samples = self
-                    .decoded_samples(context, &blob_path, file.format, &progress_tx)
+                    .decoded_samples(context, &blob_path, file.format, &file.id, &progress_tx)
                     .await?;
                 let share_done = *progress_tx.borrow();
                 let levels = context.levels;
+                let file_id = file.id.clone();
                 tokio::task::spawn_blocking(move || {
-                    let analysis =
-                        traum_audio::analyse(&samples, OUTPUT_SAMPLE_RATE, Some(levels), |fraction| {
-                            progress_tx.send_replace(share_done + fraction * (1.0 - share_done));
-                        });
-                    let waveform = StoredWaveform::of(&samples, OUTPUT_SAMPLE_RATE);
-                    Ok(StageOutput::Analysed(analysis, waveform))
+                    guarded(Stage::Analysis, &file_id, || {
+                        let analysis =
+                            traum_audio::analyse(&samples, OUTPUT_SAMPLE_RATE, Some(levels), |fraction| {
+                                progress_tx.send_replace(share_done + fraction * (1.0 - share_done));
+                            });
+                        let waveform = StoredWaveform::of(&samples, OUTPUT_SAMPLE_RATE);
+                        Ok(StageOutput::Analysed(analysis, waveform))
+                    })
                 })
             }
             JobStage::Embed => {
                 let engine = self.inner.embedder.ready()?;
                 let samples = self
-                    .decoded_samples(context, &blob_path, file.format, &progress_tx)
+                    .decoded_samples(context, &blob_path, file.format, &file.id, &progress_tx)
                     .await?;
                 let share_done = *progress_tx.borrow();
                 tokio::spawn(async move {
@@ -153,6 +163,7 @@ impl Jobs {
         context: &mut RunContext,
         blob_path: &Path,
         format: AudioFormat,
+        file_id: &str,
         progress_tx: &watch::Sender<f64>,
     ) -> Result<Arc<Vec<f32>>> {
         if let Some(samples) = &context.decoded {
@@ -163,9 +174,12 @@ impl Jobs {
             format_hint: Some(format),
         };
         let (path, progress) = (blob_path.to_path_buf(), progress_tx.clone());
+        let file_id = file_id.to_owned();
         let (samples, report) = tokio::task::spawn_blocking(move || {
-            decode_to_vec(&path, &options, |fraction| {
-                progress.send_replace(fraction * 0.5);
+            guarded(Stage::Decode, &file_id, || {
+                Ok(decode_to_vec(&path, &options, |fraction| {
+                    progress.send_replace(fraction * 0.5);
+                })?)
             })
         })
         .await??;

@@ -1,9 +1,11 @@
 //! The workers: each claims a queued job and runs it stage by stage until it
 //! succeeds, fails, waits for the model or is checkpointed for shutdown.
 
+use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use futures::FutureExt;
 
 use super::Jobs;
 use super::stages::RunContext;
@@ -30,8 +32,21 @@ impl Jobs {
                 Ok(Some(job)) => {
                     self.update_queue_gauge().await;
                     tracing::info!(worker, job_id = %job.id, file_id = %job.file_id, stage = %job.stage, "job started");
-                    if let Err(err) = self.run(job).await {
-                        tracing::error!(worker, error = %err, "job bookkeeping failed");
+                    let (job_id, file_id) = (job.id.clone(), job.file_id.clone());
+                    // The file's own work is guarded where it runs; this
+                    // keeps the worker alive through a panic anywhere else
+                    // in the job, which then fails on its own.
+                    match AssertUnwindSafe(self.run(job)).catch_unwind().await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(err)) => tracing::error!(worker, error = %err, "job bookkeeping failed"),
+                        Err(panic) => {
+                            let cause = panic
+                                .downcast_ref::<String>()
+                                .cloned()
+                                .or_else(|| panic.downcast_ref::<&str>().map(|text| (*text).to_owned()))
+                                .unwrap_or_else(|| "no message".to_owned());
+                            self.fail_after_panic(worker, &job_id, &file_id, &cause).await;
+                        }
                     }
                 }
                 Ok(None) => {
@@ -116,6 +131,26 @@ impl Jobs {
         metrics::JOBS_FINISHED.increment([JobState::Succeeded.as_str().to_owned()], 1);
         tracing::info!(job_id = %job.id, file_id = %job.file_id, "job succeeded");
         Ok(())
+    }
+
+    /// Records a job whose run panicked outside the guarded audio work as
+    /// failed, so it neither stays running nor is retried for ever.
+    async fn fail_after_panic(&self, worker: usize, job_id: &str, file_id: &str, cause: &str) {
+        let message = format!("processing crashed on this file: {cause}");
+        tracing::error!(worker, job_id, file_id, error = %message, "job panicked; the worker goes on");
+        let failed = async {
+            let mut job = self.inner.store.get_job(job_id).await?;
+            job.fail(message.clone(), Utc::now());
+            self.inner
+                .store
+                .set_file_state(file_id, FileState::Failed, Some(&message))
+                .await?;
+            self.save(&mut job).await
+        };
+        if let Err(err) = failed.await {
+            tracing::error!(worker, job_id, error = %err, "cannot record the panicked job as failed");
+        }
+        metrics::JOBS_FINISHED.increment([JobState::Failed.as_str().to_owned()], 1);
     }
 
     async fn save(&self, job: &mut JobRecord) -> Result<()> {

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
-use traum_audio::{DecodeOptions, decode_to_vec};
+use traum_audio::{DecodeOptions, Stage, decode_bytes};
 use traum_index::vector::VectorIndexConfig;
 
 use self::keywords::Keywords;
@@ -29,6 +29,7 @@ use self::vectors::{VectorSet, Vectors};
 use crate::domain::{FileRecord, FileState, SearchFilter, StoredEmbedding};
 use crate::embed::{Embedder, Engine, normalized};
 use crate::error::{Error, Result};
+use crate::isolation::guarded;
 use crate::store::{Store, UsageKind, UsageRow};
 use crate::usage::UsageRecorder;
 
@@ -319,7 +320,7 @@ impl Search {
         if clip.is_empty() {
             return Err(Error::InvalidArgument("the example clip is empty".into()));
         }
-        let samples = tokio::task::spawn_blocking(move || decode_clip(&clip)).await??;
+        let samples = tokio::task::spawn_blocking(move || decode_clip(clip)).await??;
         let embedded = engine.embed_audio(Arc::new(samples), |_| {}).await?;
         let page = self
             .ranked(
@@ -515,15 +516,18 @@ impl Search {
 }
 
 /// Decodes an example clip given as bytes, through a temp file.
-fn decode_clip(clip: &[u8]) -> Result<Vec<f32>> {
-    let mut file = tempfile::NamedTempFile::new()?;
-    std::io::Write::write_all(&mut file, clip)?;
+/// Decodes an example clip, sniffed like an upload (only the formats an
+/// upload may have reach a decoder), with a crash failing the clip alone.
+fn decode_clip(clip: Vec<u8>) -> Result<Vec<f32>> {
     let options = DecodeOptions {
         max_duration: MAX_CLIP_DURATION,
         format_hint: None,
     };
-    let (samples, _) = decode_to_vec(file.path(), &options, |_| {})?;
-    Ok(samples)
+    guarded(Stage::Decode, "example clip", || {
+        let mut samples = Vec::new();
+        decode_bytes(clip, &options, |_| {}, |block| samples.extend_from_slice(block))?;
+        Ok(samples)
+    })
 }
 
 #[cfg(test)]

@@ -188,6 +188,12 @@ pub const AUTH_FAILURES: Counter<1> = Counter::new(
     "calls refused for their credential: `unauthenticated` (none, unknown, revoked, expired, forged) or `permission_denied` (a role too small)",
     ["reason"],
 );
+pub const AUDIO_CRASHES: Counter<1> = Counter::new(
+    "traum_audio_crashes_total",
+    None,
+    "files whose sniffing, probing, decoding or analysis panicked, by stage; each failed alone",
+    ["stage"],
+);
 
 /// Every declared metric.
 pub static ALL: &[&Def] = &[
@@ -205,6 +211,7 @@ pub static ALL: &[&Def] = &[
     &USAGE_EVENTS_DROPPED.def,
     &AUDIT_EVENTS_DROPPED.def,
     &AUTH_FAILURES.def,
+    &AUDIO_CRASHES.def,
 ];
 
 /// Hands every description and unit to the installed recorder.

@@ -5,7 +5,9 @@
 
 mod assets;
 mod audio;
+mod cors;
 mod export;
+mod session;
 mod zip;
 
 use axum::Router;
@@ -18,9 +20,9 @@ use tonic::service::Routes;
 use tonic_web::GrpcWebLayer;
 use tower_layer::Layer;
 
-use crate::auth::{AUDIO_ROUTE, Auth, EXPORT_ROUTE, access_of_http};
+use crate::auth::{AUDIO_ROUTE, Auth, EXPORT_ROUTE, SESSION_ROUTE, access_of_http};
 use crate::error::{Error, Problem};
-use crate::grpc::{AuthLayer, REQUEST_ID_HEADER};
+use crate::grpc::{AuthLayer, REQUEST_ID_HEADER, UploadIdleLayer, client_of};
 use crate::library::Library;
 use crate::telemetry::RpcTelemetryLayer;
 
@@ -32,26 +34,45 @@ pub fn router(
     library: Library,
     auth: Auth,
     telemetry: RpcTelemetryLayer,
+    idle: UploadIdleLayer,
+    cors_origins: Vec<String>,
 ) -> Router {
     // The check sits inside the gRPC-Web translation, so a refusal reaches
     // the browser as a gRPC-Web status like any other.
-    let grpc_web = GrpcWebLayer::new().layer(telemetry.layer(AuthLayer::new(auth.clone()).layer(grpc)));
+    let grpc_web =
+        GrpcWebLayer::new().layer(telemetry.layer(AuthLayer::new(auth.clone()).layer(idle.layer(grpc))));
+    let session_routes = Router::new()
+        .route(
+            SESSION_ROUTE,
+            get(session::get).post(session::post).delete(session::delete),
+        )
+        .with_state(auth.clone());
     let mut router = Router::new()
         .route(AUDIO_ROUTE, get(audio::serve))
         .route(EXPORT_ROUTE, get(export::serve))
         .with_state(library)
+        .merge(session_routes)
         .route_layer(middleware::from_fn_with_state(auth, check_http));
     for service in services {
         router = router.route_service(&format!("/{service}/{{*method}}"), grpc_web.clone());
     }
-    router.fallback(assets::serve)
+    router
+        .fallback(assets::serve)
+        .layer(middleware::from_fn_with_state(
+            std::sync::Arc::new(cors_origins),
+            cors::cors,
+        ))
 }
 
 /// The credential check of the HTTP routes, by the route's pattern.
 async fn check_http(State(auth): State<Auth>, request: Request, next: Next) -> Response {
     let pattern = request.extensions().get::<MatchedPath>().map(MatchedPath::as_str);
-    match auth.check(access_of_http(pattern), request.headers()).await {
-        Ok(_) => next.run(request).await,
+    let client = client_of(request.extensions());
+    match auth
+        .check_with_cookie(access_of_http(pattern), request.headers(), &client)
+        .await
+    {
+        Ok(()) => next.run(request).await,
         Err(err) => error_response(&err),
     }
 }
@@ -68,6 +89,8 @@ fn http_status(problem: Problem) -> StatusCode {
         Problem::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         Problem::Unauthenticated => StatusCode::UNAUTHORIZED,
         Problem::PermissionDenied => StatusCode::FORBIDDEN,
+        Problem::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        Problem::Stalled => StatusCode::REQUEST_TIMEOUT,
     }
 }
 
@@ -130,6 +153,8 @@ mod tests {
             Problem::Unavailable,
             Problem::Unauthenticated,
             Problem::PermissionDenied,
+            Problem::RateLimited,
+            Problem::Stalled,
         ] {
             let status = http_status(problem);
             assert!(

@@ -1,7 +1,7 @@
 // RPC clients for the whole app (AudioService, AnalyticsService, SearchService, Health), provided through React context so tests can
 // inject a router transport.
 import { createContext, useContext, type ReactNode } from "react";
-import { createClient, type Client, type Transport } from "@connectrpc/connect";
+import { createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
 import { AudioService } from "../gen/traum/v1/audio_pb";
 import { AnalyticsService } from "../gen/traum/v1/analytics_pb";
@@ -24,8 +24,9 @@ export function createApi(transport: Transport): Api {
   };
 }
 
-export function browserTransport(): Transport {
-  return createGrpcWebTransport({ baseUrl: window.location.origin, useBinaryFormat: true });
+/** `interceptors`: e.g. the session's, which adds the credential to every call. */
+export function browserTransport(interceptors: Interceptor[] = []): Transport {
+  return createGrpcWebTransport({ baseUrl: window.location.origin, useBinaryFormat: true, interceptors });
 }
 
 const ApiContext = createContext<Api | null>(null);

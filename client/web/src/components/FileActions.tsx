@@ -4,6 +4,7 @@ import { useState, type FormEvent } from "react";
 import { ConnectError } from "@connectrpc/connect";
 import type { Collection, File, Job } from "../gen/traum/v1/audio_pb";
 import { audioUrl, useApi } from "../api/client";
+import { useCan } from "../auth/context";
 import { useToasts } from "../lib/toasts";
 import { describeError } from "../lib/format";
 import { Dialog, RenameDialog } from "./Dialog";
@@ -37,6 +38,8 @@ export function FileActions({
 }) {
   const { audio } = useApi();
   const toasts = useToasts();
+  // Everything but Download changes the library: not for a read-only credential.
+  const canWrite = useCan("write");
   const [open, setOpen] = useState<Open>(null);
   const [busy, setBusy] = useState(false);
   const [dialogError, setDialogError] = useState<string | null>(null);
@@ -141,15 +144,19 @@ export function FileActions({
 
   return (
     <div className="actions" role="toolbar" aria-label="File actions">
-      <button type="button" onClick={() => show("tags")} disabled={none}>
-        Edit tags
-      </button>
-      <button type="button" onClick={() => show("rename")} disabled={!single}>
-        Rename
-      </button>
-      <button type="button" className="danger" onClick={() => show("delete")} disabled={none}>
-        Delete
-      </button>
+      {canWrite && (
+        <>
+          <button type="button" onClick={() => show("tags")} disabled={none}>
+            Edit tags
+          </button>
+          <button type="button" onClick={() => show("rename")} disabled={!single}>
+            Rename
+          </button>
+          <button type="button" className="danger" onClick={() => show("delete")} disabled={none}>
+            Delete
+          </button>
+        </>
+      )}
       {single ? (
         <a className="button" href={audioUrl(single.fileId)} download={single.filename}>
           Download
@@ -159,10 +166,12 @@ export function FileActions({
           Download
         </button>
       )}
-      <button type="button" onClick={() => show("collect")} disabled={none}>
-        Add to collection
-      </button>
-      {showReprocess && single && (
+      {canWrite && (
+        <button type="button" onClick={() => show("collect")} disabled={none}>
+          Add to collection
+        </button>
+      )}
+      {canWrite && showReprocess && single && (
         <button type="button" onClick={reprocess}>
           Reprocess
         </button>

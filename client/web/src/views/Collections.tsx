@@ -1,11 +1,13 @@
 // Collections (`/collections`, `/collections/:id`): named, ordered lists of
-// files. The list view creates, renames and deletes them; the detail view
+// files. The list view creates, renames and deletes them (with the write
+// role; a read-only credential only views and exports); the detail view
 // shows the files in order, reorders (UpdateCollection replace_file_ids),
 // removes files and links the server's exports (CSV, JSON, M3U8, zip).
 import { useCallback, useEffect, useRef, useState, type FormEvent } from "react";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Collection } from "../gen/traum/v1/audio_pb";
 import { useApi } from "../api/client";
+import { useCan } from "../auth/context";
 import { Dialog, RenameDialog } from "../components/Dialog";
 import { canMove, collectionExportUrl, moveId } from "../collections/reorder";
 import { describeError, formatDuration, formatName, formatNumber } from "../lib/format";
@@ -144,6 +146,8 @@ function CollectionActions({
 function CollectionList() {
   const { audio } = useApi();
   const toasts = useToasts();
+  // A read-only credential views and exports; it creates, renames and deletes nothing.
+  const canWrite = useCan("write");
   const [collections, setCollections] = useState<Collection[] | null>(null);
   const [loadError, setLoadError] = useState<string | null>(null);
   const [name, setName] = useState("");
@@ -190,31 +194,33 @@ function CollectionList() {
   return (
     <>
       <h1>Collections</h1>
-      <section className="panel" aria-labelledby="new-collection-heading">
-        <h2 id="new-collection-heading">New collection</h2>
-        <form className="create-collection" onSubmit={create}>
-          <div className="field">
-            <label htmlFor="collection-name">Collection name</label>
-            <input
-              id="collection-name"
-              type="text"
-              value={name}
-              onChange={(e) => setName(e.target.value)}
-              maxLength={100}
-              required
-              aria-describedby={createError ? "create-collection-error" : undefined}
-            />
-          </div>
-          <button type="submit" className="primary" disabled={busy}>
-            {busy ? "Creating…" : "Create collection"}
-          </button>
-        </form>
-        {createError && (
-          <p role="alert" className="error-text" id="create-collection-error">
-            {createError}
-          </p>
-        )}
-      </section>
+      {canWrite && (
+        <section className="panel" aria-labelledby="new-collection-heading">
+          <h2 id="new-collection-heading">New collection</h2>
+          <form className="create-collection" onSubmit={create}>
+            <div className="field">
+              <label htmlFor="collection-name">Collection name</label>
+              <input
+                id="collection-name"
+                type="text"
+                value={name}
+                onChange={(e) => setName(e.target.value)}
+                maxLength={100}
+                required
+                aria-describedby={createError ? "create-collection-error" : undefined}
+              />
+            </div>
+            <button type="submit" className="primary" disabled={busy}>
+              {busy ? "Creating…" : "Create collection"}
+            </button>
+          </form>
+          {createError && (
+            <p role="alert" className="error-text" id="create-collection-error">
+              {createError}
+            </p>
+          )}
+        </section>
+      )}
       <section className="panel" aria-labelledby="collections-heading">
         <div className="list-head">
           <h2 id="collections-heading">All collections</h2>
@@ -242,20 +248,24 @@ function CollectionList() {
                     {filesText(c.fileCount)}
                   </span>
                 </div>
-                <div className="row-buttons">
-                  <CollectionActions
-                    collection={c}
-                    labelled
-                    onRenamed={() => void load()}
-                    onDeleted={() => setCollections((cs) => cs?.filter((x) => x.collectionId !== c.collectionId) ?? cs)}
-                  />
-                </div>
+                {canWrite && (
+                  <div className="row-buttons">
+                    <CollectionActions
+                      collection={c}
+                      labelled
+                      onRenamed={() => void load()}
+                      onDeleted={() => setCollections((cs) => cs?.filter((x) => x.collectionId !== c.collectionId) ?? cs)}
+                    />
+                  </div>
+                )}
               </li>
             ))}
           </ul>
         )}
         {collections && !collections.length && !loadError && (
-          <p className="empty">No collections yet. Create one above, or select files in the library and choose “Add to collection”.</p>
+          <p className="empty">
+            {canWrite ? "No collections yet. Create one above, or select files in the library and choose “Add to collection”." : "No collections yet."}
+          </p>
         )}
       </section>
     </>
@@ -267,6 +277,7 @@ function CollectionList() {
 function CollectionDetail({ id }: { id: string }) {
   const { audio } = useApi();
   const toasts = useToasts();
+  const canWrite = useCan("write");
   const [collection, setCollection] = useState<Collection | null>(null);
   const [loadError, setLoadError] = useState<{ code: Code; text: string } | null>(null);
   const [busy, setBusy] = useState(false);
@@ -378,14 +389,16 @@ function CollectionDetail({ id }: { id: string }) {
       <p className="muted" aria-live="polite" data-testid="collection-size">
         {filesText(collection.fileCount)}
       </p>
-      <div className="actions" role="toolbar" aria-label="Collection actions">
-        <CollectionActions
-          collection={collection}
-          labelled={false}
-          onRenamed={(c) => setCollection(c)}
-          onDeleted={() => navigate("/collections")}
-        />
-      </div>
+      {canWrite && (
+        <div className="actions" role="toolbar" aria-label="Collection actions">
+          <CollectionActions
+            collection={collection}
+            labelled={false}
+            onRenamed={(c) => setCollection(c)}
+            onDeleted={() => navigate("/collections")}
+          />
+        </div>
+      )}
       <nav className="actions export-links" aria-label="Export">
         <a className="button" href={collectionExportUrl(collection.collectionId, "csv")}>
           Export CSV
@@ -418,46 +431,50 @@ function CollectionDetail({ id }: { id: string }) {
                     <span data-testid="collection-file-duration">{formatDuration(f.properties?.durationSeconds)}</span>
                   </span>
                 </div>
-                <div className="row-buttons">
-                  <button
-                    type="button"
-                    className="small"
-                    data-file-id={f.fileId}
-                    data-move="up"
-                    aria-label={`Move ${f.filename} up`}
-                    disabled={busy || i === 0}
-                    onClick={() => void move(f.fileId, f.filename, -1)}
-                  >
-                    <span aria-hidden="true">↑</span> Up
-                  </button>
-                  <button
-                    type="button"
-                    className="small"
-                    data-file-id={f.fileId}
-                    data-move="down"
-                    aria-label={`Move ${f.filename} down`}
-                    disabled={busy || i === collection.files.length - 1}
-                    onClick={() => void move(f.fileId, f.filename, 1)}
-                  >
-                    <span aria-hidden="true">↓</span> Down
-                  </button>
-                  <button
-                    type="button"
-                    className="small danger"
-                    data-file-id={f.fileId}
-                    data-remove=""
-                    aria-label={`Remove ${f.filename}`}
-                    disabled={busy}
-                    onClick={() => void remove(f.fileId, f.filename)}
-                  >
-                    Remove
-                  </button>
-                </div>
+                {canWrite && (
+                  <div className="row-buttons">
+                    <button
+                      type="button"
+                      className="small"
+                      data-file-id={f.fileId}
+                      data-move="up"
+                      aria-label={`Move ${f.filename} up`}
+                      disabled={busy || i === 0}
+                      onClick={() => void move(f.fileId, f.filename, -1)}
+                    >
+                      <span aria-hidden="true">↑</span> Up
+                    </button>
+                    <button
+                      type="button"
+                      className="small"
+                      data-file-id={f.fileId}
+                      data-move="down"
+                      aria-label={`Move ${f.filename} down`}
+                      disabled={busy || i === collection.files.length - 1}
+                      onClick={() => void move(f.fileId, f.filename, 1)}
+                    >
+                      <span aria-hidden="true">↓</span> Down
+                    </button>
+                    <button
+                      type="button"
+                      className="small danger"
+                      data-file-id={f.fileId}
+                      data-remove=""
+                      aria-label={`Remove ${f.filename}`}
+                      disabled={busy}
+                      onClick={() => void remove(f.fileId, f.filename)}
+                    >
+                      Remove
+                    </button>
+                  </div>
+                )}
               </li>
             ))}
           </ol>
         ) : (
-          <p className="empty">This collection is empty. Select files in the library and choose “Add to collection”.</p>
+          <p className="empty">
+            {canWrite ? "This collection is empty. Select files in the library and choose “Add to collection”." : "This collection is empty."}
+          </p>
         )}
       </section>
     </>

@@ -1,6 +1,7 @@
 import { useCallback, useEffect, useMemo, useRef, useState, useSyncExternalStore } from "react";
 import { AudioFormat, FileOrder, FileState, type Collection, type File } from "../gen/traum/v1/audio_pb";
 import { useApi } from "../api/client";
+import { useCan } from "../auth/context";
 import { useToasts } from "../lib/toasts";
 import { navigate, useSearchString } from "../lib/router";
 import { useLibraryEvents } from "../live/context";
@@ -28,6 +29,8 @@ function setFilters(update: (f: FileFilters) => FileFilters, replace = false) {
 export default function Library() {
   const { audio } = useApi();
   const toasts = useToasts();
+  // A read-only credential sees no upload, edits or reprocessing.
+  const canWrite = useCan("write");
   const query = useSearchString();
   const filters = useMemo(() => parseLibraryFilters(query), [query]);
   const [search, setSearch] = useState(filters.filename);
@@ -111,7 +114,7 @@ export default function Library() {
   return (
     <>
       <h1>Library</h1>
-      <UploadPanel />
+      {canWrite && <UploadPanel />}
       <section className="panel" aria-labelledby="files-heading">
         <div className="list-head">
           <h2 id="files-heading">Files</h2>
@@ -241,10 +244,10 @@ export default function Library() {
           onToggleAll={() =>
             setSelected((s) => (state.files.length && state.files.every((f) => s.has(f.fileId)) ? new Set() : new Set(state.files.map((f) => f.fileId))))
           }
-          onRetry={(f) => void retry(f)}
+          onRetry={canWrite ? (f) => void retry(f) : undefined}
           onNearEnd={onNearEnd}
         />
-        {state.loaded && !state.files.length && !state.error && <p className="empty">No files match. Upload some above.</p>}
+        {state.loaded && !state.files.length && !state.error && <p className="empty">{canWrite ? "No files match. Upload some above." : "No files match."}</p>}
         {state.loading && state.loaded && <p className="muted">Loading more…</p>}
       </section>
     </>

@@ -66,7 +66,8 @@ export function LibraryTable({
   selected: Set<string>;
   onToggle: (id: string) => void;
   onToggleAll: () => void;
-  onRetry: (f: File) => void;
+  /** Absent: no Retry buttons (the role may not reprocess). */
+  onRetry?: (f: File) => void;
   onNearEnd: () => void;
   loading: boolean;
 }) {
@@ -261,7 +262,7 @@ export function LibraryTable({
               </div>
               <div role="gridcell" className={`c-state state-${FileState[f.state]?.toLowerCase()}`} title={f.error || undefined}>
                 <span>{stateText(f, job)}</span>
-                {failed && (
+                {failed && onRetry && (
                   <button type="button" tabIndex={-1} className="small" onClick={() => onRetry(f)} aria-label={`Retry ${f.filename}`}>
                     Retry
                   </button>

@@ -7,6 +7,7 @@ import { memo, useCallback, useEffect, useLayoutEffect, useMemo, useRef, useStat
 import type { WaveformLevel } from "../gen/traum/v1/audio_pb";
 import type { SearchHit, SearchResponse } from "../gen/traum/v1/search_pb";
 import { audioUrl, useApi } from "../api/client";
+import { useCan } from "../auth/context";
 import { Dialog } from "../components/Dialog";
 import { AddToCollectionDialog } from "../components/AddToCollection";
 import { describeError, formatBpm, formatBytes, formatDuration, formatKey, formatName } from "../lib/format";
@@ -189,6 +190,7 @@ const HitRow = memo(function HitRow({
 }) {
   const f = hit.file!;
   const name = f.filename;
+  const canWrite = useCan("write");
   const onDragStart = (e: DragEvent<HTMLLIElement>) => {
     const url = audioUrlFor(window.location.origin, f.fileId);
     const mime = MIME_BY_FORMAT[f.format] ?? "application/octet-stream";
@@ -269,9 +271,11 @@ const HitRow = memo(function HitRow({
         <button type="button" className="small" aria-label={`Copy link to ${name}`} onClick={() => actions.copy(hit)}>
           Copy link
         </button>
-        <button type="button" className="small" aria-label={`Add to collection: ${name}`} onClick={() => actions.collect(f)}>
-          Add to collection
-        </button>
+        {canWrite && (
+          <button type="button" className="small" aria-label={`Add to collection: ${name}`} onClick={() => actions.collect(f)}>
+            Add to collection
+          </button>
+        )}
       </div>
     </li>
   );

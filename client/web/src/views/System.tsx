@@ -5,6 +5,7 @@ import { ModelStatus, type Stats, type Usage } from "../gen/traum/v1/analytics_p
 import { HealthCheckResponse_ServingStatus } from "../gen/grpc/health/v1/health_pb";
 import { JobState, type Job } from "../gen/traum/v1/audio_pb";
 import { useApi } from "../api/client";
+import { useCan, useSession } from "../auth/context";
 import { useToasts } from "../lib/toasts";
 import { useLibraryEvents } from "../live/context";
 import {
@@ -283,6 +284,19 @@ function UsagePanel() {
   );
 }
 
+/** Usage holds every caller's queries: admins only (AnalyticsService/GetUsage). */
+function UsageNote() {
+  const { role } = useSession();
+  return (
+    <section className="panel" aria-labelledby="usage-heading">
+      <h2 id="usage-heading">Usage</h2>
+      <p className="muted" data-testid="usage-note">
+        Usage figures hold every caller&apos;s calls and queries, so they need an admin key or token; this session has the {role ?? "no"} role.
+      </p>
+    </section>
+  );
+}
+
 function HealthPanel() {
   const { health } = useApi();
   const [statuses, setStatuses] = useState<Record<string, string>>({});
@@ -406,6 +420,7 @@ function QueuePanel({ onTerminal }: { onTerminal: () => void }) {
 
 export default function System() {
   const { analytics } = useApi();
+  const isAdmin = useCan("admin");
   const toasts = useToasts();
   const [stats, setStats] = useState<Stats | null>(null);
   const [error, setError] = useState<string | null>(null);
@@ -443,7 +458,7 @@ export default function System() {
       {stats ? <StatsPanel stats={stats} /> : !error && <p role="status">Loading…</p>}
       <HealthPanel />
       <QueuePanel onTerminal={onTerminal} />
-      <UsagePanel />
+      {isAdmin ? <UsagePanel /> : <UsageNote />}
     </>
   );
 }
