@@ -151,31 +151,15 @@ impl Auth {
         self.inner.mode
     }
 
-    /// Decides a call that needs `access`, given its request headers and
-    /// the client's address (`ip 1.2.3.4`): the caller when a credential was
-    /// checked, `None` when none was needed.
-    pub async fn check(
-        &self,
-        access: Access,
-        headers: &HeaderMap,
-        client: &str,
-    ) -> Result<Option<Principal>> {
-        let admission = self.admit(access, CallClass::Other, headers, client).await;
-        admission.decision.map(|_| admission.principal)
-    }
-
-    /// Like [`Auth::check`] for the web port's GET routes, which also take
-    /// the session cookie: a browser sends no header with `<audio src>`.
-    /// Only reads are reached this way, so a forged cross-site request
-    /// (blocked by `SameSite=Strict` anyway) could change nothing.
+    /// Decides a request to one of the web port's GET routes, which also
+    /// take the session cookie: a browser sends no header with `<audio
+    /// src>`. Only reads are reached this way, so a forged cross-site
+    /// request (blocked by `SameSite=Strict` anyway) could change nothing.
     pub async fn check_with_cookie(&self, access: Access, headers: &HeaderMap, client: &str) -> Result<()> {
-        let (_, decision) = self.decide_from(access, headers, true).await;
-        if let Err(Error::Unauthenticated(_)) = &decision
-            && credential_from(headers, true).ok().flatten().is_some()
-        {
-            tokio::time::sleep(self.inner.limiter.failure_delay(client)).await;
-        }
-        decision
+        self.admit_from(access, CallClass::Other, headers, client, true)
+            .await
+            .decision
+            .map(drop)
     }
 
     /// The caller a request's credential (header or session cookie) names,
@@ -203,9 +187,20 @@ impl Auth {
         headers: &HeaderMap,
         client: &str,
     ) -> Admission {
-        let (principal, decision) = self.decide(access, headers).await;
+        self.admit_from(access, class, headers, client, false).await
+    }
+
+    async fn admit_from(
+        &self,
+        access: Access,
+        class: CallClass,
+        headers: &HeaderMap,
+        client: &str,
+        cookie: bool,
+    ) -> Admission {
+        let (principal, decision) = self.decide_from(access, headers, cookie).await;
         if let Err(Error::Unauthenticated(_)) = &decision
-            && credential(headers).ok().flatten().is_some()
+            && credential_from(headers, cookie).ok().flatten().is_some()
         {
             tokio::time::sleep(self.inner.limiter.failure_delay(client)).await;
         }
@@ -223,10 +218,6 @@ impl Auth {
 
     /// The caller and whether its credential allows the call; the caller
     /// is named also when its role is too small, for the audit log.
-    async fn decide(&self, access: Access, headers: &HeaderMap) -> (Option<Principal>, Result<()>) {
-        self.decide_from(access, headers, false).await
-    }
-
     async fn decide_from(
         &self,
         access: Access,
@@ -419,7 +410,7 @@ pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// The credential of a request: `authorization: Bearer …`, else `x-api-key`.
-fn credential(headers: &HeaderMap) -> Result<Option<&str>> {
+pub fn credential(headers: &HeaderMap) -> Result<Option<&str>> {
     if let Some(value) = headers.get(http::header::AUTHORIZATION) {
         let text = value
             .to_str()

@@ -56,22 +56,21 @@ pub(super) async fn post(State(auth): State<Auth>, parts: Parts) -> Response {
     if auth.mode() == AuthMode::Off {
         return Json(session(&auth, None)).into_response();
     }
-    if headers.get(header::AUTHORIZATION).is_none() {
-        return error_response(&Error::Unauthenticated(
-            "send the API key or token as `authorization: Bearer <credential>`".into(),
-        ));
-    }
+    // Only a header may start a session; a stale cookie must not renew itself.
+    let credential = match crate::auth::credential(headers) {
+        Ok(Some(credential)) if headers.contains_key(header::AUTHORIZATION) => credential.to_owned(),
+        Ok(_) => {
+            return error_response(&Error::Unauthenticated(
+                "send the API key or token as `authorization: Bearer <credential>`".into(),
+            ));
+        }
+        Err(err) => return error_response(&err),
+    };
     let principal = match auth.whoami(headers, &client_of(&parts.extensions)).await {
         Ok(Some(principal)) => principal,
         Ok(None) => return error_response(&Error::Unauthenticated("no credential was sent".into())),
         Err(err) => return error_response(&err),
     };
-    let credential = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().split_once(' '))
-        .map(|(_, rest)| rest.trim())
-        .unwrap_or_default();
     let secure = headers
         .get("x-forwarded-proto")
         .is_some_and(|proto| proto.as_bytes().eq_ignore_ascii_case(b"https"));

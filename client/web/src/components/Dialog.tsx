@@ -78,3 +78,39 @@ export function RenameDialog({
     </Dialog>
   );
 }
+
+/** A confirmation before deleting something: what goes, Cancel (focused) or delete. */
+export function ConfirmDeleteDialog({
+  title,
+  onConfirm,
+  onClose,
+  error,
+  busy,
+  children,
+}: {
+  title: string;
+  onConfirm: () => void;
+  onClose: () => void;
+  error: string | null;
+  busy: boolean;
+  children: ReactNode;
+}) {
+  return (
+    <Dialog title={title} onClose={onClose}>
+      {children}
+      {error && (
+        <p role="alert" className="error-text">
+          {error}
+        </p>
+      )}
+      <div className="dialog-buttons">
+        <button type="button" onClick={onClose} autoFocus>
+          Cancel
+        </button>
+        <button type="button" className="danger" onClick={onConfirm} disabled={busy}>
+          {busy ? "Deleting…" : "Confirm delete"}
+        </button>
+      </div>
+    </Dialog>
+  );
+}

@@ -7,7 +7,7 @@ import { audioUrl, useApi } from "../api/client";
 import { useCan } from "../auth/context";
 import { useToasts } from "../lib/toasts";
 import { describeError } from "../lib/format";
-import { Dialog, RenameDialog } from "./Dialog";
+import { ConfirmDeleteDialog, Dialog, RenameDialog } from "./Dialog";
 import { TagInput } from "./TagInput";
 import { AddToCollectionDialog } from "./AddToCollection";
 
@@ -215,22 +215,9 @@ export function FileActions({
       )}
       {open === "collect" && <AddToCollectionDialog files={files} onClose={close} onAdded={onCollected} />}
       {open === "delete" && (
-        <Dialog title={`Delete ${what}?`} onClose={close}>
+        <ConfirmDeleteDialog title={`Delete ${what}?`} onConfirm={remove} onClose={close} error={dialogError} busy={busy}>
           <p>This removes the file{files.length === 1 ? "" : "s"} and {files.length === 1 ? "its" : "their"} metadata from the library. It cannot be undone.</p>
-          {dialogError && (
-            <p role="alert" className="error-text">
-              {dialogError}
-            </p>
-          )}
-          <div className="dialog-buttons">
-            <button type="button" onClick={close} autoFocus>
-              Cancel
-            </button>
-            <button type="button" className="danger" onClick={remove} disabled={busy}>
-              {busy ? "Deleting…" : "Confirm delete"}
-            </button>
-          </div>
-        </Dialog>
+        </ConfirmDeleteDialog>
       )}
     </div>
   );

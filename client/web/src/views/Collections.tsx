@@ -8,7 +8,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { Collection } from "../gen/traum/v1/audio_pb";
 import { useApi } from "../api/client";
 import { useCan } from "../auth/context";
-import { Dialog, RenameDialog } from "../components/Dialog";
+import { ConfirmDeleteDialog, RenameDialog } from "../components/Dialog";
 import { canMove, collectionExportUrl, moveId } from "../collections/reorder";
 import { describeError, formatDuration, formatName, formatNumber } from "../lib/format";
 import { Link, navigate } from "../lib/router";
@@ -120,22 +120,15 @@ function CollectionActions({
         />
       )}
       {open === "delete" && (
-        <Dialog title={`Delete the collection “${collection.name}”?`} onClose={close}>
+        <ConfirmDeleteDialog
+          title={`Delete the collection “${collection.name}”?`}
+          onConfirm={remove}
+          onClose={close}
+          error={error}
+          busy={busy}
+        >
           <p>The collection goes; its {filesText(collection.fileCount)} stay in the library.</p>
-          {error && (
-            <p role="alert" className="error-text">
-              {error}
-            </p>
-          )}
-          <div className="dialog-buttons">
-            <button type="button" onClick={close} autoFocus>
-              Cancel
-            </button>
-            <button type="button" className="danger" onClick={remove} disabled={busy}>
-              {busy ? "Deleting…" : "Confirm delete"}
-            </button>
-          </div>
-        </Dialog>
+        </ConfirmDeleteDialog>
       )}
     </>
   );
