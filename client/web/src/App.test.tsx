@@ -76,6 +76,12 @@ class TestIntersectionObserver {
   disconnect() {
     this.targets.clear();
   }
+  /** Elements being watched by every observer, so a test can wait for the app's effects to have subscribed. */
+  static watched(): number {
+    let n = 0;
+    for (const o of TestIntersectionObserver.all) n += o.targets.size;
+    return n;
+  }
   static showAll() {
     for (const o of TestIntersectionObserver.all) {
       const entries = [...o.targets].map((target) => ({ target, isIntersecting: true }) as IntersectionObserverEntry);
@@ -458,6 +464,9 @@ describe("App", () => {
     expect(parseFloat(seg.style.width)).toBeCloseTo((10 / 65) * 100, 9);
     expect(hit.querySelector("[data-testid='window-strip']")).toBeNull();
     expect(waveforms).toEqual([]);
+    // React runs the effects that subscribe to the observer after the commit
+    // that showed the hits; on a slow machine that can come after the lookup.
+    await waitFor(() => expect(TestIntersectionObserver.watched()).toBe(2));
     act(() => TestIntersectionObserver.showAll());
     await waitFor(() => expect(hit.querySelector("[data-testid='mini-waveform']")?.getAttribute("data-loaded")).toBe("true"));
     expect(waveforms.sort()).toEqual(["id-1", "id-2"]);
