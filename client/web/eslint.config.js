@@ -17,6 +17,41 @@ export default tseslint.config(
     },
   },
   {
+    // The standalone client (importable without the app): no UI, nothing of
+    // the app outside src/client but the generated code, and nothing Node-only
+    // except in its Node entry, so a browser bundle never pulls in node:http2.
+    files: ["src/client/**/*.ts"],
+    ignores: ["src/client/node.ts", "src/client/**/*.test.ts"],
+    rules: {
+      "no-restricted-imports": [
+        "error",
+        {
+          patterns: [
+            { group: ["react", "react/**", "react-dom", "react-dom/**", "@tanstack/**"], message: "src/client has no UI." },
+            { group: ["../*", "!../gen", "!../gen/**"], message: "src/client may only import src/gen from the app." },
+            { regex: "/\\.\\.(/|$)", message: "src/client may only import src/gen from the app." },
+            { group: ["@connectrpc/connect-node", "node:*"], message: "Node-only code belongs in src/client/node.ts." },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: ["src/client/node.ts", "src/client/**/*.test.ts"],
+    rules: {
+      "no-restricted-imports": [
+        "error",
+        {
+          patterns: [
+            { group: ["react", "react/**", "react-dom", "react-dom/**", "@tanstack/**"], message: "src/client has no UI." },
+            { group: ["../*", "!../gen", "!../gen/**"], message: "src/client may only import src/gen from the app." },
+            { regex: "/\\.\\.(/|$)", message: "src/client may only import src/gen from the app." },
+          ],
+        },
+      ],
+    },
+  },
+  {
     files: ["**/*.{js,mjs}"],
     extends: [js.configs.recommended],
     languageOptions: { globals: { ...globals.node } },

@@ -377,14 +377,15 @@ impl SearchFilter {
         if let Some(min) = self.min_score
             && !(-1.0..=1.0).contains(&min)
         {
-            return Err(Error::InvalidArgument(format!(
-                "min_score must be between -1 and 1 (got {min})"
-            )));
+            return Err(Error::invalid_field(
+                "min_score",
+                format!("min_score must be between -1 and 1 (got {min})"),
+            ));
         }
         Ok(Self {
-            tags_all: validate::tags(&self.tags_all)?,
-            tags_any: validate::tags(&self.tags_any)?,
-            tags_none: validate::tags(&self.tags_none)?,
+            tags_all: validate::tags(&self.tags_all).map_err(|e| e.at("tags_all"))?,
+            tags_any: validate::tags(&self.tags_any).map_err(|e| e.at("tags_any"))?,
+            tags_none: validate::tags(&self.tags_none).map_err(|e| e.at("tags_none"))?,
             keywords: self
                 .keywords
                 .map(|words| words.trim().to_owned())
@@ -396,19 +397,23 @@ impl SearchFilter {
 
 /// A `min_NAME`/`max_NAME` pair: finite, not negative, min ≤ max.
 fn check_range(name: &str, min: Option<f64>, max: Option<f64>) -> Result<()> {
-    for value in [min, max].into_iter().flatten() {
-        if !value.is_finite() || value < 0.0 {
-            return Err(Error::InvalidArgument(format!(
-                "{name} bounds must be finite and not negative (got {value})"
-            )));
+    for (bound, value) in [("min", min), ("max", max)] {
+        if let Some(value) = value
+            && (!value.is_finite() || value < 0.0)
+        {
+            return Err(Error::invalid_field(
+                format!("{bound}_{name}"),
+                format!("{name} bounds must be finite and not negative (got {value})"),
+            ));
         }
     }
     if let (Some(min), Some(max)) = (min, max)
         && min > max
     {
-        return Err(Error::InvalidArgument(format!(
-            "min_{name} ({min}) is greater than max_{name} ({max})"
-        )));
+        return Err(Error::invalid_field(
+            format!("min_{name}"),
+            format!("min_{name} ({min}) is greater than max_{name} ({max})"),
+        ));
     }
     Ok(())
 }
@@ -419,7 +424,7 @@ mod tests {
 
     fn invalid(filter: SearchFilter) -> String {
         match filter.validated() {
-            Err(Error::InvalidArgument(message)) => message,
+            Err(Error::InvalidArgument(message) | Error::InvalidField { message, .. }) => message,
             other => panic!("expected INVALID_ARGUMENT, got {other:?}"),
         }
     }

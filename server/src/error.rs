@@ -20,9 +20,14 @@ pub enum Error {
     /// The request is malformed or names impossible values.
     #[error("{0}")]
     InvalidArgument(String),
+    /// One field of the request holds an impossible value; `field` is its
+    /// path in the request as the proto names it (e.g. `options.limit`),
+    /// so a client can point at it.
+    #[error("{message}")]
+    InvalidField { field: String, message: String },
     /// A named entity does not exist.
     #[error("{kind} {id} not found")]
-    NotFound { kind: &'static str, id: String },
+    NotFound { kind: Entity, id: String },
     /// The content exceeds a configured limit.
     #[error("{0}")]
     TooLarge(String),
@@ -83,6 +88,44 @@ pub enum Error {
     Internal(String),
 }
 
+/// The kinds of thing a request can name that may not exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entity {
+    File,
+    Collection,
+    Job,
+    UploadSession,
+    /// An upload session past its expiry (its parts are gone).
+    ExpiredUploadSession,
+    ApiKey,
+}
+
+impl Entity {
+    /// The proto message the entity would have been, for `ResourceInfo`.
+    pub fn proto_type(self) -> &'static str {
+        match self {
+            Entity::File => "traum.v1.File",
+            Entity::Collection => "traum.v1.Collection",
+            Entity::Job => "traum.v1.Job",
+            Entity::UploadSession | Entity::ExpiredUploadSession => "traum.v1.UploadSession",
+            Entity::ApiKey => "traum.v1.ApiKey",
+        }
+    }
+}
+
+impl std::fmt::Display for Entity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Entity::File => "file",
+            Entity::Collection => "collection",
+            Entity::Job => "job",
+            Entity::UploadSession => "upload session",
+            Entity::ExpiredUploadSession => "upload session (expired)",
+            Entity::ApiKey => "API key",
+        })
+    }
+}
+
 /// The kinds of problem a client is told about; each transport maps them to
 /// its own codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,8 +157,32 @@ impl Error {
         }
     }
 
+    /// Shorthand for [`Error::InvalidField`].
+    pub fn invalid_field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::InvalidField {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The error as one about the request field at `path`: a plain invalid
+    /// argument is placed at `path`, an invalid field gets `path` as its
+    /// parent (`options` + `limit` = `options.limit`); any other error
+    /// stays as it is. Validators name the leaf they check, the layer that
+    /// knows the request's nesting adds the rest.
+    #[must_use]
+    pub fn at(self, path: &str) -> Self {
+        match self {
+            Error::InvalidArgument(message) => Error::invalid_field(path, message),
+            Error::InvalidField { field, message } => {
+                Error::invalid_field(format!("{path}.{field}"), message)
+            }
+            other => other,
+        }
+    }
+
     /// Shorthand for [`Error::NotFound`].
-    pub fn not_found(kind: &'static str, id: impl Into<String>) -> Self {
+    pub fn not_found(kind: Entity, id: impl Into<String>) -> Self {
         Error::NotFound { kind, id: id.into() }
     }
 }
@@ -140,7 +207,7 @@ impl Error {
     /// crates below, on purpose: a new variant must choose here.
     pub fn public(&self) -> Option<(Problem, String)> {
         let problem = match self {
-            Error::InvalidArgument(_) => Problem::InvalidArgument,
+            Error::InvalidArgument(_) | Error::InvalidField { .. } => Problem::InvalidArgument,
             Error::NotFound { .. } => Problem::NotFound,
             Error::TooLarge(_) => Problem::TooLarge,
             Error::ChecksumMismatch(_) => Problem::DataLoss,

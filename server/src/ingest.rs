@@ -16,7 +16,7 @@ use traum_audio::{Stage, probe_file, sniff_file};
 
 use crate::blob::{self, BlobStore, StreamingWriter, Written};
 use crate::domain::{UploadHeader, UploadOutcome, UploadSession};
-use crate::error::{Error, Result};
+use crate::error::{Entity, Error, Result};
 use crate::isolation::guarded;
 use crate::jobs::Jobs;
 use crate::search::Search;
@@ -121,9 +121,15 @@ impl Ingest {
     /// Normalises a header and checks it against the limits.
     fn validated(&self, raw: UploadHeader) -> Result<UploadHeader> {
         let header = UploadHeader {
-            filename: validate::filename(&raw.filename)?,
-            tags: validate::tags(&raw.tags)?,
-            declared_sha256: raw.declared_sha256.as_deref().map(validate::sha256).transpose()?,
+            // Field paths as in `UploadHeader`, which both upload paths send as `header`.
+            filename: validate::filename(&raw.filename).map_err(|e| e.at("header.filename"))?,
+            tags: validate::tags(&raw.tags).map_err(|e| e.at("header.tags"))?,
+            declared_sha256: raw
+                .declared_sha256
+                .as_deref()
+                .map(validate::sha256)
+                .transpose()
+                .map_err(|e| e.at("header.sha256"))?,
             ..raw
         };
         if let Some(size) = header.declared_size {
@@ -294,7 +300,7 @@ impl Ingest {
     pub async fn get_upload(&self, id: &str) -> Result<UploadSession> {
         let session = self.inner.store.get_upload(id).await?;
         if session.expires_at < Utc::now() {
-            return Err(Error::not_found("upload session (expired)", id));
+            return Err(Error::not_found(Entity::ExpiredUploadSession, id));
         }
         Ok(session)
     }

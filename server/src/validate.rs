@@ -109,7 +109,12 @@ pub fn sha256(raw: &str) -> Result<String> {
 pub fn id(kind: &str, raw: &str) -> Result<String> {
     uuid::Uuid::parse_str(raw.trim())
         .map(|id| id.hyphenated().to_string())
-        .map_err(|_| Error::InvalidArgument(format!("{kind} `{raw}` is not a valid id (expected a UUID)")))
+        .map_err(|_| {
+            Error::invalid_field(
+                kind,
+                format!("{kind} `{raw}` is not a valid id (expected a UUID)"),
+            )
+        })
 }
 
 #[cfg(test)]

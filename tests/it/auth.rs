@@ -13,6 +13,7 @@ use tonic::Code;
 use tonic::metadata::MetadataValue;
 use tonic::service::Interceptor;
 use tonic::transport::Channel;
+use tonic_types::StatusExt;
 use traum_proto::v1 as pb;
 use traum_proto::v1::admin_service_client::AdminServiceClient;
 use traum_proto::v1::audio_service_client::AudioServiceClient;
@@ -891,6 +892,16 @@ async fn limits_hold_back_one_caller_and_let_it_recover(backend: Backend) {
         limited.message()
     );
     assert_eq!(limited.metadata().get("retry-after").unwrap(), "1");
+    let retry = limited
+        .get_error_details()
+        .retry_info()
+        .cloned()
+        .expect("a google.rpc.RetryInfo");
+    let delay = retry.retry_delay.expect("a retry delay");
+    assert!(
+        delay > std::time::Duration::ZERO && delay <= std::time::Duration::from_secs(1),
+        "{delay:?}"
+    );
     // Another caller is not held back by this one.
     assert_eq!(search(&calm).await.unwrap_err().code(), Code::Unavailable);
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;

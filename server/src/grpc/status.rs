@@ -6,6 +6,7 @@
 //! error (see [`crate::error`]).
 
 use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::error::{Error, Problem};
 
@@ -19,7 +20,10 @@ impl From<Error> for Status {
     fn from(err: Error) -> Self {
         match err.public() {
             Some((problem, message)) => {
-                let mut status = Status::new(code(problem), message);
+                let mut status = match details(&err, &message) {
+                    Some(details) => Status::with_error_details(code(problem), message, details),
+                    None => Status::new(code(problem), message),
+                };
                 if let Some(wait) = err.retry_after() {
                     // Whole seconds, rounded up, as HTTP's Retry-After.
                     let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
@@ -31,6 +35,24 @@ impl From<Error> for Status {
             }
             None => internal(&err),
         }
+    }
+}
+
+/// `google.rpc` details a client can act on without parsing the message:
+/// the field to fix, the resource that is missing, how long to wait.
+fn details(err: &Error, message: &str) -> Option<ErrorDetails> {
+    match err {
+        Error::InvalidField { field, message } => {
+            Some(ErrorDetails::with_bad_request_violation(field, message))
+        }
+        Error::NotFound { kind, id } => Some(ErrorDetails::with_resource_info(
+            kind.proto_type(),
+            id,
+            "",
+            message,
+        )),
+        Error::RateLimited { retry_after, .. } => Some(ErrorDetails::with_retry_info(Some(*retry_after))),
+        _ => None,
     }
 }
 
@@ -69,6 +91,8 @@ fn internal(err: &Error) -> Status {
 mod tests {
     use std::io;
     use std::sync::{Arc, Mutex};
+
+    use crate::error::Entity;
 
     use traum_audio::AudioError;
     use traum_clap::ClapError;
@@ -109,11 +133,67 @@ mod tests {
     }
 
     #[test]
+    fn actionable_errors_carry_rich_details() {
+        let status = Status::from(Error::invalid_field(
+            "options.limit",
+            "options.limit 500 exceeds the maximum of 200",
+        ));
+        assert_eq!(status.code(), Code::InvalidArgument);
+        let details = status.get_error_details();
+        let violations = &details.bad_request().expect("a BadRequest").field_violations;
+        assert_eq!(violations.len(), 1);
+        assert_eq!(violations[0].field, "options.limit");
+        assert_eq!(
+            violations[0].description,
+            "options.limit 500 exceeds the maximum of 200"
+        );
+
+        let status = Status::from(Error::not_found(Entity::Collection, "c1"));
+        let resource = status
+            .get_error_details()
+            .resource_info()
+            .cloned()
+            .expect("a ResourceInfo");
+        assert_eq!(resource.resource_type, "traum.v1.Collection");
+        assert_eq!(resource.resource_name, "c1");
+        assert_eq!(resource.description, "collection c1 not found");
+
+        let status = Status::from(Error::RateLimited {
+            message: "slow down".into(),
+            retry_after: std::time::Duration::from_millis(1500),
+        });
+        let retry = status
+            .get_error_details()
+            .retry_info()
+            .cloned()
+            .expect("a RetryInfo");
+        assert_eq!(retry.retry_delay, Some(std::time::Duration::from_millis(1500)));
+        assert_eq!(status.metadata().get(RETRY_AFTER_HEADER).unwrap(), "2");
+
+        // Without a field there is nothing to point at: no details at all.
+        let status = Status::from(Error::InvalidArgument("bad".into()));
+        assert!(status.details().is_empty());
+        assert!(status.get_error_details().bad_request().is_none());
+    }
+
+    #[test]
+    fn a_field_error_gains_its_parents_path() {
+        let leaf = Error::InvalidArgument("tag `` must not be empty".into()).at("tags_all");
+        let nested = leaf.at("filters");
+        assert!(matches!(&nested, Error::InvalidField { field, .. } if field == "filters.tags_all"));
+        // Errors that are not about a field stay as they are.
+        assert!(matches!(
+            Error::not_found(Entity::File, "f").at("file_id"),
+            Error::NotFound { .. }
+        ));
+    }
+
+    #[test]
     fn errors_about_the_request_keep_their_code_and_message() {
         let cases = [
             (Error::InvalidArgument("bad".into()), Code::InvalidArgument, "bad"),
             (
-                Error::not_found("file", "f1"),
+                Error::not_found(Entity::File, "f1"),
                 Code::NotFound,
                 "file f1 not found",
             ),

@@ -90,16 +90,20 @@ impl Refinement {
     pub fn validated(self) -> Result<Self> {
         for (name, ids) in [("good_file_ids", &self.good), ("bad_file_ids", &self.bad)] {
             if ids.len() > MAX_REFINE_FILES {
-                return Err(Error::InvalidArgument(format!(
-                    "{name} lists {} files; at most {MAX_REFINE_FILES} are allowed",
-                    ids.len()
-                )));
+                return Err(Error::invalid_field(
+                    name,
+                    format!(
+                        "{name} lists {} files; at most {MAX_REFINE_FILES} are allowed",
+                        ids.len()
+                    ),
+                ));
             }
         }
         if let Some(both) = self.good.iter().find(|id| self.bad.contains(id)) {
-            return Err(Error::InvalidArgument(format!(
-                "file {both} is marked both good and bad; mark it one or the other"
-            )));
+            return Err(Error::invalid_field(
+                "bad_file_ids",
+                format!("file {both} is marked both good and bad; mark it one or the other"),
+            ));
         }
         Ok(self)
     }
@@ -119,9 +123,10 @@ impl SearchRequest {
         refine: Refinement,
     ) -> Result<Self> {
         if !(0.0..=1.0).contains(&keyword_weight) {
-            return Err(Error::InvalidArgument(format!(
-                "keyword_weight must be between 0 and 1 (got {keyword_weight})"
-            )));
+            return Err(Error::invalid_field(
+                "keyword_weight",
+                format!("keyword_weight must be between 0 and 1 (got {keyword_weight})"),
+            ));
         }
         Ok(Self {
             filter: filter.validated()?,
@@ -178,12 +183,13 @@ struct Inner {
 fn checked_text<'a>(name: &str, text: &'a str) -> Result<&'a str> {
     let text = text.trim();
     if text.is_empty() {
-        return Err(Error::InvalidArgument(format!("{name} must not be empty")));
+        return Err(Error::invalid_field(name, format!("{name} must not be empty")));
     }
     if text.chars().count() > MAX_QUERY_CHARS {
-        return Err(Error::InvalidArgument(format!(
-            "{name} is longer than {MAX_QUERY_CHARS} characters"
-        )));
+        return Err(Error::invalid_field(
+            name,
+            format!("{name} is longer than {MAX_QUERY_CHARS} characters"),
+        ));
     }
     Ok(text)
 }
@@ -555,12 +561,14 @@ mod refine_tests {
             bad: vec!["a".into()],
         };
         assert!(
-            matches!(both.validated(), Err(Error::InvalidArgument(m)) if m.contains("both good and bad"))
+            matches!(both.validated(), Err(Error::InvalidField { field, message }) if field == "bad_file_ids" && message.contains("both good and bad"))
         );
         let many = Refinement {
             good: (0..=MAX_REFINE_FILES).map(|i| i.to_string()).collect(),
             bad: vec![],
         };
-        assert!(matches!(many.validated(), Err(Error::InvalidArgument(m)) if m.contains("at most 100")));
+        assert!(
+            matches!(many.validated(), Err(Error::InvalidField { field, message }) if field == "good_file_ids" && message.contains("at most 100"))
+        );
     }
 }

@@ -8,7 +8,7 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, Order, QueryFilter, Qu
 use super::Store;
 use super::entities::api_key;
 use crate::auth::{ApiKeyRecord, Role};
-use crate::error::{Error, Result};
+use crate::error::{Entity, Error, Result};
 
 impl Store {
     /// Stores a new key by the hash of its secret.
@@ -62,7 +62,7 @@ impl Store {
         let model = api_key::Entity::find_by_id(id)
             .one(&self.db)
             .await?
-            .ok_or_else(|| Error::not_found("API key", id))?;
+            .ok_or_else(|| Error::not_found(Entity::ApiKey, id))?;
         record(model).map(|(record, _)| record)
     }
 

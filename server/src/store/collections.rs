@@ -14,7 +14,7 @@ use sea_orm::{
 use super::Store;
 use super::entities::{collection, collection_file, file};
 use crate::domain::{CollectionRecord, CollectionUpdate};
-use crate::error::{Error, Result};
+use crate::error::{Entity, Error, Result};
 use crate::validate::MAX_COLLECTION_FILES;
 
 /// Rows per INSERT, well inside every backend's parameter limit.
@@ -115,7 +115,7 @@ impl Store {
             touch = touch.col_expr(collection::Column::Name, Expr::value(name.clone()));
         }
         match touch.exec(&txn).await {
-            Ok(result) if result.rows_affected == 0 => return Err(Error::not_found("collection", id)),
+            Ok(result) if result.rows_affected == 0 => return Err(Error::not_found(Entity::Collection, id)),
             Ok(_) => {}
             Err(err) => {
                 drop(txn);
@@ -153,7 +153,7 @@ impl Store {
             .await?;
         let deleted = collection::Entity::delete_by_id(id.to_owned()).exec(&txn).await?;
         if deleted.rows_affected == 0 {
-            return Err(Error::not_found("collection", id));
+            return Err(Error::not_found(Entity::Collection, id));
         }
         txn.commit().await?;
         Ok(())
@@ -189,7 +189,7 @@ async fn get_in(db: &impl ConnectionTrait, id: &str) -> Result<CollectionRecord>
     let model = collection::Entity::find_by_id(id.to_owned())
         .one(db)
         .await?
-        .ok_or_else(|| Error::not_found("collection", id))?;
+        .ok_or_else(|| Error::not_found(Entity::Collection, id))?;
     let file_ids: Vec<String> = collection_file::Entity::find()
         .select_only()
         .column(collection_file::Column::FileId)
@@ -223,7 +223,7 @@ async fn write_files(txn: &DatabaseTransaction, id: &str, files: &[String]) -> R
         found.extend(ids);
     }
     if let Some(missing) = files.iter().find(|id| !found.contains(*id)) {
-        return Err(Error::not_found("file", missing));
+        return Err(Error::not_found(Entity::File, missing));
     }
     for (chunk_index, chunk) in files.chunks(INSERT_CHUNK).enumerate() {
         let rows = chunk

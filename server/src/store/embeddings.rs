@@ -9,7 +9,7 @@ use sea_orm::{
 use super::Store;
 use super::entities::{embedding, file};
 use crate::domain::{FileEmbeddings, StoredEmbedding};
-use crate::error::{Error, Result};
+use crate::error::{Entity, Error, Result};
 
 impl Store {
     /// Replaces a file's vectors (of any model) with `embeddings`, atomically.
@@ -35,7 +35,7 @@ impl Store {
             .await?
             .is_none()
         {
-            return Err(Error::not_found("file", file_id));
+            return Err(Error::not_found(Entity::File, file_id));
         }
         let now = Utc::now();
         let rows = std::iter::once((None, embeddings.file_start, embeddings.file_end, &embeddings.file))

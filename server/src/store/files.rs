@@ -16,7 +16,7 @@ use crate::domain::{
     AudioProperties, Descriptors, FileOrder, FileQuery, FileRecord, FileState, FileUpdate, JobRecord, Page,
     UploadHeader, UploadOutcome,
 };
-use crate::error::{Error, Result};
+use crate::error::{Entity, Error, Result};
 use crate::validate::MAX_TAGS;
 
 impl Store {
@@ -113,7 +113,7 @@ impl Store {
         let model = file::Entity::find_by_id(id.to_owned())
             .one(&self.db)
             .await?
-            .ok_or_else(|| Error::not_found("file", id))?;
+            .ok_or_else(|| Error::not_found(Entity::File, id))?;
         let tags = self.tags_of(id).await?;
         file_from_model(model, tags)
     }
@@ -162,7 +162,7 @@ impl Store {
                 .await?
                 .is_none()
             {
-                return Err(Error::not_found("collection", collection_id));
+                return Err(Error::not_found(Entity::Collection, collection_id));
             }
             select = select.filter(
                 Expr::col(file::Column::Id).in_subquery(
@@ -230,7 +230,7 @@ impl Store {
             touch = touch.col_expr(file::Column::Filename, Expr::value(filename.clone()));
         }
         if touch.exec(&txn).await?.rows_affected == 0 {
-            return Err(Error::not_found("file", id));
+            return Err(Error::not_found(Entity::File, id));
         }
         if let Some(tags) = &update.replace_tags {
             file_tag::Entity::delete_many()
@@ -275,7 +275,7 @@ impl Store {
         let model = file::Entity::find_by_id(id.to_owned())
             .one(&txn)
             .await?
-            .ok_or_else(|| Error::not_found("file", id))?;
+            .ok_or_else(|| Error::not_found(Entity::File, id))?;
         job::Entity::delete_many()
             .filter(job::Column::FileId.eq(id))
             .exec(&txn)

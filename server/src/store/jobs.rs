@@ -11,7 +11,7 @@ use super::Store;
 use super::entities::{file, job};
 use super::rows::{job_from_model, job_to_active, new_job};
 use crate::domain::{FileState, JobQuery, JobRecord, JobStage, JobState, Page};
-use crate::error::{Error, Result};
+use crate::error::{Entity, Error, Result};
 
 impl Store {
     /// Returns one job.
@@ -19,7 +19,7 @@ impl Store {
         let model = job::Entity::find_by_id(id.to_owned())
             .one(&self.db)
             .await?
-            .ok_or_else(|| Error::not_found("job", id))?;
+            .ok_or_else(|| Error::not_found(Entity::Job, id))?;
         job_from_model(model)
     }
 
@@ -58,7 +58,7 @@ impl Store {
         let model = file::Entity::find_by_id(file_id.to_owned())
             .one(&txn)
             .await?
-            .ok_or_else(|| Error::not_found("file", file_id))?;
+            .ok_or_else(|| Error::not_found(Entity::File, file_id))?;
         let active = job::Entity::find()
             .filter(job::Column::FileId.eq(file_id))
             .filter(job::Column::State.is_in([JobState::Queued.as_str(), JobState::Running.as_str()]))

@@ -8,7 +8,7 @@ use super::entities::upload;
 use super::rows::upload_from_model;
 use super::{Store, serde_json_array, to_i64};
 use crate::domain::{UploadHeader, UploadSession};
-use crate::error::{Error, Result};
+use crate::error::{Entity, Error, Result};
 
 impl Store {
     /// Opens a resumable upload session.
@@ -46,7 +46,7 @@ impl Store {
         let model = upload::Entity::find_by_id(id.to_owned())
             .one(&self.db)
             .await?
-            .ok_or_else(|| Error::not_found("upload session", id))?;
+            .ok_or_else(|| Error::not_found(Entity::UploadSession, id))?;
         upload_from_model(model)
     }
 

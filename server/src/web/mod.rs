@@ -128,10 +128,11 @@ fn error_response(err: &Error) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Entity;
 
     #[test]
     fn problems_become_http_statuses_and_internal_failures_hide_their_detail() {
-        let response = error_response(&Error::not_found("file", "f1"));
+        let response = error_response(&Error::not_found(Entity::File, "f1"));
         assert_eq!(response.status(), StatusCode::NOT_FOUND);
         let response = error_response(&Error::InvalidArgument("bad".into()));
         assert_eq!(response.status(), StatusCode::BAD_REQUEST);

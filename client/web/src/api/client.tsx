@@ -1,32 +1,18 @@
-// RPC clients for the whole app (AudioService, AnalyticsService, SearchService, Health), provided through React context so tests can
-// inject a router transport.
+// RPC clients for the whole app, made by the standalone client (src/client),
+// provided through React context so tests can inject a router transport.
 import { createContext, useContext, type ReactNode } from "react";
-import { createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
-import { createGrpcWebTransport } from "@connectrpc/connect-web";
-import { AudioService } from "../gen/traum/v1/audio_pb";
-import { AnalyticsService } from "../gen/traum/v1/analytics_pb";
-import { SearchService } from "../gen/traum/v1/search_pb";
-import { Health } from "../gen/grpc/health/v1/health_pb";
+import type { Interceptor, Transport } from "@connectrpc/connect";
+import { createTraumClient, grpcWebTransport, type TraumClient } from "../client";
 
-export interface Api {
-  audio: Client<typeof AudioService>;
-  analytics: Client<typeof AnalyticsService>;
-  search: Client<typeof SearchService>;
-  health: Client<typeof Health>;
-}
+export type Api = TraumClient;
 
 export function createApi(transport: Transport): Api {
-  return {
-    audio: createClient(AudioService, transport),
-    analytics: createClient(AnalyticsService, transport),
-    search: createClient(SearchService, transport),
-    health: createClient(Health, transport),
-  };
+  return createTraumClient({ protocol: "grpc-web", transport });
 }
 
 /** `interceptors`: e.g. the session's, which adds the credential to every call. */
 export function browserTransport(interceptors: Interceptor[] = []): Transport {
-  return createGrpcWebTransport({ baseUrl: window.location.origin, useBinaryFormat: true, interceptors });
+  return grpcWebTransport({ baseUrl: window.location.origin, protocol: "grpc-web", interceptors });
 }
 
 const ApiContext = createContext<Api | null>(null);

@@ -60,7 +60,7 @@ pub fn audit_query(request: pb::ListAuditEventsRequest) -> Result<AuditQuery> {
         since,
         principal: Some(principal.trim().to_owned()).filter(|p| !p.is_empty()),
         offset: page_offset(&token)?,
-        limit: page_size(size, DEFAULT_PAGE, MAX_PAGE)?,
+        limit: page_size("page_size", size, DEFAULT_PAGE, MAX_PAGE)?,
     })
 }
 

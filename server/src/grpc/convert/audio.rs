@@ -132,7 +132,7 @@ pub fn job_query(request: pb::ListJobsRequest) -> Result<JobQuery> {
             Some(validate::id("file_id", &file_id)?)
         },
         offset: page_offset(&page_token)?,
-        limit: page_size(size, DEFAULT_PAGE, MAX_PAGE)?,
+        limit: page_size("page_size", size, DEFAULT_PAGE, MAX_PAGE)?,
     })
 }
 
@@ -155,9 +155,10 @@ fn file_order(raw: i32) -> Result<FileOrder> {
         Ok(pb::FileOrder::Filename) => Ok(FileOrder::Filename),
         Ok(pb::FileOrder::Size) => Ok(FileOrder::Size),
         Ok(pb::FileOrder::Duration) => Ok(FileOrder::Duration),
-        Err(_) => Err(Error::InvalidArgument(format!(
-            "order_by {raw} is not a valid FileOrder"
-        ))),
+        Err(_) => Err(Error::invalid_field(
+            "order_by",
+            format!("order_by {raw} is not a valid FileOrder"),
+        )),
     }
 }
 
@@ -178,15 +179,15 @@ pub fn file_query(request: pb::ListFilesRequest) -> Result<FileQuery> {
         raw => Some(validate::id("collection_id", raw)?),
     };
     Ok(FileQuery {
-        tags_all: validate::tags(&tags)?,
-        state: file_state_from(state)?,
-        formats: audio_formats(&formats)?,
+        tags_all: validate::tags(&tags).map_err(|e| e.at("tags"))?,
+        state: file_state_from(state).map_err(|e| e.at("state"))?,
+        formats: audio_formats(&formats).map_err(|e| e.at("formats"))?,
         filename_contains: Some(filename_contains.trim().to_owned()).filter(|s| !s.is_empty()),
         collection_id,
         order: file_order(order_by)?,
         ascending,
         offset: page_offset(&page_token)?,
-        limit: page_size(size, DEFAULT_PAGE, MAX_PAGE)?,
+        limit: page_size("page_size", size, DEFAULT_PAGE, MAX_PAGE)?,
     })
 }
 
@@ -214,10 +215,17 @@ pub fn file_update(request: pb::UpdateFileRequest) -> Result<(String, FileUpdate
     } = request;
     let file_id = validate::id("file_id", &file_id)?;
     let update = FileUpdate {
-        filename: filename.as_deref().map(validate::filename).transpose()?,
-        replace_tags: replace_tags.map(|list| validate::tags(&list.tags)).transpose()?,
-        add_tags: validate::tags(&add_tags)?,
-        remove_tags: validate::tags(&remove_tags)?,
+        filename: filename
+            .as_deref()
+            .map(validate::filename)
+            .transpose()
+            .map_err(|e| e.at("filename"))?,
+        replace_tags: replace_tags
+            .map(|list| validate::tags(&list.tags))
+            .transpose()
+            .map_err(|e| e.at("replace_tags.tags"))?,
+        add_tags: validate::tags(&add_tags).map_err(|e| e.at("add_tags"))?,
+        remove_tags: validate::tags(&remove_tags).map_err(|e| e.at("remove_tags"))?,
     };
     Ok((file_id, update))
 }
@@ -266,11 +274,14 @@ pub fn collection(record: CollectionRecord, files: Vec<FileRecord>) -> pb::Colle
 
 fn file_ids(kind: &str, raw: &[String]) -> Result<Vec<String>> {
     if raw.len() > validate::MAX_COLLECTION_FILES {
-        return Err(Error::InvalidArgument(format!(
-            "{kind} lists {} files; a collection holds at most {}",
-            raw.len(),
-            validate::MAX_COLLECTION_FILES
-        )));
+        return Err(Error::invalid_field(
+            kind,
+            format!(
+                "{kind} lists {} files; a collection holds at most {}",
+                raw.len(),
+                validate::MAX_COLLECTION_FILES
+            ),
+        ));
     }
     raw.iter().map(|id| validate::id(kind, id)).collect()
 }
@@ -278,7 +289,7 @@ fn file_ids(kind: &str, raw: &[String]) -> Result<Vec<String>> {
 /// The name and files of a `CreateCollection`.
 pub fn new_collection(request: pb::CreateCollectionRequest) -> Result<(String, Vec<String>)> {
     Ok((
-        validate::collection_name(&request.name)?,
+        validate::collection_name(&request.name).map_err(|e| e.at("name"))?,
         file_ids("file_ids", &request.file_ids)?,
     ))
 }
@@ -295,7 +306,11 @@ pub fn collection_update(request: pb::UpdateCollectionRequest) -> Result<(String
     Ok((
         validate::id("collection_id", &collection_id)?,
         CollectionUpdate {
-            name: name.as_deref().map(validate::collection_name).transpose()?,
+            name: name
+                .as_deref()
+                .map(validate::collection_name)
+                .transpose()
+                .map_err(|e| e.at("name"))?,
             replace: replace_file_ids
                 .map(|list| file_ids("replace_file_ids", &list.file_ids))
                 .transpose()?,

@@ -181,19 +181,22 @@ pub fn page_offset(token: &str) -> Result<u64> {
         .strip_prefix('o')
         .and_then(|hex| u64::from_str_radix(hex, 16).ok())
         .ok_or_else(|| {
-            Error::InvalidArgument(
-                "page_token is invalid; pass the next_page_token of the previous response".into(),
+            Error::invalid_field(
+                "page_token",
+                "page_token is invalid; pass the next_page_token of the previous response",
             )
         })
 }
 
-/// Resolves a page size: 0 means the default, above the maximum is refused.
-pub fn page_size(raw: u32, default: u64, max: u64) -> Result<u64> {
+/// Resolves a page size given in `field`: 0 means the default, above the
+/// maximum is refused.
+pub fn page_size(field: &str, raw: u32, default: u64, max: u64) -> Result<u64> {
     match u64::from(raw) {
         0 => Ok(default),
-        size if size > max => Err(Error::InvalidArgument(format!(
-            "page_size {size} exceeds the maximum of {max}"
-        ))),
+        size if size > max => Err(Error::invalid_field(
+            field,
+            format!("{field} {size} exceeds the maximum of {max}"),
+        )),
         size => Ok(size),
     }
 }

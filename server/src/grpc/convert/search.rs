@@ -26,26 +26,29 @@ pub fn request(
         keyword_weight,
         refine,
     } = options.unwrap_or_default();
-    let limit = page_size(limit, DEFAULT_LIMIT, MAX_LIMIT)?;
-    let offset = page_offset(&page_token)?;
+    let limit = page_size("options.limit", limit, DEFAULT_LIMIT, MAX_LIMIT)?;
+    let offset = page_offset(&page_token).map_err(|e| e.at("options"))?;
     let pb::Refinement {
         good_file_ids,
         bad_file_ids,
     } = refine.unwrap_or_default();
     let ids = |name: &str, raw: Vec<String>| -> Result<Vec<String>> {
-        raw.iter().map(|id| validate::id(name, id)).collect()
+        raw.iter()
+            .map(|id| validate::id(name, id).map_err(|e| e.at("options.refine")))
+            .collect()
     };
     let refine = Refinement {
         good: ids("good_file_ids", good_file_ids)?,
         bad: ids("bad_file_ids", bad_file_ids)?,
-    };
-    SearchRequest::new(
-        filter(filters.unwrap_or_default())?,
-        offset,
-        limit,
-        keyword_weight,
-        refine,
-    )
+    }
+    .validated()
+    .map_err(|e| e.at("options.refine"))?;
+    // Validated here part by part so that each error names its field's path
+    // in the request; `SearchRequest::new` checks the rest (the weight).
+    let filter = filter(filters.unwrap_or_default())
+        .and_then(SearchFilter::validated)
+        .map_err(|e| e.at("filters"))?;
+    SearchRequest::new(filter, offset, limit, keyword_weight, refine).map_err(|e| e.at("options"))
 }
 
 fn filter(raw: pb::SearchFilters) -> Result<SearchFilter> {
@@ -67,11 +70,15 @@ fn filter(raw: pb::SearchFilters) -> Result<SearchFilter> {
         max_duration_seconds,
         min_bpm,
         max_bpm,
-        keys: keys.iter().map(super::musical_key_from).collect::<Result<_>>()?,
+        keys: keys
+            .iter()
+            .map(super::musical_key_from)
+            .collect::<Result<_>>()
+            .map_err(|e| e.at("keys"))?,
         tags_all,
         tags_any,
         tags_none,
-        formats: audio_formats(&formats)?,
+        formats: audio_formats(&formats).map_err(|e| e.at("formats"))?,
         keywords: Some(keywords),
         min_score,
     })
@@ -126,9 +133,7 @@ pub fn response(page: SearchPage) -> pb::SearchResponse {
 
 /// The suggestion count a `Suggest` asks for: 0 means the default.
 pub fn suggestion_limit(raw: u32) -> Result<usize> {
-    let limit = page_size(raw, DEFAULT_SUGGESTIONS, MAX_SUGGESTIONS).map_err(|_| {
-        crate::error::Error::InvalidArgument(format!("limit {raw} exceeds the maximum of {MAX_SUGGESTIONS}"))
-    })?;
+    let limit = page_size("limit", raw, DEFAULT_SUGGESTIONS, MAX_SUGGESTIONS)?;
     Ok(usize::try_from(limit).unwrap_or(usize::MAX))
 }
 

@@ -381,8 +381,11 @@ export const RoleSchema: GenEnum<Role> = /*@__PURE__*/
 export const AdminService: GenService<{
   /**
    * Creates an API key and returns it with its secret, the only time the
-   * secret is shown. INVALID_ARGUMENT for an empty or over-long name or an
-   * unspecified role.
+   * secret is shown.
+   *
+   * Errors:
+   * - INVALID_ARGUMENT: `name` is empty or too long, or `role` is unspecified
+   *   or unknown.
    *
    * @generated from rpc traum.v1.AdminService.CreateApiKey
    */
@@ -394,6 +397,8 @@ export const AdminService: GenService<{
   /**
    * Lists keys, newest first, revoked ones included; never their secrets.
    *
+   * Errors: only those every method can return.
+   *
    * @generated from rpc traum.v1.AdminService.ListApiKeys
    */
   listApiKeys: {
@@ -403,7 +408,11 @@ export const AdminService: GenService<{
   },
   /**
    * Revokes a key: calls with it fail with UNAUTHENTICATED from then on.
-   * NOT_FOUND for an unknown id; revoking twice keeps the first time.
+   * Revoking twice keeps the first time.
+   *
+   * Errors:
+   * - INVALID_ARGUMENT: `key_id` is not a UUID.
+   * - NOT_FOUND: no key has that id.
    *
    * @generated from rpc traum.v1.AdminService.RevokeApiKey
    */
@@ -416,6 +425,10 @@ export const AdminService: GenService<{
    * Lists the audit log, newest first: every call that changes something
    * (uploads, renames, retags, deletes, reprocessing, collection changes,
    * keys created or revoked), refused ones included.
+   *
+   * Errors:
+   * - INVALID_ARGUMENT: `page_size` is above 1000, `page_token` is not one
+   *   the server gave, or `since` is not a valid time.
    *
    * @generated from rpc traum.v1.AdminService.ListAuditEvents
    */

@@ -455,6 +455,8 @@ export const UsageSchema: GenMessage<Usage> = /*@__PURE__*/
  */
 export enum ModelStatus {
   /**
+   * Not a status; never sent.
+   *
    * @generated from enum value: MODEL_STATUS_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
@@ -504,6 +506,8 @@ export const AnalyticsService: GenService<{
   /**
    * Returns totals of the library and the server's state.
    *
+   * Errors: only those every method can return.
+   *
    * @generated from rpc traum.v1.AnalyticsService.GetStats
    */
   getStats: {
@@ -513,6 +517,11 @@ export const AnalyticsService: GenService<{
   },
   /**
    * Returns usage over a recent time window, bucketed in time.
+   *
+   * Errors:
+   * - INVALID_ARGUMENT: a duration is negative, `bucket` is under one second,
+   *   `window` is over 366 days, or the window would have more than 10 000
+   *   buckets.
    *
    * @generated from rpc traum.v1.AnalyticsService.GetUsage
    */

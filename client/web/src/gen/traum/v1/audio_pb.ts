@@ -77,6 +77,8 @@ export const UploadHeaderSchema: GenMessage<UploadHeader> = /*@__PURE__*/
  */
 export type UploadAudioRequest = Message<"traum.v1.UploadAudioRequest"> & {
   /**
+   * A header first, then chunks.
+   *
    * @generated from oneof traum.v1.UploadAudioRequest.payload
    */
   payload: {
@@ -1339,6 +1341,8 @@ export const WatchLibraryRequestSchema: GenMessage<WatchLibraryRequest> = /*@__P
  */
 export type LibraryEvent = Message<"traum.v1.LibraryEvent"> & {
   /**
+   * What changed; exactly one is set.
+   *
    * @generated from oneof traum.v1.LibraryEvent.change
    */
   change: {
@@ -1499,6 +1503,9 @@ export const ListCollectionsRequestSchema: GenMessage<ListCollectionsRequest> = 
  */
 export type ListCollectionsResponse = Message<"traum.v1.ListCollectionsResponse"> & {
   /**
+   * The collections by name, each without its files (`files` is empty;
+   * `file_count` holds their number).
+   *
    * @generated from field: repeated traum.v1.Collection collections = 1;
    */
   collections: Collection[];
@@ -1539,6 +1546,8 @@ export const GetCollectionRequestSchema: GenMessage<GetCollectionRequest> = /*@_
  */
 export type FileIdList = Message<"traum.v1.FileIdList"> & {
   /**
+   * File identifiers (UUIDs), in order.
+   *
    * @generated from field: repeated string file_ids = 1;
    */
   fileIds: string[];
@@ -1646,6 +1655,8 @@ export const DeleteCollectionResponseSchema: GenMessage<DeleteCollectionResponse
  */
 export enum AudioFormat {
   /**
+   * Not a format; never sent, and refused in format filters.
+   *
    * @generated from enum value: AUDIO_FORMAT_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
@@ -1706,6 +1717,8 @@ export const AudioFormatSchema: GenEnum<AudioFormat> = /*@__PURE__*/
  */
 export enum JobState {
   /**
+   * Not a state; never sent. In `ListJobs`, no filter.
+   *
    * @generated from enum value: JOB_STATE_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
@@ -1752,6 +1765,8 @@ export const JobStateSchema: GenEnum<JobState> = /*@__PURE__*/
  */
 export enum JobStage {
   /**
+   * No stage: the job has not started one yet.
+   *
    * @generated from enum value: JOB_STAGE_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
@@ -1808,6 +1823,8 @@ export const JobStageSchema: GenEnum<JobStage> = /*@__PURE__*/
  */
 export enum FileState {
   /**
+   * Not a state; never sent. In `ListFiles`, no filter.
+   *
    * @generated from enum value: FILE_STATE_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
@@ -1847,16 +1864,22 @@ export const FileStateSchema: GenEnum<FileState> = /*@__PURE__*/
  */
 export enum KeyMode {
   /**
+   * Not a mode; never sent.
+   *
    * @generated from enum value: KEY_MODE_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
 
   /**
+   * Major.
+   *
    * @generated from enum value: KEY_MODE_MAJOR = 1;
    */
   MAJOR = 1,
 
   /**
+   * Minor.
+   *
    * @generated from enum value: KEY_MODE_MINOR = 2;
    */
   MINOR = 2,
@@ -1875,6 +1898,8 @@ export const KeyModeSchema: GenEnum<KeyMode> = /*@__PURE__*/
  */
 export enum FileOrder {
   /**
+   * The default: by creation time, like `FILE_ORDER_CREATED_AT`.
+   *
    * @generated from enum value: FILE_ORDER_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
@@ -1927,6 +1952,20 @@ export const AudioService: GenService<{
    * Identical bytes uploaded twice are stored once; the second upload answers
    * with the existing file and `duplicate = true`.
    *
+   * Errors:
+   * - INVALID_ARGUMENT: the first message is not a header or a later one is;
+   *   the header's `filename`, `tags` or `sha256` are malformed (details name
+   *   `header.<field>`); the bytes are empty, not audio in a supported
+   *   format, or corrupt; fewer or more bytes arrived than `size_bytes`
+   *   declared.
+   * - RESOURCE_EXHAUSTED: the file is larger than `--max-upload-bytes` or
+   *   lasts longer than `--max-duration`.
+   * - DATA_LOSS: the bytes received hash to another SHA-256 than the header
+   *   declared.
+   * - ABORTED: the client's stream broke off before its end.
+   * - DEADLINE_EXCEEDED: the stream sent nothing for longer than
+   *   `--upload-idle-timeout`.
+   *
    * @generated from rpc traum.v1.AudioService.UploadAudio
    */
   uploadAudio: {
@@ -1937,6 +1976,11 @@ export const AudioService: GenService<{
   /**
    * Opens a resumable upload session (for browsers, which cannot
    * client-stream, and for unreliable links).
+   *
+   * Errors:
+   * - INVALID_ARGUMENT: the header's `filename`, `tags` or `sha256` are
+   *   malformed, or `size_bytes` is 0.
+   * - RESOURCE_EXHAUSTED: `size_bytes` is larger than `--max-upload-bytes`.
    *
    * @generated from rpc traum.v1.AudioService.StartUpload
    */
@@ -1949,6 +1993,15 @@ export const AudioService: GenService<{
    * Appends bytes to a resumable upload at the given offset, which must equal
    * the number of bytes the server already holds.
    *
+   * Errors:
+   * - INVALID_ARGUMENT: `upload_id` is not a UUID; the chunk is larger than
+   *   `--max-chunk-bytes` or ends beyond the declared size.
+   * - NOT_FOUND: no session has that id, or it expired.
+   * - FAILED_PRECONDITION: `offset` is not the number of bytes the server
+   *   holds (the message says where to resume), or another chunk was written
+   *   at the same time.
+   * - RESOURCE_EXHAUSTED: the upload would grow beyond `--max-upload-bytes`.
+   *
    * @generated from rpc traum.v1.AudioService.PutUploadChunk
    */
   putUploadChunk: {
@@ -1959,6 +2012,10 @@ export const AudioService: GenService<{
   /**
    * Returns the state of a resumable upload, notably how many bytes the
    * server holds, so a client knows where to resume.
+   *
+   * Errors:
+   * - INVALID_ARGUMENT: `upload_id` is not a UUID.
+   * - NOT_FOUND: no session has that id, or it expired.
    *
    * @generated from rpc traum.v1.AudioService.GetUpload
    */
@@ -1971,6 +2028,15 @@ export const AudioService: GenService<{
    * Completes a resumable upload: verifies size and checksum, sniffs the
    * format, stores the blob and queues the processing job.
    *
+   * Errors:
+   * - INVALID_ARGUMENT: `upload_id` is not a UUID; the bytes are not audio in
+   *   a supported format, or corrupt.
+   * - NOT_FOUND: no session has that id, or it expired.
+   * - FAILED_PRECONDITION: fewer bytes than declared have arrived (the
+   *   message says from which offset to send the rest).
+   * - DATA_LOSS: the bytes hash to another SHA-256 than the header declared.
+   * - RESOURCE_EXHAUSTED: the audio lasts longer than `--max-duration`.
+   *
    * @generated from rpc traum.v1.AudioService.FinishUpload
    */
   finishUpload: {
@@ -1980,6 +2046,10 @@ export const AudioService: GenService<{
   },
   /**
    * Returns one job.
+   *
+   * Errors:
+   * - INVALID_ARGUMENT: `job_id` is not a UUID.
+   * - NOT_FOUND: no job has that id.
    *
    * @generated from rpc traum.v1.AudioService.GetJob
    */
@@ -1992,6 +2062,12 @@ export const AudioService: GenService<{
    * Streams progress events of a job: first its current state, then every
    * change, ending after the terminal event (succeeded or failed).
    *
+   * Errors:
+   * - INVALID_ARGUMENT: `job_id` is not a UUID.
+   * - NOT_FOUND: no job has that id.
+   * - UNAVAILABLE: the server is shutting down (sent on the open stream);
+   *   watch again once it is back.
+   *
    * @generated from rpc traum.v1.AudioService.WatchJob
    */
   watchJob: {
@@ -2001,6 +2077,10 @@ export const AudioService: GenService<{
   },
   /**
    * Lists jobs, newest first.
+   *
+   * Errors:
+   * - INVALID_ARGUMENT: `page_size` is above 1000, `page_token` is not one
+   *   the server gave, `state` is no `JobState`, or `file_id` is not a UUID.
    *
    * @generated from rpc traum.v1.AudioService.ListJobs
    */
@@ -2012,6 +2092,12 @@ export const AudioService: GenService<{
   /**
    * Lists files with filters, ordering and pagination.
    *
+   * Errors:
+   * - INVALID_ARGUMENT: `page_size` is above 1000, `page_token` is not one
+   *   the server gave, a tag is empty or too long, `state`, `formats` or
+   *   `order_by` hold unknown values, or `collection_id` is not a UUID.
+   * - NOT_FOUND: `collection_id` names no collection.
+   *
    * @generated from rpc traum.v1.AudioService.ListFiles
    */
   listFiles: {
@@ -2021,6 +2107,10 @@ export const AudioService: GenService<{
   },
   /**
    * Returns all metadata and descriptors of one file.
+   *
+   * Errors:
+   * - INVALID_ARGUMENT: `file_id` is not a UUID.
+   * - NOT_FOUND: no file has that id.
    *
    * @generated from rpc traum.v1.AudioService.GetFile
    */
@@ -2032,6 +2122,12 @@ export const AudioService: GenService<{
   /**
    * Renames a file and changes its tags.
    *
+   * Errors:
+   * - INVALID_ARGUMENT: `file_id` is not a UUID; the new `filename` is empty,
+   *   too long or holds a path separator; a tag is empty, too long, or a file
+   *   would carry more than 64.
+   * - NOT_FOUND: no file has that id.
+   *
    * @generated from rpc traum.v1.AudioService.UpdateFile
    */
   updateFile: {
@@ -2041,6 +2137,10 @@ export const AudioService: GenService<{
   },
   /**
    * Deletes a file. Its blob is removed once no other file references it.
+   *
+   * Errors:
+   * - INVALID_ARGUMENT: `file_id` is not a UUID.
+   * - NOT_FOUND: no file has that id.
    *
    * @generated from rpc traum.v1.AudioService.DeleteFile
    */
@@ -2052,6 +2152,11 @@ export const AudioService: GenService<{
   /**
    * Streams the original bytes of a file, optionally from an offset.
    *
+   * Errors:
+   * - INVALID_ARGUMENT: `file_id` is not a UUID.
+   * - NOT_FOUND: no file has that id.
+   * - OUT_OF_RANGE: `start_offset` lies beyond the end of the file.
+   *
    * @generated from rpc traum.v1.AudioService.DownloadAudio
    */
   downloadAudio: {
@@ -2061,6 +2166,12 @@ export const AudioService: GenService<{
   },
   /**
    * Runs the processing pipeline of a file again (e.g. after a failure).
+   *
+   * Errors:
+   * - INVALID_ARGUMENT: `file_id` is not a UUID.
+   * - NOT_FOUND: no file has that id.
+   * - FAILED_PRECONDITION: a job of the file is queued or running; wait for
+   *   it to finish.
    *
    * @generated from rpc traum.v1.AudioService.ReprocessFile
    */
@@ -2073,6 +2184,12 @@ export const AudioService: GenService<{
    * Returns a file's waveform overview: min/max peaks of its decoded audio.
    * Files analysed before waveforms existed get theirs computed on first
    * request.
+   *
+   * Errors:
+   * - INVALID_ARGUMENT: `file_id` is not a UUID.
+   * - NOT_FOUND: no file has that id.
+   * - FAILED_PRECONDITION: the file is still being processed; its waveform
+   *   comes with the analyse stage.
    *
    * @generated from rpc traum.v1.AudioService.GetWaveform
    */
@@ -2087,6 +2204,10 @@ export const AudioService: GenService<{
    * files deleted. One stream serves a whole client, so a browser does not
    * need one `WatchJob` stream (and HTTP/1.1 connection) per file.
    *
+   * Errors:
+   * - UNAVAILABLE: the server is shutting down (sent on the open stream);
+   *   watch again once it is back.
+   *
    * @generated from rpc traum.v1.AudioService.WatchLibrary
    */
   watchLibrary: {
@@ -2096,6 +2217,13 @@ export const AudioService: GenService<{
   },
   /**
    * Creates a collection: a named, ordered set of files (a kit).
+   *
+   * Errors:
+   * - INVALID_ARGUMENT: `name` is empty, longer than 100 characters or holds
+   *   control characters; a file id is not a UUID, or more than 10 000 are
+   *   listed.
+   * - NOT_FOUND: a listed file does not exist.
+   * - ALREADY_EXISTS: a collection has that name.
    *
    * @generated from rpc traum.v1.AudioService.CreateCollection
    */
@@ -2107,6 +2235,9 @@ export const AudioService: GenService<{
   /**
    * Lists collections by name, without their files.
    *
+   * Errors:
+   * - INVALID_ARGUMENT: `file_id` is not a UUID.
+   *
    * @generated from rpc traum.v1.AudioService.ListCollections
    */
   listCollections: {
@@ -2116,6 +2247,10 @@ export const AudioService: GenService<{
   },
   /**
    * Returns a collection with its files in order.
+   *
+   * Errors:
+   * - INVALID_ARGUMENT: `collection_id` is not a UUID.
+   * - NOT_FOUND: no collection has that id.
    *
    * @generated from rpc traum.v1.AudioService.GetCollection
    */
@@ -2127,6 +2262,13 @@ export const AudioService: GenService<{
   /**
    * Renames a collection and adds, removes or reorders its files.
    *
+   * Errors:
+   * - INVALID_ARGUMENT: `collection_id` or a file id is not a UUID; the new
+   *   `name` is invalid (as in `CreateCollection`); the collection would hold
+   *   more than 10 000 files.
+   * - NOT_FOUND: no collection has that id, or a file to add does not exist.
+   * - ALREADY_EXISTS: another collection has the new name.
+   *
    * @generated from rpc traum.v1.AudioService.UpdateCollection
    */
   updateCollection: {
@@ -2136,6 +2278,10 @@ export const AudioService: GenService<{
   },
   /**
    * Deletes a collection; its files stay in the library.
+   *
+   * Errors:
+   * - INVALID_ARGUMENT: `collection_id` is not a UUID.
+   * - NOT_FOUND: no collection has that id.
    *
    * @generated from rpc traum.v1.AudioService.DeleteCollection
    */

@@ -258,6 +258,8 @@ export const SearchByAudioHeaderSchema: GenMessage<SearchByAudioHeader> = /*@__P
  */
 export type SearchByAudioRequest = Message<"traum.v1.SearchByAudioRequest"> & {
   /**
+   * A header first, then the clip's bytes in chunks.
+   *
    * @generated from oneof traum.v1.SearchByAudioRequest.payload
    */
   payload: {
@@ -626,6 +628,8 @@ export const SuggestResponseSchema: GenMessage<SuggestResponse> = /*@__PURE__*/
  */
 export enum SuggestionSource {
   /**
+   * Not a source; never sent.
+   *
    * @generated from enum value: SUGGESTION_SOURCE_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
@@ -670,6 +674,19 @@ export const SearchService: GenService<{
   /**
    * Finds files whose sound matches a text description.
    *
+   * Errors:
+   * - INVALID_ARGUMENT: `query` is empty or longer than the limit; a filter
+   *   is out of range (negative or min above max, `min_score` outside −1..1,
+   *   an empty tag, an unknown key or format); `options.limit` is above 200;
+   *   `options.keyword_weight` is outside 0..1; `options.refine` lists a
+   *   malformed id, more than 100 files, or a file both good and bad. Details
+   *   name the field, e.g. `filters.min_bpm`.
+   * - NOT_FOUND: a file of `options.refine` does not exist.
+   * - FAILED_PRECONDITION: a file of `options.refine` has no embedding of the
+   *   current model yet.
+   * - UNAVAILABLE: the model or the indexes are not ready; the message says
+   *   which.
+   *
    * @generated from rpc traum.v1.SearchService.SearchByText
    */
   searchByText: {
@@ -680,6 +697,17 @@ export const SearchService: GenService<{
   /**
    * Finds files that sound like an example clip sent as a client stream: a
    * `SearchByAudioHeader` first, then the clip's bytes in chunks.
+   *
+   * Errors:
+   * - INVALID_ARGUMENT: the first message is not a header or a later one is;
+   *   the clip is empty, not audio in a supported format, or corrupt; filters
+   *   or options as in `SearchByText`.
+   * - RESOURCE_EXHAUSTED: the clip is larger than the server's clip limit
+   *   (`--max-upload-bytes`).
+   * - NOT_FOUND: a file of `options.refine` does not exist.
+   * - FAILED_PRECONDITION: a file of `options.refine` has no embedding of the
+   *   current model yet.
+   * - UNAVAILABLE: the model or the indexes are not ready.
    *
    * @generated from rpc traum.v1.SearchService.SearchByAudio
    */
@@ -692,6 +720,16 @@ export const SearchService: GenService<{
    * Unary variant of `SearchByAudio` for short clips (e.g. from browsers,
    * which cannot client-stream); the clip must fit in one message.
    *
+   * Errors:
+   * - INVALID_ARGUMENT: the clip is empty, not audio in a supported format,
+   *   or corrupt; filters or options as in `SearchByText`.
+   * - RESOURCE_EXHAUSTED: the clip is larger than the message size limit or
+   *   the clip limit.
+   * - NOT_FOUND: a file of `options.refine` does not exist.
+   * - FAILED_PRECONDITION: a file of `options.refine` has no embedding of the
+   *   current model yet.
+   * - UNAVAILABLE: the model or the indexes are not ready.
+   *
    * @generated from rpc traum.v1.SearchService.SearchByAudioClip
    */
   searchByAudioClip: {
@@ -702,6 +740,16 @@ export const SearchService: GenService<{
   /**
    * Finds files that sound like a stored file, or like a time range of it.
    *
+   * Errors:
+   * - INVALID_ARGUMENT: `file_id` is not a UUID; the range is not 0 ≤
+   *   `start_seconds` < `end_seconds` or lies outside the file; filters or
+   *   options as in `SearchByText`.
+   * - NOT_FOUND: no file has that id (or a file of `options.refine` does not
+   *   exist).
+   * - FAILED_PRECONDITION: the file has no embeddings yet; wait for its job
+   *   to finish.
+   * - UNAVAILABLE: the indexes are not ready.
+   *
    * @generated from rpc traum.v1.SearchService.SearchSimilar
    */
   searchSimilar: {
@@ -711,6 +759,10 @@ export const SearchService: GenService<{
   },
   /**
    * Completes a prefix from tags, filenames and popular past queries.
+   *
+   * Errors:
+   * - INVALID_ARGUMENT: `prefix` is empty or longer than the query limit, or
+   *   `limit` is above 100.
    *
    * @generated from rpc traum.v1.SearchService.Suggest
    */
