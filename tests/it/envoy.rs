@@ -835,10 +835,13 @@ async fn deployment_files_are_consistent() {
         }
     }
     let server = &services["traum-server"];
+    // The CLI's own health command, the same as the image's HEALTHCHECK.
     assert!(
         server["healthcheck"]["test"]
             .to_string()
-            .contains("grpc_health_probe")
+            .contains(r#""traum","health""#),
+        "{}",
+        server["healthcheck"]["test"]
     );
     assert_eq!(server["environment"]["TRAUM_METRICS_LISTEN"], "0.0.0.0:9464");
     assert_eq!(
@@ -929,9 +932,12 @@ async fn deployment_files_are_consistent() {
         "TRAUM_AUTH=required",
         "TRAUM_METRICS_LISTEN=0.0.0.0:9464",
         "HEALTHCHECK",
+        "CMD [\"traum\", \"health\"",
     ] {
         assert!(dockerfile.contains(needed), "Dockerfile lacks `{needed}`");
     }
+    // The Go stage that built grpc_health_probe is gone with it.
+    assert!(!dockerfile.contains("grpc_health_probe") && !dockerfile.contains("golang"));
     assert!(docker.join(".env.example").is_file());
     let gitignore = std::fs::read_to_string(repo_root().join(".gitignore")).expect(".gitignore");
     assert!(gitignore.lines().any(|line| line == "/docker/.env"));

@@ -1,13 +1,16 @@
-//! `traum audit`: the server's audit log (needs an admin key).
+//! `traum audit` and `traum keys`: the audit log and API keys (both need an
+//! admin key).
 
 use std::time::Duration;
 
-use clap::Args;
+use clap::{Args, Subcommand, ValueEnum};
 use serde::Serialize;
 use traum_client::TraumClient;
-use traum_client::v1::{ListAuditEventsRequest, Role};
+use traum_client::v1::{
+    ApiKey, CreateApiKeyRequest, ListApiKeysRequest, ListAuditEventsRequest, RevokeApiKeyRequest, Role,
+};
 
-use super::output::{print_json, print_table, rpc, timestamp_or_dash};
+use super::output::{print_json, print_table, rpc, timestamp, timestamp_or_dash};
 use super::{Globals, Outcome};
 
 #[derive(Debug, Args)]
@@ -55,13 +58,7 @@ pub async fn audit(client: &TraumClient, globals: Globals, args: AuditArgs) -> a
         .map(|event| AuditEventJson {
             at: timestamp_or_dash(event.at.as_ref()),
             principal: event.principal.clone(),
-            role: Role::try_from(event.role)
-                .ok()
-                .filter(|role| *role != Role::Unspecified)
-                .map_or_else(
-                    || "-".to_owned(),
-                    |role| role.as_str_name().trim_start_matches("ROLE_").to_lowercase(),
-                ),
+            role: role_name(event.role),
             method: event.method.clone(),
             target: event.target.clone(),
             code: event.code,
@@ -80,5 +77,153 @@ pub async fn audit(client: &TraumClient, globals: Globals, args: AuditArgs) -> a
         .collect();
     print_table(&["AT", "PRINCIPAL", "ROLE", "METHOD", "TARGET", "OUTCOME"], &rows);
     println!("{} of {} events", rows.len(), page.total_count);
+    Ok(Outcome::Success)
+}
+
+/// `read`, `write`, `admin`, or `-` for none.
+fn role_name(role: i32) -> String {
+    Role::try_from(role)
+        .ok()
+        .filter(|role| *role != Role::Unspecified)
+        .map_or_else(
+            || "-".to_owned(),
+            |role| role.as_str_name().trim_start_matches("ROLE_").to_lowercase(),
+        )
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a key; its secret is printed once, as the last line.
+    Create {
+        /// What the key allows.
+        #[arg(long)]
+        role: RoleArg,
+        /// A name to recognise the key by.
+        #[arg(long)]
+        name: String,
+    },
+    /// List keys (never their secrets).
+    List,
+    /// Revoke a key by its id; calls with it fail from then on.
+    Revoke {
+        /// The key's id, as `traum keys list` shows.
+        key_id: String,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum RoleArg {
+    /// Search, list, get, download, stats, suggestions, live updates.
+    Read,
+    /// Read, plus upload, rename, retag, delete, reprocess and collections.
+    Write,
+    /// Write, plus key management, the audit log and everyone's usage.
+    Admin,
+}
+
+impl RoleArg {
+    fn proto(self) -> i32 {
+        let role = match self {
+            Self::Read => Role::Read,
+            Self::Write => Role::Write,
+            Self::Admin => Role::Admin,
+        };
+        role as i32
+    }
+}
+
+#[derive(Serialize)]
+struct ApiKeyJson {
+    key_id: String,
+    name: String,
+    role: String,
+    prefix: String,
+    created_at: Option<String>,
+    last_used_at: Option<String>,
+    revoked_at: Option<String>,
+}
+
+impl From<&ApiKey> for ApiKeyJson {
+    fn from(key: &ApiKey) -> Self {
+        Self {
+            key_id: key.key_id.clone(),
+            name: key.name.clone(),
+            role: role_name(key.role),
+            prefix: key.prefix.clone(),
+            created_at: timestamp(key.created_at.as_ref()),
+            last_used_at: timestamp(key.last_used_at.as_ref()),
+            revoked_at: timestamp(key.revoked_at.as_ref()),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct CreatedKeyJson {
+    key: Option<ApiKeyJson>,
+    secret: String,
+}
+
+pub async fn keys(client: &TraumClient, globals: Globals, command: KeysCommand) -> anyhow::Result<Outcome> {
+    let mut admin = client.admin();
+    match command {
+        KeysCommand::Create { role, name } => {
+            let created = rpc(admin
+                .create_api_key(CreateApiKeyRequest {
+                    name,
+                    role: role.proto(),
+                })
+                .await)?;
+            if globals.json {
+                print_json(&CreatedKeyJson {
+                    key: created.key.as_ref().map(ApiKeyJson::from),
+                    secret: created.secret,
+                })?;
+            } else {
+                let key = created.key.as_ref().map(ApiKeyJson::from);
+                let (role, name, id) = key.as_ref().map_or(("?", "?", "?"), |k| {
+                    (k.role.as_str(), k.name.as_str(), k.key_id.as_str())
+                });
+                // The secret goes last, alone on its line, so scripts can
+                // take it with `tail -n 1`.
+                println!("created {role} key `{name}` (id {id}); it is shown only now:");
+                println!("{}", created.secret);
+            }
+        }
+        KeysCommand::List => {
+            let keys = rpc(admin.list_api_keys(ListApiKeysRequest {}).await)?.keys;
+            let keys: Vec<ApiKeyJson> = keys.iter().map(ApiKeyJson::from).collect();
+            if globals.json {
+                print_json(&keys)?;
+            } else {
+                let dash = |value: &Option<String>| value.clone().unwrap_or_else(|| "-".to_owned());
+                let rows: Vec<Vec<String>> = keys
+                    .iter()
+                    .map(|k| {
+                        vec![
+                            k.key_id.clone(),
+                            k.role.clone(),
+                            k.prefix.clone(),
+                            dash(&k.created_at),
+                            dash(&k.last_used_at),
+                            dash(&k.revoked_at),
+                            k.name.clone(),
+                        ]
+                    })
+                    .collect();
+                print_table(
+                    &["ID", "ROLE", "PREFIX", "CREATED", "LAST USED", "REVOKED", "NAME"],
+                    &rows,
+                );
+            }
+        }
+        KeysCommand::Revoke { key_id } => {
+            let key = rpc(admin.revoke_api_key(RevokeApiKeyRequest { key_id }).await)?;
+            if globals.json {
+                print_json(&ApiKeyJson::from(&key))?;
+            } else {
+                println!("revoked key `{}` ({})", key.name, key.key_id);
+            }
+        }
+    }
     Ok(Outcome::Success)
 }

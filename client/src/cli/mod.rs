@@ -3,11 +3,14 @@
 mod admin;
 mod analytics;
 mod collections;
+mod events;
 mod files;
+mod health;
 mod jobs;
 mod output;
 mod search;
 mod upload;
+mod waveform;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -73,10 +76,14 @@ pub struct Cli {
 enum Command {
     /// Upload files, directories (recursively) or glob patterns.
     Upload(upload::UploadArgs),
-    /// List processing jobs.
+    /// List processing jobs, or show one.
     Jobs(jobs::JobsArgs),
     /// Follow a job until it succeeds or fails.
     Watch(jobs::WatchArgs),
+    /// Process files again and follow their jobs.
+    Reprocess(jobs::ReprocessArgs),
+    /// Print changes to the library as they happen (jobs, renames, deletions) until Ctrl-C.
+    Events(events::EventsArgs),
     /// List files.
     Ls(files::LsArgs),
     /// Show everything known about a file.
@@ -87,13 +94,20 @@ enum Command {
     Rm(files::RmArgs),
     /// Download a file's original bytes.
     Download(files::DownloadArgs),
+    /// Show a file's waveform: a summary, or every min/max peak with --json.
+    Waveform(waveform::WaveformArgs),
     /// Show library totals and server state.
     Stats,
     /// Show recent usage per RPC and over time.
     Usage(analytics::UsageArgs),
     /// Show the audit log: who changed what, when (needs an admin key).
     Audit(admin::AuditArgs),
-    /// Find files matching a text description.
+    /// Create, list and revoke API keys (needs an admin key).
+    #[command(subcommand)]
+    Keys(admin::KeysCommand),
+    /// Check the server's health; exit 0 only if every checked service is SERVING, else 1.
+    Health(health::HealthArgs),
+    /// Find files matching a text description, or sounding like an example clip (--audio).
     Search(search::SearchArgs),
     /// Find files that sound like a stored file.
     Similar(search::SimilarArgs),
@@ -137,20 +151,42 @@ impl Cli {
             };
             return collections::export(args.clone(), key, tls).await;
         }
+        if let Command::Health(args) = &self.command {
+            // One limit for connecting and every check, so a hung server
+            // cannot outlast a container health check's own timeout.
+            let limit = args.timeout;
+            let checks = async {
+                let client = self.connect_within(self.connect_timeout.min(limit)).await?;
+                health::health(&client, Globals { json: self.json }, args).await
+            };
+            return match tokio::time::timeout(limit, checks).await {
+                Ok(outcome) => outcome,
+                Err(_) => Err(anyhow::anyhow!(
+                    "{} did not answer the health checks within {}",
+                    self.addr,
+                    humantime::format_duration(limit)
+                )),
+            };
+        }
         let client = self.connect().await?;
         let globals = Globals { json: self.json };
         match self.command {
             Command::Upload(args) => upload::run(&client, globals, args).await,
             Command::Jobs(args) => jobs::list(&client, globals, args).await,
             Command::Watch(args) => jobs::watch(&client, globals, args).await,
+            Command::Reprocess(args) => jobs::reprocess(&client, globals, args).await,
+            Command::Events(args) => events::events(&client, globals, args).await,
             Command::Ls(args) => files::ls(&client, globals, args).await,
             Command::Info(args) => files::info(&client, globals, args).await,
             Command::Tag(args) => files::tag(&client, globals, args).await,
             Command::Rm(args) => files::rm(&client, globals, args).await,
             Command::Download(args) => files::download(&client, globals, args).await,
+            Command::Waveform(args) => waveform::waveform(&client, globals, args).await,
             Command::Stats => analytics::stats(&client, globals).await,
             Command::Usage(args) => analytics::usage(&client, globals, args).await,
             Command::Audit(args) => admin::audit(&client, globals, args).await,
+            Command::Keys(command) => admin::keys(&client, globals, command).await,
+            Command::Health(args) => health::health(&client, globals, &args).await,
             Command::Search(args) => search::search(&client, globals, args).await,
             Command::Similar(args) => search::similar(&client, globals, args).await,
             Command::Suggest(args) => search::suggest(&client, globals, args).await,
@@ -160,6 +196,10 @@ impl Cli {
     }
 
     async fn connect(&self) -> anyhow::Result<TraumClient> {
+        self.connect_within(self.connect_timeout).await
+    }
+
+    async fn connect_within(&self, connect_timeout: Duration) -> anyhow::Result<TraumClient> {
         let tls_ca_pem = match &self.ca_cert {
             Some(path) => Some(
                 tokio::fs::read(path)
@@ -185,7 +225,7 @@ impl Cli {
             tls_ca_pem,
             tls_domain: self.tls_domain.clone(),
             tls_client_identity,
-            connect_timeout: self.connect_timeout,
+            connect_timeout,
         };
         match TraumClient::connect(config).await {
             Ok(client) => Ok(client),
@@ -285,5 +325,24 @@ mod tests {
             "--no-wait",
         ]);
         assert!(cli.is_ok_and(|cli| cli.json && matches!(cli.command, Command::Upload(_))));
+    }
+
+    #[test]
+    fn search_takes_exactly_one_of_text_and_audio() {
+        assert!(Cli::try_parse_from(["traum", "search", "warm pad"]).is_ok());
+        assert!(Cli::try_parse_from(["traum", "search", "--audio", "clip.wav", "--tag", "drums"]).is_ok());
+        let neither = Cli::try_parse_from(["traum", "search", "--tag", "drums"]).unwrap_err();
+        assert_eq!(neither.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+        let both = Cli::try_parse_from(["traum", "search", "pad", "--audio", "clip.wav"]).unwrap_err();
+        assert_eq!(both.kind(), clap::error::ErrorKind::ArgumentConflict);
+    }
+
+    #[test]
+    fn resumable_options_need_resumable() {
+        assert!(
+            Cli::try_parse_from(["traum", "upload", "a.wav", "--resumable", "--chunk-size", "64KiB"]).is_ok()
+        );
+        let err = Cli::try_parse_from(["traum", "upload", "a.wav", "--chunk-size", "64KiB"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::MissingRequiredArgument);
     }
 }

@@ -1,6 +1,8 @@
 //! `traum search`, `similar` and `suggest`.
 
-use clap::Args;
+use std::path::PathBuf;
+
+use clap::{ArgGroup, Args};
 use serde::Serialize;
 use traum_client::TraumClient;
 use traum_client::v1::{
@@ -77,9 +79,14 @@ impl FilterArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(group(ArgGroup::new("example").required(true).args(["query", "audio"])))]
 pub struct SearchArgs {
     /// Description of the sound, e.g. "warm analog pad".
-    query: String,
+    query: Option<String>,
+
+    /// Search by an example clip instead: an audio file (any supported format), streamed to the server.
+    #[arg(long, value_name = "FILE")]
+    audio: Option<PathBuf>,
 
     /// Maximum hits (1 to 200).
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=200))]
@@ -179,16 +186,25 @@ struct SearchResponseJson {
 }
 
 pub async fn search(client: &TraumClient, globals: Globals, args: SearchArgs) -> anyhow::Result<Outcome> {
-    let request = SearchByTextRequest {
-        query: args.query,
-        filters: Some(args.filters.proto()),
-        options: Some(SearchOptions {
-            keyword_weight: args.keyword_weight,
-            refine: args.refine.proto(),
-            ..options(args.limit)
-        }),
+    let filters = Some(args.filters.proto());
+    let options = Some(SearchOptions {
+        keyword_weight: args.keyword_weight,
+        refine: args.refine.proto(),
+        ..options(args.limit)
+    });
+    let response = match (args.query, args.audio) {
+        (_, Some(path)) => client.search_by_audio_file(&path, filters, options).await?,
+        (Some(query), None) => rpc(client
+            .search()
+            .search_by_text(SearchByTextRequest {
+                query,
+                filters,
+                options,
+            })
+            .await)?,
+        // The argument group requires one of the two; this is a bug, not bad input.
+        (None, None) => anyhow::bail!("give a text query or --audio FILE"),
     };
-    let response = rpc(client.search().search_by_text(request).await)?;
     print_hits(globals, &response)
 }
 

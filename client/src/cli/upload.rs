@@ -7,18 +7,14 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use futures::StreamExt as _;
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use serde::Serialize;
-use traum_client::v1::{JobState, UploadResult};
-use traum_client::{ClientError, TraumClient};
+use traum_client::v1::UploadResult;
+use traum_client::{ResumableOptions, TraumClient};
 
-use super::jobs::waits_for_model;
-use super::output::{job_stage_short, job_state_name, print_json};
+use super::jobs::{FOLLOWED_AT_ONCE, follow_with_bar, progress_display};
+use super::output::print_json;
 use super::{Globals, Outcome};
-
-/// Jobs followed at the same time once every file is sent; each is one
-/// stream on the client's one connection.
-const FOLLOWED_AT_ONCE: usize = 64;
 
 /// Extensions picked up when walking directories or expanding globs.
 const AUDIO_EXTENSIONS: &[&str] = &[
@@ -43,6 +39,48 @@ pub struct UploadArgs {
     /// Do not wait for the processing jobs to finish.
     #[arg(long)]
     no_wait: bool,
+
+    /// Upload through resumable sessions, chunk by chunk: a failed chunk is
+    /// sent again from where the server stands.
+    #[arg(long)]
+    resumable: bool,
+
+    /// Size of the chunks of --resumable, e.g. `256KiB`, `4MiB` (the server may cap it).
+    #[arg(long, value_name = "SIZE", requires = "resumable", default_value = "1MiB", value_parser = parse_size)]
+    chunk_size: usize,
+
+    /// How many failures in a row --resumable retries before giving up on a file.
+    #[arg(long, value_name = "N", requires = "resumable", default_value_t = 5)]
+    retries: u32,
+}
+
+/// Parses a byte count with an optional binary suffix: `65536`, `64KiB`,
+/// `64K`, `4MiB`, `4M`.
+fn parse_size(text: &str) -> Result<usize, String> {
+    let text = text.trim();
+    let digits = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, suffix) = text.split_at(digits);
+    let number: usize = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size such as 65536, 64KiB or 4MiB"))?;
+    let unit: usize = match suffix.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1024,
+        "m" | "mib" => 1024 * 1024,
+        other => return Err(format!("unknown size unit `{other}`; use KiB or MiB")),
+    };
+    match number.checked_mul(unit) {
+        Some(0) => Err("the chunk size must be at least 1 byte".to_owned()),
+        Some(size) => Ok(size),
+        None => Err(format!("`{text}` is too large")),
+    }
+}
+
+/// How a file is sent.
+#[derive(Clone, Copy, Debug)]
+enum Transfer {
+    Stream,
+    Resumable(ResumableOptions),
 }
 
 /// Result for one file, also the JSON shape of `upload --json`.
@@ -52,6 +90,9 @@ struct FileOutcome {
     file_id: Option<String>,
     job_id: Option<String>,
     duplicate: bool,
+    /// Size and SHA-256 of the bytes the server stored.
+    size_bytes: Option<u64>,
+    sha256: Option<String>,
     state: Option<String>,
     error: Option<String>,
     /// Set when the job cannot finish yet, with the server's reason (e.g. no
@@ -75,11 +116,15 @@ pub async fn run(client: &TraumClient, globals: Globals, args: UploadArgs) -> an
         anyhow::bail!("no audio files found in the given paths");
     }
 
-    let multi = if globals.json {
-        MultiProgress::with_draw_target(ProgressDrawTarget::hidden())
+    let multi = progress_display(globals);
+    let transfer = if args.resumable {
+        Transfer::Resumable(ResumableOptions {
+            chunk_bytes: args.chunk_size,
+            retries: args.retries,
+            ..ResumableOptions::default()
+        })
     } else {
-        // indicatif hides this target by itself when stderr is not a terminal.
-        MultiProgress::with_draw_target(ProgressDrawTarget::stderr())
+        Transfer::Stream
     };
     let overall = multi.add(ProgressBar::new(files.len() as u64));
     overall.set_style(
@@ -96,7 +141,7 @@ pub async fn run(client: &TraumClient, globals: Globals, args: UploadArgs) -> an
             let multi = &multi;
             let overall = &overall;
             async move {
-                let outcome = upload_one(client, multi, path, tags.clone()).await;
+                let outcome = upload_one(client, multi, path, tags.clone(), transfer).await;
                 overall.inc(1);
                 outcome
             }
@@ -175,6 +220,7 @@ async fn upload_one(
     multi: &MultiProgress,
     path: PathBuf,
     tags: Vec<String>,
+    transfer: Transfer,
 ) -> FileOutcome {
     let display = path.display().to_string();
     let size = tokio::fs::metadata(&path).await.map(|m| m.len()).unwrap_or(0);
@@ -193,22 +239,28 @@ async fn upload_one(
         ..FileOutcome::default()
     };
     let progress_bar = bar.clone();
-    let sent = client
-        .upload_file(&path, tags, move |sent| {
-            progress_bar.set_message("uploading");
-            progress_bar.set_position(sent);
-        })
-        .await;
+    let progress = move |sent| {
+        progress_bar.set_message("uploading");
+        progress_bar.set_position(sent);
+    };
+    let sent = match transfer {
+        Transfer::Stream => client.upload_file(&path, tags, progress).await,
+        Transfer::Resumable(options) => client.upload_file_resumable(&path, tags, options, progress).await,
+    };
     match sent {
         Ok(UploadResult {
             file_id,
             job_id,
             duplicate,
+            size_bytes,
+            sha256,
             ..
         }) => {
             outcome.file_id = Some(file_id);
             outcome.job_id = Some(job_id);
             outcome.duplicate = duplicate;
+            outcome.size_bytes = Some(size_bytes);
+            outcome.sha256 = Some(sha256);
         }
         Err(err) => report_failure(multi, &mut outcome, err.to_string()),
     }
@@ -224,56 +276,20 @@ fn report_failure(multi: &MultiProgress, outcome: &mut FileOutcome, error: Strin
     outcome.error = Some(error);
 }
 
-/// Follows an uploaded file's job with a bar of its own until it ends or
-/// waits for something the server lacks.
+/// Follows an uploaded file's job until it ends or waits for something the
+/// server lacks.
 async fn follow_one(client: &TraumClient, multi: &MultiProgress, outcome: &mut FileOutcome) {
-    let bar = multi.add(ProgressBar::new(100));
-    bar.set_prefix(outcome.path.clone());
-    if let Err(err) = follow(client, &bar, outcome).await {
-        report_failure(multi, outcome, err.to_string());
-    }
-    bar.finish_and_clear();
-    multi.remove(&bar);
-}
-
-async fn follow(
-    client: &TraumClient,
-    bar: &ProgressBar,
-    outcome: &mut FileOutcome,
-) -> Result<(), ClientError> {
     let Some(job_id) = outcome.job_id.clone() else {
-        return Ok(());
+        return;
     };
-    bar.set_style(
-        ProgressStyle::with_template("{prefix:30!} [{bar:30.green/white}] {pos:>3}% {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    bar.set_position(0);
-    bar.set_message("queued");
-
-    let mut events = client.watch_job(job_id.as_str()).await?;
-    while let Some(event) = events.message().await? {
-        if let Some(job) = &event.job {
-            bar.set_position((job.progress * 100.0).clamp(0.0, 100.0).round() as u64);
-            bar.set_message(job_stage_short(job.stage));
-            outcome.state = Some(job_state_name(job.state));
-            if event.terminal {
-                if job.state == JobState::Failed as i32 {
-                    outcome.error = Some(format!("processing failed: {}", job.error));
-                }
-                return Ok(());
-            }
-            if waits_for_model(job) {
-                outcome.waiting = Some(job.message.clone());
-                return Ok(());
-            }
-        } else if event.terminal {
-            return Ok(());
+    match follow_with_bar(client, multi, outcome.path.clone(), &job_id).await {
+        Ok(end) => {
+            outcome.state = end.state;
+            outcome.error = end.error;
+            outcome.waiting = end.waiting;
         }
+        Err(err) => report_failure(multi, outcome, err.to_string()),
     }
-    Err(ClientError::Protocol(
-        "job event stream ended before the job finished".to_owned(),
-    ))
 }
 
 /// Turns the command-line paths into the files to upload, plus failures for
@@ -375,6 +391,16 @@ fn is_audio(path: &Path) -> bool {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_chunk_sizes() {
+        assert_eq!(parse_size("65536"), Ok(65_536));
+        assert_eq!(parse_size("64KiB"), Ok(65_536));
+        assert_eq!(parse_size("4M"), Ok(4 * 1024 * 1024));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("12 parsecs").unwrap_err().contains("parsecs"));
+        assert!(parse_size("MiB").is_err());
+    }
 
     #[test]
     fn recognises_audio_extensions() {

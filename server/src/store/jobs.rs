@@ -55,6 +55,21 @@ impl Store {
     /// Queues a new job for an existing file, unless one is already active.
     pub async fn create_job_for_file(&self, file_id: &str) -> Result<JobRecord> {
         let txn = self.db.begin().await?;
+        // Write first: on SQLite a deferred transaction that reads and then
+        // writes fails with "database is locked" (SQLITE_BUSY_SNAPSHOT) when
+        // another write commits in between, and the busy timeout cannot
+        // help; taking the write lock up front makes it wait instead. On
+        // PostgreSQL the row lock serialises two reprocess calls of one
+        // file, so the second sees the first's job and is refused.
+        let now = Utc::now();
+        let touched = file::Entity::update_many()
+            .col_expr(file::Column::UpdatedAt, Expr::value(now))
+            .filter(file::Column::Id.eq(file_id))
+            .exec(&txn)
+            .await?;
+        if touched.rows_affected == 0 {
+            return Err(Error::not_found(Entity::File, file_id));
+        }
         let model = file::Entity::find_by_id(file_id.to_owned())
             .one(&txn)
             .await?
@@ -70,7 +85,6 @@ impl Store {
                 active.id, active.state
             )));
         }
-        let now = Utc::now();
         let job = new_job(&uuid::Uuid::now_v7().to_string(), file_id, now);
         job_to_active(&job).insert(&txn).await?;
         let mut active_file = model.into_active_model();
