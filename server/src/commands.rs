@@ -9,7 +9,7 @@ use traum_clap::hub::{DEFAULT_REPO, HubOptions, ModelSource};
 
 use traum_audio::{DecodeOptions, OUTPUT_SAMPLE_RATE, decode_to_vec};
 
-use crate::embed::{Engine, ModelSettings, source_name};
+use crate::embed::{Engine, ModelSettings, TextSettings, source_name};
 
 /// `traum-server embed`: CLAP vectors of files and texts, computed exactly
 /// as the server computes them, without starting it.
@@ -62,6 +62,7 @@ pub fn embed(args: &EmbedArgs) -> Result<String, String> {
         hub: HubOptions::from_env(),
         batch_size: args.batch_size,
         threads: std::thread::available_parallelism().map_or(2, usize::from),
+        text: TextSettings::default(),
     };
     let engine = Arc::new(Engine::start(&dir, &settings).map_err(|err| err.to_string())?);
     let runtime = tokio::runtime::Builder::new_multi_thread()

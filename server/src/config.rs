@@ -107,6 +107,19 @@ pub struct ConfigArgs {
     /// Threads of the inference pool [default: number of CPUs].
     #[arg(long, env = "TRAUM_EMBED_THREADS")]
     pub embed_threads: Option<usize>,
+    /// Most text queries encoded in one forward pass, gathered across
+    /// concurrent searches [default: 16].
+    #[arg(long, env = "TRAUM_TEXT_BATCH_SIZE")]
+    pub text_batch_size: Option<usize>,
+    /// How long the first new text query of a batch waits for others to join
+    /// it, e.g. `2ms`; `0s` takes only what is already queued [default: 2ms].
+    #[arg(long, env = "TRAUM_TEXT_BATCH_WAIT", value_parser = humantime::parse_duration)]
+    pub text_batch_wait: Option<Duration>,
+    /// Text query vectors kept in memory and in DATA_DIR/cache, so repeated
+    /// queries skip the text encoder, across restarts too; 0 turns the cache
+    /// off [default: 4096].
+    #[arg(long, env = "TRAUM_TEXT_CACHE_ENTRIES")]
+    pub text_cache_entries: Option<usize>,
     /// HNSW neighbours per node ("M"; layer 0 gets 2·M) [default: 16].
     #[arg(long, env = "TRAUM_HNSW_M")]
     pub hnsw_m: Option<usize>,
@@ -202,6 +215,10 @@ struct FileConfig {
     model_cache_dir: Option<PathBuf>,
     embed_batch_size: Option<usize>,
     embed_threads: Option<usize>,
+    text_batch_size: Option<usize>,
+    #[serde(default, with = "opt_duration")]
+    text_batch_wait: Option<Duration>,
+    text_cache_entries: Option<usize>,
     hnsw_m: Option<usize>,
     hnsw_ef_construction: Option<usize>,
     hnsw_ef_search: Option<usize>,
@@ -268,6 +285,12 @@ pub struct Config {
     pub model_cache_dir: PathBuf,
     pub embed_batch_size: usize,
     pub embed_threads: usize,
+    /// Text queries per forward pass, gathered across concurrent searches.
+    pub text_batch_size: usize,
+    /// How long a new text query waits for others to share its forward pass.
+    pub text_batch_wait: Duration,
+    /// Bound of the text cache (and of its file under `data_dir/cache`).
+    pub text_cache_entries: usize,
     /// Parameters of the vector index's graph.
     pub hnsw: traum_index::vector::HnswParams,
     pub auth: AuthMode,
@@ -317,6 +340,9 @@ impl Config {
             model_cache_dir,
             embed_batch_size: 8,
             embed_threads: std::thread::available_parallelism().map_or(2, usize::from),
+            text_batch_size: crate::embed::TextSettings::DEFAULT.batch_size,
+            text_batch_wait: crate::embed::TextSettings::DEFAULT.batch_wait,
+            text_cache_entries: crate::embed::TextSettings::DEFAULT.cache_entries,
             hnsw: traum_index::vector::HnswParams::default(),
             auth: AuthMode::Off,
             allow_unauthenticated: false,
@@ -336,6 +362,17 @@ impl Config {
             },
             tls: None,
             cors_origins: Vec::new(),
+        }
+    }
+
+    /// How the engine batches and caches text queries; the cache is kept
+    /// across restarts under `data_dir/cache`.
+    pub fn text_settings(&self) -> crate::embed::TextSettings {
+        crate::embed::TextSettings {
+            batch_size: self.text_batch_size,
+            batch_wait: self.text_batch_wait,
+            cache_entries: self.text_cache_entries,
+            cache_dir: Some(self.data_dir.join("cache")),
         }
     }
 
@@ -429,6 +466,15 @@ impl Config {
         }
         if let Some(v) = args.embed_threads.or(file.embed_threads) {
             config.embed_threads = v;
+        }
+        if let Some(v) = args.text_batch_size.or(file.text_batch_size) {
+            config.text_batch_size = v;
+        }
+        if let Some(v) = args.text_batch_wait.or(file.text_batch_wait) {
+            config.text_batch_wait = v;
+        }
+        if let Some(v) = args.text_cache_entries.or(file.text_cache_entries) {
+            config.text_cache_entries = v;
         }
         if let Some(m) = args.hnsw_m.or(file.hnsw_m) {
             config.hnsw.m = m;
@@ -615,6 +661,25 @@ impl Config {
                 self.embed_threads
             )));
         }
+        if !(1..=256).contains(&self.text_batch_size) {
+            return Err(ConfigError(format!(
+                "text_batch_size must be between 1 and 256 (got {})",
+                self.text_batch_size
+            )));
+        }
+        // A wait is added to a search's latency when nothing else arrives.
+        if self.text_batch_wait > Duration::from_millis(100) {
+            return Err(ConfigError(format!(
+                "text_batch_wait must be at most 100ms (got {})",
+                humantime::format_duration(self.text_batch_wait)
+            )));
+        }
+        if self.text_cache_entries > 1_000_000 {
+            return Err(ConfigError(format!(
+                "text_cache_entries must be at most 1000000 (got {})",
+                self.text_cache_entries
+            )));
+        }
         let h = &self.hnsw;
         if !(2..=256).contains(&h.m)
             || !(1..=4096).contains(&h.ef_construction)
@@ -754,7 +819,8 @@ mod tests {
         let file = dir.path().join("traum.toml");
         std::fs::write(
             &file,
-            "workers = 7\nlisten = \"127.0.0.1:6000\"\nshutdown_grace = \"5s\"\nhnsw_target_recall = 0.9\n",
+            "workers = 7\nlisten = \"127.0.0.1:6000\"\nshutdown_grace = \"5s\"\nhnsw_target_recall = 0.9\n\
+             text_batch_wait = \"5ms\"\ntext_cache_entries = 10\n",
         )
         .unwrap();
         let args = ConfigArgs {
@@ -766,6 +832,12 @@ mod tests {
         let config = Config::resolve(args).unwrap();
         assert_eq!(config.listen.port(), 7000);
         assert_eq!(config.workers, 7);
+        assert_eq!(config.text_batch_wait, Duration::from_millis(5));
+        assert_eq!(config.text_cache_entries, 10);
+        assert_eq!(
+            config.text_batch_size,
+            crate::embed::TextSettings::DEFAULT.batch_size
+        );
         assert_eq!(config.shutdown_grace, Duration::from_secs(5));
         assert_eq!(config.hnsw.target_recall, 0.9);
         assert!(config.database_url.starts_with("sqlite://"));
@@ -800,6 +872,30 @@ mod tests {
         })
         .unwrap_err();
         assert!(err.to_string().contains("hnsw_target_recall"), "{err}");
+        for args in [
+            ConfigArgs {
+                text_batch_size: Some(0),
+                ..ConfigArgs::default()
+            },
+            ConfigArgs {
+                text_batch_wait: Some(Duration::from_millis(250)),
+                ..ConfigArgs::default()
+            },
+            ConfigArgs {
+                text_cache_entries: Some(2_000_000),
+                ..ConfigArgs::default()
+            },
+        ] {
+            let name = if args.text_batch_size.is_some() {
+                "text_batch_size"
+            } else if args.text_batch_wait.is_some() {
+                "text_batch_wait must be at most 100ms (got 250ms)"
+            } else {
+                "text_cache_entries"
+            };
+            let err = Config::resolve(args).unwrap_err();
+            assert!(err.to_string().contains(name), "{err}");
+        }
         let err = Config::resolve(ConfigArgs {
             web_listen: Some("127.0.0.1:9464".into()),
             ..ConfigArgs::default()

@@ -153,6 +153,7 @@ pub async fn run(
         hub: traum_clap::hub::HubOptions::from_env(),
         batch_size: config.embed_batch_size,
         threads: config.embed_threads,
+        text: config.text_settings(),
     });
     let vector_config = VectorIndexConfig {
         hnsw: config.hnsw.clone(),

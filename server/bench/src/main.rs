@@ -6,6 +6,12 @@
 //! 48 kHz mono (`-threads 1`) and librosa (load + beat_track +
 //! melspectrogram, single-threaded BLAS/numba). Without files it renders a
 //! 3-minute 44.1 kHz stereo MP3 and FLAC with ffmpeg first.
+//!
+//! `traum-bench text` and `traum-bench text-load`: the text tower one query at
+//! a time vs batched, and the engine under a steady load of new queries (see
+//! `text.rs`).
+
+mod text;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -91,6 +97,41 @@ enum Bench {
         #[arg(long, default_value_t = 0.95)]
         target_recall: f64,
     },
+    /// Text tower throughput of new texts, one at a time vs batched, on a
+    /// full-size random-weight RoBERTa-base (written once into --out).
+    Text {
+        /// Where the generated checkpoint is kept between runs.
+        #[arg(long, default_value = "target/bench-models")]
+        out: PathBuf,
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        #[arg(long, value_delimiter = ',', default_value = "1,4,8,16,32")]
+        batches: Vec<usize>,
+        /// New texts per repetition.
+        #[arg(long, default_value_t = 64)]
+        texts: usize,
+        #[arg(long, default_value_t = 5)]
+        reps: usize,
+    },
+    /// Steady offered load of new texts per second (plus cached repeats)
+    /// against the server's engine; p50/p99 latency, throughput, errors.
+    TextLoad {
+        #[arg(long, default_value = "target/bench-models")]
+        out: PathBuf,
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// New texts per second to offer, each for --seconds.
+        #[arg(long, value_delimiter = ',', default_value = "10,20,40,60,80")]
+        rates: Vec<f64>,
+        #[arg(long, default_value_t = 60.0)]
+        seconds: f64,
+        /// Cached repeats sent per new text.
+        #[arg(long, default_value_t = 1.0)]
+        repeats: f64,
+        /// Batching settings to compare, `batch_size:wait_ms` each (1:0 is unbatched).
+        #[arg(long, value_delimiter = ',', default_value = "1:0,16:2")]
+        settings: Vec<String>,
+    },
     /// End-to-end `SearchByText` through gRPC on a library of random vectors:
     /// every query a new text, so the text encoder runs each time.
     Search {
@@ -140,6 +181,46 @@ fn main() -> anyhow::Result<()> {
             reuse_dir,
             target_recall,
         }),
+        Bench::Text {
+            out,
+            threads,
+            batches,
+            texts,
+            reps,
+        } => text::batch_bench(&out, threads.max(1), &batches, texts.max(1), reps.max(1)),
+        Bench::TextLoad {
+            out,
+            threads,
+            rates,
+            seconds,
+            repeats,
+            settings,
+        } => {
+            let settings = settings
+                .iter()
+                .map(|s| {
+                    let (batch, wait) = s
+                        .split_once(':')
+                        .with_context(|| format!("--settings takes batch_size:wait_ms, not {s}"))?;
+                    Ok((batch.parse()?, wait.parse()?))
+                })
+                .collect::<anyhow::Result<Vec<(usize, u64)>>>()?;
+            if rates.iter().any(|r| r.is_nan() || *r <= 0.0)
+                || seconds.is_nan()
+                || seconds <= 0.0
+                || repeats < 0.0
+            {
+                bail!("--rates and --seconds must be positive and --repeats at least 0");
+            }
+            text::load_bench(&text::LoadSetup {
+                out,
+                threads: threads.max(1),
+                rates,
+                seconds,
+                repeats,
+                settings,
+            })
+        }
         Bench::Search {
             model_dir,
             windows,
@@ -377,6 +458,7 @@ fn clap_bench(dir: &Path, threads: usize, batch: usize, reps: usize, python: &st
         hub: Default::default(),
         batch_size: batch,
         threads,
+        text: Default::default(),
     };
     let engine = Arc::new(Engine::start(dir, &settings)?);
     let rate = f64::from(OUTPUT_SAMPLE_RATE);

@@ -7,7 +7,8 @@
 //! - front-end ([`mel`]): 48 kHz mono audio → 10 s windows of log-mel features, as
 //!   `ClapFeatureExtractor` computes them
 //! - audio: `B` log-mel windows `[B, frames ≤ 1024, 64]` → HTSAT → projection → `[B, D]`
-//! - text: one query → RoBERTa (≤ 77 tokens, unpadded) → projection → `[D]`
+//! - text: one query (unpadded) or a batch (padded, masked) → RoBERTa (≤ 77 tokens) → projection
+//!   → `[D]` each
 //!
 //! Both outputs are L2-normalised, so their dot product is the cosine CLAP is trained on.
 //! See [`audio`] and [`text`] for the tensor shapes of each stage.

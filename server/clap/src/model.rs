@@ -19,10 +19,10 @@ pub const REQUIRED_FILES: [&str; 3] = ["config.json", "model.safetensors", "toke
 /// Immutable after loading; calls are deterministic (same input, same output).
 pub struct ClapModel {
     config: ClapConfig,
-    device: Device,
+    pub(crate) device: Device,
     audio: AudioEncoder,
     audio_projection: Projection,
-    text: TextEncoder,
+    pub(crate) text: TextEncoder,
     text_projection: Projection,
     tokenizer: ClapTokenizer,
     logit_scale_audio: f32,
@@ -177,6 +177,24 @@ impl ClapModel {
     /// L2-normalised text embedding of one query (truncated at 77 tokens, unpadded).
     pub fn embed_text(&self, text: &str) -> Result<Vec<f32>> {
         Ok(self.trace_text_inner(text, false)?.1)
+    }
+
+    /// L2-normalised text embeddings of several queries in one forward pass, in order: padded to
+    /// the longest, with the padding masked out, so each equals [`Self::embed_text`] of its
+    /// query (to within float rounding of the larger matrix products). Empty input gives an
+    /// empty result; one query that cannot be tokenised fails the whole call.
+    pub fn embed_texts(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids = texts
+            .iter()
+            .map(|text| self.tokenizer.encode(text))
+            .collect::<Result<Vec<_>>>()?;
+        let ids: Vec<&[u32]> = ids.iter().map(Vec::as_slice).collect();
+        let pooled = self.text.forward_batch(&ids, &self.device)?;
+        let raw = read(self.text_projection.forward(pooled))?;
+        Ok(l2_normalize(raw, self.dim()))
     }
 
     /// Audio embeddings plus the intermediate activations (for parity checks).

@@ -1,12 +1,14 @@
 //! RoBERTa text encoder (`transformers` `ClapTextModel` with its pooler).
 //!
-//! Shapes for one query of `T` tokens (T ≤ 77), RoBERTa-base: H = 768, 12 heads, 12 layers.
+//! Shapes for `B` queries padded to `T` tokens (T ≤ 77), RoBERTa-base: H = 768, 12 heads, 12
+//! layers.
 //!
 //! ```text
-//! ids          [T]          tokenizer output with <s> … </s>
-//! embeddings   [1, T, H]    word + token type 0 + position (host gather), layer norm
-//! layer × L    [1, T, H]    post-norm self-attention, post-norm GELU MLP
-//! pooled       [1, H]       tanh(dense(hidden[:, 0]))
+//! ids          [B, T]       tokenizer output with <s> … </s>, right-padded with <pad>
+//! embeddings   [B, T, H]    word + token type 0 + position (host gather), layer norm
+//! mask         [B, 1, 1, T] 0 for tokens, f32::MIN for padding (only when padded)
+//! layer × L    [B, T, H]    post-norm self-attention, post-norm GELU MLP
+//! pooled       [B, H]       tanh(dense(hidden[:, 0]))
 //! ```
 
 use std::path::Path;
@@ -126,69 +128,106 @@ impl TextEncoder {
         device: &Device,
         trace: bool,
     ) -> Result<(Tensor<2>, Option<TextTrace>)> {
+        self.forward_padded(&[ids], device, trace)
+    }
+
+    /// Several queries in one pass → pooled outputs `[B, H]`, in order.
+    ///
+    /// Shorter queries are padded on the right to the longest with the pad token, and the padded
+    /// keys are masked out of every attention softmax, so each row equals the unpadded
+    /// [`Self::forward`] of its query (up to the order of float sums in the larger GEMMs).
+    pub(crate) fn forward_batch(&self, batch: &[&[u32]], device: &Device) -> Result<Tensor<2>> {
+        Ok(self.forward_padded(batch, device, false)?.0)
+    }
+
+    fn forward_padded(
+        &self,
+        batch: &[&[u32]],
+        device: &Device,
+        trace: bool,
+    ) -> Result<(Tensor<2>, Option<TextTrace>)> {
         let h = self.hidden;
-        let t = ids.len();
-        if t == 0 {
+        let b = batch.len();
+        let t = batch.iter().map(|ids| ids.len()).max().unwrap_or(0);
+        if batch.is_empty() {
+            return Err(ClapError::Input("no token sequences to encode".into()));
+        }
+        if batch.iter().any(|ids| ids.is_empty()) {
             return Err(ClapError::Input("empty token sequence".into()));
         }
-        // RoBERTa positions: count non-padding tokens, offset by the padding index.
-        let mut count = 0;
-        let mut emb = Vec::with_capacity(t * h);
-        for &id in ids {
-            let id = id as usize;
-            if id >= self.vocab {
-                return Err(ClapError::Tokenizer(format!(
-                    "token id {id} is outside the model's vocabulary of {} (tokenizer and model do not match)",
-                    self.vocab
-                )));
-            }
-            let pos = if id == self.pad {
-                self.pad
-            } else {
-                count += 1;
-                self.pad + count
-            };
-            if pos >= self.max_positions {
-                return Err(ClapError::Input(format!(
-                    "{t} tokens exceed the model's {} positions",
-                    self.max_positions
-                )));
-            }
-            let word = &self.word[id * h..(id + 1) * h];
-            let position = &self.position[pos * h..(pos + 1) * h];
-            // Same association as HF: (word + token type) + position.
-            emb.extend((0..h).map(|k| (word[k] + self.token_type0[k]) + position[k]));
+        if t >= self.max_positions.saturating_sub(self.pad) {
+            return Err(ClapError::Input(format!(
+                "{t} tokens exceed the model's {} positions",
+                self.max_positions
+            )));
         }
+        let mut emb = Vec::with_capacity(b * t * h);
+        for ids in batch {
+            // RoBERTa positions (HF `create_position_ids_from_input_ids`): non-padding tokens
+            // count up from the padding index + 1; padding tokens sit at the padding index.
+            let mut count = 0;
+            let padding = std::iter::repeat_n(self.pad as u32, t - ids.len());
+            for id in ids.iter().copied().chain(padding) {
+                let id = id as usize;
+                if id >= self.vocab {
+                    return Err(ClapError::Tokenizer(format!(
+                        "token id {id} is outside the model's vocabulary of {} (tokenizer and model do not match)",
+                        self.vocab
+                    )));
+                }
+                let pos = if id == self.pad {
+                    self.pad
+                } else {
+                    count += 1;
+                    self.pad + count
+                };
+                let word = &self.word[id * h..(id + 1) * h];
+                let position = &self.position[pos * h..(pos + 1) * h];
+                // Same association as HF: (word + token type) + position.
+                emb.extend((0..h).map(|k| (word[k] + self.token_type0[k]) + position[k]));
+            }
+        }
+        // Additive key mask `[B, 1, 1, T]`: 0 for a query's own tokens, the most negative f32 for
+        // its padding (as HF's `finfo.min`), so after the softmax's max subtraction a padded key
+        // weighs exactly 0. Left out when nothing is padded, so single queries take the
+        // unmasked path bit for bit.
+        let mask = batch.iter().any(|ids| ids.len() < t).then(|| {
+            let values: Vec<f32> = batch
+                .iter()
+                .flat_map(|ids| (0..t).map(move |j| if j < ids.len() { 0.0 } else { f32::MIN }))
+                .collect();
+            Tensor::<4>::from_data(TensorData::new(values, [b, 1, 1, t]), device)
+        });
         let mut x = self
             .emb_norm
-            .forward(Tensor::<3>::from_data(TensorData::new(emb, [1, t, h]), device));
+            .forward(Tensor::<3>::from_data(TensorData::new(emb, [b, t, h]), device));
         let mut hidden = Vec::new();
         if trace {
             hidden.push(crate::audio::read(x.clone())?);
         }
         for layer in &self.layers {
-            x = layer.forward(x, self.heads);
+            x = layer.forward(x, self.heads, mask.as_ref());
             if trace {
                 hidden.push(crate::audio::read(x.clone())?);
             }
         }
-        let first = x.narrow(1, 0, 1).reshape([1, h]);
+        let first = x.narrow(1, 0, 1).reshape([b, h]);
         let pooled = activation::tanh(self.pooler.forward(first));
-        let trace = if trace {
-            Some(TextTrace {
+        let trace = match (trace, batch) {
+            (true, [ids]) => Some(TextTrace {
                 ids: ids.to_vec(),
                 hidden,
                 pooled: crate::audio::read(pooled.clone())?,
-            })
-        } else {
-            None
+            }),
+            _ => None,
         };
         Ok((pooled, trace))
     }
 }
 
 impl TextLayer {
-    fn forward(&self, x: Tensor<3>, heads: usize) -> Tensor<3> {
+    /// `mask`: `[B, 1, 1, T]`, added to the attention scores of every head and query.
+    fn forward(&self, x: Tensor<3>, heads: usize, mask: Option<&Tensor<4>>) -> Tensor<3> {
         let [b, t, h] = x.dims();
         let d = h / heads;
         let qkv = self
@@ -200,7 +239,10 @@ impl TextLayer {
         let k = qkv.clone().narrow(0, 1, 1).reshape([b, heads, t, d]);
         let v = qkv.narrow(0, 2, 1).reshape([b, heads, t, d]);
         // HF's eager attention multiplies by d^-0.5 (the audio side divides by sqrt(d)).
-        let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar((d as f64).powf(-0.5));
+        let mut scores = q.matmul(k.swap_dims(2, 3)).mul_scalar((d as f64).powf(-0.5));
+        if let Some(mask) = mask {
+            scores = scores + mask.clone().expand([b, heads, t, t]);
+        }
         let probs = activation::softmax(scores, 3);
         let ctx = probs.matmul(v).swap_dims(1, 2).reshape([b, t, h]);
         let attn = self.attn_norm.forward(self.attn_out.forward(ctx) + x);

@@ -1,11 +1,14 @@
 //! A loaded model: its front-end (log-mel windows), the inference thread
-//! that batches windows across every file being embedded, and the text cache.
+//! that batches windows across every file being embedded and text queries
+//! across concurrent searches, and the text cache.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
-use std::path::Path;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, mpsc};
-use std::time::Instant;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, mpsc};
+use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
@@ -19,19 +22,36 @@ use crate::error::{Error, Result};
 use crate::isolation::guarded;
 use crate::telemetry::metrics;
 
-/// Distinct text queries whose vectors are kept.
-const TEXT_CACHE_ENTRIES: usize = 4096;
+/// A text query's vector, or why the encoder could not make it.
+type TextResult = Result<Arc<Vec<f32>>, Arc<ClapError>>;
+
+/// Where an audio request's projections go.
+type AudioReply = oneshot::Sender<Result<Vec<Vec<f32>>, Arc<ClapError>>>;
+
+/// A text query as the cache knows it: the sha256 of its normalised text.
+type TextKey = [u8; 32];
 
 /// A request to the inference thread.
 enum Request {
     Audio {
         windows: Vec<Vec<f32>>,
-        reply: oneshot::Sender<Result<Vec<Vec<f32>>, Arc<ClapError>>>,
+        reply: AudioReply,
     },
+    /// Answered through [`TextState::in_flight`], so everyone asking for the same text shares it.
     Text {
+        key: TextKey,
         text: String,
-        reply: oneshot::Sender<Result<Vec<f32>, Arc<ClapError>>>,
+        queued: Instant,
     },
+}
+
+/// Text vectors known, and text queries being encoded.
+struct TextState {
+    cache: TextCache,
+    /// Queries sent to the inference thread and not answered yet, each with everyone waiting
+    /// for it. The inference thread answers them all, so a caller that gives up leaves the
+    /// others unharmed.
+    in_flight: HashMap<TextKey, Vec<oneshot::Sender<TextResult>>>,
 }
 
 /// A loaded model with its front-end and inference thread.
@@ -42,8 +62,16 @@ pub struct Engine {
     extractor: LogMelExtractor,
     windowing: Windowing,
     requests: mpsc::Sender<Request>,
-    text_cache: Mutex<TextCache>,
-    text_encoder_runs: Arc<AtomicU64>,
+    text: Arc<Mutex<TextState>>,
+    counters: Arc<TextCounters>,
+}
+
+#[derive(Default)]
+struct TextCounters {
+    /// Queries encoded.
+    runs: AtomicU64,
+    /// Forward passes they took.
+    passes: AtomicU64,
 }
 
 impl std::fmt::Debug for Engine {
@@ -94,22 +122,47 @@ impl Engine {
             .thread_name(|i| format!("traum-infer-{i}"))
             .build()
             .map_err(|err| Error::Internal(format!("cannot start the inference pool: {err}")))?;
+        let mut cache = TextCache::new(settings.text.cache_entries);
+        let cache_file = match &settings.text.cache_dir {
+            Some(cache_dir) if settings.text.cache_entries > 0 => {
+                CacheFile::open(text_cache_path(cache_dir, &model_id), dim, &mut cache)
+            }
+            _ => None,
+        };
+        let text = Arc::new(Mutex::new(TextState {
+            cache,
+            in_flight: HashMap::new(),
+        }));
         let (requests, queue) = mpsc::channel();
-        let batch_size = settings.batch_size;
-        let text_encoder_runs = Arc::new(AtomicU64::new(0));
-        let runs = text_encoder_runs.clone();
+        let counters = Arc::new(TextCounters::default());
+        let mut inference = Inference {
+            model,
+            pool,
+            audio_batch: settings.batch_size,
+            text_batch: settings.text.batch_size.max(1),
+            text_wait: settings.text.batch_wait,
+            text: text.clone(),
+            counters: counters.clone(),
+            cache_file,
+        };
         std::thread::Builder::new()
             .name("traum-embed".into())
-            .spawn(move || serve(&model, &pool, &queue, batch_size, &runs))?;
+            .spawn(move || {
+                let queue = Queue {
+                    receiver: Some(queue),
+                    text: inference.text.clone(),
+                };
+                inference.serve(&queue);
+            })?;
         Ok(Self {
             model_id,
             dim,
-            batch_size,
+            batch_size: settings.batch_size,
             extractor,
             windowing: Windowing::default(),
             requests,
-            text_cache: Mutex::new(TextCache::default()),
-            text_encoder_runs,
+            text,
+            counters,
         })
     }
 
@@ -123,9 +176,14 @@ impl Engine {
         self.dim
     }
 
-    /// How many times the text encoder ran (cache misses).
+    /// How many text queries the text encoder encoded (cache misses not already in flight).
     pub fn text_encoder_runs(&self) -> u64 {
-        self.text_encoder_runs.load(Ordering::Relaxed)
+        self.counters.runs.load(Ordering::Relaxed)
+    }
+
+    /// How many forward passes those queries took (fewer when batched).
+    pub fn text_encoder_passes(&self) -> u64 {
+        self.counters.passes.load(Ordering::Relaxed)
     }
 
     /// The model's log-mel windows of 48 kHz mono audio. CPU-heavy: call it
@@ -151,29 +209,37 @@ impl Engine {
     }
 
     /// The L2-normalised vector of a text query; repeated queries come from
-    /// a cache instead of the text encoder.
+    /// a cache instead of the text encoder, and a query already being encoded
+    /// for another caller is waited for, not encoded again.
     pub async fn embed_text(&self, text: &str) -> Result<Arc<Vec<f32>>> {
-        let key = text.split_whitespace().collect::<Vec<_>>().join(" ");
-        if key.is_empty() {
+        let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        if text.is_empty() {
             return Err(Error::InvalidArgument("the query text is empty".into()));
         }
-        if let Some(hit) = self.cache().get(&key) {
-            metrics::TEXT_CACHE_HITS.increment([], 1);
-            return Ok(hit);
-        }
+        let key = text_key(&text);
         let (reply, answer) = oneshot::channel();
-        self.send(Request::Text {
-            text: key.clone(),
-            reply,
-        })?;
-        let vector = Arc::new(
-            answer
-                .await
-                .map_err(|_| Error::Internal("the inference thread stopped".into()))?
-                .map_err(Error::Model)?,
-        );
-        self.cache().insert(key, vector.clone());
-        Ok(vector)
+        {
+            let mut state = self.text_state();
+            if let Some(hit) = state.cache.get(&key) {
+                metrics::TEXT_CACHE_HITS.increment([], 1);
+                return Ok(hit);
+            }
+            match state.in_flight.entry(key) {
+                Entry::Occupied(mut waiting) => waiting.get_mut().push(reply),
+                Entry::Vacant(slot) => {
+                    self.send(Request::Text {
+                        key,
+                        text,
+                        queued: Instant::now(),
+                    })?;
+                    slot.insert(vec![reply]);
+                }
+            }
+        }
+        answer
+            .await
+            .map_err(|_| Error::Internal("the inference thread stopped".into()))?
+            .map_err(Error::Model)
     }
 
     /// Embeds decoded 48 kHz mono audio: log-mel windows on the blocking
@@ -234,8 +300,8 @@ impl Engine {
             .map_err(|_| Error::Internal("the inference thread stopped".into()))
     }
 
-    fn cache(&self) -> std::sync::MutexGuard<'_, TextCache> {
-        self.text_cache.lock().unwrap_or_else(PoisonError::into_inner)
+    fn text_state(&self) -> MutexGuard<'_, TextState> {
+        lock(&self.text)
     }
 }
 
@@ -262,49 +328,185 @@ pub fn weights_id(dir: &Path) -> Result<String, ClapError> {
     Ok(hex::encode(hasher.finalize())[..16].to_owned())
 }
 
-/// The inference loop: takes every request already waiting, up to
-/// `batch_size` windows, and runs them as one forward pass.
-fn serve(
-    model: &ClapModel,
-    pool: &rayon::ThreadPool,
-    queue: &mpsc::Receiver<Request>,
-    batch_size: usize,
-    text_encoder_runs: &AtomicU64,
-) {
-    while let Ok(first) = queue.recv() {
-        let mut texts = Vec::new();
-        let mut audio = Vec::new();
-        let mut windows = 0;
-        let mut take = |request: Request, windows: &mut usize| match request {
-            Request::Text { text, reply } => texts.push((text, reply)),
-            Request::Audio { windows: w, reply } => {
-                *windows += w.len();
-                audio.push((w, reply));
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn text_key(normalised: &str) -> TextKey {
+    Sha256::digest(normalised.as_bytes()).into()
+}
+
+/// The file that keeps the text cache of model `model_id` across restarts.
+pub fn text_cache_path(cache_dir: &Path, model_id: &str) -> PathBuf {
+    cache_dir.join(format!("text-vectors-{model_id}.bin"))
+}
+
+/// The inference thread's state.
+struct Inference {
+    model: ClapModel,
+    pool: rayon::ThreadPool,
+    audio_batch: usize,
+    text_batch: usize,
+    text_wait: Duration,
+    text: Arc<Mutex<TextState>>,
+    counters: Arc<TextCounters>,
+    cache_file: Option<CacheFile>,
+}
+
+/// The inference thread's end of the request channel. Text answers go
+/// through [`TextState::in_flight`], not the request, so when the thread ends
+/// (a panic in the model included) the waiters are let go here: the channel
+/// is closed first, so no query can be sent after the map is emptied, and
+/// every waiter then gets "the inference thread stopped" instead of waiting
+/// for ever.
+struct Queue {
+    receiver: Option<mpsc::Receiver<Request>>,
+    text: Arc<Mutex<TextState>>,
+}
+
+impl Drop for Queue {
+    fn drop(&mut self) {
+        drop(self.receiver.take());
+        lock(&self.text).in_flight.clear();
+    }
+}
+
+/// What one turn of the inference loop runs.
+#[derive(Default)]
+struct Batch {
+    texts: Vec<(TextKey, String)>,
+    /// When the longest-waiting text was queued.
+    oldest_text: Option<Instant>,
+    audio: Vec<(Vec<Vec<f32>>, AudioReply)>,
+    windows: usize,
+}
+
+impl Batch {
+    fn take(&mut self, request: Request) {
+        match request {
+            Request::Text { key, text, queued } => {
+                self.texts.push((key, text));
+                self.oldest_text = Some(self.oldest_text.map_or(queued, |t| t.min(queued)));
             }
+            Request::Audio { windows, reply } => {
+                self.windows += windows.len();
+                self.audio.push((windows, reply));
+            }
+        }
+    }
+}
+
+impl Inference {
+    /// The inference loop: takes every request already waiting, up to
+    /// `audio_batch` windows and `text_batch` texts; if texts are among them,
+    /// lets more texts join until the oldest has waited `text_wait`; then runs
+    /// the texts as one forward pass and the windows as another.
+    fn serve(&mut self, queue: &Queue) {
+        let Some(queue) = &queue.receiver else {
+            return;
         };
-        take(first, &mut windows);
-        while windows < batch_size {
-            match queue.try_recv() {
-                Ok(request) => take(request, &mut windows),
-                Err(_) => break,
+        while let Ok(first) = queue.recv() {
+            let mut batch = Batch::default();
+            batch.take(first);
+            let full =
+                |batch: &Batch| batch.texts.len() >= self.text_batch || batch.windows >= self.audio_batch;
+            while !full(&batch) {
+                match queue.try_recv() {
+                    Ok(request) => batch.take(request),
+                    Err(_) => break,
+                }
+            }
+            // Under load the next queries are milliseconds apart, and one pass over
+            // several costs far less than one pass each; a query that already
+            // waited behind the previous pass does not wait again.
+            if let Some(oldest) = batch.oldest_text {
+                let deadline = oldest + self.text_wait;
+                while !full(&batch) {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    match queue.recv_timeout(left) {
+                        Ok(request) => batch.take(request),
+                        Err(_) => break,
+                    }
+                }
+            }
+            // Text first: a person is waiting for a search.
+            if !batch.texts.is_empty() {
+                self.encode_texts(batch.texts);
+            }
+            if !batch.audio.is_empty() {
+                self.project_audio(batch.audio);
             }
         }
-        // Text first: a person is waiting for a search.
-        for (text, reply) in texts {
-            metrics::TEXT_ENCODER_RUNS.increment([], 1);
-            text_encoder_runs.fetch_add(1, Ordering::Relaxed);
-            let result = pool.install(|| model.embed_text(&text)).map_err(Arc::new);
-            let _ = reply.send(result);
+    }
+
+    fn encode_texts(&mut self, texts: Vec<(TextKey, String)>) {
+        let n = texts.len() as u64;
+        metrics::TEXT_ENCODER_RUNS.increment([], n);
+        self.counters.runs.fetch_add(n, Ordering::Relaxed);
+        self.counters.passes.fetch_add(1, Ordering::Relaxed);
+        let inputs: Vec<&str> = texts.iter().map(|(_, text)| text.as_str()).collect();
+        let (model, pool) = (&self.model, &self.pool);
+        let results: Vec<TextResult> = match pool.install(|| model.embed_texts(&inputs)) {
+            Ok(vectors) if vectors.len() == inputs.len() => {
+                vectors.into_iter().map(|v| Ok(Arc::new(v))).collect()
+            }
+            // One query the tokenizer refuses fails the whole pass; alone, each
+            // gets its own answer.
+            _ => inputs
+                .iter()
+                .map(|text| {
+                    pool.install(|| model.embed_text(text))
+                        .map(Arc::new)
+                        .map_err(Arc::new)
+                })
+                .collect(),
+        };
+        // Written before anyone is answered, so an answered query survives a restart.
+        if let Some(file) = &mut self.cache_file {
+            let fresh: Vec<(&TextKey, &[f32])> = texts
+                .iter()
+                .zip(&results)
+                .filter_map(|((key, _), result)| result.as_ref().ok().map(|v| (key, v.as_slice())))
+                .collect();
+            if let Err(err) = file.append(&fresh) {
+                tracing::warn!(
+                    path = %file.path.display(),
+                    "cannot write the text cache, keeping it in memory only: {err}"
+                );
+                self.cache_file = None;
+            }
         }
-        if audio.is_empty() {
-            continue;
+        let mut state = lock(&self.text);
+        for ((key, _), result) in texts.iter().zip(results) {
+            if let Ok(vector) = &result {
+                state.cache.insert(*key, vector.clone());
+            }
+            for waiter in state.in_flight.remove(key).unwrap_or_default() {
+                let _ = waiter.send(result.clone());
+            }
         }
+        if let Some(file) = &mut self.cache_file
+            && file.records > 2 * state.cache.bound
+            && let Err(err) = file.rewrite(&state.cache)
+        {
+            tracing::warn!(
+                path = %file.path.display(),
+                "cannot compact the text cache, keeping it in memory only: {err}"
+            );
+            self.cache_file = None;
+        }
+    }
+
+    fn project_audio(&self, audio: Vec<(Vec<Vec<f32>>, AudioReply)>) {
         let inputs: Vec<&[f32]> = audio
             .iter()
             .flat_map(|(w, _)| w.iter().map(Vec::as_slice))
             .collect();
         let started = Instant::now();
-        let result = pool.install(|| model.project_audio(&inputs));
+        let result = self.pool.install(|| self.model.project_audio(&inputs));
         metrics::EMBED_BATCH_DURATION.record([], started.elapsed().as_secs_f64());
         metrics::EMBEDDED_WINDOWS.increment([], inputs.len() as u64);
         match result {
@@ -324,26 +526,242 @@ fn serve(
     }
 }
 
-/// Text vectors by normalised query, evicted oldest first.
-#[derive(Default)]
+/// Text vectors by query digest, at most `bound` of them, evicted oldest first.
 struct TextCache {
-    vectors: HashMap<String, Arc<Vec<f32>>>,
-    order: VecDeque<String>,
+    bound: usize,
+    vectors: HashMap<TextKey, Arc<Vec<f32>>>,
+    order: VecDeque<TextKey>,
 }
 
 impl TextCache {
-    fn get(&self, key: &str) -> Option<Arc<Vec<f32>>> {
+    fn new(bound: usize) -> Self {
+        Self {
+            bound,
+            vectors: HashMap::new(),
+            order: VecDeque::new(),
+        }
+    }
+
+    fn get(&self, key: &TextKey) -> Option<Arc<Vec<f32>>> {
         self.vectors.get(key).cloned()
     }
 
-    fn insert(&mut self, key: String, vector: Arc<Vec<f32>>) {
-        if self.vectors.insert(key.clone(), vector).is_none() {
+    fn insert(&mut self, key: TextKey, vector: Arc<Vec<f32>>) {
+        if self.bound == 0 {
+            return;
+        }
+        if self.vectors.insert(key, vector).is_none() {
             self.order.push_back(key);
-            while self.order.len() > TEXT_CACHE_ENTRIES {
+            while self.order.len() > self.bound {
                 if let Some(old) = self.order.pop_front() {
                     self.vectors.remove(&old);
                 }
             }
         }
+    }
+
+    /// Oldest first.
+    fn entries(&self) -> impl Iterator<Item = (&TextKey, &Arc<Vec<f32>>)> {
+        self.order
+            .iter()
+            .filter_map(|key| self.vectors.get(key).map(|vector| (key, vector)))
+    }
+}
+
+/// The text cache on disk, so a restarted server answers its users' usual
+/// queries without the encoder from its first search.
+///
+/// Persisting the vectors was chosen over recomputing the most frequent
+/// queries of the usage log at start: reading back even a full cache (4096
+/// 512-d vectors, 8.5 MB) takes milliseconds, where re-encoding them would
+/// keep both cores busy for minutes (~30 ms a query) in competition with the
+/// first searches and uploads, and the vectors read back are the very ones
+/// the encoder gave. It is read once at start on the model loader's thread,
+/// never on the async runtime.
+///
+/// One file per model id, so a different checkpoint never sees these
+/// vectors. Queries are stored as the sha256 of their normalised text, not
+/// the text: the file keeps no readable copy of what people searched for
+/// beyond the usage log's retention.
+///
+/// Layout: `MAGIC`, the dimension (u32 LE), then records of the 32-byte key
+/// and `dim` f32 LE, oldest first. New vectors are appended; once the file
+/// holds twice the bound it is rewritten from the cache. A torn last record
+/// (a crash mid-write) is dropped on reading.
+struct CacheFile {
+    path: PathBuf,
+    file: std::fs::File,
+    dim: usize,
+    /// Records in the file.
+    records: usize,
+}
+
+const MAGIC: &[u8; 8] = b"TRAUMTC1";
+const HEADER: usize = MAGIC.len() + 4;
+
+impl CacheFile {
+    /// Loads `path` into `cache` and opens it for appending; `None` (with a
+    /// warning) if it cannot be read or written, as the cache then lives in
+    /// memory only.
+    fn open(path: PathBuf, dim: usize, cache: &mut TextCache) -> Option<Self> {
+        let started = Instant::now();
+        match Self::load(&path, dim, cache) {
+            Ok(file) => {
+                tracing::info!(
+                    path = %path.display(),
+                    entries = cache.order.len(),
+                    ms = started.elapsed().as_secs_f64() * 1000.0,
+                    "text cache loaded"
+                );
+                Some(file)
+            }
+            Err(err) => {
+                tracing::warn!(
+                    path = %path.display(),
+                    "cannot use the text cache file, keeping the cache in memory only: {err}"
+                );
+                None
+            }
+        }
+    }
+
+    fn load(path: &Path, dim: usize, cache: &mut TextCache) -> std::io::Result<Self> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let bytes = match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(err) => return Err(err),
+        };
+        let record = 32 + 4 * dim;
+        let header_ok = bytes.len() >= HEADER
+            && &bytes[..MAGIC.len()] == MAGIC
+            && bytes[MAGIC.len()..HEADER] == (dim as u32).to_le_bytes();
+        let mut records = 0;
+        if header_ok {
+            for chunk in bytes[HEADER..].chunks_exact(record) {
+                let mut key = [0u8; 32];
+                key.copy_from_slice(&chunk[..32]);
+                let vector = chunk[32..]
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect();
+                cache.insert(key, Arc::new(vector));
+                records += 1;
+            }
+        }
+        let clean = header_ok && (bytes.len() - HEADER).is_multiple_of(record);
+        let file = std::fs::OpenOptions::new().append(true).create(true).open(path)?;
+        let mut this = Self {
+            path: path.to_owned(),
+            file,
+            dim,
+            records,
+        };
+        // Another format, a torn tail or more than the bound: start the file
+        // over from what was kept.
+        if !clean || records > cache.bound {
+            this.rewrite(cache)?;
+        }
+        Ok(this)
+    }
+
+    fn append(&mut self, entries: &[(&TextKey, &[f32])]) -> std::io::Result<()> {
+        let mut bytes = Vec::with_capacity(entries.len() * (32 + 4 * self.dim));
+        for (key, vector) in entries {
+            if vector.len() != self.dim {
+                continue;
+            }
+            bytes.extend_from_slice(&key[..]);
+            bytes.extend(vector.iter().flat_map(|v| v.to_le_bytes()));
+            self.records += 1;
+        }
+        self.file.write_all(&bytes)
+    }
+
+    /// Replaces the file with the cache's entries (written aside, then renamed).
+    fn rewrite(&mut self, cache: &TextCache) -> std::io::Result<()> {
+        let mut bytes = Vec::with_capacity(HEADER + cache.order.len() * (32 + 4 * self.dim));
+        bytes.extend_from_slice(MAGIC);
+        bytes.extend_from_slice(&(self.dim as u32).to_le_bytes());
+        let mut records = 0;
+        for (key, vector) in cache.entries() {
+            if vector.len() == self.dim {
+                bytes.extend_from_slice(&key[..]);
+                bytes.extend(vector.iter().flat_map(|v| v.to_le_bytes()));
+                records += 1;
+            }
+        }
+        let aside = self.path.with_extension("bin.tmp");
+        std::fs::write(&aside, &bytes)?;
+        std::fs::rename(&aside, &self.path)?;
+        self.file = std::fs::OpenOptions::new().append(true).open(&self.path)?;
+        self.records = records;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vector(seed: f32, dim: usize) -> Arc<Vec<f32>> {
+        Arc::new((0..dim).map(|i| seed + i as f32).collect())
+    }
+
+    #[test]
+    fn the_cache_keeps_the_newest_entries_up_to_its_bound() {
+        let mut cache = TextCache::new(2);
+        for (i, text) in ["a", "b", "a", "c"].iter().enumerate() {
+            cache.insert(text_key(text), vector(i as f32, 3));
+        }
+        assert!(cache.get(&text_key("a")).is_none(), "oldest evicted");
+        assert!(cache.get(&text_key("b")).is_some());
+        assert_eq!(cache.get(&text_key("c")), Some(vector(3.0, 3)));
+        let mut off = TextCache::new(0);
+        off.insert(text_key("a"), vector(0.0, 3));
+        assert!(off.get(&text_key("a")).is_none());
+    }
+
+    #[test]
+    fn the_cache_file_round_trips_drops_a_torn_tail_and_stays_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = text_cache_path(dir.path(), "abc");
+        let mut cache = TextCache::new(3);
+        let mut file = CacheFile::load(&path, 4, &mut cache).unwrap();
+        for i in 0..8u8 {
+            let key = text_key(&i.to_string());
+            let v = vector(f32::from(i), 4);
+            file.append(&[(&key, v.as_slice())]).unwrap();
+            cache.insert(key, v);
+            if file.records > 2 * cache.bound {
+                file.rewrite(&cache).unwrap();
+            }
+        }
+        let len = std::fs::metadata(&path).unwrap().len() as usize;
+        assert!(len <= HEADER + 6 * (32 + 16), "compacted: {len} bytes");
+        // A crash mid-append leaves part of a record.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(&[1, 2, 3])
+            .unwrap();
+        let mut again = TextCache::new(3);
+        let file = CacheFile::load(&path, 4, &mut again).unwrap();
+        let keys: Vec<TextKey> = again.entries().map(|(k, _)| *k).collect();
+        let expected: Vec<TextKey> = ["5", "6", "7"].iter().map(|t| text_key(t)).collect();
+        assert_eq!(keys, expected);
+        assert_eq!(again.get(&text_key("7")), Some(vector(7.0, 4)));
+        assert_eq!(file.records, 3);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len() as usize,
+            HEADER + 3 * (32 + 16)
+        );
+        // Another dimension (another format) is not read as vectors.
+        let mut other = TextCache::new(3);
+        CacheFile::load(&path, 5, &mut other).unwrap();
+        assert_eq!(other.entries().count(), 0);
     }
 }

@@ -9,15 +9,15 @@
 
 mod engine;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use traum_clap::hub::{HubOptions, ModelSource};
 use traum_clap::{Device, default_device};
 
-pub use self::engine::{Engine, normalized, weights_id};
+pub use self::engine::{Engine, normalized, text_cache_path, weights_id};
 use crate::error::{Error, Result};
 
 /// Where the model comes from and how inference runs.
@@ -30,6 +30,39 @@ pub struct ModelSettings {
     pub batch_size: usize,
     /// Threads of the inference pool.
     pub threads: usize,
+    /// How text queries are batched and cached.
+    pub text: TextSettings,
+}
+
+/// Batching and caching of text queries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextSettings {
+    /// Most queries per forward pass, gathered across concurrent searches.
+    pub batch_size: usize,
+    /// How long a new query waits for others to share its forward pass.
+    pub batch_wait: Duration,
+    /// Most query vectors kept; 0 keeps none.
+    pub cache_entries: usize,
+    /// Where the cache is kept across restarts (one file per model id); `None` keeps it in
+    /// memory only.
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl TextSettings {
+    /// Batch size and wait measured on 2 cores with the full-size RoBERTa-base text tower
+    /// (README → Benchmarks → text queries under load).
+    pub const DEFAULT: Self = Self {
+        batch_size: 16,
+        batch_wait: Duration::from_millis(2),
+        cache_entries: 4096,
+        cache_dir: None,
+    };
+}
+
+impl Default for TextSettings {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
 }
 
 /// Where the model stands.
@@ -253,6 +286,7 @@ mod tests {
             hub: HubOptions::default(),
             batch_size,
             threads: 1,
+            text: TextSettings::default(),
         };
         Arc::new(Engine::start(&dir, &settings).unwrap())
     }
@@ -265,6 +299,7 @@ mod tests {
             hub: HubOptions::default(),
             batch_size: 1,
             threads: 1,
+            text: TextSettings::default(),
         };
         let shared = Shared {
             state: watch::channel(ModelState {

@@ -3,6 +3,7 @@
 //! checked against vectors computed directly with the same model. One file
 //! per behaviour; each scenario builds its own library of five files.
 
+mod batching;
 mod examples;
 mod filters;
 mod lifecycle;
@@ -147,6 +148,7 @@ async fn expected() -> &'static Expected {
                 hub: Default::default(),
                 batch_size: 4,
                 threads: 1,
+                text: Default::default(),
             };
             let engine = Arc::new(Engine::start(&fixture_model_dir(), &settings).unwrap());
             let mut vectors = HashMap::new();
