@@ -56,9 +56,13 @@ enum Bench {
         /// Windows per batch.
         #[arg(long, default_value_t = 8)]
         batch: usize,
-        /// Repetitions per measurement.
+        /// Repetitions per measurement, within a round.
         #[arg(long, default_value_t = 3)]
         reps: usize,
+        /// Rounds, alternating burn and PyTorch (A B A B …) so that drift of
+        /// the machine hits both; min, median and max are over rounds.
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
         /// Python interpreter with torch and transformers installed.
         #[arg(long, default_value = "python3")]
         python: String,
@@ -156,8 +160,18 @@ fn main() -> anyhow::Result<()> {
             threads,
             batch,
             reps,
+            rounds,
             python,
-        } => clap_bench(&model_dir, threads.max(1), batch.max(1), reps.max(1), &python),
+        } => clap_bench(
+            &model_dir,
+            ClapRuns {
+                threads: threads.max(1),
+                batch: batch.max(1),
+                reps: reps.max(1),
+                rounds: rounds.max(1),
+            },
+            &python,
+        ),
         Bench::Ann {
             n,
             dim,
@@ -413,16 +427,58 @@ fn num_cpus() -> usize {
 
 const CLAP_QUERY: &str = "upbeat electronic music with heavy bass";
 
-fn clap_bench(dir: &Path, threads: usize, batch: usize, reps: usize, python: &str) -> anyhow::Result<()> {
+/// How `traum-bench clap` repeats its measurements.
+struct ClapRuns {
+    threads: usize,
+    batch: usize,
+    reps: usize,
+    rounds: usize,
+}
+
+/// One round of burn's side: audio windows/s at batch 1 and `batch`, and
+/// ms per text query.
+fn clap_round(model: &traum_clap::ClapModel, window: &[f32], runs: &ClapRuns) -> anyhow::Result<Vec<f64>> {
+    let mut figures = Vec::new();
+    for b in [1, runs.batch] {
+        let windows: Vec<&[f32]> = (0..b).map(|_| window).collect();
+        let started = Instant::now();
+        for _ in 0..runs.reps {
+            model.embed_audio(&windows)?;
+        }
+        figures.push((runs.reps * b) as f64 / started.elapsed().as_secs_f64());
+    }
+    let started = Instant::now();
+    for _ in 0..20 {
+        model.embed_text(CLAP_QUERY)?;
+    }
+    figures.push(started.elapsed().as_secs_f64() * 1000.0 / 20.0);
+    Ok(figures)
+}
+
+/// Min, median and max of a non-empty list.
+fn min_median_max(values: &[f64]) -> (f64, f64, f64) {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    (sorted[0], sorted[sorted.len() / 2], sorted[sorted.len() - 1])
+}
+
+fn clap_bench(dir: &Path, runs: ClapRuns, python: &str) -> anyhow::Result<()> {
     use std::sync::Arc;
 
     use traum_clap::{ClapModel, cpu_device, default_device};
     use traum_server::embed::{Engine, ModelSettings};
 
+    let ClapRuns {
+        threads,
+        batch,
+        reps,
+        rounds,
+    } = runs;
     rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build_global()
         .context("cannot size the rayon pool")?;
+    println!("machine: {}", text::machine());
     let device = default_device()?;
     // The engine runs on the build's device, so the peer does too: a GPU build is compared with
     // PyTorch on the GPU, the CPU build with PyTorch on the CPU.
@@ -432,27 +488,41 @@ fn clap_bench(dir: &Path, threads: usize, batch: usize, reps: usize, python: &st
     let window: Vec<f32> = (0..1001 * bins)
         .map(|i| -40.0 + 10.0 * ((i as f32) * 0.013).sin())
         .collect();
-    model.embed_audio(&[window.as_slice()])?;
-    let mut ours = Vec::new();
-    for b in [1, batch] {
-        let windows: Vec<&[f32]> = (0..b).map(|_| window.as_slice()).collect();
-        // GPU backends autotune their kernels on the first call of each shape.
-        model.embed_audio(&windows)?;
-        let started = Instant::now();
-        for _ in 0..reps {
-            model.embed_audio(&windows)?;
-        }
-        ours.push((b, (reps * b) as f64 / started.elapsed().as_secs_f64()));
+    // Warm-up: every shape once (GPU backends autotune their kernels on the
+    // first call of each shape; CPU caches and allocators settle).
+    clap_round(&model, &window, &ClapRuns { reps: 1, ..runs })?;
+
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("clap_peer.py");
+    let mut ours: Vec<Vec<f64>> = Vec::new();
+    let mut theirs: Vec<Vec<f64>> = Vec::new();
+    let mut torch = String::new();
+    let mut peer_on = String::new();
+    for round in 0..rounds {
+        ours.push(clap_round(&model, &window, &runs)?);
+        // The peer warms up inside its own process before it times.
+        let peer = run_peer(
+            "PyTorch",
+            Command::new(python)
+                .arg(&script)
+                .arg(dir)
+                .args([threads.to_string(), batch.to_string(), reps.to_string()])
+                .arg(peer_device),
+        )?;
+        torch = peer["torch"].as_str().unwrap_or("?").to_owned();
+        peer_on = peer.get("gpu").unwrap_or(&peer["device"]).to_string();
+        theirs.push(vec![
+            peer["audio_windows_per_s_batch1"].as_f64().unwrap_or(f64::NAN),
+            peer[format!("audio_windows_per_s_batch{batch}")]
+                .as_f64()
+                .unwrap_or(f64::NAN),
+            peer["text_ms_per_query"].as_f64().unwrap_or(f64::NAN),
+        ]);
+        eprintln!("round {} of {rounds} done", round + 1);
     }
-    model.embed_text(CLAP_QUERY)?;
-    let started = Instant::now();
-    for _ in 0..20 {
-        model.embed_text(CLAP_QUERY)?;
-    }
-    let text_ms = started.elapsed().as_secs_f64() * 1000.0 / 20.0;
     drop(model);
 
-    // A 3-minute track through the server's engine: log-mel + batched windows.
+    // A 3-minute track through the server's engine: log-mel + batched windows,
+    // once to warm up, then once per round.
     let settings = ModelSettings {
         source: None,
         hub: Default::default(),
@@ -462,60 +532,62 @@ fn clap_bench(dir: &Path, threads: usize, batch: usize, reps: usize, python: &st
     };
     let engine = Arc::new(Engine::start(dir, &settings)?);
     let rate = f64::from(OUTPUT_SAMPLE_RATE);
-    let track: Vec<f32> = (0..(180.0 * rate) as usize)
-        .map(|i| {
-            let t = i as f64 / rate;
-            (0.3 * (2.0 * std::f64::consts::PI * 220.0 * t).sin() + 0.2 * (t * 7.0).sin()) as f32
-        })
-        .collect();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let track = Arc::new(track);
-    let started = Instant::now();
-    let embedded = runtime
-        .block_on(engine.embed_audio(track, |_| {}))
-        .map_err(|err| anyhow::anyhow!("{err}"))?;
-    let track_seconds = started.elapsed().as_secs_f64();
-
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("clap_peer.py");
-    let peer = run_peer(
-        "PyTorch",
-        Command::new(python)
-            .arg(&script)
-            .arg(dir)
-            .args([threads.to_string(), batch.to_string(), reps.to_string()])
-            .arg(peer_device),
-    )?;
-    println!(
-        "CLAP on {} with {threads} threads; burn on {device:?}, PyTorch {} on {}:",
-        dir.display(),
-        peer["torch"],
-        peer.get("gpu").unwrap_or(&peer["device"])
+    let track: Arc<Vec<f32>> = Arc::new(
+        (0..(180.0 * rate) as usize)
+            .map(|i| {
+                let t = i as f64 / rate;
+                (0.3 * (2.0 * std::f64::consts::PI * 220.0 * t).sin() + 0.2 * (t * 7.0).sin()) as f32
+            })
+            .collect(),
     );
-    println!("{:<28} {:>12} {:>12} {:>10}", "", "burn", "pytorch", "ratio");
-    for (b, ours_rate) in ours {
-        let theirs = peer[format!("audio_windows_per_s_batch{b}")]
-            .as_f64()
-            .unwrap_or(f64::NAN);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let mut track_seconds = Vec::new();
+    let mut windows = 0;
+    for round in 0..=rounds {
+        let started = Instant::now();
+        let embedded = runtime
+            .block_on(engine.embed_audio(track.clone(), |_| {}))
+            .map_err(|err| anyhow::anyhow!("{err}"))?;
+        windows = embedded.windows.len();
+        if round > 0 {
+            track_seconds.push(started.elapsed().as_secs_f64());
+        }
+    }
+
+    println!(
+        "CLAP on {} with {threads} threads; burn on {device:?}, PyTorch {torch} on {peer_on}; \
+         {rounds} rounds alternating burn and PyTorch, {reps} repetitions each, after a warm-up:",
+        dir.display()
+    );
+    println!(
+        "{:<26} {:>24} {:>24} {:>22}",
+        "", "burn min / median / max", "pytorch min / median / max", "time ratio med (range)"
+    );
+    let labels = [
+        "audio windows/s, batch 1".to_owned(),
+        format!("audio windows/s, batch {batch}"),
+        "text ms/query".to_owned(),
+    ];
+    for (i, label) in labels.iter().enumerate() {
+        let a: Vec<f64> = ours.iter().map(|r| r[i]).collect();
+        let b: Vec<f64> = theirs.iter().map(|r| r[i]).collect();
+        // Time ours / time theirs, per round (rates invert, times divide).
+        let ratios: Vec<f64> = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| if i < 2 { y / x } else { x / y })
+            .collect();
+        let (a0, a1, a2) = min_median_max(&a);
+        let (b0, b1, b2) = min_median_max(&b);
+        let (r0, r1, r2) = min_median_max(&ratios);
         println!(
-            "{:<28} {:>12.2} {:>12.2} {:>10.2}",
-            format!("audio windows/s, batch {b}"),
-            ours_rate,
-            theirs,
-            theirs / ours_rate
+            "{label:<26} {a0:>8.2} {a1:>7.2} {a2:>7.2} {b0:>8.2} {b1:>7.2} {b2:>7.2} {r1:>8.2} ({r0:.2}–{r2:.2})"
         );
     }
-    let theirs_ms = peer["text_ms_per_query"].as_f64().unwrap_or(f64::NAN);
+    println!("(time ratio = time ours / time theirs, per round: below 1.0 means burn is faster)");
+    let (t0, t1, t2) = min_median_max(&track_seconds);
     println!(
-        "{:<28} {:>12.1} {:>12.1} {:>10.2}",
-        "text ms/query",
-        text_ms,
-        theirs_ms,
-        text_ms / theirs_ms
-    );
-    println!("(ratio = time ours / time theirs: below 1.0 means burn is faster)");
-    println!(
-        "3-minute track end to end (log-mel + {} windows, batch {batch}): {track_seconds:.2} s",
-        embedded.windows.len()
+        "3-minute track end to end (log-mel + {windows} windows, batch {batch}): {t1:.2} s median ({t0:.2}–{t2:.2}) over {rounds} runs after a warm-up"
     );
     Ok(())
 }

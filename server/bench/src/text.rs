@@ -197,7 +197,8 @@ fn spread(mut values: Vec<f64>) -> (f64, f64, f64) {
     (values[0], values[values.len() / 2], values[values.len() - 1])
 }
 
-fn machine() -> String {
+/// The CPU model, the flags that matter to inference, and the CPU count.
+pub(crate) fn machine() -> String {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = cpuinfo
         .lines()
