@@ -447,6 +447,7 @@ impl Inference {
         metrics::TEXT_ENCODER_RUNS.increment([], n);
         self.counters.runs.fetch_add(n, Ordering::Relaxed);
         self.counters.passes.fetch_add(1, Ordering::Relaxed);
+        metrics::TEXT_ENCODER_PASSES.increment([], 1);
         let inputs: Vec<&str> = texts.iter().map(|(_, text)| text.as_str()).collect();
         let (model, pool) = (&self.model, &self.pool);
         let results: Vec<TextResult> = match pool.install(|| model.embed_texts(&inputs)) {

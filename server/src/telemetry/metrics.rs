@@ -164,6 +164,12 @@ pub const TEXT_ENCODER_RUNS: Counter<0> = Counter::new(
     "text queries run through the CLAP text encoder (text cache misses)",
     [],
 );
+pub const TEXT_ENCODER_PASSES: Counter<0> = Counter::new(
+    "traum_text_encoder_passes_total",
+    None,
+    "forward passes of the CLAP text encoder; runs / passes is the mean batch of queries per pass",
+    [],
+);
 pub const TEXT_CACHE_HITS: Counter<0> = Counter::new(
     "traum_text_cache_hits_total",
     None,
@@ -207,6 +213,7 @@ pub static ALL: &[&Def] = &[
     &EMBEDDED_WINDOWS.def,
     &EMBED_BATCH_DURATION.def,
     &TEXT_ENCODER_RUNS.def,
+    &TEXT_ENCODER_PASSES.def,
     &TEXT_CACHE_HITS.def,
     &USAGE_EVENTS_DROPPED.def,
     &AUDIT_EVENTS_DROPPED.def,
