@@ -455,13 +455,6 @@ fn clap_round(model: &traum_clap::ClapModel, window: &[f32], runs: &ClapRuns) ->
     Ok(figures)
 }
 
-/// Min, median and max of a non-empty list.
-fn min_median_max(values: &[f64]) -> (f64, f64, f64) {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    (sorted[0], sorted[sorted.len() / 2], sorted[sorted.len() - 1])
-}
-
 fn clap_bench(dir: &Path, runs: ClapRuns, python: &str) -> anyhow::Result<()> {
     use std::sync::Arc;
 
@@ -577,15 +570,15 @@ fn clap_bench(dir: &Path, runs: ClapRuns, python: &str) -> anyhow::Result<()> {
             .zip(&b)
             .map(|(x, y)| if i < 2 { y / x } else { x / y })
             .collect();
-        let (a0, a1, a2) = min_median_max(&a);
-        let (b0, b1, b2) = min_median_max(&b);
-        let (r0, r1, r2) = min_median_max(&ratios);
+        let (a0, a1, a2) = text::spread(a);
+        let (b0, b1, b2) = text::spread(b);
+        let (r0, r1, r2) = text::spread(ratios);
         println!(
             "{label:<26} {a0:>8.2} {a1:>7.2} {a2:>7.2} {b0:>8.2} {b1:>7.2} {b2:>7.2} {r1:>8.2} ({r0:.2}–{r2:.2})"
         );
     }
     println!("(time ratio = time ours / time theirs, per round: below 1.0 means burn is faster)");
-    let (t0, t1, t2) = min_median_max(&track_seconds);
+    let (t0, t1, t2) = text::spread(track_seconds);
     println!(
         "3-minute track end to end (log-mel + {windows} windows, batch {batch}): {t1:.2} s median ({t0:.2}–{t2:.2}) over {rounds} runs after a warm-up"
     );

@@ -192,7 +192,8 @@ impl Queries {
     }
 }
 
-fn spread(mut values: Vec<f64>) -> (f64, f64, f64) {
+/// Min, median and max of a non-empty list.
+pub(crate) fn spread(mut values: Vec<f64>) -> (f64, f64, f64) {
     values.sort_by(f64::total_cmp);
     (values[0], values[values.len() / 2], values[values.len() - 1])
 }
