@@ -15,7 +15,7 @@ use crate::embed::{Engine, ModelSettings, TextSettings, source_name};
 /// as the server computes them, without starting it.
 #[derive(Debug, Clone, Args)]
 pub struct EmbedArgs {
-    /// Local checkpoint directory (config.json, model.safetensors, tokenizer.json).
+    /// Local checkpoint directory (config.json, model.safetensors or pytorch_model.bin, tokenizer.json).
     #[arg(long, env = "TRAUM_MODEL_DIR")]
     pub model_dir: Option<PathBuf>,
     /// Hub repo id, used when --model-dir is not given.

@@ -83,8 +83,8 @@ pub struct ConfigArgs {
     /// Longest audio accepted for analysis, e.g. `30m` [default: 30m].
     #[arg(long, env = "TRAUM_MAX_DURATION", value_parser = humantime::parse_duration)]
     pub max_duration: Option<Duration>,
-    /// Local CLAP checkpoint directory (config.json, model.safetensors,
-    /// tokenizer.json); takes precedence over --model.
+    /// Local CLAP checkpoint directory (config.json, model.safetensors or
+    /// pytorch_model.bin, tokenizer.json); takes precedence over --model.
     #[arg(long, env = "TRAUM_MODEL_DIR")]
     pub model_dir: Option<PathBuf>,
     /// Hugging Face repo id of the CLAP checkpoint, downloaded once into the
@@ -112,7 +112,7 @@ pub struct ConfigArgs {
     #[arg(long, env = "TRAUM_TEXT_BATCH_SIZE")]
     pub text_batch_size: Option<usize>,
     /// How long the first new text query of a batch waits for others to join
-    /// it, e.g. `2ms`; `0s` takes only what is already queued [default: 2ms].
+    /// it, e.g. `5ms`; `0s` takes only what is already queued [default: 5ms].
     #[arg(long, env = "TRAUM_TEXT_BATCH_WAIT", value_parser = humantime::parse_duration)]
     pub text_batch_wait: Option<Duration>,
     /// Text query vectors kept in memory and in DATA_DIR/cache, so repeated

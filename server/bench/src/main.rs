@@ -7,10 +7,13 @@
 //! melspectrogram, single-threaded BLAS/numba). Without files it renders a
 //! 3-minute 44.1 kHz stereo MP3 and FLAC with ffmpeg first.
 //!
+//! `traum-bench ingest`: files per hour through `traum upload` (see `ingest.rs`).
+//!
 //! `traum-bench text` and `traum-bench text-load`: the text tower one query at
 //! a time vs batched, and the engine under a steady load of new queries (see
 //! `text.rs`).
 
+mod ingest;
 mod text;
 
 use std::path::{Path, PathBuf};
@@ -132,9 +135,35 @@ enum Bench {
         /// Cached repeats sent per new text.
         #[arg(long, default_value_t = 1.0)]
         repeats: f64,
-        /// Batching settings to compare, `batch_size:wait_ms` each (1:0 is unbatched).
-        #[arg(long, value_delimiter = ',', default_value = "1:0,16:2")]
+        /// Batching settings to compare, `batch_size:wait_ms` each (1:0 is
+        /// unbatched); PyTorch gets the same policy in its own batching thread.
+        #[arg(long, value_delimiter = ',', default_value = "1:0,16:5")]
         settings: Vec<String>,
+        /// How long a caller waits for its answer before giving up (it is
+        /// then counted as a timeout, and the engine skips it if not started).
+        #[arg(long, default_value_t = 2000)]
+        deadline_ms: u64,
+        /// Python interpreter with torch and transformers for the PyTorch
+        /// side (`none`: Traum only).
+        #[arg(long, default_value = "python3")]
+        python: String,
+    },
+    /// Ingest end to end: files per hour through `traum upload` (default
+    /// pipeline, release `traum-server` started per worker count), CPU
+    /// utilisation, and where the time goes (the server's stage metrics).
+    Ingest {
+        /// Checkpoint directory the server embeds with.
+        model_dir: PathBuf,
+        #[arg(long, default_value_t = 200)]
+        files: usize,
+        #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
+        workers: Vec<usize>,
+        /// Where the generated corpus is kept between runs.
+        #[arg(long, default_value = "target/bench-ingest")]
+        out: PathBuf,
+        /// Directory with the release `traum-server` and `traum` binaries.
+        #[arg(long, default_value = "target/release")]
+        bin_dir: PathBuf,
     },
     /// End-to-end `SearchByText` through gRPC on a library of random vectors:
     /// every query a new text, so the text encoder runs each time.
@@ -209,6 +238,8 @@ fn main() -> anyhow::Result<()> {
             seconds,
             repeats,
             settings,
+            deadline_ms,
+            python,
         } => {
             let settings = settings
                 .iter()
@@ -223,8 +254,9 @@ fn main() -> anyhow::Result<()> {
                 || seconds.is_nan()
                 || seconds <= 0.0
                 || repeats < 0.0
+                || deadline_ms == 0
             {
-                bail!("--rates and --seconds must be positive and --repeats at least 0");
+                bail!("--rates, --seconds and --deadline-ms must be positive and --repeats at least 0");
             }
             text::load_bench(&text::LoadSetup {
                 out,
@@ -233,8 +265,23 @@ fn main() -> anyhow::Result<()> {
                 seconds,
                 repeats,
                 settings,
+                deadline: Duration::from_millis(deadline_ms),
+                python: (python != "none").then_some(python),
             })
         }
+        Bench::Ingest {
+            model_dir,
+            files,
+            workers,
+            out,
+            bin_dir,
+        } => ingest::ingest_bench(&ingest::IngestSetup {
+            model_dir,
+            files: files.max(1),
+            workers: workers.into_iter().map(|w| w.max(1)).collect(),
+            out,
+            bin_dir,
+        }),
         Bench::Search {
             model_dir,
             windows,

@@ -26,26 +26,49 @@ const PROJECTION: usize = 512;
 /// full-size random-weight RoBERTa-base text tower (HF's initialisation:
 /// normal(0, 0.02), zero biases, unit layer norms), written once into `out`.
 ///
-/// Only the word-embedding table keeps the fixture tokenizer's vocabulary: it
-/// is gathered on the host, so its size does not change the compute.
+/// The fixture tokenizer's 400-token vocabulary spells most words out in
+/// pieces, which made queries about 2.5 times as long as RoBERTa's BPE makes
+/// them. The benchmark's words and the numbers 0-999 are added to it as whole
+/// words, so a query is as many tokens as under RoBERTa's own tokenizer, where
+/// these common words and short numbers are single tokens ("warm analog pad
+/// take 3 141" → 8 with `<s>` and `</s>`). The word-embedding table grows to
+/// match; it is gathered on the host, so its size does not change the compute.
 pub fn fullsize_text_checkpoint(out: &Path) -> anyhow::Result<PathBuf> {
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/clap-model/htsat-tiny");
-    let dir = out.join("roberta-base-text");
+    let dir = out.join("roberta-base-text-words");
     if dir.join("model.safetensors").is_file() {
         return Ok(dir);
     }
     std::fs::create_dir_all(&dir)?;
-    for file in [
-        "tokenizer.json",
-        "tokenizer_config.json",
-        "preprocessor_config.json",
-    ] {
+    for file in ["tokenizer_config.json", "preprocessor_config.json"] {
         std::fs::copy(fixture.join(file), dir.join(file))?;
     }
     let mut config: serde_json::Value = serde_json::from_slice(&std::fs::read(fixture.join("config.json"))?)?;
-    let vocab = config["text_config"]["vocab_size"]
+    let fixture_vocab = config["text_config"]["vocab_size"]
         .as_u64()
         .context("fixture config has no text vocab_size")? as usize;
+    let mut tokenizer: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fixture.join("tokenizer.json"))?)?;
+    let added = tokenizer["added_tokens"]
+        .as_array_mut()
+        .context("fixture tokenizer has no added_tokens")?;
+    let words = WORDS
+        .iter()
+        .map(|w| (*w).to_owned())
+        .chain(std::iter::once("take".to_owned()))
+        .chain((0..1000).map(|n| n.to_string()));
+    let mut vocab = fixture_vocab;
+    for word in words {
+        // `lstrip` takes the space before the word into the token, as
+        // RoBERTa's `Ġword` tokens do.
+        added.push(serde_json::json!({
+            "id": vocab, "content": word, "single_word": true, "lstrip": true,
+            "rstrip": false, "normalized": false, "special": false
+        }));
+        vocab += 1;
+    }
+    std::fs::write(dir.join("tokenizer.json"), serde_json::to_vec(&tokenizer)?)?;
+    config["text_config"]["vocab_size"] = vocab.into();
     let audio_width = config["audio_config"]["hidden_size"]
         .as_u64()
         .context("fixture config has no audio hidden_size")? as usize;
@@ -186,7 +209,8 @@ impl Queries {
             .map(|_| WORDS[(self.rng.next() % WORDS.len() as u64) as usize])
             .collect();
         self.issued += 1;
-        let tag = format!("take {}", self.issued);
+        // Two numbers below 1000, each one token (see `fullsize_text_checkpoint`).
+        let tag = format!("take {} {}", self.issued / 1000, self.issued % 1000);
         text.push(&tag);
         text.join(" ")
     }
@@ -294,7 +318,8 @@ pub fn batch_bench(
 }
 
 /// Offered load of new texts per second (plus cached repeats) against the
-/// server's engine, for each rate and each batching setting.
+/// server's engine and, beside it, `transformers` in PyTorch, for each rate
+/// and each batching setting.
 pub struct LoadSetup {
     pub out: PathBuf,
     pub threads: usize,
@@ -304,8 +329,54 @@ pub struct LoadSetup {
     pub repeats: f64,
     /// `batch_size:wait_ms` settings to compare.
     pub settings: Vec<(usize, u64)>,
+    /// How long a caller waits before giving up.
+    pub deadline: Duration,
+    /// Python interpreter for the PyTorch side, if it runs.
+    pub python: Option<String>,
 }
 
+/// What one side did under one offered load.
+struct LoadRun {
+    /// Latencies of the new texts answered before their deadline.
+    new: Vec<Duration>,
+    repeated: Vec<Duration>,
+    /// New texts not answered before their deadline.
+    timed_out: usize,
+    /// Seconds from the first request to the last answer or deadline.
+    elapsed: f64,
+    passes: u64,
+}
+
+impl LoadRun {
+    /// The `q` quantile of all new texts' latencies in ms, a timeout counting
+    /// as longer than any answer; `None` when it falls on a timeout.
+    fn new_quantile(&self, q: f64) -> Option<f64> {
+        let total = self.new.len() + self.timed_out;
+        let index = ((total as f64 * q) as usize).min(total.saturating_sub(1));
+        self.new.get(index).map(|d| d.as_secs_f64() * 1000.0)
+    }
+
+    fn row(&self, side: &str, setting: &str, rate: f64, deadline: Duration) -> String {
+        let quantile = |q: f64| {
+            self.new_quantile(q)
+                .map_or_else(|| format!(">{}", deadline.as_millis()), |ms| format!("{ms:.1}"))
+        };
+        format!(
+            "{side:<8} {setting:<10} {rate:>8.0} {:>10.1} {:>9} {:>9} {:>9.1} {:>8} {:>8}",
+            self.new.len() as f64 / self.elapsed,
+            quantile(0.5),
+            quantile(0.99),
+            percentile_ms(&self.repeated, 0.99),
+            self.timed_out,
+            self.passes,
+        )
+    }
+}
+
+/// `traum-bench text-load`: for each batching setting, Traum's engine and
+/// (if Python is given) the PyTorch peer with the same policy are loaded and
+/// warmed up; then each rate runs on Traum, then on PyTorch, rate after rate,
+/// so drift of the machine hits both sides.
 pub fn load_bench(setup: &LoadSetup) -> anyhow::Result<()> {
     let dir = fullsize_text_checkpoint(&setup.out)?;
     println!(
@@ -314,18 +385,22 @@ pub fn load_bench(setup: &LoadSetup) -> anyhow::Result<()> {
         setup.threads
     );
     println!(
-        "each rate for {} s: new texts/s offered at even intervals, plus {} cached repeats per new text",
-        setup.seconds, setup.repeats
+        "each rate for {} s: new texts/s offered at even intervals, plus {} cached repeats per new text; \
+         callers give up after {} ms",
+        setup.seconds,
+        setup.repeats,
+        setup.deadline.as_millis()
     );
     println!(
-        "{:<16} {:>8} {:>10} {:>9} {:>9} {:>9} {:>7} {:>8}",
-        "batch:wait", "offered", "new done/s", "p50 ms", "p99 ms", "rep p99", "errors", "passes"
+        "{:<8} {:<10} {:>8} {:>10} {:>9} {:>9} {:>9} {:>8} {:>8}",
+        "side", "batch:wait", "offered", "new done/s", "p50 ms", "p99 ms", "rep p99", "timeouts", "passes"
     );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
     for &(batch_size, wait_ms) in &setup.settings {
+        let setting = format!("{batch_size}:{wait_ms}ms");
         let settings = ModelSettings {
             source: None,
             hub: Default::default(),
@@ -339,83 +414,160 @@ pub fn load_bench(setup: &LoadSetup) -> anyhow::Result<()> {
             },
         };
         let engine = Arc::new(Engine::start(&dir, &settings)?);
+        let mut peer = match &setup.python {
+            Some(python) => Some(Peer::start(python, &dir, setup.threads, batch_size, wait_ms)?),
+            None => None,
+        };
         let mut queries = Queries::new(1000 + batch_size as u64 * 100 + wait_ms);
         // Warm-up, and texts for the cached repeats.
-        let mut known = Vec::new();
-        for _ in 0..20 {
-            let text = queries.next_new();
-            runtime.block_on(engine.embed_text(&text))?;
-            known.push(text);
+        let known: Vec<String> = (0..20).map(|_| queries.next_new()).collect();
+        for text in &known {
+            runtime.block_on(engine.embed_text(text))?;
+        }
+        if let Some(peer) = &mut peer {
+            peer.call(&serde_json::json!({ "warm": known }))?;
         }
         for &rate in &setup.rates {
+            let total = (rate * setup.seconds).round() as usize;
+            let new_texts: Vec<String> = (0..total).map(|_| queries.next_new()).collect();
             let passes_before = engine.text_encoder_passes();
-            let (new, repeated, errors, elapsed) = runtime.block_on(offer(
-                &engine,
-                &mut queries,
-                &known,
-                rate,
-                setup.seconds,
-                setup.repeats,
-            ));
-            let mut new = new;
-            new.sort();
-            let mut repeated = repeated;
-            repeated.sort();
-            println!(
-                "{:<16} {:>8.0} {:>10.1} {:>9.1} {:>9.1} {:>9.1} {:>7} {:>8}",
-                format!("{batch_size}:{wait_ms}ms"),
-                rate,
-                new.len() as f64 / elapsed,
-                percentile_ms(&new, 0.5),
-                percentile_ms(&new, 0.99),
-                percentile_ms(&repeated, 0.99),
-                errors,
-                engine.text_encoder_passes() - passes_before,
-            );
+            let mut ours = runtime.block_on(offer(&engine, &new_texts, &known, rate, setup));
+            ours.passes = engine.text_encoder_passes() - passes_before;
+            println!("{}", ours.row("traum", &setting, rate, setup.deadline));
+            if let Some(peer) = &mut peer {
+                // The same number of new texts, none of them seen before by either side.
+                let texts: Vec<String> = (0..total).map(|_| queries.next_new()).collect();
+                let theirs = peer.run(&texts, &known, rate, setup)?;
+                println!("{}", theirs.row("pytorch", &setting, rate, setup.deadline));
+            }
         }
     }
     Ok(())
 }
 
-/// Latencies of new and repeated queries, errors, and the seconds from the
-/// first request to the last answer.
+/// Latencies of new and repeated queries through the engine.
 async fn offer(
     engine: &Arc<Engine>,
-    queries: &mut Queries,
+    new_texts: &[String],
     known: &[String],
     rate: f64,
-    seconds: f64,
-    repeats: f64,
-) -> (Vec<Duration>, Vec<Duration>, usize, f64) {
-    let total = (rate * seconds).round() as usize;
+    setup: &LoadSetup,
+) -> LoadRun {
     let interval = Duration::from_secs_f64(1.0 / rate);
     let started = tokio::time::Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     let mut owed = 0.0;
-    for i in 0..total {
+    for (i, text) in new_texts.iter().enumerate() {
         tokio::time::sleep_until(started + interval * i as u32).await;
         let mut send = |text: String, new: bool| {
             let engine = engine.clone();
+            let deadline = setup.deadline;
             tasks.spawn(async move {
                 let at = Instant::now();
-                let ok = engine.embed_text(&text).await.is_ok();
-                (new, ok, at.elapsed())
+                // Dropping the call at its deadline is what a gRPC client's
+                // deadline does to the server's handler.
+                let answered = tokio::time::timeout(deadline, engine.embed_text(&text)).await;
+                (new, matches!(answered, Ok(Ok(_))), at.elapsed())
             });
         };
-        send(queries.next_new(), true);
-        owed += repeats;
+        send(text.clone(), true);
+        owed += setup.repeats;
         while owed >= 1.0 {
             owed -= 1.0;
             send(known[i % known.len()].clone(), false);
         }
     }
-    let (mut new, mut repeated, mut errors) = (Vec::new(), Vec::new(), 0);
+    let (mut new, mut repeated, mut timed_out) = (Vec::new(), Vec::new(), 0);
     while let Some(joined) = tasks.join_next().await {
         match joined {
-            Ok((_, false, _)) | Err(_) => errors += 1,
+            Ok((_, false, _)) | Err(_) => timed_out += 1,
             Ok((true, true, latency)) => new.push(latency),
             Ok((false, true, latency)) => repeated.push(latency),
         }
     }
-    (new, repeated, errors, started.elapsed().as_secs_f64())
+    new.sort();
+    repeated.sort();
+    LoadRun {
+        new,
+        repeated,
+        timed_out,
+        elapsed: started.elapsed().as_secs_f64(),
+        passes: 0,
+    }
+}
+
+/// `text_load_peer.py`: `transformers` in PyTorch behind a batching thread
+/// with the same policy as the engine, driven over stdin/stdout one JSON
+/// line per command.
+struct Peer {
+    child: std::process::Child,
+    input: std::process::ChildStdin,
+    output: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+}
+
+impl Peer {
+    fn start(python: &str, dir: &Path, threads: usize, batch: usize, wait_ms: u64) -> anyhow::Result<Self> {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("text_load_peer.py");
+        let mut child = std::process::Command::new(python)
+            .arg(&script)
+            .arg(dir)
+            .args([threads.to_string(), batch.to_string(), wait_ms.to_string()])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .with_context(|| format!("cannot run {python} {}", script.display()))?;
+        let input = child.stdin.take().context("no stdin")?;
+        let output =
+            std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().context("no stdout")?));
+        Ok(Self { child, input, output })
+    }
+
+    fn call(&mut self, command: &serde_json::Value) -> anyhow::Result<serde_json::Value> {
+        use std::io::Write as _;
+        writeln!(self.input, "{command}")?;
+        self.input.flush()?;
+        let line = self
+            .output
+            .next()
+            .context("the PyTorch peer stopped (is torch installed?)")??;
+        Ok(serde_json::from_str(&line)?)
+    }
+
+    fn run(
+        &mut self,
+        new: &[String],
+        known: &[String],
+        rate: f64,
+        setup: &LoadSetup,
+    ) -> anyhow::Result<LoadRun> {
+        let reply = self.call(&serde_json::json!({
+            "new": new, "known": known, "rate": rate, "repeats": setup.repeats,
+            "deadline_ms": setup.deadline.as_millis() as u64,
+        }))?;
+        let durations = |key: &str| -> anyhow::Result<Vec<Duration>> {
+            let mut values: Vec<Duration> = reply[key]
+                .as_array()
+                .with_context(|| format!("peer reply has no {key}"))?
+                .iter()
+                .filter_map(serde_json::Value::as_f64)
+                .map(|ms| Duration::from_secs_f64(ms / 1000.0))
+                .collect();
+            values.sort();
+            Ok(values)
+        };
+        Ok(LoadRun {
+            new: durations("new_ms")?,
+            repeated: durations("repeat_ms")?,
+            timed_out: reply["timed_out"].as_u64().unwrap_or(0) as usize,
+            elapsed: reply["elapsed"].as_f64().unwrap_or(f64::NAN),
+            passes: reply["passes"].as_u64().unwrap_or(0),
+        })
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -27,7 +27,7 @@ pub enum ClapError {
     /// The checkpoint uses an option this implementation does not support.
     #[error("unsupported CLAP checkpoint: {0}")]
     Unsupported(String),
-    /// `model.safetensors` could not be parsed.
+    /// The weights file (`model.safetensors` or `pytorch_model.bin`) could not be parsed.
     #[error("cannot parse weights {path}: {message}")]
     Safetensors {
         /// The weights file.

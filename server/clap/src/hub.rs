@@ -11,7 +11,8 @@ use hf_hub::api::sync::ApiBuilder;
 use hf_hub::{Cache, Repo, RepoType};
 
 use crate::error::{ClapError, Result};
-use crate::model::REQUIRED_FILES;
+use crate::model::{MISSING_WEIGHTS, REQUIRED_FILES};
+use crate::weights::{WEIGHT_FILES, weights_file};
 
 /// Default checkpoint when none is configured.
 pub const DEFAULT_REPO: &str = "laion/larger_clap_music_and_speech";
@@ -19,7 +20,8 @@ pub const DEFAULT_REPO: &str = "laion/larger_clap_music_and_speech";
 /// A checkpoint location.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ModelSource {
-    /// A directory holding `config.json`, `model.safetensors` and `tokenizer.json`.
+    /// A directory holding `config.json`, `model.safetensors` (or `pytorch_model.bin`) and
+    /// `tokenizer.json`.
     Dir(PathBuf),
     /// A hub repository, fetched into `cache_dir` on first use.
     Hub {
@@ -102,10 +104,17 @@ impl ModelSource {
                             source: std::io::Error::new(
                                 std::io::ErrorKind::NotFound,
                                 "missing; the model directory needs config.json, model.safetensors \
-                                 and tokenizer.json from a Hugging Face CLAP checkpoint",
+                                 (or pytorch_model.bin) and tokenizer.json from a Hugging Face CLAP \
+                                 checkpoint",
                             ),
                         });
                     }
+                }
+                if weights_file(dir).is_none() {
+                    return Err(ClapError::Io {
+                        path: dir.join(WEIGHT_FILES[0]),
+                        source: std::io::Error::new(std::io::ErrorKind::NotFound, MISSING_WEIGHTS),
+                    });
                 }
                 Ok(dir.clone())
             }
@@ -135,15 +144,33 @@ fn resolve_hub(repo_id: &str, revision: &str, cache_dir: &Path, options: &HubOpt
                 .map_err(|e| download_error(repo_id, "(client)", e.to_string()))?,
         )
     };
-    // The feature extractor's settings are useful to the front-end but not required.
-    const FILES: [&str; 4] = [
+    // The feature extractor's settings are useful to the front-end but not required. Of the
+    // weight files the first the repository has is fetched: pytorch_model.bin only where
+    // model.safetensors is missing.
+    const FILES: [&str; 5] = [
         "config.json",
         "model.safetensors",
+        "pytorch_model.bin",
         "tokenizer.json",
         "preprocessor_config.json",
     ];
+    let mut have_weights = false;
     for file in FILES {
-        let optional = !REQUIRED_FILES.contains(&file);
+        let is_weights = WEIGHT_FILES.contains(&file);
+        if is_weights && have_weights {
+            continue;
+        }
+        let label = if is_weights {
+            "model.safetensors or pytorch_model.bin"
+        } else {
+            file
+        };
+        // The last weight file is required when no earlier one was found.
+        let optional = if is_weights {
+            file != WEIGHT_FILES[WEIGHT_FILES.len() - 1]
+        } else {
+            !REQUIRED_FILES.contains(&file)
+        };
         let path = match (cache.get(file), &api) {
             (Some(path), _) => path,
             (None, Some(api)) => {
@@ -157,14 +184,14 @@ fn resolve_hub(repo_id: &str, revision: &str, cache_dir: &Path, options: &HubOpt
                 match api.repo(repo.clone()).download_with_progress(file, progress) {
                     Ok(path) => path,
                     Err(_) if optional => continue,
-                    Err(e) => return Err(download_error(repo_id, file, e.to_string())),
+                    Err(e) => return Err(download_error(repo_id, label, e.to_string())),
                 }
             }
             (None, None) if optional => continue,
             (None, None) => {
                 return Err(download_error(
                     repo_id,
-                    file,
+                    label,
                     format!(
                         "offline (HF_HUB_OFFLINE) and not in the cache {}; unset HF_HUB_OFFLINE to \
                          download it, or point the model directory at a local copy of the checkpoint",
@@ -173,6 +200,7 @@ fn resolve_hub(repo_id: &str, revision: &str, cache_dir: &Path, options: &HubOpt
                 ));
             }
         };
+        have_weights |= is_weights;
         if let Some(parent) = path.parent() {
             match &dir {
                 None => dir = Some(parent.to_path_buf()),

@@ -2,7 +2,8 @@
 //!
 //! A port of `transformers`' `ClapModel` for the unfused LAION checkpoints
 //! (`laion/clap-htsat-unfused`: HTSAT-tiny; `laion/larger_clap_*`: HTSAT-base), loading the
-//! Hugging Face files (`config.json`, `model.safetensors`, `tokenizer.json`) directly.
+//! Hugging Face files (`config.json`, `model.safetensors` or `pytorch_model.bin`, `tokenizer.json`)
+//! directly.
 //!
 //! - front-end ([`mel`]): 48 kHz mono audio → 10 s windows of log-mel features, as
 //!   `ClapFeatureExtractor` computes them
@@ -33,3 +34,4 @@ pub use config::ClapConfig;
 pub use error::{ClapError, Result};
 pub use model::{ClapModel, REQUIRED_FILES, cpu_device, default_device, pool_windows};
 pub use text::{ClapTokenizer, MAX_TOKENS, TextTrace};
+pub use weights::{WEIGHT_FILES, weights_file};

@@ -9,10 +9,15 @@ use crate::config::ClapConfig;
 use crate::error::{ClapError, Result};
 use crate::nn::{Projection, l2_normalize};
 use crate::text::{ClapTokenizer, TextEncoder, TextTrace};
-use crate::weights::Loader;
+use crate::weights::{Loader, WEIGHT_FILES, WeightBytes, weights_file};
 
-/// Files a checkpoint directory must contain (hub layout).
-pub const REQUIRED_FILES: [&str; 3] = ["config.json", "model.safetensors", "tokenizer.json"];
+/// Why a checkpoint directory without weights cannot load.
+pub(crate) const MISSING_WEIGHTS: &str = "missing, and no pytorch_model.bin either; the model directory needs config.json, \
+     model.safetensors (or pytorch_model.bin) and tokenizer.json from a Hugging Face CLAP checkpoint";
+
+/// Files a checkpoint directory must contain (hub layout), besides one of the
+/// [`WEIGHT_FILES`](crate::WEIGHT_FILES).
+pub const REQUIRED_FILES: [&str; 2] = ["config.json", "tokenizer.json"];
 
 /// CLAP (HTSAT audio encoder + RoBERTa text encoder) loaded from a Hugging Face checkpoint.
 ///
@@ -83,18 +88,19 @@ pub fn default_device() -> Result<Device> {
 }
 
 impl ClapModel {
-    /// Loads `config.json`, `model.safetensors` and `tokenizer.json` from `dir`.
+    /// Loads `config.json`, the weights (`model.safetensors`, or else
+    /// `pytorch_model.bin`) and `tokenizer.json` from `dir`.
     ///
     /// Fails if the config asks for something unsupported (e.g. fusion), or if any tensor is
     /// missing, mis-shaped or left unused.
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
         let config = ClapConfig::from_file(&dir.join("config.json"))?;
         let tokenizer = ClapTokenizer::from_file(&dir.join("tokenizer.json"))?;
-        let weights_path = dir.join("model.safetensors");
-        let bytes = std::fs::read(&weights_path).map_err(|source| ClapError::Io {
-            path: weights_path.clone(),
-            source,
+        let weights_path = weights_file(dir).ok_or_else(|| ClapError::Io {
+            path: dir.join(WEIGHT_FILES[0]),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, MISSING_WEIGHTS),
         })?;
+        let bytes = WeightBytes::read(&weights_path)?;
         let mut l = Loader::new(&weights_path, &bytes, device)?;
         let dim = config.projection_dim;
         let act = config.projection_hidden_act.clone();

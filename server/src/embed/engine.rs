@@ -72,6 +72,8 @@ struct TextCounters {
     runs: AtomicU64,
     /// Forward passes they took.
     passes: AtomicU64,
+    /// Queries left out because nobody waited for them any more.
+    abandoned: AtomicU64,
 }
 
 impl std::fmt::Debug for Engine {
@@ -184,6 +186,11 @@ impl Engine {
     /// How many forward passes those queries took (fewer when batched).
     pub fn text_encoder_passes(&self) -> u64 {
         self.counters.passes.load(Ordering::Relaxed)
+    }
+
+    /// How many new text queries were left out because every caller had gone.
+    pub fn text_queries_abandoned(&self) -> u64 {
+        self.counters.abandoned.load(Ordering::Relaxed)
     }
 
     /// The model's log-mel windows of 48 kHz mono audio. CPU-heavy: call it
@@ -317,7 +324,7 @@ pub fn normalized(mut vector: Vec<f32>) -> Vec<f32> {
 /// The model id of the checkpoint in `dir`: the first 16 hex digits of the
 /// weights' sha256.
 pub fn weights_id(dir: &Path) -> Result<String, ClapError> {
-    let path = dir.join("model.safetensors");
+    let path = traum_clap::weights_file(dir).unwrap_or_else(|| dir.join(traum_clap::WEIGHT_FILES[0]));
     let unreadable = |source| ClapError::Io {
         path: path.clone(),
         source,
@@ -433,13 +440,42 @@ impl Inference {
                 }
             }
             // Text first: a person is waiting for a search.
-            if !batch.texts.is_empty() {
-                self.encode_texts(batch.texts);
+            let texts = self.drop_abandoned(batch.texts);
+            if !texts.is_empty() {
+                self.encode_texts(texts);
             }
             if !batch.audio.is_empty() {
                 self.project_audio(batch.audio);
             }
         }
+    }
+
+    /// Leaves out the queries everyone has stopped waiting for (a cancelled
+    /// call or a passed deadline drops its receiver): past saturation the
+    /// queue would otherwise keep the encoder busy with answers nobody reads
+    /// while the live queries behind them time out too.
+    fn drop_abandoned(&self, texts: Vec<(TextKey, String)>) -> Vec<(TextKey, String)> {
+        let mut state = lock(&self.text);
+        let before = texts.len();
+        let live: Vec<(TextKey, String)> = texts
+            .into_iter()
+            .filter(|(key, _)| {
+                let abandoned = state
+                    .in_flight
+                    .get(key)
+                    .is_some_and(|waiters| waiters.iter().all(oneshot::Sender::is_closed));
+                if abandoned {
+                    state.in_flight.remove(key);
+                }
+                !abandoned
+            })
+            .collect();
+        let dropped = (before - live.len()) as u64;
+        if dropped > 0 {
+            metrics::TEXT_QUERIES_ABANDONED.increment([], dropped);
+            self.counters.abandoned.fetch_add(dropped, Ordering::Relaxed);
+        }
+        live
     }
 
     fn encode_texts(&mut self, texts: Vec<(TextKey, String)>) {

@@ -53,7 +53,7 @@ impl TextSettings {
     /// (README → Benchmarks → text queries under load).
     pub const DEFAULT: Self = Self {
         batch_size: 16,
-        batch_wait: Duration::from_millis(2),
+        batch_wait: Duration::from_millis(5),
         cache_entries: 4096,
         cache_dir: None,
     };
@@ -262,7 +262,7 @@ fn unavailable_message(source: &ModelSource, error: &str) -> String {
     let how = match source {
         ModelSource::Dir(_) => {
             "point --model-dir (TRAUM_MODEL_DIR) at a directory holding a Hugging Face CLAP \
-                                checkpoint (config.json, model.safetensors, tokenizer.json)"
+                                checkpoint (config.json, model.safetensors or pytorch_model.bin, tokenizer.json)"
                 .to_owned()
         }
         ModelSource::Hub { repo, .. } => format!(
@@ -387,6 +387,39 @@ mod tests {
             engine.embed_text("   ").await,
             Err(Error::InvalidArgument(_))
         ));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_query_nobody_waits_for_any_more_is_not_encoded() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/clap-model/htsat-tiny");
+        // A long gathering window, so the abandoned query is still queued when the pass starts.
+        let settings = ModelSettings {
+            source: None,
+            hub: HubOptions::default(),
+            batch_size: 1,
+            threads: 1,
+            text: TextSettings {
+                batch_size: 16,
+                batch_wait: Duration::from_millis(400),
+                cache_entries: 64,
+                cache_dir: None,
+            },
+        };
+        let engine = Arc::new(Engine::start(&dir, &settings).unwrap());
+        let kept = tokio::spawn({
+            let engine = engine.clone();
+            async move { engine.embed_text("warm analog pad").await }
+        });
+        // Polled once, so its query is queued, then dropped as a call past its deadline is.
+        let gone =
+            tokio::time::timeout(Duration::from_millis(1), engine.embed_text("cold digital lead")).await;
+        assert!(gone.is_err(), "answered before the batch wait was over");
+        assert!(kept.await.unwrap().is_ok());
+        assert_eq!(engine.text_encoder_runs(), 1);
+        assert_eq!(engine.text_queries_abandoned(), 1);
+        // Asked again, the abandoned text is encoded like any new one.
+        engine.embed_text("cold digital lead").await.unwrap();
+        assert_eq!(engine.text_encoder_runs(), 2);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

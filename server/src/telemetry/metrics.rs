@@ -164,6 +164,12 @@ pub const TEXT_ENCODER_RUNS: Counter<0> = Counter::new(
     "text queries run through the CLAP text encoder (text cache misses)",
     [],
 );
+pub const TEXT_QUERIES_ABANDONED: Counter<0> = Counter::new(
+    "traum_text_queries_abandoned_total",
+    None,
+    "new text queries not encoded because every caller had given up (cancelled or past its deadline)",
+    [],
+);
 pub const TEXT_ENCODER_PASSES: Counter<0> = Counter::new(
     "traum_text_encoder_passes_total",
     None,
@@ -214,6 +220,7 @@ pub static ALL: &[&Def] = &[
     &EMBED_BATCH_DURATION.def,
     &TEXT_ENCODER_RUNS.def,
     &TEXT_ENCODER_PASSES.def,
+    &TEXT_QUERIES_ABANDONED.def,
     &TEXT_CACHE_HITS.def,
     &USAGE_EVENTS_DROPPED.def,
     &AUDIT_EVENTS_DROPPED.def,

@@ -166,3 +166,115 @@ fn local_dir_source_checks_required_files() {
         .unwrap_err();
     assert!(err.to_string().contains("config.json"), "{err}");
 }
+
+/// The fixture's files with `pytorch_model.bin` in place of `model.safetensors`.
+fn pytorch_only() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for file in [
+        "config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "preprocessor_config.json",
+        "pytorch_model.bin",
+    ] {
+        std::fs::copy(fixture("htsat-tiny").join(file), dir.path().join(file)).unwrap();
+    }
+    dir
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+#[test]
+fn pytorch_model_bin_gives_the_same_vectors_as_safetensors() {
+    let dir = pytorch_only();
+    assert_eq!(
+        ModelSource::Dir(dir.path().to_path_buf())
+            .resolve(&HubOptions::default())
+            .unwrap(),
+        dir.path()
+    );
+    // The .bin also carries position and token type id buffers, accepted unused.
+    let from_bin = ClapModel::load(dir.path(), &cpu_device()).unwrap();
+    let from_safetensors = ClapModel::load(&fixture("htsat-tiny"), &cpu_device()).unwrap();
+    for text in ["a dog barking", "warm analog pad with a long reverb tail"] {
+        let diff = max_abs_diff(
+            &from_bin.embed_text(text).unwrap(),
+            &from_safetensors.embed_text(text).unwrap(),
+        );
+        assert!(diff <= 1e-7, "{text}: {diff}");
+    }
+    let window: Vec<f32> = (0..1001 * from_bin.mel_bins())
+        .map(|i| -40.0 + 10.0 * (i as f32 * 0.013).sin())
+        .collect();
+    let diff = max_abs_diff(
+        &from_bin.embed_audio(&[&window]).unwrap()[0],
+        &from_safetensors.embed_audio(&[&window]).unwrap()[0],
+    );
+    assert!(diff <= 1e-7, "audio: {diff}");
+}
+
+#[test]
+fn a_directory_without_weights_names_both_weight_files() {
+    let dir = pytorch_only();
+    std::fs::remove_file(dir.path().join("pytorch_model.bin")).unwrap();
+    let err = ModelSource::Dir(dir.path().to_path_buf())
+        .resolve(&HubOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("model.safetensors") && err.contains("pytorch_model.bin"),
+        "{err}"
+    );
+    let err = ClapModel::load(dir.path(), &cpu_device())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("pytorch_model.bin"), "{err}");
+}
+
+#[test]
+fn hub_download_falls_back_to_pytorch_model_bin() {
+    let dir = pytorch_only();
+    let (base, _) = serve(dir.path().to_path_buf(), "laion/bin-only");
+    let cache = tempfile::tempdir().unwrap();
+    let source = ModelSource::Hub {
+        repo: "laion/bin-only".into(),
+        revision: "main".into(),
+        cache_dir: cache.path().to_path_buf(),
+    };
+    let online = HubOptions {
+        endpoint: Some(base),
+        offline: false,
+    };
+    let resolved = source.resolve(&online).unwrap();
+    assert!(resolved.join("pytorch_model.bin").is_file());
+    assert!(!resolved.join("model.safetensors").exists());
+    let model = ClapModel::load(&resolved, &cpu_device()).unwrap();
+    assert_eq!(model.embed_text("a dog barking").unwrap().len(), model.dim());
+    // Cached: offline finds the .bin without asking for model.safetensors again.
+    let offline = HubOptions {
+        endpoint: None,
+        offline: true,
+    };
+    assert_eq!(source.resolve(&offline).unwrap(), resolved);
+
+    // A repository with neither weight file names both.
+    let empty = pytorch_only();
+    std::fs::remove_file(empty.path().join("pytorch_model.bin")).unwrap();
+    let (base, _) = serve(empty.path().to_path_buf(), "laion/no-weights");
+    let source = ModelSource::Hub {
+        repo: "laion/no-weights".into(),
+        revision: "main".into(),
+        cache_dir: cache.path().to_path_buf(),
+    };
+    let err = source
+        .resolve(&HubOptions {
+            endpoint: Some(base),
+            offline: false,
+        })
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("model.safetensors or pytorch_model.bin"), "{err}");
+}

@@ -1,0 +1,303 @@
+//! `traum-bench ingest`: files per hour through `traum upload` with the
+//! default pipeline, for each worker count, with CPU utilisation and the time
+//! of each pipeline stage read from the server's own metrics.
+
+use std::io::{Read as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+use crate::SplitMix;
+
+pub struct IngestSetup {
+    pub model_dir: PathBuf,
+    pub files: usize,
+    pub workers: Vec<usize>,
+    /// Where the generated corpus is kept between runs.
+    pub out: PathBuf,
+    /// Directory holding the release `traum-server` and `traum` binaries.
+    pub bin_dir: PathBuf,
+}
+
+/// Lengths of a sample library: mostly loops, some stems, a few full tracks.
+fn length_seconds(i: usize) -> f64 {
+    match i % 25 {
+        0..=14 => 10.0,
+        15..=19 => 30.0,
+        20..=22 => 120.0,
+        _ => 300.0,
+    }
+}
+
+pub fn ingest_bench(setup: &IngestSetup) -> anyhow::Result<()> {
+    let server_bin = setup.bin_dir.join("traum-server");
+    let cli_bin = setup.bin_dir.join("traum");
+    for bin in [&server_bin, &cli_bin] {
+        if !bin.is_file() {
+            bail!(
+                "{} is missing: build it with `cargo build --release -p traum-server -p traum-client`",
+                bin.display()
+            );
+        }
+    }
+    let corpus = corpus(&setup.out, setup.files)?;
+    let audio_seconds: f64 = (0..setup.files).map(length_seconds).sum();
+    println!(
+        "{}; {} files ({:.0} s of audio: {}), checkpoint {}",
+        crate::text::machine(),
+        setup.files,
+        audio_seconds,
+        corpus.1,
+        setup.model_dir.display()
+    );
+    println!(
+        "{:>7} {:>8} {:>10} {:>8} {:>9} {:>7}   stage seconds summed over jobs (share of their total)",
+        "workers", "wall s", "files/h", "CPU %", "succeeded", "failed"
+    );
+    let ticks = clock_ticks()?;
+    for &workers in &setup.workers {
+        let data = tempfile::tempdir()?;
+        let (grpc, metrics) = (free_port()?, free_port()?);
+        let server = Command::new(&server_bin)
+            .arg("--data-dir")
+            .arg(data.path())
+            .arg("--model-dir")
+            .arg(&setup.model_dir)
+            .args(["--workers", &workers.to_string()])
+            .args(["--listen", &format!("127.0.0.1:{grpc}")])
+            .args(["--metrics-listen", &format!("127.0.0.1:{metrics}")])
+            .args(["--web-listen", "off", "--log", "warn"])
+            // The default upload rate (10/s, burst 50) would refuse part of a 200-file folder:
+            // `traum upload` does not yet retry RESOURCE_EXHAUSTED.
+            .args(["--upload-rate", "0"])
+            .stdout(Stdio::null())
+            .spawn()
+            .with_context(|| format!("cannot start {}", server_bin.display()))?;
+        let server = KillOnDrop(server);
+        let address = format!("http://127.0.0.1:{grpc}");
+        wait_until_ready(&cli_bin, &address)?;
+        let cpu_before = cpu_seconds(server.0.id(), ticks)?;
+        let started = Instant::now();
+        let upload = Command::new(&cli_bin)
+            .args(["--addr", &address, "--json", "upload"])
+            .arg(&corpus.0)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .output()
+            .context("cannot run traum upload")?;
+        let wall = started.elapsed().as_secs_f64();
+        let cpu = cpu_seconds(server.0.id(), ticks)? - cpu_before;
+        let outcomes: Vec<serde_json::Value> =
+            serde_json::from_slice(&upload.stdout).context("traum upload --json printed no report")?;
+        // Duplicates are not failures; anything else short of a finished job is.
+        let failed = outcomes
+            .iter()
+            .filter(|o| {
+                !o["error"].is_null() || (o["duplicate"] != true && o["state"] != "JOB_STATE_SUCCEEDED")
+            })
+            .count();
+        let page = scrape(metrics)?;
+        let stages = stage_seconds(&page)?;
+        let succeeded = jobs_succeeded(&page);
+        let total: f64 = stages.iter().map(|(_, s)| s).sum();
+        let breakdown: Vec<String> = stages
+            .iter()
+            .map(|(stage, s)| format!("{stage} {s:.1} ({:.0}%)", 100.0 * s / total.max(1e-9)))
+            .collect();
+        println!(
+            "{workers:>7} {wall:>8.1} {:>10.0} {:>8.0} {succeeded:>9} {failed:>7}   {}{}",
+            setup.files as f64 * 3600.0 / wall,
+            100.0 * cpu / wall,
+            breakdown.join(", "),
+            if upload.status.success() {
+                String::new()
+            } else {
+                let stderr = String::from_utf8_lossy(&upload.stderr);
+                let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+                format!("  (traum upload exited with {}: {last})", upload.status)
+            }
+        );
+    }
+    Ok(())
+}
+
+/// The corpus directory (rendered once) and a description of its formats.
+fn corpus(out: &Path, files: usize) -> anyhow::Result<(PathBuf, String)> {
+    let dir = out.join(format!("ingest-{files}"));
+    let ffmpeg = Command::new("ffmpeg")
+        .arg("-version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let formats = if ffmpeg {
+        "WAV, FLAC and MP3 in turn"
+    } else {
+        "WAV (no ffmpeg for FLAC and MP3)"
+    };
+    let done = dir.join(".complete");
+    if done.is_file() {
+        return Ok((dir, formats.to_owned()));
+    }
+    std::fs::create_dir_all(&dir)?;
+    for i in 0..files {
+        let wav = dir.join(format!("take{i:03}.wav"));
+        write_wav(&wav, &render(i), 44_100)?;
+        let encoded = match (ffmpeg, i % 3) {
+            (true, 1) => Some(("flac", vec!["-c:a", "flac"])),
+            (true, 2) => Some(("mp3", vec!["-c:a", "libmp3lame", "-b:a", "192k"])),
+            _ => None,
+        };
+        if let Some((extension, codec)) = encoded {
+            let target = wav.with_extension(extension);
+            let status = Command::new("ffmpeg")
+                .args(["-loglevel", "error", "-y", "-i"])
+                .arg(&wav)
+                .args(codec)
+                .arg(&target)
+                .status()?;
+            if !status.success() {
+                bail!("ffmpeg could not encode {}", target.display());
+            }
+            std::fs::remove_file(&wav)?;
+        }
+    }
+    std::fs::write(done, b"")?;
+    Ok((dir, formats.to_owned()))
+}
+
+/// A stereo 44.1 kHz take with its own tempo, chord and drum pattern, so no
+/// two files share their bytes or their sound.
+fn render(i: usize) -> Vec<[f32; 2]> {
+    let rate = 44_100.0;
+    let seconds = length_seconds(i);
+    let mut rng = SplitMix(0x1a6e57 + i as u64);
+    let bpm = 80.0 + (rng.next() % 80) as f64;
+    let root = 55.0 * 2f64.powf((rng.next() % 12) as f64 / 12.0);
+    let chord = [1.0, 1.2599, 1.4983].map(|r| root * 4.0 * r);
+    let beat = 60.0 / bpm;
+    let n = (seconds * rate) as usize;
+    let mut noise = SplitMix(i as u64 * 7 + 3);
+    (0..n)
+        .map(|s| {
+            let t = s as f64 / rate;
+            let in_beat = t % beat;
+            let kick = (-in_beat * 30.0).exp() * (2.0 * std::f64::consts::PI * 55.0 * in_beat).sin();
+            let in_half = t % (beat / 2.0);
+            let hat = (-in_half * 120.0).exp() * (noise.gaussian() as f64) * 0.2;
+            let pad: f64 = chord
+                .iter()
+                .map(|f| (2.0 * std::f64::consts::PI * f * t).sin())
+                .sum::<f64>()
+                * (0.6 + 0.4 * (t * 0.3).sin())
+                / 6.0;
+            let left = 0.5 * kick + hat + pad;
+            let right = 0.5 * kick + 0.8 * hat + pad * 0.9;
+            [(left * 0.6) as f32, (right * 0.6) as f32]
+        })
+        .collect()
+}
+
+fn write_wav(path: &Path, frames: &[[f32; 2]], rate: u32) -> anyhow::Result<()> {
+    let data_len = u32::try_from(frames.len() * 4).context("take too long for WAV")?;
+    let mut bytes = Vec::with_capacity(44 + data_len as usize);
+    bytes.extend_from_slice(b"RIFF");
+    bytes.extend_from_slice(&(36 + data_len).to_le_bytes());
+    bytes.extend_from_slice(b"WAVEfmt ");
+    bytes.extend_from_slice(&16u32.to_le_bytes());
+    bytes.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    bytes.extend_from_slice(&2u16.to_le_bytes());
+    bytes.extend_from_slice(&rate.to_le_bytes());
+    bytes.extend_from_slice(&(rate * 4).to_le_bytes());
+    bytes.extend_from_slice(&4u16.to_le_bytes());
+    bytes.extend_from_slice(&16u16.to_le_bytes());
+    bytes.extend_from_slice(b"data");
+    bytes.extend_from_slice(&data_len.to_le_bytes());
+    for frame in frames {
+        for sample in frame {
+            bytes.extend_from_slice(&((sample.clamp(-1.0, 1.0) * 32767.0) as i16).to_le_bytes());
+        }
+    }
+    std::fs::write(path, bytes)?;
+    Ok(())
+}
+
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Waits until the server reports its search service (model loaded) serving.
+fn wait_until_ready(cli: &Path, address: &str) -> anyhow::Result<()> {
+    let started = Instant::now();
+    loop {
+        let status = Command::new(cli)
+            .args(["--addr", address, "health", "--service", "traum.v1.SearchService"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()?;
+        if status.success() {
+            return Ok(());
+        }
+        if started.elapsed() > Duration::from_secs(300) {
+            bail!("the server at {address} did not become ready in 300 s");
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn clock_ticks() -> anyhow::Result<f64> {
+    let output = Command::new("getconf").arg("CLK_TCK").output()?;
+    Ok(String::from_utf8_lossy(&output.stdout).trim().parse()?)
+}
+
+/// User + system CPU seconds of a process, from `/proc/PID/stat`.
+fn cpu_seconds(pid: u32, ticks: f64) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the parenthesised command name, which may hold spaces.
+    let rest = stat.rsplit_once(')').context("odd /proc stat")?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11).context("no utime")?.parse()?;
+    let stime: f64 = fields.get(12).context("no stime")?.parse()?;
+    Ok((utime + stime) / ticks)
+}
+
+/// The server's `/metrics` page.
+fn scrape(port: u16) -> anyhow::Result<String> {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
+    let mut body = String::new();
+    stream.read_to_string(&mut body)?;
+    Ok(body)
+}
+
+/// `traum_jobs_finished_total{state="succeeded"}`: jobs the server finished.
+fn jobs_succeeded(body: &str) -> u64 {
+    body.lines()
+        .find_map(|l| l.strip_prefix("traum_jobs_finished_total{state=\"succeeded\"}"))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map_or(0, |v| v as u64)
+}
+
+/// `traum_job_stage_duration_seconds_sum` per stage.
+fn stage_seconds(body: &str) -> anyhow::Result<Vec<(String, f64)>> {
+    let mut stages = Vec::new();
+    for line in body.lines() {
+        let Some(rest) = line.strip_prefix("traum_job_stage_duration_seconds_sum{stage=\"") else {
+            continue;
+        };
+        let Some((stage, value)) = rest.split_once("\"}") else {
+            continue;
+        };
+        stages.push((stage.to_owned(), value.trim().parse()?));
+    }
+    Ok(stages)
+}
