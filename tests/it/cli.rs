@@ -381,6 +381,50 @@ async fn cli_searches_with_filters() {
     env.finish().await;
 }
 
+/// A folder larger than the server's upload burst: `traum upload` waits out
+/// each `RESOURCE_EXHAUSTED` for the delay the server names instead of
+/// losing the files to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_upload_waits_out_the_upload_rate_limit() {
+    let env = crate::support::TestEnv::new(crate::support::Backend::Sqlite).await;
+    let server = env
+        .start_with(|c| {
+            c.limits.upload = traum_server::auth::Rate {
+                per_second: 4.0,
+                burst: 1,
+            }
+        })
+        .await;
+    let addr = server.addr;
+    let library = tempfile::tempdir().unwrap();
+    for i in 0..5 {
+        let tone = crate::support::wav(0.3, 22_050, 1, 300.0 + 40.0 * f64::from(i));
+        std::fs::write(library.path().join(format!("tone{i}.wav")), tone).unwrap();
+    }
+    let dir = library.path().to_str().unwrap().to_owned();
+    let (code, stdout, stderr) = tokio::task::spawn_blocking(move || {
+        traum(addr, &["--json", "upload", &dir, "--parallel", "5", "--no-wait"])
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    let results: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let results = results.as_array().unwrap();
+    assert_eq!(results.len(), 5, "{stdout}");
+    for result in results {
+        assert!(result["error"].is_null(), "{result}");
+        assert!(result["file_id"].is_string(), "{result}");
+    }
+    let (code, stdout, _) = tokio::task::spawn_blocking(move || traum(addr, &["--json", "ls", "--all"]))
+        .await
+        .unwrap();
+    assert_eq!(code, Some(0));
+    let listing: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(listing["total_count"], 5, "every file was stored");
+    server.stop().await;
+    env.finish().await;
+}
+
 /// Without its model the server cannot finish a job: `traum upload` still
 /// sends every file, then ends the wait with the server's reason and exit
 /// code 3 instead of waiting for ever; `traum watch` does the same.

@@ -83,6 +83,19 @@ enum Transfer {
     Resumable(ResumableOptions),
 }
 
+/// How many times one file waits out the server's upload rate limit before
+/// its upload counts as failed.
+const RATE_LIMIT_WAITS: u32 = 100;
+
+/// The delay a rate-limited upload was asked to wait (`RESOURCE_EXHAUSTED`
+/// with a retry delay; without one it is a size limit, which waiting does
+/// not fix).
+fn rate_limit_delay(err: &traum_client::ClientError) -> Option<std::time::Duration> {
+    (err.code() == Some(tonic::Code::ResourceExhausted))
+        .then(|| err.retry_delay())
+        .flatten()
+}
+
 /// Result for one file, also the JSON shape of `upload --json`.
 #[derive(Debug, Default, Serialize)]
 struct FileOutcome {
@@ -243,9 +256,28 @@ async fn upload_one(
         progress_bar.set_message("uploading");
         progress_bar.set_position(sent);
     };
-    let sent = match transfer {
-        Transfer::Stream => client.upload_file(&path, tags, progress).await,
-        Transfer::Resumable(options) => client.upload_file_resumable(&path, tags, options, progress).await,
+    // A rate limit is the server asking for patience, not a failure: a folder
+    // larger than the upload burst would otherwise lose files to it.
+    let mut waits = 0;
+    let sent = loop {
+        let sent = match transfer {
+            Transfer::Stream => client.upload_file(&path, tags.clone(), progress.clone()).await,
+            Transfer::Resumable(options) => {
+                client
+                    .upload_file_resumable(&path, tags.clone(), options, progress.clone())
+                    .await
+            }
+        };
+        if let Err(err) = &sent
+            && waits < RATE_LIMIT_WAITS
+            && let Some(delay) = rate_limit_delay(err)
+        {
+            waits += 1;
+            bar.set_message(format!("rate-limited, retrying in {delay:.1?}"));
+            tokio::time::sleep(delay).await;
+            continue;
+        }
+        break sent;
     };
     match sent {
         Ok(UploadResult {

@@ -69,9 +69,6 @@ pub fn ingest_bench(setup: &IngestSetup) -> anyhow::Result<()> {
             .args(["--listen", &format!("127.0.0.1:{grpc}")])
             .args(["--metrics-listen", &format!("127.0.0.1:{metrics}")])
             .args(["--web-listen", "off", "--log", "warn"])
-            // The default upload rate (10/s, burst 50) would refuse part of a 200-file folder:
-            // `traum upload` does not yet retry RESOURCE_EXHAUSTED.
-            .args(["--upload-rate", "0"])
             .stdout(Stdio::null())
             .spawn()
             .with_context(|| format!("cannot start {}", server_bin.display()))?;
