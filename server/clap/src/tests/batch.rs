@@ -3,17 +3,13 @@
 
 use std::path::{Path, PathBuf};
 
+use super::max_abs_diff;
 use crate::{ClapModel, MAX_TOKENS, cpu_device};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../tests/fixtures/clap-model")
         .join(name)
-}
-
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
 
 fn texts() -> Vec<String> {

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use super::max_abs_diff;
 use crate::hub::{HubOptions, ModelSource};
 use crate::{ClapError, ClapModel, cpu_device};
 
@@ -180,11 +181,6 @@ fn pytorch_only() -> tempfile::TempDir {
         std::fs::copy(fixture("htsat-tiny").join(file), dir.path().join(file)).unwrap();
     }
     dir
-}
-
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
 
 #[test]
