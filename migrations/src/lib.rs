@@ -15,6 +15,8 @@ mod m20261201_000005_waveforms;
 mod m20261201_000006_collections;
 mod m20261201_000007_api_keys;
 mod m20261201_000008_audit_events;
+mod m20261201_000009_suggested_tags;
+mod m20261201_000010_tempo_alternatives;
 
 /// Runs Traum's migrations.
 pub struct Migrator;
@@ -31,6 +33,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000006_collections::Migration),
             Box::new(m20261201_000007_api_keys::Migration),
             Box::new(m20261201_000008_audit_events::Migration),
+            Box::new(m20261201_000009_suggested_tags::Migration),
+            Box::new(m20261201_000010_tempo_alternatives::Migration),
         ]
     }
 }

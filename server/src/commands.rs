@@ -10,6 +10,7 @@ use traum_clap::hub::{DEFAULT_REPO, HubOptions, ModelSource};
 use traum_audio::{DecodeOptions, OUTPUT_SAMPLE_RATE, decode_to_vec};
 
 use crate::embed::{Engine, ModelSettings, TextSettings, source_name};
+use crate::zero_shot::{LabelVectors, Vocabularies, probabilities};
 
 /// `traum-server embed`: CLAP vectors of files and texts, computed exactly
 /// as the server computes them, without starting it.
@@ -142,6 +143,211 @@ pub fn embed(args: &EmbedArgs) -> Result<String, String> {
             head(&item["embedding"])
         ));
     }
+    Ok(lines.join("\n"))
+}
+
+/// `traum-server eval-tags`: the accuracy of zero-shot tags on a labelled
+/// folder, `DIR/VOCABULARY/LABEL/<audio files>`.
+#[derive(Debug, Clone, Args)]
+pub struct EvalTagsArgs {
+    /// Folder with one subfolder per vocabulary (e.g. `genre`) holding one
+    /// subfolder per label (e.g. `techno`) with that label's audio files.
+    pub dir: PathBuf,
+    /// Local checkpoint directory (config.json, model.safetensors or pytorch_model.bin, tokenizer.json).
+    #[arg(long, env = "TRAUM_MODEL_DIR")]
+    pub model_dir: Option<PathBuf>,
+    /// Hub repo id, used when --model-dir is not given.
+    #[arg(long, default_value = DEFAULT_REPO)]
+    pub model: String,
+    /// Hub cache directory for --model.
+    #[arg(long, env = "TRAUM_MODEL_CACHE_DIR", default_value = "./data/models")]
+    pub model_cache_dir: PathBuf,
+    /// Vocabulary file, as the server's --tag-vocabulary [default: the built-in vocabularies].
+    #[arg(long, env = "TRAUM_TAG_VOCABULARY")]
+    pub tag_vocabulary: Option<PathBuf>,
+    /// Print the results (and every file's ranking) as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// One labelled file of an evaluation folder.
+struct LabelledFile {
+    path: PathBuf,
+    vocabulary: String,
+    label: String,
+}
+
+/// The labelled files under `dir`, sorted; a vocabulary or label the
+/// vocabularies lack is an error naming what exists.
+fn labelled_files(dir: &std::path::Path, vocabularies: &Vocabularies) -> Result<Vec<LabelledFile>, String> {
+    let subfolders = |path: &std::path::Path| -> Result<Vec<PathBuf>, String> {
+        let mut out = Vec::new();
+        for entry in
+            std::fs::read_dir(path).map_err(|err| format!("cannot read {}: {err}", path.display()))?
+        {
+            let entry = entry.map_err(|err| format!("cannot read {}: {err}", path.display()))?;
+            out.push(entry.path());
+        }
+        out.sort();
+        Ok(out)
+    };
+    let mut files = Vec::new();
+    for vocabulary_dir in subfolders(dir)?.into_iter().filter(|p| p.is_dir()) {
+        let name = file_name(&vocabulary_dir).to_lowercase();
+        let Some(vocabulary) = vocabularies.get(&name) else {
+            let known: Vec<&str> = vocabularies.iter().map(|v| v.name.as_str()).collect();
+            return Err(format!(
+                "{} is not a vocabulary; subfolders of {} must be one of: {}",
+                vocabulary_dir.display(),
+                dir.display(),
+                known.join(", ")
+            ));
+        };
+        for label_dir in subfolders(&vocabulary_dir)?.into_iter().filter(|p| p.is_dir()) {
+            let label = file_name(&label_dir).trim().to_lowercase();
+            if !vocabulary.labels.contains(&label) {
+                return Err(format!(
+                    "{} is not a label of vocabulary `{name}`, which has: {}",
+                    label_dir.display(),
+                    vocabulary.labels.join(", ")
+                ));
+            }
+            for path in subfolders(&label_dir)?.into_iter().filter(|p| p.is_file()) {
+                files.push(LabelledFile {
+                    path,
+                    vocabulary: name.clone(),
+                    label: label.clone(),
+                });
+            }
+        }
+    }
+    if files.is_empty() {
+        return Err(format!(
+            "no labelled audio under {}: expected {0}/VOCABULARY/LABEL/FILE, e.g. {0}/genre/techno/loop.wav",
+            dir.display()
+        ));
+    }
+    Ok(files)
+}
+
+fn file_name(path: &std::path::Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Runs `eval-tags`; the error is a message for stderr.
+pub fn eval_tags(args: &EvalTagsArgs) -> Result<String, String> {
+    let vocabularies = match &args.tag_vocabulary {
+        Some(path) => Vocabularies::from_file(path)?,
+        None => Vocabularies::default(),
+    };
+    let files = labelled_files(&args.dir, &vocabularies)?;
+    let source = match &args.model_dir {
+        Some(dir) => ModelSource::Dir(dir.clone()),
+        None => ModelSource::Hub {
+            repo: args.model.clone(),
+            revision: "main".into(),
+            cache_dir: args.model_cache_dir.clone(),
+        },
+    };
+    let dir = source
+        .resolve(&HubOptions::from_env())
+        .map_err(|err| format!("cannot get the model: {err}"))?;
+    let settings = ModelSettings {
+        source: Some(source.clone()),
+        hub: HubOptions::from_env(),
+        batch_size: 2,
+        threads: std::thread::available_parallelism().map_or(2, usize::from),
+        text: TextSettings::default(),
+    };
+    let engine = Arc::new(Engine::start(&dir, &settings).map_err(|err| err.to_string())?);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|err| format!("cannot start the async runtime: {err}"))?;
+    let labels = runtime
+        .block_on(LabelVectors::encode(&vocabularies, &engine))
+        .map_err(|err| format!("cannot encode the labels: {err}"))?;
+    // (files, top-1 hits, top-3 hits, stored as a suggestion) per vocabulary.
+    let mut tallies: Vec<(String, [usize; 4])> = Vec::new();
+    let mut rankings = Vec::new();
+    for file in &files {
+        let options = DecodeOptions {
+            max_duration: std::time::Duration::from_secs(30 * 60),
+            format_hint: None,
+        };
+        let (samples, _) = decode_to_vec(&file.path, &options, |_| {})
+            .map_err(|err| format!("{}: {err}", file.path.display()))?;
+        let embedded = runtime
+            .block_on(engine.embed_audio(Arc::new(samples), |_| {}))
+            .map_err(|err| format!("{}: {err}", file.path.display()))?;
+        let (index, vocabulary) = vocabularies
+            .iter()
+            .enumerate()
+            .find(|(_, v)| v.name == file.vocabulary)
+            .ok_or_else(|| format!("vocabulary `{}` vanished", file.vocabulary))?;
+        let probabilities = probabilities(labels.scale, &labels.vectors[index], &embedded.file);
+        let mut ranked: Vec<(usize, f64)> = probabilities.into_iter().enumerate().collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        let rank = ranked
+            .iter()
+            .position(|&(i, _)| vocabulary.labels[i] == file.label)
+            .unwrap_or(usize::MAX);
+        let stored = ranked
+            .iter()
+            .take(vocabulary.max_labels)
+            .any(|&(i, p)| vocabulary.labels[i] == file.label && p >= vocabulary.threshold);
+        let tally = match tallies.iter_mut().find(|(name, _)| *name == file.vocabulary) {
+            Some((_, tally)) => tally,
+            None => {
+                tallies.push((file.vocabulary.clone(), [0; 4]));
+                &mut tallies.last_mut().ok_or("no tally")?.1
+            }
+        };
+        tally[0] += 1;
+        tally[1] += usize::from(rank == 0);
+        tally[2] += usize::from(rank < 3);
+        tally[3] += usize::from(stored);
+        rankings.push(json!({
+            "path": file.path.display().to_string(),
+            "vocabulary": file.vocabulary,
+            "label": file.label,
+            "rank": rank + 1,
+            "top": ranked.iter().take(3).map(|&(i, p)| json!({"label": vocabulary.labels[i], "probability": p})).collect::<Vec<_>>(),
+        }));
+    }
+    let share = |hits: usize, total: usize| hits as f64 / total.max(1) as f64;
+    if args.json {
+        let output = json!({
+            "model": { "name": source_name(&source), "model_id": engine.model_id() },
+            "vocabularies": tallies.iter().map(|(name, [n, top1, top3, stored])| json!({
+                "vocabulary": name,
+                "files": n,
+                "top1_accuracy": share(*top1, *n),
+                "top3_accuracy": share(*top3, *n),
+                "suggested_share": share(*stored, *n),
+            })).collect::<Vec<_>>(),
+            "files": rankings,
+        });
+        return serde_json::to_string_pretty(&output).map_err(|err| err.to_string());
+    }
+    let mut lines = vec![
+        format!("model {} (id {})", source_name(&source), engine.model_id()),
+        format!(
+            "{:<16} {:>6} {:>7} {:>7} {:>10}",
+            "vocabulary", "files", "top-1", "top-3", "suggested"
+        ),
+    ];
+    for (name, [n, top1, top3, stored]) in &tallies {
+        lines.push(format!(
+            "{name:<16} {n:>6} {:>6.1}% {:>6.1}% {:>9.1}%",
+            100.0 * share(*top1, *n),
+            100.0 * share(*top3, *n),
+            100.0 * share(*stored, *n)
+        ));
+    }
+    lines.push("top-k: the true label among the k most probable; suggested: stored as a suggestion (above the threshold)".into());
     Ok(lines.join("\n"))
 }
 

@@ -135,6 +135,11 @@ pub struct ConfigArgs {
     /// off [default: 0.95].
     #[arg(long, env = "TRAUM_HNSW_TARGET_RECALL")]
     pub hnsw_target_recall: Option<f64>,
+    /// TOML file of zero-shot tag vocabularies (`[[vocabulary]]` tables with
+    /// `name`, `labels` and optionally `template`, `threshold`, `max_labels`);
+    /// it replaces the built-in genre, instrument, mood and kind vocabularies.
+    #[arg(long, env = "TRAUM_TAG_VOCABULARY")]
+    pub tag_vocabulary: Option<PathBuf>,
     /// Whether calls need an API key or token: `off` or `required` [default: off].
     #[arg(long, env = "TRAUM_AUTH", value_enum)]
     pub auth: Option<AuthMode>,
@@ -223,6 +228,7 @@ struct FileConfig {
     hnsw_ef_construction: Option<usize>,
     hnsw_ef_search: Option<usize>,
     hnsw_target_recall: Option<f64>,
+    tag_vocabulary: Option<PathBuf>,
     auth: Option<AuthMode>,
     allow_unauthenticated: Option<bool>,
     jwt_hs256_secret_file: Option<PathBuf>,
@@ -293,6 +299,8 @@ pub struct Config {
     pub text_cache_entries: usize,
     /// Parameters of the vector index's graph.
     pub hnsw: traum_index::vector::HnswParams,
+    /// Vocabularies of zero-shot tags (the built-in ones unless a file replaces them).
+    pub tag_vocabularies: crate::zero_shot::Vocabularies,
     pub auth: AuthMode,
     /// Lets `auth: off` listen beyond loopback.
     pub allow_unauthenticated: bool,
@@ -344,6 +352,7 @@ impl Config {
             text_batch_wait: crate::embed::TextSettings::DEFAULT.batch_wait,
             text_cache_entries: crate::embed::TextSettings::DEFAULT.cache_entries,
             hnsw: traum_index::vector::HnswParams::default(),
+            tag_vocabularies: crate::zero_shot::Vocabularies::default(),
             auth: AuthMode::Off,
             allow_unauthenticated: false,
             jwt_hs256_secret_file: None,
@@ -488,6 +497,10 @@ impl Config {
         }
         if let Some(v) = args.hnsw_target_recall.or(file.hnsw_target_recall) {
             config.hnsw.target_recall = v;
+        }
+        if let Some(path) = args.tag_vocabulary.or(file.tag_vocabulary) {
+            config.tag_vocabularies =
+                crate::zero_shot::Vocabularies::from_file(&path).map_err(ConfigError)?;
         }
         if let Some(mode) = args.auth.or(file.auth) {
             config.auth = mode;

@@ -3,8 +3,8 @@
 
 use chrono::{DateTime, Utc};
 pub use traum_audio::{
-    AudioFormat, AudioProperties, Descriptors, KeyEstimate, KeyMode, MusicalKey, PeakLevel, TempoEstimate,
-    WaveformPeaks,
+    AudioFormat, AudioProperties, Descriptors, KeyEstimate, KeyMode, MusicalKey, PeakLevel, TempoAlternative,
+    TempoEstimate, WaveformPeaks,
 };
 
 use crate::error::{Error, Result};
@@ -122,8 +122,57 @@ pub struct FileRecord {
     pub error: Option<String>,
     pub properties: Option<AudioProperties>,
     pub descriptors: Option<Descriptors>,
+    /// Pending zero-shot suggestions (neither accepted nor rejected), by
+    /// vocabulary and then best first.
+    pub suggested_tags: Vec<SuggestedTag>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// A label the model suggests for a file, from one vocabulary.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SuggestedTag {
+    pub vocabulary: String,
+    pub label: String,
+    /// Softmax over the vocabulary's labels, 0 to 1.
+    pub probability: f64,
+    /// The model whose vectors gave the probability.
+    pub model_id: String,
+}
+
+/// Files whose suggestions in `vocabulary` (pending or accepted, never
+/// rejected) include any of `labels`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SuggestedTagFilter {
+    pub vocabulary: String,
+    pub labels: Vec<String>,
+}
+
+/// What a user decided about a suggestion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TagVerdict {
+    /// The label becomes an ordinary tag of the file.
+    Accept,
+    /// The label is never suggested for the file again.
+    Reject,
+}
+
+impl TagVerdict {
+    /// The `review` column's value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TagVerdict::Accept => "accepted",
+            TagVerdict::Reject => "rejected",
+        }
+    }
+}
+
+/// Files per label of one vocabulary under a search's filters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Facet {
+    pub vocabulary: String,
+    /// (label, files), most files first, then by label.
+    pub counts: Vec<(String, u64)>,
 }
 
 /// A processing job.
@@ -196,6 +245,8 @@ pub struct FileQuery {
     pub formats: Vec<AudioFormat>,
     pub filename_contains: Option<String>,
     pub collection_id: Option<String>,
+    /// Every entry must match (see [`SuggestedTagFilter`]).
+    pub suggested: Vec<SuggestedTagFilter>,
     pub order: FileOrder,
     pub ascending: bool,
     pub offset: u64,
@@ -339,12 +390,16 @@ pub struct SearchFilter {
     pub max_duration_seconds: Option<f64>,
     pub min_bpm: Option<f64>,
     pub max_bpm: Option<f64>,
+    /// The BPM range also admits files whose half or double tempo lies in it.
+    pub bpm_half_or_double: bool,
     /// Any of these keys; empty means any key (or none).
     pub keys: Vec<MusicalKey>,
     pub tags_all: Vec<String>,
     pub tags_any: Vec<String>,
     pub tags_none: Vec<String>,
     pub formats: Vec<AudioFormat>,
+    /// Every entry must match (see [`SuggestedTagFilter`]).
+    pub suggested: Vec<SuggestedTagFilter>,
     /// Keyword query over filename and tags; every term must match.
     pub keywords: Option<String>,
     pub min_score: Option<f64>,
@@ -363,6 +418,7 @@ impl SearchFilter {
             || !self.tags_any.is_empty()
             || !self.tags_none.is_empty()
             || !self.formats.is_empty()
+            || !self.suggested.is_empty()
     }
 
     /// Checks every bound and normalises tags and keywords. Messages name the
@@ -386,6 +442,7 @@ impl SearchFilter {
             tags_all: validate::tags(&self.tags_all).map_err(|e| e.at("tags_all"))?,
             tags_any: validate::tags(&self.tags_any).map_err(|e| e.at("tags_any"))?,
             tags_none: validate::tags(&self.tags_none).map_err(|e| e.at("tags_none"))?,
+            suggested: validate::suggested_filters(&self.suggested).map_err(|e| e.at("suggested"))?,
             keywords: self
                 .keywords
                 .map(|words| words.trim().to_owned())

@@ -98,6 +98,8 @@ pub enum Entity {
     /// An upload session past its expiry (its parts are gone).
     ExpiredUploadSession,
     ApiKey,
+    /// A zero-shot suggestion of one file.
+    SuggestedTag,
 }
 
 impl Entity {
@@ -109,6 +111,7 @@ impl Entity {
             Entity::Job => "traum.v1.Job",
             Entity::UploadSession | Entity::ExpiredUploadSession => "traum.v1.UploadSession",
             Entity::ApiKey => "traum.v1.ApiKey",
+            Entity::SuggestedTag => "traum.v1.SuggestedTag",
         }
     }
 }
@@ -122,6 +125,7 @@ impl std::fmt::Display for Entity {
             Entity::UploadSession => "upload session",
             Entity::ExpiredUploadSession => "upload session (expired)",
             Entity::ApiKey => "API key",
+            Entity::SuggestedTag => "suggested tag",
         })
     }
 }

@@ -29,6 +29,7 @@ pub mod tls;
 pub mod usage;
 pub mod validate;
 mod web;
+pub mod zero_shot;
 
 pub use self::config::{Config, ConfigArgs, EXIT_CONFIG};
 pub use self::server::{StartError, run};

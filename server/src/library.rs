@@ -12,13 +12,14 @@ use traum_audio::{DecodeOptions, OUTPUT_SAMPLE_RATE, Stage, decode_to_vec};
 use crate::blob::BlobStore;
 use crate::domain::{
     CollectionRecord, CollectionUpdate, FileQuery, FileRecord, FileState, FileUpdate, JobRecord,
-    LibraryEvent, Page, StoredWaveform,
+    LibraryEvent, Page, StoredWaveform, TagVerdict,
 };
 use crate::error::{Error, Result};
 use crate::isolation::guarded;
 use crate::jobs::Jobs;
 use crate::search::Search;
 use crate::store::{DeletedFile, Store};
+use crate::zero_shot::Vocabularies;
 
 /// Bytes per downloaded chunk.
 const DOWNLOAD_CHUNK: usize = 256 * 1024;
@@ -36,6 +37,8 @@ struct Inner {
     jobs: Jobs,
     /// Longest audio decoded for a waveform computed on demand.
     max_duration: std::time::Duration,
+    /// Zero-shot vocabularies, to refuse filters on unknown ones.
+    vocabularies: Vocabularies,
 }
 
 /// Chunks of a file's bytes, read from disk as they are sent, so memory stays
@@ -101,6 +104,7 @@ impl Library {
         search: Search,
         jobs: Jobs,
         max_duration: std::time::Duration,
+        vocabularies: Vocabularies,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -109,13 +113,43 @@ impl Library {
                 search,
                 jobs,
                 max_duration,
+                vocabularies,
             }),
         }
     }
 
     /// Files matching `query`, with the total over all pages.
     pub async fn list(&self, query: &FileQuery) -> Result<Page<FileRecord>> {
+        for (index, condition) in query.suggested.iter().enumerate() {
+            self.inner
+                .vocabularies
+                .check_known(&format!("suggested.{index}.vocabulary"), &condition.vocabulary)?;
+        }
         self.inner.store.list_files(query).await
+    }
+
+    /// Accepts a zero-shot suggestion (the label becomes an ordinary tag and
+    /// the keyword index follows) or rejects it (it is never suggested for
+    /// the file again).
+    pub async fn review_suggested_tag(
+        &self,
+        id: &str,
+        vocabulary: &str,
+        label: &str,
+        verdict: TagVerdict,
+    ) -> Result<FileRecord> {
+        self.inner
+            .store
+            .review_suggested_tag(id, vocabulary, label, verdict)
+            .await?;
+        let file = self.inner.store.get_file(id).await?;
+        if verdict == TagVerdict::Accept {
+            self.inner.search.index_file(&file).await;
+        }
+        self.inner
+            .jobs
+            .announce(LibraryEvent::File(Box::new(file.clone())));
+        Ok(file)
     }
 
     /// One file with its tags and everything measured about it.

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use traum_server::commands::{self, EmbedArgs, KeysArgs};
+use traum_server::commands::{self, EmbedArgs, EvalTagsArgs, KeysArgs};
 use traum_server::{Config, ConfigArgs, EXIT_CONFIG, telemetry};
 
 /// Traum audio search server.
@@ -23,6 +23,9 @@ enum Command {
     Embed(EmbedArgs),
     /// Creates, lists and revokes API keys in the server's database.
     Keys(KeysArgs),
+    /// Measures zero-shot tag accuracy per vocabulary on a labelled folder
+    /// (DIR/VOCABULARY/LABEL/FILE).
+    EvalTags(EvalTagsArgs),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +49,19 @@ fn main() -> ExitCode {
             }
             Err(message) => {
                 eprintln!("traum-server embed: {message}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if let Some(Command::EvalTags(args)) = &cli.command {
+        telemetry::init_logging(traum_server::config::LogFormat::Human, "warn");
+        return match commands::eval_tags(args) {
+            Ok(output) => {
+                println!("{output}");
+                ExitCode::SUCCESS
+            }
+            Err(message) => {
+                eprintln!("traum-server eval-tags: {message}");
                 ExitCode::FAILURE
             }
         };

@@ -34,6 +34,7 @@ use crate::state::App;
 use crate::store::Store;
 use crate::telemetry::{self, RpcTelemetryLayer};
 use crate::usage::UsageRecorder;
+use crate::zero_shot::ZeroShot;
 
 /// The standard health service's name, as clients call it.
 const HEALTH_SERVICE: &str = "grpc.health.v1.Health";
@@ -160,12 +161,14 @@ pub async fn run(
         persist_dir: Some(config.data_dir.join("index").join("vectors")),
         ..VectorIndexConfig::default()
     };
+    let zero_shot = ZeroShot::new(store.clone(), config.tag_vocabularies.clone());
     let search = Search::new(
         store.clone(),
         embedder.clone(),
         usage.clone(),
         vector_config,
         config.max_upload_bytes,
+        config.tag_vocabularies.clone(),
     )
     .map_err(StartError::Index)?;
     search.load_keywords().await.map_err(StartError::Index)?;
@@ -176,6 +179,7 @@ pub async fn run(
         config.max_duration,
         embedder.clone(),
         search.clone(),
+        zero_shot.clone(),
     );
     let limits = Limits {
         max_upload_bytes: config.max_upload_bytes,
@@ -200,6 +204,7 @@ pub async fn run(
             search.clone(),
             jobs.clone(),
             config.max_duration,
+            config.tag_vocabularies.clone(),
         ),
         search: search.clone(),
         analytics: Analytics::new(store.clone(), search.clone(), embedder.clone(), usage.clone()),
@@ -247,6 +252,7 @@ pub async fn run(
         embedder,
         search.clone(),
         jobs.clone(),
+        zero_shot,
         health.clone(),
         stop_rx.clone(),
     ));
@@ -497,6 +503,7 @@ async fn follow_model(
     embedder: Embedder,
     search: Search,
     jobs: Jobs,
+    zero_shot: ZeroShot,
     health: tonic_health::server::HealthReporter,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -523,6 +530,14 @@ async fn follow_model(
                     "queued ready files without embeddings of this model"
                 ),
                 Err(err) => tracing::warn!(error = %err, "cannot queue files without embeddings"),
+            }
+            match zero_shot.refresh_stale(&engine).await {
+                Ok(0) => {}
+                Ok(updated) => tracing::info!(
+                    files = updated,
+                    "recomputed zero-shot tags made with another model or vocabulary"
+                ),
+                Err(err) => tracing::warn!(error = %err, "cannot recompute zero-shot tags"),
             }
         }
         Err(err) => tracing::error!(error = %err, "cannot load the vector index; search stays unavailable"),

@@ -1,6 +1,7 @@
 //! Validation and normalisation of user-supplied values. Every error message
 //! names the field and the rule so a person can fix the request.
 
+use crate::domain::SuggestedTagFilter;
 use crate::error::{Error, Result};
 
 /// Longest accepted filename, in bytes.
@@ -91,6 +92,40 @@ pub fn tags(raw: &[String]) -> Result<Vec<String>> {
         )));
     }
     Ok(tags)
+}
+
+/// Most suggested-tag conditions in one filter.
+pub const MAX_SUGGESTED_FILTERS: usize = 16;
+
+/// Normalises suggested-tag conditions: vocabulary names lower-cased, labels
+/// normalised like tags; each condition needs a vocabulary and a label.
+pub fn suggested_filters(raw: &[SuggestedTagFilter]) -> Result<Vec<SuggestedTagFilter>> {
+    if raw.len() > MAX_SUGGESTED_FILTERS {
+        return Err(Error::InvalidArgument(format!(
+            "{} suggested-tag conditions given; at most {MAX_SUGGESTED_FILTERS} are allowed",
+            raw.len()
+        )));
+    }
+    raw.iter()
+        .enumerate()
+        .map(|(index, condition)| {
+            let vocabulary = condition.vocabulary.trim().to_lowercase();
+            if vocabulary.is_empty() {
+                return Err(Error::invalid_field(
+                    format!("{index}.vocabulary"),
+                    "a suggested-tag condition needs a vocabulary, e.g. `genre`",
+                ));
+            }
+            if condition.labels.is_empty() {
+                return Err(Error::invalid_field(
+                    format!("{index}.labels"),
+                    format!("the condition on vocabulary `{vocabulary}` needs at least one label"),
+                ));
+            }
+            let labels = tags(&condition.labels).map_err(|e| e.at(&format!("{index}.labels")))?;
+            Ok(SuggestedTagFilter { vocabulary, labels })
+        })
+        .collect()
 }
 
 /// Checks a hex SHA-256 and lower-cases it.

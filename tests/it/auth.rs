@@ -705,10 +705,22 @@ async fn every_write_is_audited_with_its_caller_target_and_outcome(backend: Back
     );
     assert!(!kit_id_target.is_empty());
 
-    // The remaining writes: a resumable upload, reprocess, a collection
-    // change, a key revoked; then every audited method is in the log.
-    let data = wav(0.2, 22_050, 1, 550.0);
+    // The remaining writes: a verdict on a suggestion (the server has no
+    // model, so there is none to find: refusals are audited too), a
+    // resumable upload, reprocess, a collection change, a key revoked; then
+    // every audited method is in the log.
     let mut writer_audio = audio(&server, Some(&write_key));
+    let status = writer_audio
+        .review_suggested_tag(pb::ReviewSuggestedTagRequest {
+            file_id: file_id.clone(),
+            vocabulary: "genre".into(),
+            label: "techno".into(),
+            verdict: pb::TagVerdict::Accept as i32,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound, "{status:?}");
+    let data = wav(0.2, 22_050, 1, 550.0);
     let session = writer_audio
         .start_upload(pb::StartUploadRequest {
             header: Some(pb::UploadHeader {
@@ -768,7 +780,7 @@ async fn every_write_is_audited_with_its_caller_target_and_outcome(backend: Back
         })
         .await
         .unwrap();
-    let page = audit_events_until(&server, &admin_key, 12).await;
+    let page = audit_events_until(&server, &admin_key, 13).await;
     let newest: Vec<(&str, &str)> = page.events[..5]
         .iter()
         .map(|e| (e.method.trim_start_matches("/traum.v1."), e.target.as_str()))
@@ -801,7 +813,7 @@ async fn every_write_is_audited_with_its_caller_target_and_outcome(backend: Back
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(mine.total_count, 7);
+    assert_eq!(mine.total_count, 8);
     let future = admin(&server, Some(&admin_key))
         .list_audit_events(pb::ListAuditEventsRequest {
             since: Some(prost_types::Timestamp {

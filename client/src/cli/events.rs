@@ -20,8 +20,8 @@ pub struct EventsArgs {
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum LibraryEventJson {
-    Job { job: JobJson },
-    File { file: FileJson },
+    Job { job: Box<JobJson> },
+    File { file: Box<FileJson> },
     Deleted { file_id: String },
     Resync,
 }
@@ -30,10 +30,10 @@ impl LibraryEventJson {
     fn from_event(event: &LibraryEvent) -> Option<Self> {
         Some(match event.change.as_ref()? {
             Change::Job(job) => Self::Job {
-                job: JobJson::from(job),
+                job: Box::new(JobJson::from(job)),
             },
             Change::File(file) => Self::File {
-                file: FileJson::from(file),
+                file: Box::new(FileJson::from(file)),
             },
             Change::DeletedFileId(file_id) => Self::Deleted {
                 file_id: file_id.clone(),

@@ -7,7 +7,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use traum_client::TraumClient;
 use traum_client::v1::{
-    DeleteFileRequest, FileOrder, FileState, GetFileRequest, ListFilesRequest, TagList, UpdateFileRequest,
+    DeleteFileRequest, FileOrder, FileState, GetFileRequest, ListFilesRequest, ReviewSuggestedTagRequest,
+    TagList, TagVerdict, UpdateFileRequest,
 };
 
 use super::output::{
@@ -66,6 +67,11 @@ pub struct LsArgs {
     #[arg(long, value_name = "COLLECTION_ID")]
     collection: Option<String>,
 
+    /// Only files whose suggested tags in VOCABULARY include one of the
+    /// labels, e.g. `genre=techno,house` (repeatable; all must match).
+    #[arg(long = "suggested", value_name = "VOCABULARY=LABEL,...", value_parser = super::search::parse_suggested)]
+    suggested: Vec<traum_client::v1::SuggestedTagFilter>,
+
     /// Files per page (1 to 1000).
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
     limit: u32,
@@ -95,6 +101,7 @@ pub async fn ls(client: &TraumClient, globals: Globals, args: LsArgs) -> anyhow:
         ascending: args.asc,
         filename_contains: args.name.unwrap_or_default(),
         collection_id: args.collection.unwrap_or_default(),
+        suggested: args.suggested,
     };
     let mut audio = client.audio();
     let mut files = Vec::new();
@@ -193,6 +200,26 @@ pub struct TagArgs {
     /// New display filename.
     #[arg(long, value_name = "NAME")]
     rename: Option<String>,
+
+    /// Accept a suggested tag, VOCABULARY/LABEL (e.g. `genre/techno`): it
+    /// becomes an ordinary tag (repeatable).
+    #[arg(long = "accept", value_name = "VOCABULARY/LABEL", value_parser = parse_suggestion)]
+    accept: Vec<(String, String)>,
+
+    /// Reject a suggested tag, VOCABULARY/LABEL: it is never suggested for
+    /// this file again (repeatable).
+    #[arg(long = "reject", value_name = "VOCABULARY/LABEL", value_parser = parse_suggestion)]
+    reject: Vec<(String, String)>,
+}
+
+/// Parses `VOCABULARY/LABEL`; a label may itself hold `/`.
+fn parse_suggestion(raw: &str) -> Result<(String, String), String> {
+    match raw.split_once('/') {
+        Some((vocabulary, label)) if !vocabulary.trim().is_empty() && !label.trim().is_empty() => {
+            Ok((vocabulary.trim().to_owned(), label.trim().to_owned()))
+        }
+        _ => Err(format!("`{raw}` is not VOCABULARY/LABEL, e.g. genre/techno")),
+    }
 }
 
 pub async fn tag(client: &TraumClient, globals: Globals, args: TagArgs) -> anyhow::Result<Outcome> {
@@ -201,18 +228,43 @@ pub async fn tag(client: &TraumClient, globals: Globals, args: TagArgs) -> anyho
     } else {
         None
     };
-    if replace_tags.is_none() && args.add.is_empty() && args.remove.is_empty() && args.rename.is_none() {
-        anyhow::bail!("nothing to change: give --add, --remove, --set, --clear or --rename");
+    let updates =
+        replace_tags.is_some() || !args.add.is_empty() || !args.remove.is_empty() || args.rename.is_some();
+    if !updates && args.accept.is_empty() && args.reject.is_empty() {
+        anyhow::bail!(
+            "nothing to change: give --add, --remove, --set, --clear, --rename, --accept or --reject"
+        );
     }
-    let request = UpdateFileRequest {
-        file_id: args.file_id,
-        filename: args.rename,
-        replace_tags,
-        add_tags: args.add,
-        remove_tags: args.remove,
-    };
-    let file = rpc(client.audio().update_file(request).await)?;
-    show_file(globals, &file)
+    let mut audio = client.audio();
+    let mut file = None;
+    if updates {
+        let request = UpdateFileRequest {
+            file_id: args.file_id.clone(),
+            filename: args.rename,
+            replace_tags,
+            add_tags: args.add,
+            remove_tags: args.remove,
+        };
+        file = Some(rpc(audio.update_file(request).await)?);
+    }
+    let verdicts = args
+        .accept
+        .into_iter()
+        .map(|s| (s, TagVerdict::Accept))
+        .chain(args.reject.into_iter().map(|s| (s, TagVerdict::Reject)));
+    for ((vocabulary, label), verdict) in verdicts {
+        let request = ReviewSuggestedTagRequest {
+            file_id: args.file_id.clone(),
+            vocabulary,
+            label,
+            verdict: verdict as i32,
+        };
+        file = Some(rpc(audio.review_suggested_tag(request).await)?);
+    }
+    match file {
+        Some(file) => show_file(globals, &file),
+        None => anyhow::bail!("nothing was changed"),
+    }
 }
 
 #[derive(Debug, Args)]

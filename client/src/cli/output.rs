@@ -5,7 +5,7 @@ use serde::Serialize;
 use traum_client::ClientError;
 use traum_client::v1::{
     AudioDescriptors, AudioFormat, AudioProperties, File, FileState, Job, JobEvent, JobStage, JobState,
-    KeyMode, ModelStatus, MusicalKey, SuggestionSource,
+    KeyMode, ModelStatus, MusicalKey, SuggestedTag, SuggestionSource,
 };
 
 /// Unwraps a generated-client response so RPC failures carry the same
@@ -240,8 +240,48 @@ pub struct FileJson {
     pub error: String,
     pub properties: Option<AudioPropertiesJson>,
     pub descriptors: Option<DescriptorsJson>,
+    pub suggested_tags: Vec<SuggestedTagJson>,
     pub created_at: Option<String>,
     pub updated_at: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct SuggestedTagJson {
+    pub vocabulary: String,
+    pub label: String,
+    pub probability: f64,
+    pub model_id: String,
+}
+
+impl From<&SuggestedTag> for SuggestedTagJson {
+    fn from(tag: &SuggestedTag) -> Self {
+        Self {
+            vocabulary: tag.vocabulary.clone(),
+            label: tag.label.clone(),
+            probability: tag.probability,
+            model_id: tag.model_id.clone(),
+        }
+    }
+}
+
+/// Suggestions grouped by vocabulary, e.g. `genre: techno 61 %, house 22 %`,
+/// one line per vocabulary in the order given.
+pub fn suggestion_lines(tags: &[SuggestedTag]) -> Vec<(String, String)> {
+    let mut lines: Vec<(String, String)> = Vec::new();
+    for tag in tags {
+        let item = format!("{} {:.0} %", tag.label, tag.probability * 100.0);
+        match lines
+            .iter_mut()
+            .find(|(vocabulary, _)| *vocabulary == tag.vocabulary)
+        {
+            Some((_, text)) => {
+                text.push_str(", ");
+                text.push_str(&item);
+            }
+            None => lines.push((tag.vocabulary.clone(), item)),
+        }
+    }
+    lines
 }
 
 impl From<&File> for FileJson {
@@ -258,6 +298,7 @@ impl From<&File> for FileJson {
             error: file.error.clone(),
             properties: file.properties.as_ref().map(AudioPropertiesJson::from),
             descriptors: file.descriptors.as_ref().map(DescriptorsJson::from),
+            suggested_tags: file.suggested_tags.iter().map(SuggestedTagJson::from).collect(),
             created_at: timestamp(file.created_at.as_ref()),
             updated_at: timestamp(file.updated_at.as_ref()),
         }
@@ -280,6 +321,12 @@ impl From<&MusicalKey> for MusicalKeyJson {
 }
 
 #[derive(Serialize)]
+pub struct TempoReadingJson {
+    pub bpm: f64,
+    pub score: f64,
+}
+
+#[derive(Serialize)]
 pub struct DescriptorsJson {
     pub peak_dbfs: Option<f64>,
     pub loudness_lufs: Option<f64>,
@@ -289,6 +336,7 @@ pub struct DescriptorsJson {
     pub silence_ratio: f64,
     pub bpm: Option<f64>,
     pub bpm_confidence: f64,
+    pub bpm_alternatives: Vec<TempoReadingJson>,
     pub key: Option<MusicalKeyJson>,
     pub key_name: Option<String>,
     pub key_confidence: f64,
@@ -305,6 +353,14 @@ impl From<&AudioDescriptors> for DescriptorsJson {
             silence_ratio: d.silence_ratio,
             bpm: d.bpm,
             bpm_confidence: d.bpm_confidence,
+            bpm_alternatives: d
+                .bpm_alternatives
+                .iter()
+                .map(|r| TempoReadingJson {
+                    bpm: r.bpm,
+                    score: r.score,
+                })
+                .collect(),
             key: d.key.as_ref().map(MusicalKeyJson::from),
             key_name: d.key.as_ref().map(key_name),
             key_confidence: d.key_confidence,
@@ -386,7 +442,19 @@ pub fn print_file_details(file: &File) {
                 "bpm",
                 d.bpm.map_or_else(
                     || "-".to_owned(),
-                    |bpm| format!("{bpm:.1} (confidence {:.2})", d.bpm_confidence),
+                    |bpm| {
+                        let readings: Vec<String> = d
+                            .bpm_alternatives
+                            .iter()
+                            .map(|r| format!("{:.1} (score {:.2})", r.bpm, r.score))
+                            .collect();
+                        let alternatives = if readings.is_empty() {
+                            String::new()
+                        } else {
+                            format!("; also read as {}", readings.join(", "))
+                        };
+                        format!("{bpm:.1} (confidence {:.2}{alternatives})", d.bpm_confidence)
+                    },
                 ),
             ));
             lines.push((
@@ -398,6 +466,13 @@ pub fn print_file_details(file: &File) {
             ));
         }
         None => lines.push(("descriptors", "not analysed yet".to_owned())),
+    }
+    let mut lines: Vec<(String, String)> = lines
+        .into_iter()
+        .map(|(key, value)| (key.to_owned(), value))
+        .collect();
+    for (vocabulary, text) in suggestion_lines(&file.suggested_tags) {
+        lines.push((format!("suggested {vocabulary}"), text));
     }
     let width = lines.iter().map(|(key, _)| key.len()).max().unwrap_or(0) + 1;
     for (key, value) in lines {

@@ -7,12 +7,12 @@ use serde::Serialize;
 use traum_client::TraumClient;
 use traum_client::v1::{
     Refinement, SearchByTextRequest, SearchFilters, SearchOptions, SearchResponse, SearchSimilarRequest,
-    SuggestRequest,
+    SuggestRequest, SuggestedTagFilter,
 };
 
 use super::output::{
-    MusicalKeyJson, format_name, format_short, key_label, minutes_seconds, print_json, print_table, rpc,
-    suggestion_source_name, suggestion_source_short,
+    MusicalKeyJson, SuggestedTagJson, format_name, format_short, key_label, minutes_seconds, print_json,
+    print_table, rpc, suggestion_source_name, suggestion_source_short,
 };
 use super::{FormatArg, Globals, Outcome};
 
@@ -34,6 +34,10 @@ pub struct FilterArgs {
     /// Maximum tempo in BPM.
     #[arg(long, value_name = "BPM")]
     max_bpm: Option<f64>,
+
+    /// Let --min-bpm/--max-bpm also match files at half or double the tempo.
+    #[arg(long)]
+    half_or_double_time: bool,
 
     /// Tag every hit must carry (repeatable).
     #[arg(long = "tag", value_name = "TAG")]
@@ -58,6 +62,33 @@ pub struct FilterArgs {
     /// Minimum score of a hit.
     #[arg(long, value_name = "SCORE")]
     min_score: Option<f64>,
+
+    /// Hits whose suggested tags in VOCABULARY include one of the labels,
+    /// e.g. `genre=techno,house` (repeatable; all must match).
+    #[arg(long = "suggested", value_name = "VOCABULARY=LABEL,...", value_parser = parse_suggested)]
+    suggested: Vec<SuggestedTagFilter>,
+}
+
+/// Parses `VOCABULARY=LABEL,LABEL`.
+pub fn parse_suggested(raw: &str) -> Result<SuggestedTagFilter, String> {
+    let (vocabulary, labels) = raw
+        .split_once('=')
+        .ok_or_else(|| format!("`{raw}` is not VOCABULARY=LABEL,...; e.g. genre=techno,house"))?;
+    let labels: Vec<String> = labels
+        .split(',')
+        .map(str::trim)
+        .filter(|label| !label.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if vocabulary.trim().is_empty() || labels.is_empty() {
+        return Err(format!(
+            "`{raw}` needs a vocabulary and at least one label, e.g. genre=techno"
+        ));
+    }
+    Ok(SuggestedTagFilter {
+        vocabulary: vocabulary.trim().to_owned(),
+        labels,
+    })
 }
 
 impl FilterArgs {
@@ -67,12 +98,14 @@ impl FilterArgs {
             max_duration_seconds: self.max_duration,
             min_bpm: self.min_bpm,
             max_bpm: self.max_bpm,
+            bpm_half_or_double: self.half_or_double_time,
             tags_all: self.tags,
             tags_any: self.any_tags,
             tags_none: self.exclude_tags,
             formats: self.formats.into_iter().map(FormatArg::proto).collect(),
             keywords: self.keywords.unwrap_or_default(),
             min_score: self.min_score,
+            suggested: self.suggested,
             ..SearchFilters::default()
         }
     }
@@ -95,6 +128,11 @@ pub struct SearchArgs {
     /// Weight of the keyword match in the score, 0 to 1 (0: vector similarity only).
     #[arg(long, default_value_t = 0.0)]
     keyword_weight: f64,
+
+    /// Count the files per suggested label of this vocabulary under the
+    /// filters, e.g. `genre` (repeatable).
+    #[arg(long = "facet", value_name = "VOCABULARY")]
+    facets: Vec<String>,
 
     #[command(flatten)]
     refine: RefineArgs,
@@ -167,6 +205,19 @@ struct FileSummaryJson {
     key: Option<MusicalKeyJson>,
     tags: Vec<String>,
     format: String,
+    suggested_tags: Vec<SuggestedTagJson>,
+}
+
+#[derive(Serialize)]
+struct FacetJson {
+    vocabulary: String,
+    counts: Vec<FacetCountJson>,
+}
+
+#[derive(Serialize)]
+struct FacetCountJson {
+    label: String,
+    files: u64,
 }
 
 #[derive(Serialize)]
@@ -183,6 +234,7 @@ struct SearchResponseJson {
     hits: Vec<SearchHitJson>,
     next_page_token: String,
     took_ms: f64,
+    facets: Vec<FacetJson>,
 }
 
 pub async fn search(client: &TraumClient, globals: Globals, args: SearchArgs) -> anyhow::Result<Outcome> {
@@ -190,6 +242,7 @@ pub async fn search(client: &TraumClient, globals: Globals, args: SearchArgs) ->
     let options = Some(SearchOptions {
         keyword_weight: args.keyword_weight,
         refine: args.refine.proto(),
+        facet_vocabularies: args.facets,
         ..options(args.limit)
     });
     let response = match (args.query, args.audio) {
@@ -245,6 +298,7 @@ fn print_hits(globals: Globals, response: &SearchResponse) -> anyhow::Result<Out
                         key: f.key.as_ref().map(MusicalKeyJson::from),
                         tags: f.tags.clone(),
                         format: format_name(f.format),
+                        suggested_tags: f.suggested_tags.iter().map(SuggestedTagJson::from).collect(),
                     }),
                     score: hit.score,
                     cosine: hit.cosine,
@@ -254,6 +308,21 @@ fn print_hits(globals: Globals, response: &SearchResponse) -> anyhow::Result<Out
                 .collect(),
             next_page_token: response.next_page_token.clone(),
             took_ms: response.took_ms,
+            facets: response
+                .facets
+                .iter()
+                .map(|facet| FacetJson {
+                    vocabulary: facet.vocabulary.clone(),
+                    counts: facet
+                        .counts
+                        .iter()
+                        .map(|c| FacetCountJson {
+                            label: c.label.clone(),
+                            files: c.files,
+                        })
+                        .collect(),
+                })
+                .collect(),
         })?;
         return Ok(Outcome::Success);
     }
@@ -289,6 +358,22 @@ fn print_hits(globals: Globals, response: &SearchResponse) -> anyhow::Result<Out
         &rows,
     );
     println!("{} hits in {:.1} ms", response.hits.len(), response.took_ms);
+    for facet in &response.facets {
+        let counts: Vec<String> = facet
+            .counts
+            .iter()
+            .map(|c| format!("{} {}", c.label, c.files))
+            .collect();
+        println!(
+            "{}: {}",
+            facet.vocabulary,
+            if counts.is_empty() {
+                "-".to_owned()
+            } else {
+                counts.join(", ")
+            }
+        );
+    }
     Ok(Outcome::Success)
 }
 

@@ -87,7 +87,7 @@ pub fn analyse(
         }
     });
     let spectral_centroid_hz = (total_magnitude > 0.0).then(|| weighted_frequency / total_magnitude);
-    let tempo = tempo::estimate_from_envelope(&onsets.finish(), onsets.frame_rate());
+    let tempo = tempo::estimate_from_onsets(&onsets.envelopes());
     progress(0.75);
 
     let key = key::estimate(samples, sample_rate);

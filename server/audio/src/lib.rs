@@ -12,6 +12,7 @@ pub mod decode;
 pub mod descriptors;
 mod edit_list;
 mod error;
+pub mod fingerprint;
 mod format;
 #[cfg(test)]
 mod hostile;
@@ -34,11 +35,15 @@ pub use self::decode::{
 };
 pub use self::descriptors::{Descriptors, analyse};
 pub use self::error::{AudioError, Result};
+pub use self::fingerprint::{
+    DuplicateGroup, Fingerprint, FingerprintIndex, Fingerprinter, GroupMember, Match, compare,
+    group_duplicates,
+};
 pub use self::format::AudioFormat;
 pub use self::isolate::{Stage, isolate};
 pub use self::key::{KeyEstimate, KeyMode, MusicalKey};
 pub use self::loudness::SourceLevels;
 pub use self::probe::{AudioProperties, probe_bytes, probe_file};
 pub use self::sniff::{SNIFF_BYTES, SUPPORTED_FORMATS, sniff_file, sniff_format, sniff_reader};
-pub use self::tempo::TempoEstimate;
+pub use self::tempo::{TempoAlternative, TempoEstimate};
 pub use self::waveform::{MAX_DETAIL_PAIRS, OVERVIEW_PAIRS, PeakLevel, WaveformPeaks, waveform};

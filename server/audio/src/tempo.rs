@@ -1,7 +1,21 @@
-//! Tempo estimation: a log-mel spectral-flux onset envelope at ~200 frames
-//! per second, its autocorrelation scored at each candidate beat period and
-//! its multiples (a comb over the autocorrelation), a broad log-tempo prior,
-//! and a fine search of the comb score for sub-BPM precision.
+//! Tempo estimation: onset envelopes at ~200 frames per second, the
+//! autocorrelation of one scored at each candidate beat period and its
+//! multiples (a comb over the autocorrelation), a broad log-tempo prior, a
+//! metrical check of the chosen level, and a fine search of the comb score
+//! for sub-BPM precision.
+//!
+//! [`estimate`] and [`estimate_from_onsets`] read the metrical structure of
+//! drum parts: the periodicity is taken from a "drum" envelope of the bands
+//! below 2.7 kHz in amplitude (not log) units, so hi-hat eighths and
+//! sixteenths, which carry little energy there, do not pass for beats; and
+//! the metrical level is then checked for the kick/snare alternation of a
+//! backbeat: on the beat grid, consecutive beats alternate between a
+//! low-band-heavy onset (kick) and a mid-band-heavy one (snare or clap),
+//! beats two apart match. When the chosen level shows no alternation but
+//! its double- or half-time does, that level is the beat (a standard
+//! backbeat at 74 BPM is no longer read as its 148 BPM hat grid, a drum and
+//! bass break at 174 no longer as 87). Signals without a bass-drum layer
+//! (no low-band onsets as strong as the mid-band ones) skip the check.
 
 use realfft::RealFftPlanner;
 use realfft::num_complex::Complex;
@@ -23,9 +37,10 @@ const COMPRESSION: f32 = 1000.0;
 /// Flux compares a frame with the one this many frames earlier (10 ms at
 /// 200 Hz) because adjacent frames overlap by 80 % and differ too little.
 const FLUX_LAG: usize = 2;
-/// Range of tempi considered, BPM.
-const MIN_BPM: f64 = 40.0;
-const MAX_BPM: f64 = 250.0;
+/// Lower end of the range of tempi considered, BPM.
+pub const MIN_BPM: f64 = 40.0;
+/// Upper end of the range of tempi considered, BPM.
+pub const MAX_BPM: f64 = 250.0;
 /// Centre and width (octaves) of the log-normal tempo prior. Wide, so the
 /// prior only breaks ties between metrical levels the envelope supports
 /// equally.
@@ -39,6 +54,26 @@ const HALVING_RATIO: f64 = 0.85;
 const HALVING_MAX_BPM: f64 = 200.0;
 /// Multiples of the period scored in the coarse search.
 const COARSE_MULTIPLES: usize = 4;
+/// Mel bands (centres up to ~2.45 kHz) summed into the drum envelope: kick
+/// and snare, little of the hats.
+const DRUM_BANDS: usize = 21;
+/// Mel bands of the kick (centres 83 and 139 Hz) and of the snare body and
+/// crack (265 Hz to 1.24 kHz) for the alternation check.
+const LOW_BANDS: std::ops::Range<usize> = 0..2;
+const MID_BANDS: std::ops::Range<usize> = 3..13;
+/// Percentile (of frames) the low- and mid-band envelopes are scaled by.
+const BAND_REFERENCE_PERCENTILE: f64 = 0.995;
+/// An alternation score (−1 to 1) of at least this marks the level that
+/// carries the kick/snare alternation.
+const ALTERNATION_MIN: f64 = 0.3;
+/// A beat counts in the alternation when its kick or snare reaches this
+/// share of the band's reference level.
+const STRONG_BEAT: f64 = 0.3;
+/// Onsets are looked for this far either side of each grid point, seconds.
+const GRID_TOLERANCE_SECONDS: f64 = 0.015;
+/// Fewer beats than this in the signal say nothing about alternation.
+const MIN_GRID_BEATS: usize = 10;
+const MIN_STRONG_BEATS: usize = 4;
 
 /// A tempo estimate.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -48,6 +83,59 @@ pub struct TempoEstimate {
     /// 0 to 1: the onset envelope's normalised autocorrelation at the beat
     /// period (1 for a perfectly periodic envelope, near 0 for noise).
     pub confidence: f64,
+    /// The other readings of the same pulse: `[half-time, double-time]`,
+    /// at half and twice `bpm`. `None` where that reading lies outside the
+    /// range considered ([`MIN_BPM`] to [`MAX_BPM`]).
+    pub alternatives: [Option<TempoAlternative>; 2],
+}
+
+/// A half- or double-time reading of a [`TempoEstimate`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TempoAlternative {
+    /// Beats per minute, rounded to 0.1.
+    pub bpm: f64,
+    /// 0 to 1: how periodic the envelope is at this reading's beat period,
+    /// relative to the chosen one (the comb score of the autocorrelation,
+    /// capped at 1). A score near 1 means the periodicity alone could not
+    /// tell the two apart and the metrical structure decided.
+    pub score: f64,
+}
+
+impl TempoEstimate {
+    /// An estimate without alternatives (one stored without them).
+    pub fn new(bpm: f64, confidence: f64) -> Self {
+        Self {
+            bpm,
+            confidence,
+            alternatives: [None, None],
+        }
+    }
+
+    /// The half-time reading, if in range.
+    pub fn half_time(&self) -> Option<TempoAlternative> {
+        self.alternatives[0]
+    }
+
+    /// The double-time reading, if in range.
+    pub fn double_time(&self) -> Option<TempoAlternative> {
+        self.alternatives[1]
+    }
+}
+
+/// The onset envelopes of one signal, one value per frame each.
+#[derive(Debug, Clone, Default)]
+pub struct OnsetEnvelopes {
+    /// Log-mel spectral flux over all bands.
+    pub full: Vec<f32>,
+    /// Spectral flux of mel amplitudes (square root of the band sums)
+    /// below ~2.7 kHz: kick and snare, little hi-hat.
+    pub drums: Vec<f32>,
+    /// Linear flux of the kick bands (below ~200 Hz).
+    pub low: Vec<f32>,
+    /// Linear flux of the snare bands (~200 Hz to ~1.3 kHz).
+    pub mid: Vec<f32>,
+    /// Frames per second.
+    pub frame_rate: f64,
 }
 
 /// Turns magnitude spectra into an onset-strength envelope.
@@ -59,9 +147,15 @@ pub struct OnsetDetector {
     bands: Vec<(usize, Vec<f32>)>,
     /// Log-mel frames kept for the flux lag, used as a ring.
     history: Vec<[f32; MEL_BANDS]>,
+    /// Linear mel frames, the same ring.
+    linear_history: Vec<[f32; MEL_BANDS]>,
     current: [f32; MEL_BANDS],
+    linear: [f32; MEL_BANDS],
     frames_seen: usize,
     envelope: Vec<f32>,
+    drums: Vec<f32>,
+    low: Vec<f32>,
+    mid: Vec<f32>,
 }
 
 impl OnsetDetector {
@@ -76,9 +170,14 @@ impl OnsetDetector {
             frame_rate: rate / hop_len as f64,
             bands: mel_bands(fft_len, rate),
             history: vec![[0.0; MEL_BANDS]; FLUX_LAG],
+            linear_history: vec![[0.0; MEL_BANDS]; FLUX_LAG],
             current: [0.0; MEL_BANDS],
+            linear: [0.0; MEL_BANDS],
             frames_seen: 0,
             envelope: Vec::new(),
+            drums: Vec::new(),
+            low: Vec::new(),
+            mid: Vec::new(),
         }
     }
 
@@ -99,7 +198,9 @@ impl OnsetDetector {
 
     /// Adds one frame of `fft_len / 2 + 1` magnitudes.
     pub fn push_frame(&mut self, magnitudes: &[f32]) {
-        for (value, (start, weights)) in self.current.iter_mut().zip(&self.bands) {
+        for ((value, linear), (start, weights)) in
+            self.current.iter_mut().zip(&mut self.linear).zip(&self.bands)
+        {
             let energy: f32 = magnitudes
                 .get(*start..)
                 .unwrap_or(&[])
@@ -108,27 +209,63 @@ impl OnsetDetector {
                 .map(|(magnitude, weight)| magnitude * weight)
                 .sum();
             *value = (1.0 + COMPRESSION * energy).ln();
+            *linear = energy;
         }
         let slot = self.frames_seen % FLUX_LAG;
-        let flux = if self.frames_seen >= FLUX_LAG {
+        let (flux, drums, low, mid) = if self.frames_seen >= FLUX_LAG {
             let previous = &self.history[slot];
-            self.current
+            let flux = self
+                .current
                 .iter()
                 .zip(previous)
                 .map(|(now, then)| (now - then).max(0.0))
                 .sum::<f32>()
-                / MEL_BANDS as f32
+                / MEL_BANDS as f32;
+            let then = &self.linear_history[slot];
+            let rise = |band: usize, root: bool| {
+                let (a, b) = (self.linear[band], then[band]);
+                if root {
+                    (a.sqrt() - b.sqrt()).max(0.0)
+                } else {
+                    (a - b).max(0.0)
+                }
+            };
+            let mean = |bands: std::ops::Range<usize>, root: bool| {
+                let len = bands.len() as f32;
+                bands.map(|band| rise(band, root)).sum::<f32>() / len
+            };
+            (
+                flux,
+                mean(0..DRUM_BANDS, true),
+                mean(LOW_BANDS, false),
+                mean(MID_BANDS, false),
+            )
         } else {
-            0.0
+            (0.0, 0.0, 0.0, 0.0)
         };
         self.history[slot] = self.current;
+        self.linear_history[slot] = self.linear;
         self.envelope.push(flux);
+        self.drums.push(drums);
+        self.low.push(low);
+        self.mid.push(mid);
         self.frames_seen += 1;
     }
 
     /// The onset envelope, one value per frame pushed.
     pub fn finish(&self) -> Vec<f32> {
         self.envelope.clone()
+    }
+
+    /// All onset envelopes, for [`estimate_from_onsets`].
+    pub fn envelopes(&self) -> OnsetEnvelopes {
+        OnsetEnvelopes {
+            full: self.envelope.clone(),
+            drums: self.drums.clone(),
+            low: self.low.clone(),
+            mid: self.mid.clone(),
+            frame_rate: self.frame_rate,
+        }
     }
 }
 
@@ -174,27 +311,79 @@ pub fn estimate(samples: &[f32], sample_rate: u32) -> Option<TempoEstimate> {
     let mut detector = OnsetDetector::new(sample_rate);
     let mut stft = Stft::new(detector.fft_len(), detector.hop_len());
     stft.for_each_frame(samples, |_, magnitudes| detector.push_frame(magnitudes));
-    estimate_from_envelope(&detector.finish(), detector.frame_rate())
+    estimate_from_onsets(&detector.envelopes())
 }
 
-/// Estimates the tempo from an onset envelope sampled at `frame_rate` Hz.
+/// Estimates the tempo from one onset envelope sampled at `frame_rate` Hz:
+/// periodicity and prior only, without the metrical check, which needs the
+/// band envelopes of [`estimate_from_onsets`].
 pub fn estimate_from_envelope(envelope: &[f32], frame_rate: f64) -> Option<TempoEstimate> {
-    let min_lag = frame_rate * 60.0 / MAX_BPM;
-    let max_lag = frame_rate * 60.0 / MIN_BPM;
-    // At least two beats at the slowest tempo, so its period is observable.
-    if envelope.len() < (2.0 * max_lag) as usize + 4 {
-        return None;
-    }
-    let smoothed = smooth(envelope);
-    let acf = autocorrelation(&smoothed)?;
-    let usable = acf.len().min(smoothed.len() * 3 / 4);
-    let acf = &acf[..usable];
+    let pulse = Pulse::new(envelope, frame_rate)?;
+    let lag = pulse.coarse_lag()?;
+    Some(pulse.finish(lag))
+}
 
-    let score = |lag: f64, multiples: usize| -> f64 {
+/// Estimates the tempo from the envelopes of an [`OnsetDetector`]: the
+/// drum envelope's periodicity, then the kick/snare alternation of the
+/// low- and mid-band envelopes picks the metrical level.
+pub fn estimate_from_onsets(onsets: &OnsetEnvelopes) -> Option<TempoEstimate> {
+    let frame_rate = onsets.frame_rate;
+    let pulse = Pulse::new(&onsets.drums, frame_rate)?;
+    let mut lag = pulse.coarse_lag()?;
+    lag = pulse.fine_lag(lag);
+    if let Some(bands) = Backbeat::new(&onsets.low, &onsets.mid, frame_rate) {
+        let here = bands.alternation(lag).unwrap_or(f64::NEG_INFINITY);
+        let fastest = frame_rate * 60.0 / HALVING_MAX_BPM;
+        let double = (lag / 2.0 >= fastest)
+            .then(|| bands.alternation(lag / 2.0))
+            .flatten()
+            .unwrap_or(f64::NEG_INFINITY);
+        let half = (lag * 2.0 <= frame_rate * 60.0 / MIN_BPM)
+            .then(|| bands.alternation(lag * 2.0))
+            .flatten()
+            .unwrap_or(f64::NEG_INFINITY);
+        if double >= ALTERNATION_MIN && double > here {
+            lag = pulse.fine_lag(lag / 2.0);
+        } else if here < ALTERNATION_MIN && half >= ALTERNATION_MIN {
+            lag = pulse.fine_lag(lag * 2.0);
+        }
+    }
+    Some(pulse.finish(lag))
+}
+
+/// The autocorrelation of one onset envelope, and the searches over it.
+struct Pulse {
+    acf: Vec<f64>,
+    frame_rate: f64,
+    min_lag: f64,
+    max_lag: f64,
+}
+
+impl Pulse {
+    fn new(envelope: &[f32], frame_rate: f64) -> Option<Self> {
+        let min_lag = frame_rate * 60.0 / MAX_BPM;
+        let max_lag = frame_rate * 60.0 / MIN_BPM;
+        // At least two beats at the slowest tempo, so its period is observable.
+        if envelope.len() < (2.0 * max_lag) as usize + 4 {
+            return None;
+        }
+        let smoothed = smooth(envelope);
+        let mut acf = autocorrelation(&smoothed)?;
+        acf.truncate(smoothed.len() * 3 / 4);
+        Some(Self {
+            acf,
+            frame_rate,
+            min_lag,
+            max_lag,
+        })
+    }
+
+    /// Mean autocorrelation at `lag` and its first `multiples` multiples.
+    fn score(&self, lag: f64, multiples: usize) -> f64 {
         let mut total = 0.0;
         let mut count = 0;
         for k in 1..=multiples {
-            match interpolate(acf, lag * k as f64) {
+            match interpolate(&self.acf, lag * k as f64) {
                 Some(value) => {
                     total += value;
                     count += 1;
@@ -207,64 +396,226 @@ pub fn estimate_from_envelope(envelope: &[f32], frame_rate: f64) -> Option<Tempo
         } else {
             total / count as f64
         }
-    };
-    let prior = |lag: f64| {
-        let octaves = (frame_rate * 60.0 / lag / PRIOR_CENTRE_BPM).log2() / PRIOR_OCTAVES;
-        (-0.5 * octaves * octaves).exp()
-    };
+    }
 
-    // Coarse: quarter-frame steps over the whole range.
-    let mut best: Option<(f64, f64)> = None;
-    let mut lag = min_lag;
-    while lag <= max_lag {
-        let value = score(lag, COARSE_MULTIPLES);
-        if value.is_finite() {
-            let weighted = value.max(0.0) * prior(lag);
-            if best.is_none_or(|(_, top)| weighted > top) {
-                best = Some((lag, weighted));
+    fn prior(&self, lag: f64) -> f64 {
+        let octaves = (self.frame_rate * 60.0 / lag / PRIOR_CENTRE_BPM).log2() / PRIOR_OCTAVES;
+        (-0.5 * octaves * octaves).exp()
+    }
+
+    /// The best-scoring period under the prior, halved while the halved
+    /// one scores almost as well.
+    fn coarse_lag(&self) -> Option<f64> {
+        // Coarse: quarter-frame steps over the whole range.
+        let mut best: Option<(f64, f64)> = None;
+        let mut lag = self.min_lag;
+        while lag <= self.max_lag {
+            let value = self.score(lag, COARSE_MULTIPLES);
+            if value.is_finite() {
+                let weighted = value.max(0.0) * self.prior(lag);
+                if best.is_none_or(|(_, top)| weighted > top) {
+                    best = Some((lag, weighted));
+                }
+            }
+            lag += 0.25;
+        }
+        let (mut coarse_lag, coarse_score) = best?;
+        if coarse_score <= 0.0 {
+            return None;
+        }
+        // The prior cannot tell a beat from its half-time, which the comb
+        // scores alike; the beat is the fastest level carrying nearly all of
+        // the periodicity, so halve the period while the halved one scores
+        // almost as well (its extra, odd multiples are then real onsets, not
+        // gaps).
+        let fastest_lag = self.min_lag.max(self.frame_rate * 60.0 / HALVING_MAX_BPM);
+        while coarse_lag / 2.0 >= fastest_lag {
+            let (here, half) = (
+                self.score(coarse_lag, COARSE_MULTIPLES),
+                self.score(coarse_lag / 2.0, COARSE_MULTIPLES),
+            );
+            if half >= HALVING_RATIO * here {
+                coarse_lag /= 2.0;
+            } else {
+                break;
             }
         }
-        lag += 0.25;
-    }
-    let (mut coarse_lag, coarse_score) = best?;
-    if coarse_score <= 0.0 {
-        return None;
-    }
-    // The prior cannot tell a beat from its half-time, which the comb scores
-    // alike; the beat is the fastest level carrying nearly all of the
-    // periodicity, so halve the period while the halved one scores almost as
-    // well (its extra, odd multiples are then real onsets, not gaps).
-    let fastest_lag = min_lag.max(frame_rate * 60.0 / HALVING_MAX_BPM);
-    while coarse_lag / 2.0 >= fastest_lag {
-        let (here, half) = (
-            score(coarse_lag, COARSE_MULTIPLES),
-            score(coarse_lag / 2.0, COARSE_MULTIPLES),
-        );
-        if half >= HALVING_RATIO * here {
-            coarse_lag /= 2.0;
-        } else {
-            break;
-        }
+        Some(coarse_lag)
     }
 
-    // Fine: every multiple that fits, so the error of the period is divided
-    // by the number of beats observed.
-    let many = (usable as f64 / coarse_lag) as usize;
-    let mut fine = (coarse_lag, f64::NEG_INFINITY);
-    let steps = 200;
-    for step in 0..=steps {
-        let lag = coarse_lag - 0.5 + step as f64 / steps as f64;
-        let value = score(lag, many);
-        if value > fine.1 {
-            fine = (lag, value);
+    /// Fine: every multiple that fits, so the error of the period is
+    /// divided by the number of beats observed.
+    fn fine_lag(&self, coarse_lag: f64) -> f64 {
+        let many = (self.acf.len() as f64 / coarse_lag) as usize;
+        let mut fine = (coarse_lag, f64::NEG_INFINITY);
+        let steps = 200;
+        for step in 0..=steps {
+            let lag = coarse_lag - 0.5 + step as f64 / steps as f64;
+            let value = self.score(lag, many);
+            if value > fine.1 {
+                fine = (lag, value);
+            }
+        }
+        fine.0
+    }
+
+    fn finish(&self, coarse_lag: f64) -> TempoEstimate {
+        let lag = self.fine_lag(coarse_lag);
+        let bpm = self.frame_rate * 60.0 / lag;
+        let confidence = interpolate(&self.acf, lag).unwrap_or(0.0).clamp(0.0, 1.0);
+        let chosen = self.score(lag, COARSE_MULTIPLES).max(f64::MIN_POSITIVE);
+        let alternative = |factor: f64| {
+            let reading = bpm * factor;
+            (MIN_BPM..=MAX_BPM).contains(&reading).then(|| {
+                let score = self.score(lag / factor, COARSE_MULTIPLES);
+                TempoAlternative {
+                    bpm: round_tenth(reading),
+                    score: if score.is_finite() {
+                        (score / chosen).clamp(0.0, 1.0)
+                    } else {
+                        0.0
+                    },
+                }
+            })
+        };
+        TempoEstimate {
+            bpm: round_tenth(bpm),
+            confidence,
+            alternatives: [alternative(0.5), alternative(2.0)],
         }
     }
-    let bpm = frame_rate * 60.0 / fine.0;
-    let confidence = interpolate(acf, fine.0).unwrap_or(0.0).clamp(0.0, 1.0);
-    Some(TempoEstimate {
-        bpm: (bpm * 10.0).round() / 10.0,
-        confidence,
-    })
+}
+
+fn round_tenth(bpm: f64) -> f64 {
+    (bpm * 10.0).round() / 10.0
+}
+
+/// Kick (low-band) and snare (mid-band) envelopes, each smoothed and scaled
+/// to its loud onsets, for the alternation check.
+struct Backbeat {
+    low: Vec<f64>,
+    mid: Vec<f64>,
+    tolerance: usize,
+}
+
+impl Backbeat {
+    /// `None` without a bass-drum layer: when the low band's loud onsets are
+    /// weaker than the mid band's (a click track, a plucked line), kick
+    /// versus snare means nothing.
+    fn new(low: &[f32], mid: &[f32], frame_rate: f64) -> Option<Self> {
+        let (mut low, mut mid) = (smooth_raw(low), smooth_raw(mid));
+        let (low_ref, mid_ref) = (percentile(&low)?, percentile(&mid)?);
+        if low_ref <= 0.0 || mid_ref <= 0.0 || low_ref < mid_ref {
+            return None;
+        }
+        for value in &mut low {
+            *value /= low_ref;
+        }
+        for value in &mut mid {
+            *value /= mid_ref;
+        }
+        Some(Self {
+            low,
+            mid,
+            tolerance: (GRID_TOLERANCE_SECONDS * frame_rate).round() as usize,
+        })
+    }
+
+    fn window_max(values: &[f64], centre: usize, tolerance: usize) -> f64 {
+        let first = centre.saturating_sub(tolerance);
+        let last = (centre + tolerance + 1).min(values.len());
+        values[first..last].iter().copied().fold(0.0, f64::max)
+    }
+
+    /// −1 to 1: on a grid of period `lag` (frames), phased on the strongest
+    /// kick-plus-snare onsets, how far consecutive beats alternate between
+    /// kick-heavy and snare-heavy while beats two apart match. `None` for
+    /// fewer than [`MIN_GRID_BEATS`] beats.
+    fn alternation(&self, lag: f64) -> Option<f64> {
+        let len = self.low.len();
+        let tolerance = self.tolerance;
+        let end = len.checked_sub(tolerance + 1)? as f64;
+        let drum: Vec<f64> = self.low.iter().zip(&self.mid).map(|(l, m)| l + m).collect();
+        let grid = |phase: f64| {
+            (0..)
+                .map(move |k| phase + k as f64 * lag)
+                .take_while(move |&position| position < end)
+                .map(|position| position as usize)
+        };
+        let mut best = (f64::NEG_INFINITY, 0.0);
+        let mut phase = 0.0;
+        while phase < lag {
+            let (sum, count) = grid(phase).fold((0.0, 0usize), |(sum, count), position| {
+                (sum + Self::window_max(&drum, position, tolerance), count + 1)
+            });
+            if count > 0 && sum / count as f64 > best.0 {
+                best = (sum / count as f64, phase);
+            }
+            phase += 1.0;
+        }
+        let beats: Vec<(f64, f64)> = grid(best.1)
+            .map(|position| {
+                (
+                    Self::window_max(&self.low, position, tolerance).min(1.0),
+                    Self::window_max(&self.mid, position, tolerance).min(1.0),
+                )
+            })
+            .collect();
+        if beats.len() < MIN_GRID_BEATS {
+            return None;
+        }
+        let strong: Vec<bool> = beats.iter().map(|&(l, m)| l.max(m) >= STRONG_BEAT).collect();
+        let strong_count = strong.iter().filter(|&&s| s).count();
+        if strong_count < MIN_STRONG_BEATS {
+            return Some(0.0);
+        }
+        // Kick-heaviness, centred over the strong beats so a kit whose snare
+        // also rings low still alternates around zero; weak beats are 0.
+        let centre = beats
+            .iter()
+            .zip(&strong)
+            .filter(|(_, s)| **s)
+            .map(|(&(l, m), _)| l - m)
+            .sum::<f64>()
+            / strong_count as f64;
+        let kick: Vec<f64> = beats
+            .iter()
+            .zip(&strong)
+            .map(|(&(l, m), &s)| if s { l - m - centre } else { 0.0 })
+            .collect();
+        let energy = kick.iter().map(|k| k * k).sum::<f64>() / kick.len() as f64 + 1e-9;
+        let correlation = |distance: usize| {
+            let pairs = kick.len() - distance;
+            kick.iter()
+                .zip(&kick[distance..])
+                .map(|(a, b)| a * b)
+                .sum::<f64>()
+                / pairs as f64
+                / energy
+        };
+        Some(0.5 * (correlation(2) - correlation(1)))
+    }
+}
+
+/// The envelope smoothed by the kernel of [`smooth`], mean kept.
+fn smooth_raw(envelope: &[f32]) -> Vec<f64> {
+    let mut out = smooth(envelope);
+    let mean = envelope.iter().map(|&v| f64::from(v)).sum::<f64>() / envelope.len().max(1) as f64;
+    for value in &mut out {
+        *value += mean;
+    }
+    out
+}
+
+/// The [`BAND_REFERENCE_PERCENTILE`] of `values` (nearest rank).
+fn percentile(values: &[f64]) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let rank = ((sorted.len() - 1) as f64 * BAND_REFERENCE_PERCENTILE).round() as usize;
+    Some(sorted[rank])
 }
 
 /// A short Gaussian-like smoothing (σ ≈ 1.2 frames) so autocorrelation

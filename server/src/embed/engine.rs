@@ -58,6 +58,8 @@ struct TextState {
 pub struct Engine {
     model_id: String,
     dim: usize,
+    /// `exp(logit_scale_a)`: the checkpoint's temperature for audio-to-text logits.
+    audio_logit_scale: f32,
     batch_size: usize,
     extractor: LogMelExtractor,
     windowing: Windowing,
@@ -119,6 +121,7 @@ impl Engine {
         let extractor = LogMelExtractor::new(mel_config)?;
         let model_id = weights_id(dir)?;
         let dim = model.dim();
+        let (audio_logit_scale, _) = model.logit_scales();
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(settings.threads)
             .thread_name(|i| format!("traum-infer-{i}"))
@@ -159,6 +162,7 @@ impl Engine {
         Ok(Self {
             model_id,
             dim,
+            audio_logit_scale,
             batch_size: settings.batch_size,
             extractor,
             windowing: Windowing::default(),
@@ -174,6 +178,13 @@ impl Engine {
         &self.model_id
     }
 
+    /// `exp(logit_scale_a)`, what audio-to-text cosines are multiplied by
+    /// before a softmax (zero-shot classification).
+    pub fn audio_logit_scale(&self) -> f32 {
+        self.audio_logit_scale
+    }
+
+    /// Length of every vector.
     pub fn dim(&self) -> usize {
         self.dim
     }

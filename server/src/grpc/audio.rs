@@ -174,6 +174,21 @@ impl pb::audio_service_server::AudioService for AudioApi {
         Ok(Response::new(convert::file(file)))
     }
 
+    async fn review_suggested_tag(
+        &self,
+        request: Request<pb::ReviewSuggestedTagRequest>,
+    ) -> Result<Response<pb::File>, Status> {
+        let audit = super::audit_slot(&request);
+        let (file_id, vocabulary, label, verdict) = convert_audio::suggestion_review(request.into_inner())?;
+        audit.set_target(format!("file {file_id} {vocabulary}/{label}"));
+        let file = self
+            .app
+            .library
+            .review_suggested_tag(&file_id, &vocabulary, &label, verdict)
+            .await?;
+        Ok(Response::new(convert::file(file)))
+    }
+
     async fn delete_file(
         &self,
         request: Request<pb::DeleteFileRequest>,

@@ -22,6 +22,7 @@ use crate::error::{Error, Result};
 use crate::search::Search;
 use crate::store::Store;
 use crate::telemetry::metrics;
+use crate::zero_shot::ZeroShot;
 
 /// Capacity of the progress broadcast; slow watchers that fall further
 /// behind re-read the job from the database.
@@ -48,6 +49,7 @@ struct Inner {
     max_duration: Duration,
     embedder: Embedder,
     search: Search,
+    zero_shot: ZeroShot,
 }
 
 impl Jobs {
@@ -59,6 +61,7 @@ impl Jobs {
         max_duration: Duration,
         embedder: Embedder,
         search: Search,
+        zero_shot: ZeroShot,
     ) -> Self {
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
         Self {
@@ -71,6 +74,7 @@ impl Jobs {
                 max_duration,
                 embedder,
                 search,
+                zero_shot,
             }),
         }
     }

@@ -16,6 +16,7 @@ use crate::blob::hash_file;
 use crate::domain::{
     AudioFormat, AudioProperties, Descriptors, FileEmbeddings, JobRecord, JobStage, StoredWaveform,
 };
+use crate::embed::Engine;
 use crate::error::{Error, Result};
 use crate::isolation::guarded;
 
@@ -35,7 +36,7 @@ enum StageOutput {
     Probed(AudioProperties),
     Decoded(Vec<f32>, DecodeReport),
     Analysed(Descriptors, StoredWaveform),
-    Embedded(FileEmbeddings),
+    Embedded(FileEmbeddings, Arc<Engine>),
 }
 
 impl Jobs {
@@ -115,7 +116,7 @@ impl Jobs {
                             progress_tx.send_replace(share_done + fraction * (1.0 - share_done));
                         })
                         .await?;
-                    Ok(StageOutput::Embedded(embeddings))
+                    Ok(StageOutput::Embedded(embeddings, engine))
                 })
             }
         };
@@ -148,9 +149,21 @@ impl Jobs {
                 store.put_waveform(&file.id, &waveform).await?;
                 store.set_file_descriptors(&file.id, &analysis).await
             }
-            StageOutput::Embedded(embeddings) => {
+            StageOutput::Embedded(embeddings, engine) => {
                 let (removed, written) = store.replace_embeddings(&file.id, &embeddings).await?;
                 self.inner.search.vectors_replaced(&removed, &written);
+                // Suggestions only add to a searchable file: a failure leaves
+                // the file's key stale, so the background refresh retries.
+                if let Err(err) = self
+                    .inner
+                    .zero_shot
+                    .suggest(&engine, &file.id, &embeddings.file)
+                    .await
+                {
+                    tracing::warn!(file_id = %file.id, error = %err, "cannot compute zero-shot tags");
+                    job.warnings
+                        .push(format!("zero-shot tags could not be computed: {err}"));
+                }
                 Ok(())
             }
         }

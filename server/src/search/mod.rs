@@ -26,12 +26,13 @@ use self::ranking::Ranked;
 pub use self::suggest::{Suggestion, SuggestionSource};
 pub use self::vectors::VectorIndexState;
 use self::vectors::{VectorSet, Vectors};
-use crate::domain::{FileRecord, FileState, SearchFilter, StoredEmbedding};
+use crate::domain::{Facet, FileRecord, FileState, SearchFilter, StoredEmbedding};
 use crate::embed::{Embedder, Engine, normalized};
 use crate::error::{Error, Result};
 use crate::isolation::guarded;
 use crate::store::{Store, UsageKind, UsageRow};
 use crate::usage::UsageRecorder;
+use crate::zero_shot::Vocabularies;
 
 /// Keyword matches considered for hybrid ranking.
 const KEYWORD_CANDIDATES: usize = 10_000;
@@ -58,6 +59,8 @@ pub struct SearchPage {
     pub hits: Vec<SearchHit>,
     pub next_offset: Option<u64>,
     pub took: Duration,
+    /// Per vocabulary asked for, the files per suggested label under the filters.
+    pub facets: Vec<Facet>,
 }
 
 /// Filters, paging and ranking of one search.
@@ -69,6 +72,8 @@ pub struct SearchRequest {
     /// 0 to 1.
     pub keyword_weight: f64,
     pub refine: Refinement,
+    /// Vocabularies whose suggested labels are counted over the filtered files.
+    pub facets: Vec<String>,
 }
 
 /// Relevance feedback: files marked good or bad in earlier results.
@@ -121,6 +126,7 @@ impl SearchRequest {
         limit: u64,
         keyword_weight: f64,
         refine: Refinement,
+        facets: Vec<String>,
     ) -> Result<Self> {
         if !(0.0..=1.0).contains(&keyword_weight) {
             return Err(Error::invalid_field(
@@ -134,6 +140,12 @@ impl SearchRequest {
             limit,
             keyword_weight,
             refine: refine.validated()?,
+            facets: facets
+                .iter()
+                .map(|name| name.trim().to_lowercase())
+                .collect::<HashSet<_>>()
+                .into_iter()
+                .collect(),
         })
     }
 }
@@ -177,6 +189,8 @@ struct Inner {
     vectors: VectorSet,
     /// Largest example clip, in bytes (the upload limit).
     max_clip_bytes: u64,
+    /// Zero-shot vocabularies, for filters and facets.
+    vocabularies: Vocabularies,
 }
 
 /// A query text or prefix, trimmed; empty and overlong ones are refused.
@@ -201,6 +215,7 @@ impl Search {
         usage: UsageRecorder,
         vector_config: VectorIndexConfig,
         max_clip_bytes: u64,
+        vocabularies: Vocabularies,
     ) -> Result<Self> {
         Ok(Self {
             inner: Arc::new(Inner {
@@ -210,6 +225,7 @@ impl Search {
                 keywords: Keywords::new()?,
                 vectors: VectorSet::new(vector_config),
                 max_clip_bytes,
+                vocabularies,
             }),
         })
     }
@@ -454,6 +470,7 @@ impl Search {
         started: Instant,
     ) -> Result<SearchPage> {
         let filter = &request.filter;
+        self.check_vocabularies(request)?;
         let query = self.refined(vectors, query, &request.refine).await?;
         let mut excluded: HashSet<String> = request.refine.bad.iter().cloned().collect();
         excluded.extend(exclude.map(str::to_owned));
@@ -484,10 +501,13 @@ impl Search {
         };
         let need = usize::try_from(request.offset + request.limit + 1).unwrap_or(usize::MAX);
         let vectors = vectors.clone();
-        // Graph and exact scoring are CPU work: keep them off the runtime.
-        let (mut files, vectors, query) = tokio::task::spawn_blocking(move || {
+        let suggestion_rows = self.inner.store.suggestion_rows(filter, &request.facets).await?;
+        let facet_order = self.facet_order(&request.facets);
+        // Graph and exact scoring, and counting facets, are CPU work: keep them off the runtime.
+        let (mut files, vectors, query, facets) = tokio::task::spawn_blocking(move || {
+            let facets = count_facets(&facet_order, suggestion_rows, allowed.as_ref());
             ranking::best_per_file(&vectors, &query, allowed.as_ref(), &excluded, need)
-                .map(|files| (files, vectors, query))
+                .map(|files| (files, vectors, query, facets))
         })
         .await??;
         ranking::score(&mut files, &keyword_scores, request.keyword_weight);
@@ -517,8 +537,65 @@ impl Search {
             hits,
             next_offset: more.then_some(request.offset + request.limit),
             took: started.elapsed(),
+            facets,
         })
     }
+
+    /// Refuses filters and facets on vocabularies this server does not have.
+    fn check_vocabularies(&self, request: &SearchRequest) -> Result<()> {
+        let vocabularies = &self.inner.vocabularies;
+        for (index, condition) in request.filter.suggested.iter().enumerate() {
+            vocabularies.check_known(
+                &format!("filters.suggested.{index}.vocabulary"),
+                &condition.vocabulary,
+            )?;
+        }
+        for name in &request.facets {
+            vocabularies.check_known("options.facet_vocabularies", name)?;
+        }
+        Ok(())
+    }
+
+    /// The facets asked for, in the server's vocabulary order.
+    fn facet_order(&self, facets: &[String]) -> Vec<String> {
+        self.inner
+            .vocabularies
+            .iter()
+            .filter(|v| facets.contains(&v.name))
+            .map(|v| v.name.clone())
+            .collect()
+    }
+}
+
+/// Files per (vocabulary, label) among `rows` (file id, vocabulary, label),
+/// counting only files in `allowed` when given; labels with files only,
+/// most files first.
+fn count_facets(
+    vocabularies: &[String],
+    rows: Vec<(String, String, String)>,
+    allowed: Option<&HashSet<String>>,
+) -> Vec<Facet> {
+    let mut counts: HashMap<(String, String), u64> = HashMap::new();
+    for (file_id, vocabulary, label) in rows {
+        if allowed.is_none_or(|set| set.contains(&file_id)) {
+            *counts.entry((vocabulary, label)).or_default() += 1;
+        }
+    }
+    vocabularies
+        .iter()
+        .map(|vocabulary| {
+            let mut labels: Vec<(String, u64)> = counts
+                .iter()
+                .filter(|((v, _), _)| v == vocabulary)
+                .map(|((_, label), &count)| (label.clone(), count))
+                .collect();
+            labels.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            Facet {
+                vocabulary: vocabulary.clone(),
+                counts: labels,
+            }
+        })
+        .collect()
 }
 
 /// Decodes an example clip given as bytes, through a temp file.
@@ -534,6 +611,34 @@ fn decode_clip(clip: Vec<u8>) -> Result<Vec<f32>> {
         decode_bytes(clip, &options, |_| {}, |block| samples.extend_from_slice(block))?;
         Ok(samples)
     })
+}
+
+#[cfg(test)]
+mod facet_tests {
+    use super::*;
+
+    #[test]
+    fn facets_count_allowed_files_per_label_in_vocabulary_order() {
+        let row = |f: &str, v: &str, l: &str| (f.to_owned(), v.to_owned(), l.to_owned());
+        let rows = vec![
+            row("a", "genre", "techno"),
+            row("b", "genre", "techno"),
+            row("c", "genre", "house"),
+            row("a", "mood", "dark"),
+            row("d", "genre", "ambient"),
+        ];
+        let vocabularies = ["genre".to_owned(), "mood".to_owned()];
+        let all = count_facets(&vocabularies, rows.clone(), None);
+        assert_eq!(all[0].vocabulary, "genre");
+        assert_eq!(
+            all[0].counts,
+            [("techno".into(), 2), ("ambient".into(), 1), ("house".into(), 1)]
+        );
+        assert_eq!(all[1].counts, [("dark".into(), 1)]);
+        let allowed: HashSet<String> = ["a", "c"].iter().map(|s| s.to_string()).collect();
+        let some = count_facets(&vocabularies, rows, Some(&allowed));
+        assert_eq!(some[0].counts, [("house".into(), 1), ("techno".into(), 1)]);
+    }
 }
 
 #[cfg(test)]

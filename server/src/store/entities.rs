@@ -49,6 +49,10 @@ pub mod file {
         pub silence_ratio: Option<f64>,
         pub bpm: Option<f64>,
         pub bpm_confidence: Option<f64>,
+        pub bpm_half_time: Option<f64>,
+        pub bpm_half_time_score: Option<f64>,
+        pub bpm_double_time: Option<f64>,
+        pub bpm_double_time_score: Option<f64>,
         pub key_pitch_class: Option<i32>,
         pub key_mode: Option<String>,
         pub key_confidence: Option<f64>,
@@ -281,6 +285,47 @@ pub mod audit_event {
         pub method: String,
         pub target: Option<String>,
         pub code: i32,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod file_suggested_tag {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "file_suggested_tags")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub file_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub vocabulary: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub label: String,
+        pub probability: f64,
+        pub model_id: String,
+        /// Empty, `accepted` or `rejected`.
+        pub review: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod file_suggestion_key {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "file_suggestion_keys")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub file_id: String,
+        pub suggestions_key: String,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

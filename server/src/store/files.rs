@@ -9,8 +9,12 @@ use sea_orm::{
     QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 
-use super::entities::{blob, collection, collection_file, embedding, file, file_tag, job, waveform};
+use super::entities::{
+    blob, collection, collection_file, embedding, file, file_suggested_tag, file_suggestion_key, file_tag,
+    job, waveform,
+};
 use super::rows::{file_from_model, job_to_active, new_job};
+use super::suggested_tags::suggested_file_ids;
 use super::{DeletedFile, NewBlob, Store, escape_like, to_i32, to_i64};
 use crate::domain::{
     AudioProperties, Descriptors, FileOrder, FileQuery, FileRecord, FileState, FileUpdate, JobRecord, Page,
@@ -85,6 +89,10 @@ impl Store {
             silence_ratio: Set(None),
             bpm: Set(None),
             bpm_confidence: Set(None),
+            bpm_half_time: Set(None),
+            bpm_half_time_score: Set(None),
+            bpm_double_time: Set(None),
+            bpm_double_time_score: Set(None),
             key_pitch_class: Set(None),
             key_mode: Set(None),
             key_confidence: Set(None),
@@ -115,7 +123,13 @@ impl Store {
             .await?
             .ok_or_else(|| Error::not_found(Entity::File, id))?;
         let tags = self.tags_of(id).await?;
-        file_from_model(model, tags)
+        let mut file = file_from_model(model, tags)?;
+        file.suggested_tags = self
+            .pending_suggestions(std::slice::from_ref(&file.id))
+            .await?
+            .remove(&file.id)
+            .unwrap_or_default();
+        Ok(file)
     }
 
     async fn tags_of(&self, file_id: &str) -> Result<Vec<String>> {
@@ -140,6 +154,9 @@ impl Store {
                         .to_owned(),
                 ),
             );
+        }
+        for condition in &query.suggested {
+            select = select.filter(Expr::col(file::Column::Id).in_subquery(suggested_file_ids(condition)));
         }
         if let Some(state) = query.state {
             select = select.filter(file::Column::State.eq(state.as_str()));
@@ -195,6 +212,7 @@ impl Store {
             .all(&self.db)
             .await?;
         let ids: Vec<String> = models.iter().map(|m| m.id.clone()).collect();
+        let mut suggested = self.pending_suggestions(&ids).await?;
         let tag_rows = file_tag::Entity::find()
             .filter(file_tag::Column::FileId.is_in(ids))
             .order_by(file_tag::Column::Tag, Order::Asc)
@@ -207,7 +225,9 @@ impl Store {
                 .filter(|t| t.file_id == model.id)
                 .map(|t| t.tag.clone())
                 .collect();
-            items.push(file_from_model(model, tags)?);
+            let mut file = file_from_model(model, tags)?;
+            file.suggested_tags = suggested.remove(&file.id).unwrap_or_default();
+            items.push(file);
         }
         let next = query.offset + items.len() as u64;
         Ok(Page {
@@ -292,6 +312,13 @@ impl Store {
             .exec(&txn)
             .await?;
         waveform::Entity::delete_by_id(id.to_owned()).exec(&txn).await?;
+        file_suggested_tag::Entity::delete_many()
+            .filter(file_suggested_tag::Column::FileId.eq(id))
+            .exec(&txn)
+            .await?;
+        file_suggestion_key::Entity::delete_by_id(id.to_owned())
+            .exec(&txn)
+            .await?;
         collection_file::Entity::delete_many()
             .filter(collection_file::Column::FileId.eq(id))
             .exec(&txn)
@@ -359,6 +386,22 @@ impl Store {
                 Expr::value(d.tempo.map_or(0.0, |t| t.confidence)),
             )
             .col_expr(
+                file::Column::BpmHalfTime,
+                Expr::value(d.tempo.and_then(|t| t.half_time()).map(|a| a.bpm)),
+            )
+            .col_expr(
+                file::Column::BpmHalfTimeScore,
+                Expr::value(d.tempo.and_then(|t| t.half_time()).map(|a| a.score)),
+            )
+            .col_expr(
+                file::Column::BpmDoubleTime,
+                Expr::value(d.tempo.and_then(|t| t.double_time()).map(|a| a.bpm)),
+            )
+            .col_expr(
+                file::Column::BpmDoubleTimeScore,
+                Expr::value(d.tempo.and_then(|t| t.double_time()).map(|a| a.score)),
+            )
+            .col_expr(
                 file::Column::KeyPitchClass,
                 Expr::value(d.key.map(|k| i32::from(k.key.pitch_class))),
             )
@@ -407,9 +450,12 @@ impl Store {
             for row in tag_rows {
                 tags.entry(row.file_id).or_default().push(row.tag);
             }
+            let mut suggested = self.pending_suggestions(chunk).await?;
             for model in models {
                 let file_tags = tags.remove(&model.id).unwrap_or_default();
-                files.insert(model.id.clone(), file_from_model(model, file_tags)?);
+                let mut file = file_from_model(model, file_tags)?;
+                file.suggested_tags = suggested.remove(&file.id).unwrap_or_default();
+                files.insert(file.id.clone(), file);
             }
         }
         Ok(files)

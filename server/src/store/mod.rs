@@ -11,6 +11,7 @@ mod files;
 mod filters;
 mod jobs;
 mod rows;
+mod suggested_tags;
 mod totals;
 mod uploads;
 mod usage;

@@ -7,7 +7,7 @@ use super::entities::{file, job, upload};
 use super::{corrupt, parse_json_array, serde_json_array};
 use crate::domain::{
     AudioFormat, AudioProperties, Descriptors, FileRecord, FileState, JobRecord, JobStage, JobState,
-    KeyEstimate, KeyMode, MusicalKey, TempoEstimate, UploadSession,
+    KeyEstimate, KeyMode, MusicalKey, TempoAlternative, TempoEstimate, UploadSession,
 };
 use crate::error::Result;
 
@@ -93,9 +93,19 @@ pub(super) fn file_from_model(model: file::Model, tags: Vec<String>) -> Result<F
         spectral_centroid_hz: model.spectral_centroid_hz,
         zero_crossing_rate_hz: model.zero_crossing_rate.unwrap_or(0.0),
         silence_ratio,
-        tempo: model.bpm.map(|bpm| TempoEstimate {
-            bpm,
-            confidence: model.bpm_confidence.unwrap_or(0.0),
+        tempo: model.bpm.map(|bpm| {
+            let reading = |bpm: Option<f64>, score: Option<f64>| match (bpm, score) {
+                (Some(bpm), Some(score)) => Some(TempoAlternative { bpm, score }),
+                _ => None,
+            };
+            TempoEstimate {
+                bpm,
+                confidence: model.bpm_confidence.unwrap_or(0.0),
+                alternatives: [
+                    reading(model.bpm_half_time, model.bpm_half_time_score),
+                    reading(model.bpm_double_time, model.bpm_double_time_score),
+                ],
+            }
         }),
         key: match (
             model.key_pitch_class,
@@ -123,6 +133,7 @@ pub(super) fn file_from_model(model: file::Model, tags: Vec<String>) -> Result<F
         latest_job_id: model.latest_job_id,
         error: model.error,
         properties,
+        suggested_tags: Vec::new(),
         created_at: model.created_at,
         updated_at: model.updated_at,
     })

@@ -90,6 +90,52 @@ async fn every_filter_returns_exactly_the_qualifying_files(backend: Backend) {
     };
     assert_eq!(ids_for(server, filters).await, in_range);
 
+    // Half- and double-time readings: the drum loop's tempo halved lies in
+    // 50–70 BPM, and only the option lets that range find it.
+    let half_or_double =
+        |bpm: f64, lo: f64, hi: f64| [bpm, bpm / 2.0, bpm * 2.0].iter().any(|b| (lo..=hi).contains(b));
+    let readings_in = |lo: f64, hi: f64| -> BTreeSet<String> {
+        library
+            .files
+            .values()
+            .filter(|f| {
+                f.descriptors
+                    .as_ref()
+                    .and_then(|d| d.bpm)
+                    .is_some_and(|bpm| half_or_double(bpm, lo, hi))
+            })
+            .map(|f| f.file_id.clone())
+            .collect()
+    };
+    let slow = |half_or_double: bool| pb::SearchFilters {
+        min_bpm: Some(50.0),
+        max_bpm: Some(70.0),
+        bpm_half_or_double: half_or_double,
+        ..Default::default()
+    };
+    assert!(readings_in(50.0, 70.0).contains(&library.id("KickDrum_Hard-01.wav")));
+    assert_eq!(ids_for(server, slow(true)).await, readings_in(50.0, 70.0));
+    assert!(
+        !ids_for(server, slow(false))
+            .await
+            .contains(&library.id("KickDrum_Hard-01.wav"))
+    );
+    let drums = library.files["KickDrum_Hard-01.wav"].descriptors.clone().unwrap();
+    let bpm = drums.bpm.unwrap();
+    let readings: Vec<f64> = drums.bpm_alternatives.iter().map(|r| r.bpm).collect();
+    assert_eq!(readings.len(), 2, "{drums:?}");
+    assert!(
+        (readings[0] - bpm / 2.0).abs() <= 0.1 && (readings[1] - bpm * 2.0).abs() <= 0.1,
+        "{drums:?}"
+    );
+    assert!(
+        drums
+            .bpm_alternatives
+            .iter()
+            .all(|r| (0.0..=1.0).contains(&r.score)),
+        "{drums:?}"
+    );
+
     let expected = expected().await;
     let mut cosines: Vec<f64> = expected
         .vectors

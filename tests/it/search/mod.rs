@@ -10,6 +10,7 @@ mod lifecycle;
 mod ranking;
 mod requests;
 mod suggest;
+mod tags;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;

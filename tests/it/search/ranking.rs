@@ -129,6 +129,7 @@ async fn pages_walk_the_same_order(backend: Backend) {
                     page_token: token.clone(),
                     keyword_weight: 0.0,
                     refine: None,
+                    facet_vocabularies: Vec::new(),
                 }),
             })
             .await
@@ -159,6 +160,7 @@ async fn the_keyword_score_lifts_the_file_whose_name_matches(backend: Backend) {
                 page_token: String::new(),
                 keyword_weight: 0.9,
                 refine: None,
+                facet_vocabularies: Vec::new(),
             }),
         })
         .await

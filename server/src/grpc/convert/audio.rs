@@ -8,7 +8,7 @@ use super::{
 };
 use crate::domain::{
     CollectionRecord, CollectionUpdate, FileOrder, FileQuery, FileRecord, FileUpdate, JobQuery, JobRecord,
-    LibraryEvent, Page, PeakLevel, StoredWaveform, UploadHeader, UploadOutcome, UploadSession,
+    LibraryEvent, Page, PeakLevel, StoredWaveform, TagVerdict, UploadHeader, UploadOutcome, UploadSession,
 };
 use crate::error::{Error, Result};
 use crate::validate;
@@ -173,6 +173,7 @@ pub fn file_query(request: pb::ListFilesRequest) -> Result<FileQuery> {
         ascending,
         filename_contains,
         collection_id,
+        suggested,
     } = request;
     let collection_id = match collection_id.trim() {
         "" => None,
@@ -184,6 +185,7 @@ pub fn file_query(request: pb::ListFilesRequest) -> Result<FileQuery> {
         formats: audio_formats(&formats).map_err(|e| e.at("formats"))?,
         filename_contains: Some(filename_contains.trim().to_owned()).filter(|s| !s.is_empty()),
         collection_id,
+        suggested: super::suggested_filters(suggested).map_err(|e| e.at("suggested"))?,
         order: file_order(order_by)?,
         ascending,
         offset: page_offset(&page_token)?,
@@ -202,6 +204,39 @@ pub fn files_page(page: Page<FileRecord>) -> pb::ListFilesResponse {
         next_page_token: page_token(next_offset),
         total_count: total,
     }
+}
+
+/// The suggestion a `ReviewSuggestedTag` decides on: file id, vocabulary,
+/// label and verdict.
+pub fn suggestion_review(
+    request: pb::ReviewSuggestedTagRequest,
+) -> Result<(String, String, String, TagVerdict)> {
+    let pb::ReviewSuggestedTagRequest {
+        file_id,
+        vocabulary,
+        label,
+        verdict,
+    } = request;
+    let file_id = validate::id("file_id", &file_id)?;
+    let vocabulary = vocabulary.trim().to_lowercase();
+    if vocabulary.is_empty() {
+        return Err(Error::invalid_field(
+            "vocabulary",
+            "vocabulary must not be empty, e.g. `genre`",
+        ));
+    }
+    let label = validate::tag(&label).map_err(|e| e.at("label"))?;
+    let verdict = match pb::TagVerdict::try_from(verdict) {
+        Ok(pb::TagVerdict::Accept) => TagVerdict::Accept,
+        Ok(pb::TagVerdict::Reject) => TagVerdict::Reject,
+        Ok(pb::TagVerdict::Unspecified) | Err(_) => {
+            return Err(Error::invalid_field(
+                "verdict",
+                format!("verdict {verdict} is not TAG_VERDICT_ACCEPT or TAG_VERDICT_REJECT"),
+            ));
+        }
+    };
+    Ok((file_id, vocabulary, label, verdict))
 }
 
 /// The file id and the change an `UpdateFile` asks for.

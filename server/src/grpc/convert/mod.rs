@@ -12,9 +12,10 @@ use traum_proto::v1 as pb;
 
 use crate::domain::{
     AudioFormat, AudioProperties, Descriptors, FileRecord, FileState, JobStage, JobState, KeyEstimate,
-    KeyMode, MusicalKey, TempoEstimate,
+    KeyMode, MusicalKey, SuggestedTag, SuggestedTagFilter, TempoAlternative, TempoEstimate,
 };
 use crate::error::{Error, Result};
+use crate::validate;
 
 /// Moves a domain struct into the proto message with the same field names.
 /// The domain struct is destructured, so a new field fails the build until
@@ -128,6 +129,15 @@ pub fn descriptors(d: Descriptors) -> pb::AudioDescriptors {
     } with { tempo, key } => {
         bpm: tempo.map(|TempoEstimate { bpm, .. }| bpm),
         bpm_confidence: tempo.map_or(0.0, |t| t.confidence),
+        bpm_alternatives: tempo
+            .map(|t| {
+                t.alternatives
+                    .into_iter()
+                    .flatten()
+                    .map(|TempoAlternative { bpm, score }| pb::TempoReading { bpm, score })
+                    .collect()
+            })
+            .unwrap_or_default(),
         key: key.map(|KeyEstimate { key, .. }| musical_key(key)),
         key_confidence: key.map_or(0.0, |k| k.confidence),
     })
@@ -146,6 +156,7 @@ pub fn file(record: FileRecord) -> pb::File {
         error,
         properties: props,
         descriptors: analysis,
+        suggested_tags,
         created_at,
         updated_at,
     } = record;
@@ -161,9 +172,34 @@ pub fn file(record: FileRecord) -> pb::File {
         error: error.unwrap_or_default(),
         properties: props.map(properties),
         descriptors: analysis.map(descriptors),
+        suggested_tags: suggested_tags.into_iter().map(suggested_tag).collect(),
         created_at: Some(timestamp(created_at)),
         updated_at: Some(timestamp(updated_at)),
     }
+}
+
+pub fn suggested_tag(tag: SuggestedTag) -> pb::SuggestedTag {
+    let SuggestedTag {
+        vocabulary,
+        label,
+        probability,
+        model_id,
+    } = tag;
+    pb::SuggestedTag {
+        vocabulary,
+        label,
+        probability,
+        model_id,
+    }
+}
+
+/// Conditions on suggested tags, validated; errors name `INDEX.field`.
+pub fn suggested_filters(raw: Vec<pb::SuggestedTagFilter>) -> Result<Vec<SuggestedTagFilter>> {
+    let conditions: Vec<SuggestedTagFilter> = raw
+        .into_iter()
+        .map(|pb::SuggestedTagFilter { vocabulary, labels }| SuggestedTagFilter { vocabulary, labels })
+        .collect();
+    validate::suggested_filters(&conditions)
 }
 
 /// Page tokens are opaque to clients; inside they carry the next offset.

@@ -3,7 +3,7 @@
 use traum_proto::v1 as pb;
 
 use super::{audio_format, audio_formats, musical_key, page_offset, page_size, page_token};
-use crate::domain::{Descriptors, SearchFilter};
+use crate::domain::{Descriptors, Facet, SearchFilter};
 use crate::error::Result;
 use crate::search::{Refinement, SearchPage, SearchRequest, Suggestion, SuggestionSource};
 use crate::validate;
@@ -25,6 +25,7 @@ pub fn request(
         page_token,
         keyword_weight,
         refine,
+        facet_vocabularies,
     } = options.unwrap_or_default();
     let limit = page_size("options.limit", limit, DEFAULT_LIMIT, MAX_LIMIT)?;
     let offset = page_offset(&page_token).map_err(|e| e.at("options"))?;
@@ -48,7 +49,8 @@ pub fn request(
     let filter = filter(filters.unwrap_or_default())
         .and_then(SearchFilter::validated)
         .map_err(|e| e.at("filters"))?;
-    SearchRequest::new(filter, offset, limit, keyword_weight, refine).map_err(|e| e.at("options"))
+    SearchRequest::new(filter, offset, limit, keyword_weight, refine, facet_vocabularies)
+        .map_err(|e| e.at("options"))
 }
 
 fn filter(raw: pb::SearchFilters) -> Result<SearchFilter> {
@@ -64,12 +66,15 @@ fn filter(raw: pb::SearchFilters) -> Result<SearchFilter> {
         formats,
         keywords,
         min_score,
+        suggested,
+        bpm_half_or_double,
     } = raw;
     Ok(SearchFilter {
         min_duration_seconds,
         max_duration_seconds,
         min_bpm,
         max_bpm,
+        bpm_half_or_double,
         keys: keys
             .iter()
             .map(super::musical_key_from)
@@ -81,6 +86,7 @@ fn filter(raw: pb::SearchFilters) -> Result<SearchFilter> {
         formats: audio_formats(&formats).map_err(|e| e.at("formats"))?,
         keywords: Some(keywords),
         min_score,
+        suggested: super::suggested_filters(suggested).map_err(|e| e.at("suggested"))?,
     })
 }
 
@@ -98,6 +104,7 @@ pub fn response(page: SearchPage) -> pb::SearchResponse {
         hits,
         next_offset,
         took,
+        facets,
     } = page;
     pb::SearchResponse {
         hits: hits
@@ -116,6 +123,11 @@ pub fn response(page: SearchPage) -> pb::SearchResponse {
                         file_id: file.id,
                         filename: file.filename,
                         tags: file.tags,
+                        suggested_tags: file
+                            .suggested_tags
+                            .into_iter()
+                            .map(super::suggested_tag)
+                            .collect(),
                     }),
                     score: hit.score,
                     cosine: hit.cosine,
@@ -128,6 +140,16 @@ pub fn response(page: SearchPage) -> pb::SearchResponse {
             .collect(),
         next_page_token: page_token(next_offset),
         took_ms: took.as_secs_f64() * 1000.0,
+        facets: facets
+            .into_iter()
+            .map(|Facet { vocabulary, counts }| pb::Facet {
+                vocabulary,
+                counts: counts
+                    .into_iter()
+                    .map(|(label, files)| pb::FacetCount { label, files })
+                    .collect(),
+            })
+            .collect(),
     }
 }
 

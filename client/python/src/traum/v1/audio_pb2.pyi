@@ -50,6 +50,12 @@ class KeyMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     KEY_MODE_MAJOR: _ClassVar[KeyMode]
     KEY_MODE_MINOR: _ClassVar[KeyMode]
 
+class TagVerdict(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TAG_VERDICT_UNSPECIFIED: _ClassVar[TagVerdict]
+    TAG_VERDICT_ACCEPT: _ClassVar[TagVerdict]
+    TAG_VERDICT_REJECT: _ClassVar[TagVerdict]
+
 class FileOrder(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     FILE_ORDER_UNSPECIFIED: _ClassVar[FileOrder]
@@ -82,6 +88,9 @@ FILE_STATE_FAILED: FileState
 KEY_MODE_UNSPECIFIED: KeyMode
 KEY_MODE_MAJOR: KeyMode
 KEY_MODE_MINOR: KeyMode
+TAG_VERDICT_UNSPECIFIED: TagVerdict
+TAG_VERDICT_ACCEPT: TagVerdict
+TAG_VERDICT_REJECT: TagVerdict
 FILE_ORDER_UNSPECIFIED: FileOrder
 FILE_ORDER_CREATED_AT: FileOrder
 FILE_ORDER_FILENAME: FileOrder
@@ -273,7 +282,7 @@ class MusicalKey(_message.Message):
     def __init__(self, pitch_class: _Optional[int] = ..., mode: _Optional[_Union[KeyMode, str]] = ...) -> None: ...
 
 class AudioDescriptors(_message.Message):
-    __slots__ = ("peak_dbfs", "loudness_lufs", "rms_dbfs", "spectral_centroid_hz", "zero_crossing_rate_hz", "silence_ratio", "bpm", "bpm_confidence", "key", "key_confidence")
+    __slots__ = ("peak_dbfs", "loudness_lufs", "rms_dbfs", "spectral_centroid_hz", "zero_crossing_rate_hz", "silence_ratio", "bpm", "bpm_confidence", "key", "key_confidence", "bpm_alternatives")
     PEAK_DBFS_FIELD_NUMBER: _ClassVar[int]
     LOUDNESS_LUFS_FIELD_NUMBER: _ClassVar[int]
     RMS_DBFS_FIELD_NUMBER: _ClassVar[int]
@@ -284,6 +293,7 @@ class AudioDescriptors(_message.Message):
     BPM_CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
     KEY_CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    BPM_ALTERNATIVES_FIELD_NUMBER: _ClassVar[int]
     peak_dbfs: float
     loudness_lufs: float
     rms_dbfs: float
@@ -294,10 +304,19 @@ class AudioDescriptors(_message.Message):
     bpm_confidence: float
     key: MusicalKey
     key_confidence: float
-    def __init__(self, peak_dbfs: _Optional[float] = ..., loudness_lufs: _Optional[float] = ..., rms_dbfs: _Optional[float] = ..., spectral_centroid_hz: _Optional[float] = ..., zero_crossing_rate_hz: _Optional[float] = ..., silence_ratio: _Optional[float] = ..., bpm: _Optional[float] = ..., bpm_confidence: _Optional[float] = ..., key: _Optional[_Union[MusicalKey, _Mapping]] = ..., key_confidence: _Optional[float] = ...) -> None: ...
+    bpm_alternatives: _containers.RepeatedCompositeFieldContainer[TempoReading]
+    def __init__(self, peak_dbfs: _Optional[float] = ..., loudness_lufs: _Optional[float] = ..., rms_dbfs: _Optional[float] = ..., spectral_centroid_hz: _Optional[float] = ..., zero_crossing_rate_hz: _Optional[float] = ..., silence_ratio: _Optional[float] = ..., bpm: _Optional[float] = ..., bpm_confidence: _Optional[float] = ..., key: _Optional[_Union[MusicalKey, _Mapping]] = ..., key_confidence: _Optional[float] = ..., bpm_alternatives: _Optional[_Iterable[_Union[TempoReading, _Mapping]]] = ...) -> None: ...
+
+class TempoReading(_message.Message):
+    __slots__ = ("bpm", "score")
+    BPM_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    bpm: float
+    score: float
+    def __init__(self, bpm: _Optional[float] = ..., score: _Optional[float] = ...) -> None: ...
 
 class File(_message.Message):
-    __slots__ = ("file_id", "filename", "tags", "format", "size_bytes", "sha256", "state", "latest_job_id", "error", "properties", "created_at", "updated_at", "descriptors")
+    __slots__ = ("file_id", "filename", "tags", "format", "size_bytes", "sha256", "state", "latest_job_id", "error", "properties", "created_at", "updated_at", "descriptors", "suggested_tags")
     FILE_ID_FIELD_NUMBER: _ClassVar[int]
     FILENAME_FIELD_NUMBER: _ClassVar[int]
     TAGS_FIELD_NUMBER: _ClassVar[int]
@@ -311,6 +330,7 @@ class File(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTORS_FIELD_NUMBER: _ClassVar[int]
+    SUGGESTED_TAGS_FIELD_NUMBER: _ClassVar[int]
     file_id: str
     filename: str
     tags: _containers.RepeatedScalarFieldContainer[str]
@@ -324,10 +344,43 @@ class File(_message.Message):
     created_at: _timestamp_pb2.Timestamp
     updated_at: _timestamp_pb2.Timestamp
     descriptors: AudioDescriptors
-    def __init__(self, file_id: _Optional[str] = ..., filename: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., format: _Optional[_Union[AudioFormat, str]] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ..., state: _Optional[_Union[FileState, str]] = ..., latest_job_id: _Optional[str] = ..., error: _Optional[str] = ..., properties: _Optional[_Union[AudioProperties, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., descriptors: _Optional[_Union[AudioDescriptors, _Mapping]] = ...) -> None: ...
+    suggested_tags: _containers.RepeatedCompositeFieldContainer[SuggestedTag]
+    def __init__(self, file_id: _Optional[str] = ..., filename: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., format: _Optional[_Union[AudioFormat, str]] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ..., state: _Optional[_Union[FileState, str]] = ..., latest_job_id: _Optional[str] = ..., error: _Optional[str] = ..., properties: _Optional[_Union[AudioProperties, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., descriptors: _Optional[_Union[AudioDescriptors, _Mapping]] = ..., suggested_tags: _Optional[_Iterable[_Union[SuggestedTag, _Mapping]]] = ...) -> None: ...
+
+class SuggestedTag(_message.Message):
+    __slots__ = ("vocabulary", "label", "probability", "model_id")
+    VOCABULARY_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    PROBABILITY_FIELD_NUMBER: _ClassVar[int]
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    vocabulary: str
+    label: str
+    probability: float
+    model_id: str
+    def __init__(self, vocabulary: _Optional[str] = ..., label: _Optional[str] = ..., probability: _Optional[float] = ..., model_id: _Optional[str] = ...) -> None: ...
+
+class SuggestedTagFilter(_message.Message):
+    __slots__ = ("vocabulary", "labels")
+    VOCABULARY_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    vocabulary: str
+    labels: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, vocabulary: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ReviewSuggestedTagRequest(_message.Message):
+    __slots__ = ("file_id", "vocabulary", "label", "verdict")
+    FILE_ID_FIELD_NUMBER: _ClassVar[int]
+    VOCABULARY_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    VERDICT_FIELD_NUMBER: _ClassVar[int]
+    file_id: str
+    vocabulary: str
+    label: str
+    verdict: TagVerdict
+    def __init__(self, file_id: _Optional[str] = ..., vocabulary: _Optional[str] = ..., label: _Optional[str] = ..., verdict: _Optional[_Union[TagVerdict, str]] = ...) -> None: ...
 
 class ListFilesRequest(_message.Message):
-    __slots__ = ("page_size", "page_token", "tags", "state", "formats", "order_by", "ascending", "filename_contains", "collection_id")
+    __slots__ = ("page_size", "page_token", "tags", "state", "formats", "order_by", "ascending", "filename_contains", "collection_id", "suggested")
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     TAGS_FIELD_NUMBER: _ClassVar[int]
@@ -337,6 +390,7 @@ class ListFilesRequest(_message.Message):
     ASCENDING_FIELD_NUMBER: _ClassVar[int]
     FILENAME_CONTAINS_FIELD_NUMBER: _ClassVar[int]
     COLLECTION_ID_FIELD_NUMBER: _ClassVar[int]
+    SUGGESTED_FIELD_NUMBER: _ClassVar[int]
     page_size: int
     page_token: str
     tags: _containers.RepeatedScalarFieldContainer[str]
@@ -346,7 +400,8 @@ class ListFilesRequest(_message.Message):
     ascending: bool
     filename_contains: str
     collection_id: str
-    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., state: _Optional[_Union[FileState, str]] = ..., formats: _Optional[_Iterable[_Union[AudioFormat, str]]] = ..., order_by: _Optional[_Union[FileOrder, str]] = ..., ascending: _Optional[bool] = ..., filename_contains: _Optional[str] = ..., collection_id: _Optional[str] = ...) -> None: ...
+    suggested: _containers.RepeatedCompositeFieldContainer[SuggestedTagFilter]
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., state: _Optional[_Union[FileState, str]] = ..., formats: _Optional[_Iterable[_Union[AudioFormat, str]]] = ..., order_by: _Optional[_Union[FileOrder, str]] = ..., ascending: _Optional[bool] = ..., filename_contains: _Optional[str] = ..., collection_id: _Optional[str] = ..., suggested: _Optional[_Iterable[_Union[SuggestedTagFilter, _Mapping]]] = ...) -> None: ...
 
 class ListFilesResponse(_message.Message):
     __slots__ = ("files", "next_page_token", "total_count")

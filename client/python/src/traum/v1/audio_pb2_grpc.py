@@ -91,6 +91,11 @@ class AudioServiceStub:
                 request_serializer=traum_dot_v1_dot_audio__pb2.UpdateFileRequest.SerializeToString,
                 response_deserializer=traum_dot_v1_dot_audio__pb2.File.FromString,
                 _registered_method=True)
+        self.ReviewSuggestedTag = channel.unary_unary(
+                '/traum.v1.AudioService/ReviewSuggestedTag',
+                request_serializer=traum_dot_v1_dot_audio__pb2.ReviewSuggestedTagRequest.SerializeToString,
+                response_deserializer=traum_dot_v1_dot_audio__pb2.File.FromString,
+                _registered_method=True)
         self.DeleteFile = channel.unary_unary(
                 '/traum.v1.AudioService/DeleteFile',
                 request_serializer=traum_dot_v1_dot_audio__pb2.DeleteFileRequest.SerializeToString,
@@ -273,7 +278,9 @@ class AudioServiceServicer:
         Errors:
         - INVALID_ARGUMENT: `page_size` is above 1000, `page_token` is not one
         the server gave, a tag is empty or too long, `state`, `formats` or
-        `order_by` hold unknown values, or `collection_id` is not a UUID.
+        `order_by` hold unknown values, `collection_id` is not a UUID, or a
+        `suggested` condition has no label or names a vocabulary the server
+        does not have.
         - NOT_FOUND: `collection_id` names no collection.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -299,6 +306,24 @@ class AudioServiceServicer:
         too long or holds a path separator; a tag is empty, too long, or a file
         would carry more than 64.
         - NOT_FOUND: no file has that id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReviewSuggestedTag(self, request, context):
+        """Accepts a zero-shot suggestion (its label becomes an ordinary tag of the
+        file) or rejects it (it is never suggested for that file again, even
+        after a model or vocabulary change). Deciding again is allowed; the last
+        verdict holds, and a tag added by accepting stays until removed with
+        `UpdateFile`. Returns the file with its remaining pending suggestions.
+
+        Errors:
+        - INVALID_ARGUMENT: `file_id` is not a UUID, `vocabulary` or `label` is
+        empty, or `verdict` is UNSPECIFIED.
+        - NOT_FOUND: no file has that id, or the file has no suggestion of that
+        label in that vocabulary.
+        - FAILED_PRECONDITION: accepting would give the file more than 64 tags.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -485,6 +510,11 @@ def add_AudioServiceServicer_to_server(servicer, server):
             'UpdateFile': grpc.unary_unary_rpc_method_handler(
                     servicer.UpdateFile,
                     request_deserializer=traum_dot_v1_dot_audio__pb2.UpdateFileRequest.FromString,
+                    response_serializer=traum_dot_v1_dot_audio__pb2.File.SerializeToString,
+            ),
+            'ReviewSuggestedTag': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReviewSuggestedTag,
+                    request_deserializer=traum_dot_v1_dot_audio__pb2.ReviewSuggestedTagRequest.FromString,
                     response_serializer=traum_dot_v1_dot_audio__pb2.File.SerializeToString,
             ),
             'DeleteFile': grpc.unary_unary_rpc_method_handler(
@@ -836,6 +866,33 @@ class AudioService:
             target,
             '/traum.v1.AudioService/UpdateFile',
             traum_dot_v1_dot_audio__pb2.UpdateFileRequest.SerializeToString,
+            traum_dot_v1_dot_audio__pb2.File.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReviewSuggestedTag(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/traum.v1.AudioService/ReviewSuggestedTag',
+            traum_dot_v1_dot_audio__pb2.ReviewSuggestedTagRequest.SerializeToString,
             traum_dot_v1_dot_audio__pb2.File.FromString,
             options,
             channel_credentials,

@@ -25,43 +25,47 @@ _sym_db = _symbol_database.Default()
 from traum.v1 import audio_pb2 as traum_dot_v1_dot_audio__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15traum/v1/search.proto\x12\x08traum.v1\x1a\x14traum/v1/audio.proto\"\x86\x03\n\rSearchFilters\x12!\n\x14min_duration_seconds\x18\x01 \x01(\x01H\x00\x88\x01\x01\x12!\n\x14max_duration_seconds\x18\x02 \x01(\x01H\x01\x88\x01\x01\x12\x14\n\x07min_bpm\x18\x03 \x01(\x01H\x02\x88\x01\x01\x12\x14\n\x07max_bpm\x18\x04 \x01(\x01H\x03\x88\x01\x01\x12\"\n\x04keys\x18\x05 \x03(\x0b\x32\x14.traum.v1.MusicalKey\x12\x10\n\x08tags_all\x18\x06 \x03(\t\x12\x10\n\x08tags_any\x18\x07 \x03(\t\x12\x11\n\ttags_none\x18\x08 \x03(\t\x12&\n\x07\x66ormats\x18\t \x03(\x0e\x32\x15.traum.v1.AudioFormat\x12\x10\n\x08keywords\x18\n \x01(\t\x12\x16\n\tmin_score\x18\x0b \x01(\x01H\x04\x88\x01\x01\x42\x17\n\x15_min_duration_secondsB\x17\n\x15_max_duration_secondsB\n\n\x08_min_bpmB\n\n\x08_max_bpmB\x0c\n\n_min_score\"p\n\rSearchOptions\x12\r\n\x05limit\x18\x01 \x01(\r\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x16\n\x0ekeyword_weight\x18\x03 \x01(\x01\x12$\n\x06refine\x18\x04 \x01(\x0b\x32\x14.traum.v1.Refinement\"9\n\nRefinement\x12\x15\n\rgood_file_ids\x18\x01 \x03(\t\x12\x14\n\x0c\x62\x61\x64_file_ids\x18\x02 \x03(\t\"x\n\x13SearchByTextRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12(\n\x07\x66ilters\x18\x02 \x01(\x0b\x32\x17.traum.v1.SearchFilters\x12(\n\x07options\x18\x03 \x01(\x0b\x32\x17.traum.v1.SearchOptions\"i\n\x13SearchByAudioHeader\x12(\n\x07\x66ilters\x18\x01 \x01(\x0b\x32\x17.traum.v1.SearchFilters\x12(\n\x07options\x18\x02 \x01(\x0b\x32\x17.traum.v1.SearchOptions\"c\n\x14SearchByAudioRequest\x12/\n\x06header\x18\x01 \x01(\x0b\x32\x1d.traum.v1.SearchByAudioHeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\t\n\x07payload\"}\n\x18SearchByAudioClipRequest\x12\r\n\x05\x61udio\x18\x01 \x01(\x0c\x12(\n\x07\x66ilters\x18\x02 \x01(\x0b\x32\x17.traum.v1.SearchFilters\x12(\n\x07options\x18\x03 \x01(\x0b\x32\x17.traum.v1.SearchOptions\"\xd3\x01\n\x14SearchSimilarRequest\x12\x0f\n\x07\x66ile_id\x18\x01 \x01(\t\x12\x1a\n\rstart_seconds\x18\x02 \x01(\x01H\x00\x88\x01\x01\x12\x18\n\x0b\x65nd_seconds\x18\x03 \x01(\x01H\x01\x88\x01\x01\x12(\n\x07\x66ilters\x18\x04 \x01(\x0b\x32\x17.traum.v1.SearchFilters\x12(\n\x07options\x18\x05 \x01(\x0b\x32\x17.traum.v1.SearchOptionsB\x10\n\x0e_start_secondsB\x0e\n\x0c_end_seconds\"\xbc\x01\n\x0b\x46ileSummary\x12\x0f\n\x07\x66ile_id\x18\x01 \x01(\t\x12\x10\n\x08\x66ilename\x18\x02 \x01(\t\x12\x18\n\x10\x64uration_seconds\x18\x03 \x01(\x01\x12\x10\n\x03\x62pm\x18\x04 \x01(\x01H\x00\x88\x01\x01\x12!\n\x03key\x18\x05 \x01(\x0b\x32\x14.traum.v1.MusicalKey\x12\x0c\n\x04tags\x18\x06 \x03(\t\x12%\n\x06\x66ormat\x18\x07 \x01(\x0e\x32\x15.traum.v1.AudioFormatB\x06\n\x04_bpm\"\xc0\x01\n\tSearchHit\x12#\n\x04\x66ile\x18\x01 \x01(\x0b\x32\x15.traum.v1.FileSummary\x12\r\n\x05score\x18\x02 \x01(\x01\x12\x0e\n\x06\x63osine\x18\x03 \x01(\x01\x12\x1d\n\x15segment_start_seconds\x18\x04 \x01(\x01\x12\x1b\n\x13segment_end_seconds\x18\x05 \x01(\x01\x12\x15\n\rwindow_scores\x18\x06 \x03(\x02\x12\x1c\n\x14window_start_seconds\x18\x07 \x03(\x02\"]\n\x0eSearchResponse\x12!\n\x04hits\x18\x01 \x03(\x0b\x32\x13.traum.v1.SearchHit\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x0f\n\x07took_ms\x18\x03 \x01(\x01\"/\n\x0eSuggestRequest\x12\x0e\n\x06prefix\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\r\"U\n\nSuggestion\x12\x0c\n\x04text\x18\x01 \x01(\t\x12*\n\x06source\x18\x02 \x01(\x0e\x32\x1a.traum.v1.SuggestionSource\x12\r\n\x05\x63ount\x18\x03 \x01(\x04\"<\n\x0fSuggestResponse\x12)\n\x0bsuggestions\x18\x01 \x03(\x0b\x32\x14.traum.v1.Suggestion*\x8d\x01\n\x10SuggestionSource\x12!\n\x1dSUGGESTION_SOURCE_UNSPECIFIED\x10\x00\x12\x19\n\x15SUGGESTION_SOURCE_TAG\x10\x01\x12\x1e\n\x1aSUGGESTION_SOURCE_FILENAME\x10\x02\x12\x1b\n\x17SUGGESTION_SOURCE_QUERY\x10\x03\x32\x83\x03\n\rSearchService\x12G\n\x0cSearchByText\x12\x1d.traum.v1.SearchByTextRequest\x1a\x18.traum.v1.SearchResponse\x12K\n\rSearchByAudio\x12\x1e.traum.v1.SearchByAudioRequest\x1a\x18.traum.v1.SearchResponse(\x01\x12Q\n\x11SearchByAudioClip\x12\".traum.v1.SearchByAudioClipRequest\x1a\x18.traum.v1.SearchResponse\x12I\n\rSearchSimilar\x12\x1e.traum.v1.SearchSimilarRequest\x1a\x18.traum.v1.SearchResponse\x12>\n\x07Suggest\x12\x18.traum.v1.SuggestRequest\x1a\x19.traum.v1.SuggestResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15traum/v1/search.proto\x12\x08traum.v1\x1a\x14traum/v1/audio.proto\"\xd3\x03\n\rSearchFilters\x12!\n\x14min_duration_seconds\x18\x01 \x01(\x01H\x00\x88\x01\x01\x12!\n\x14max_duration_seconds\x18\x02 \x01(\x01H\x01\x88\x01\x01\x12\x14\n\x07min_bpm\x18\x03 \x01(\x01H\x02\x88\x01\x01\x12\x14\n\x07max_bpm\x18\x04 \x01(\x01H\x03\x88\x01\x01\x12\"\n\x04keys\x18\x05 \x03(\x0b\x32\x14.traum.v1.MusicalKey\x12\x10\n\x08tags_all\x18\x06 \x03(\t\x12\x10\n\x08tags_any\x18\x07 \x03(\t\x12\x11\n\ttags_none\x18\x08 \x03(\t\x12&\n\x07\x66ormats\x18\t \x03(\x0e\x32\x15.traum.v1.AudioFormat\x12\x10\n\x08keywords\x18\n \x01(\t\x12\x16\n\tmin_score\x18\x0b \x01(\x01H\x04\x88\x01\x01\x12/\n\tsuggested\x18\x0c \x03(\x0b\x32\x1c.traum.v1.SuggestedTagFilter\x12\x1a\n\x12\x62pm_half_or_double\x18\r \x01(\x08\x42\x17\n\x15_min_duration_secondsB\x17\n\x15_max_duration_secondsB\n\n\x08_min_bpmB\n\n\x08_max_bpmB\x0c\n\n_min_score\"\x8c\x01\n\rSearchOptions\x12\r\n\x05limit\x18\x01 \x01(\r\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x16\n\x0ekeyword_weight\x18\x03 \x01(\x01\x12$\n\x06refine\x18\x04 \x01(\x0b\x32\x14.traum.v1.Refinement\x12\x1a\n\x12\x66\x61\x63\x65t_vocabularies\x18\x05 \x03(\t\"9\n\nRefinement\x12\x15\n\rgood_file_ids\x18\x01 \x03(\t\x12\x14\n\x0c\x62\x61\x64_file_ids\x18\x02 \x03(\t\"x\n\x13SearchByTextRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12(\n\x07\x66ilters\x18\x02 \x01(\x0b\x32\x17.traum.v1.SearchFilters\x12(\n\x07options\x18\x03 \x01(\x0b\x32\x17.traum.v1.SearchOptions\"i\n\x13SearchByAudioHeader\x12(\n\x07\x66ilters\x18\x01 \x01(\x0b\x32\x17.traum.v1.SearchFilters\x12(\n\x07options\x18\x02 \x01(\x0b\x32\x17.traum.v1.SearchOptions\"c\n\x14SearchByAudioRequest\x12/\n\x06header\x18\x01 \x01(\x0b\x32\x1d.traum.v1.SearchByAudioHeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\t\n\x07payload\"}\n\x18SearchByAudioClipRequest\x12\r\n\x05\x61udio\x18\x01 \x01(\x0c\x12(\n\x07\x66ilters\x18\x02 \x01(\x0b\x32\x17.traum.v1.SearchFilters\x12(\n\x07options\x18\x03 \x01(\x0b\x32\x17.traum.v1.SearchOptions\"\xd3\x01\n\x14SearchSimilarRequest\x12\x0f\n\x07\x66ile_id\x18\x01 \x01(\t\x12\x1a\n\rstart_seconds\x18\x02 \x01(\x01H\x00\x88\x01\x01\x12\x18\n\x0b\x65nd_seconds\x18\x03 \x01(\x01H\x01\x88\x01\x01\x12(\n\x07\x66ilters\x18\x04 \x01(\x0b\x32\x17.traum.v1.SearchFilters\x12(\n\x07options\x18\x05 \x01(\x0b\x32\x17.traum.v1.SearchOptionsB\x10\n\x0e_start_secondsB\x0e\n\x0c_end_seconds\"\xec\x01\n\x0b\x46ileSummary\x12\x0f\n\x07\x66ile_id\x18\x01 \x01(\t\x12\x10\n\x08\x66ilename\x18\x02 \x01(\t\x12\x18\n\x10\x64uration_seconds\x18\x03 \x01(\x01\x12\x10\n\x03\x62pm\x18\x04 \x01(\x01H\x00\x88\x01\x01\x12!\n\x03key\x18\x05 \x01(\x0b\x32\x14.traum.v1.MusicalKey\x12\x0c\n\x04tags\x18\x06 \x03(\t\x12%\n\x06\x66ormat\x18\x07 \x01(\x0e\x32\x15.traum.v1.AudioFormat\x12.\n\x0esuggested_tags\x18\x08 \x03(\x0b\x32\x16.traum.v1.SuggestedTagB\x06\n\x04_bpm\"\xc0\x01\n\tSearchHit\x12#\n\x04\x66ile\x18\x01 \x01(\x0b\x32\x15.traum.v1.FileSummary\x12\r\n\x05score\x18\x02 \x01(\x01\x12\x0e\n\x06\x63osine\x18\x03 \x01(\x01\x12\x1d\n\x15segment_start_seconds\x18\x04 \x01(\x01\x12\x1b\n\x13segment_end_seconds\x18\x05 \x01(\x01\x12\x15\n\rwindow_scores\x18\x06 \x03(\x02\x12\x1c\n\x14window_start_seconds\x18\x07 \x03(\x02\"~\n\x0eSearchResponse\x12!\n\x04hits\x18\x01 \x03(\x0b\x32\x13.traum.v1.SearchHit\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x0f\n\x07took_ms\x18\x03 \x01(\x01\x12\x1f\n\x06\x66\x61\x63\x65ts\x18\x04 \x03(\x0b\x32\x0f.traum.v1.Facet\"A\n\x05\x46\x61\x63\x65t\x12\x12\n\nvocabulary\x18\x01 \x01(\t\x12$\n\x06\x63ounts\x18\x02 \x03(\x0b\x32\x14.traum.v1.FacetCount\"*\n\nFacetCount\x12\r\n\x05label\x18\x01 \x01(\t\x12\r\n\x05\x66iles\x18\x02 \x01(\x04\"/\n\x0eSuggestRequest\x12\x0e\n\x06prefix\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\r\"U\n\nSuggestion\x12\x0c\n\x04text\x18\x01 \x01(\t\x12*\n\x06source\x18\x02 \x01(\x0e\x32\x1a.traum.v1.SuggestionSource\x12\r\n\x05\x63ount\x18\x03 \x01(\x04\"<\n\x0fSuggestResponse\x12)\n\x0bsuggestions\x18\x01 \x03(\x0b\x32\x14.traum.v1.Suggestion*\x8d\x01\n\x10SuggestionSource\x12!\n\x1dSUGGESTION_SOURCE_UNSPECIFIED\x10\x00\x12\x19\n\x15SUGGESTION_SOURCE_TAG\x10\x01\x12\x1e\n\x1aSUGGESTION_SOURCE_FILENAME\x10\x02\x12\x1b\n\x17SUGGESTION_SOURCE_QUERY\x10\x03\x32\x83\x03\n\rSearchService\x12G\n\x0cSearchByText\x12\x1d.traum.v1.SearchByTextRequest\x1a\x18.traum.v1.SearchResponse\x12K\n\rSearchByAudio\x12\x1e.traum.v1.SearchByAudioRequest\x1a\x18.traum.v1.SearchResponse(\x01\x12Q\n\x11SearchByAudioClip\x12\".traum.v1.SearchByAudioClipRequest\x1a\x18.traum.v1.SearchResponse\x12I\n\rSearchSimilar\x12\x1e.traum.v1.SearchSimilarRequest\x1a\x18.traum.v1.SearchResponse\x12>\n\x07Suggest\x12\x18.traum.v1.SuggestRequest\x1a\x19.traum.v1.SuggestResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'traum.v1.search_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SUGGESTIONSOURCE']._serialized_start=1974
-  _globals['_SUGGESTIONSOURCE']._serialized_end=2115
+  _globals['_SUGGESTIONSOURCE']._serialized_start=2272
+  _globals['_SUGGESTIONSOURCE']._serialized_end=2413
   _globals['_SEARCHFILTERS']._serialized_start=58
-  _globals['_SEARCHFILTERS']._serialized_end=448
-  _globals['_SEARCHOPTIONS']._serialized_start=450
-  _globals['_SEARCHOPTIONS']._serialized_end=562
-  _globals['_REFINEMENT']._serialized_start=564
-  _globals['_REFINEMENT']._serialized_end=621
-  _globals['_SEARCHBYTEXTREQUEST']._serialized_start=623
-  _globals['_SEARCHBYTEXTREQUEST']._serialized_end=743
-  _globals['_SEARCHBYAUDIOHEADER']._serialized_start=745
-  _globals['_SEARCHBYAUDIOHEADER']._serialized_end=850
-  _globals['_SEARCHBYAUDIOREQUEST']._serialized_start=852
-  _globals['_SEARCHBYAUDIOREQUEST']._serialized_end=951
-  _globals['_SEARCHBYAUDIOCLIPREQUEST']._serialized_start=953
-  _globals['_SEARCHBYAUDIOCLIPREQUEST']._serialized_end=1078
-  _globals['_SEARCHSIMILARREQUEST']._serialized_start=1081
-  _globals['_SEARCHSIMILARREQUEST']._serialized_end=1292
-  _globals['_FILESUMMARY']._serialized_start=1295
-  _globals['_FILESUMMARY']._serialized_end=1483
-  _globals['_SEARCHHIT']._serialized_start=1486
-  _globals['_SEARCHHIT']._serialized_end=1678
-  _globals['_SEARCHRESPONSE']._serialized_start=1680
-  _globals['_SEARCHRESPONSE']._serialized_end=1773
-  _globals['_SUGGESTREQUEST']._serialized_start=1775
-  _globals['_SUGGESTREQUEST']._serialized_end=1822
-  _globals['_SUGGESTION']._serialized_start=1824
-  _globals['_SUGGESTION']._serialized_end=1909
-  _globals['_SUGGESTRESPONSE']._serialized_start=1911
-  _globals['_SUGGESTRESPONSE']._serialized_end=1971
-  _globals['_SEARCHSERVICE']._serialized_start=2118
-  _globals['_SEARCHSERVICE']._serialized_end=2505
+  _globals['_SEARCHFILTERS']._serialized_end=525
+  _globals['_SEARCHOPTIONS']._serialized_start=528
+  _globals['_SEARCHOPTIONS']._serialized_end=668
+  _globals['_REFINEMENT']._serialized_start=670
+  _globals['_REFINEMENT']._serialized_end=727
+  _globals['_SEARCHBYTEXTREQUEST']._serialized_start=729
+  _globals['_SEARCHBYTEXTREQUEST']._serialized_end=849
+  _globals['_SEARCHBYAUDIOHEADER']._serialized_start=851
+  _globals['_SEARCHBYAUDIOHEADER']._serialized_end=956
+  _globals['_SEARCHBYAUDIOREQUEST']._serialized_start=958
+  _globals['_SEARCHBYAUDIOREQUEST']._serialized_end=1057
+  _globals['_SEARCHBYAUDIOCLIPREQUEST']._serialized_start=1059
+  _globals['_SEARCHBYAUDIOCLIPREQUEST']._serialized_end=1184
+  _globals['_SEARCHSIMILARREQUEST']._serialized_start=1187
+  _globals['_SEARCHSIMILARREQUEST']._serialized_end=1398
+  _globals['_FILESUMMARY']._serialized_start=1401
+  _globals['_FILESUMMARY']._serialized_end=1637
+  _globals['_SEARCHHIT']._serialized_start=1640
+  _globals['_SEARCHHIT']._serialized_end=1832
+  _globals['_SEARCHRESPONSE']._serialized_start=1834
+  _globals['_SEARCHRESPONSE']._serialized_end=1960
+  _globals['_FACET']._serialized_start=1962
+  _globals['_FACET']._serialized_end=2027
+  _globals['_FACETCOUNT']._serialized_start=2029
+  _globals['_FACETCOUNT']._serialized_end=2071
+  _globals['_SUGGESTREQUEST']._serialized_start=2073
+  _globals['_SUGGESTREQUEST']._serialized_end=2120
+  _globals['_SUGGESTION']._serialized_start=2122
+  _globals['_SUGGESTION']._serialized_end=2207
+  _globals['_SUGGESTRESPONSE']._serialized_start=2209
+  _globals['_SUGGESTRESPONSE']._serialized_end=2269
+  _globals['_SEARCHSERVICE']._serialized_start=2416
+  _globals['_SEARCHSERVICE']._serialized_end=2803
 # @@protoc_insertion_point(module_scope)

@@ -20,7 +20,7 @@ SUGGESTION_SOURCE_FILENAME: SuggestionSource
 SUGGESTION_SOURCE_QUERY: SuggestionSource
 
 class SearchFilters(_message.Message):
-    __slots__ = ("min_duration_seconds", "max_duration_seconds", "min_bpm", "max_bpm", "keys", "tags_all", "tags_any", "tags_none", "formats", "keywords", "min_score")
+    __slots__ = ("min_duration_seconds", "max_duration_seconds", "min_bpm", "max_bpm", "keys", "tags_all", "tags_any", "tags_none", "formats", "keywords", "min_score", "suggested", "bpm_half_or_double")
     MIN_DURATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
     MAX_DURATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
     MIN_BPM_FIELD_NUMBER: _ClassVar[int]
@@ -32,6 +32,8 @@ class SearchFilters(_message.Message):
     FORMATS_FIELD_NUMBER: _ClassVar[int]
     KEYWORDS_FIELD_NUMBER: _ClassVar[int]
     MIN_SCORE_FIELD_NUMBER: _ClassVar[int]
+    SUGGESTED_FIELD_NUMBER: _ClassVar[int]
+    BPM_HALF_OR_DOUBLE_FIELD_NUMBER: _ClassVar[int]
     min_duration_seconds: float
     max_duration_seconds: float
     min_bpm: float
@@ -43,19 +45,23 @@ class SearchFilters(_message.Message):
     formats: _containers.RepeatedScalarFieldContainer[_audio_pb2.AudioFormat]
     keywords: str
     min_score: float
-    def __init__(self, min_duration_seconds: _Optional[float] = ..., max_duration_seconds: _Optional[float] = ..., min_bpm: _Optional[float] = ..., max_bpm: _Optional[float] = ..., keys: _Optional[_Iterable[_Union[_audio_pb2.MusicalKey, _Mapping]]] = ..., tags_all: _Optional[_Iterable[str]] = ..., tags_any: _Optional[_Iterable[str]] = ..., tags_none: _Optional[_Iterable[str]] = ..., formats: _Optional[_Iterable[_Union[_audio_pb2.AudioFormat, str]]] = ..., keywords: _Optional[str] = ..., min_score: _Optional[float] = ...) -> None: ...
+    suggested: _containers.RepeatedCompositeFieldContainer[_audio_pb2.SuggestedTagFilter]
+    bpm_half_or_double: bool
+    def __init__(self, min_duration_seconds: _Optional[float] = ..., max_duration_seconds: _Optional[float] = ..., min_bpm: _Optional[float] = ..., max_bpm: _Optional[float] = ..., keys: _Optional[_Iterable[_Union[_audio_pb2.MusicalKey, _Mapping]]] = ..., tags_all: _Optional[_Iterable[str]] = ..., tags_any: _Optional[_Iterable[str]] = ..., tags_none: _Optional[_Iterable[str]] = ..., formats: _Optional[_Iterable[_Union[_audio_pb2.AudioFormat, str]]] = ..., keywords: _Optional[str] = ..., min_score: _Optional[float] = ..., suggested: _Optional[_Iterable[_Union[_audio_pb2.SuggestedTagFilter, _Mapping]]] = ..., bpm_half_or_double: _Optional[bool] = ...) -> None: ...
 
 class SearchOptions(_message.Message):
-    __slots__ = ("limit", "page_token", "keyword_weight", "refine")
+    __slots__ = ("limit", "page_token", "keyword_weight", "refine", "facet_vocabularies")
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     KEYWORD_WEIGHT_FIELD_NUMBER: _ClassVar[int]
     REFINE_FIELD_NUMBER: _ClassVar[int]
+    FACET_VOCABULARIES_FIELD_NUMBER: _ClassVar[int]
     limit: int
     page_token: str
     keyword_weight: float
     refine: Refinement
-    def __init__(self, limit: _Optional[int] = ..., page_token: _Optional[str] = ..., keyword_weight: _Optional[float] = ..., refine: _Optional[_Union[Refinement, _Mapping]] = ...) -> None: ...
+    facet_vocabularies: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, limit: _Optional[int] = ..., page_token: _Optional[str] = ..., keyword_weight: _Optional[float] = ..., refine: _Optional[_Union[Refinement, _Mapping]] = ..., facet_vocabularies: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Refinement(_message.Message):
     __slots__ = ("good_file_ids", "bad_file_ids")
@@ -116,7 +122,7 @@ class SearchSimilarRequest(_message.Message):
     def __init__(self, file_id: _Optional[str] = ..., start_seconds: _Optional[float] = ..., end_seconds: _Optional[float] = ..., filters: _Optional[_Union[SearchFilters, _Mapping]] = ..., options: _Optional[_Union[SearchOptions, _Mapping]] = ...) -> None: ...
 
 class FileSummary(_message.Message):
-    __slots__ = ("file_id", "filename", "duration_seconds", "bpm", "key", "tags", "format")
+    __slots__ = ("file_id", "filename", "duration_seconds", "bpm", "key", "tags", "format", "suggested_tags")
     FILE_ID_FIELD_NUMBER: _ClassVar[int]
     FILENAME_FIELD_NUMBER: _ClassVar[int]
     DURATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
@@ -124,6 +130,7 @@ class FileSummary(_message.Message):
     KEY_FIELD_NUMBER: _ClassVar[int]
     TAGS_FIELD_NUMBER: _ClassVar[int]
     FORMAT_FIELD_NUMBER: _ClassVar[int]
+    SUGGESTED_TAGS_FIELD_NUMBER: _ClassVar[int]
     file_id: str
     filename: str
     duration_seconds: float
@@ -131,7 +138,8 @@ class FileSummary(_message.Message):
     key: _audio_pb2.MusicalKey
     tags: _containers.RepeatedScalarFieldContainer[str]
     format: _audio_pb2.AudioFormat
-    def __init__(self, file_id: _Optional[str] = ..., filename: _Optional[str] = ..., duration_seconds: _Optional[float] = ..., bpm: _Optional[float] = ..., key: _Optional[_Union[_audio_pb2.MusicalKey, _Mapping]] = ..., tags: _Optional[_Iterable[str]] = ..., format: _Optional[_Union[_audio_pb2.AudioFormat, str]] = ...) -> None: ...
+    suggested_tags: _containers.RepeatedCompositeFieldContainer[_audio_pb2.SuggestedTag]
+    def __init__(self, file_id: _Optional[str] = ..., filename: _Optional[str] = ..., duration_seconds: _Optional[float] = ..., bpm: _Optional[float] = ..., key: _Optional[_Union[_audio_pb2.MusicalKey, _Mapping]] = ..., tags: _Optional[_Iterable[str]] = ..., format: _Optional[_Union[_audio_pb2.AudioFormat, str]] = ..., suggested_tags: _Optional[_Iterable[_Union[_audio_pb2.SuggestedTag, _Mapping]]] = ...) -> None: ...
 
 class SearchHit(_message.Message):
     __slots__ = ("file", "score", "cosine", "segment_start_seconds", "segment_end_seconds", "window_scores", "window_start_seconds")
@@ -152,14 +160,32 @@ class SearchHit(_message.Message):
     def __init__(self, file: _Optional[_Union[FileSummary, _Mapping]] = ..., score: _Optional[float] = ..., cosine: _Optional[float] = ..., segment_start_seconds: _Optional[float] = ..., segment_end_seconds: _Optional[float] = ..., window_scores: _Optional[_Iterable[float]] = ..., window_start_seconds: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class SearchResponse(_message.Message):
-    __slots__ = ("hits", "next_page_token", "took_ms")
+    __slots__ = ("hits", "next_page_token", "took_ms", "facets")
     HITS_FIELD_NUMBER: _ClassVar[int]
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     TOOK_MS_FIELD_NUMBER: _ClassVar[int]
+    FACETS_FIELD_NUMBER: _ClassVar[int]
     hits: _containers.RepeatedCompositeFieldContainer[SearchHit]
     next_page_token: str
     took_ms: float
-    def __init__(self, hits: _Optional[_Iterable[_Union[SearchHit, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., took_ms: _Optional[float] = ...) -> None: ...
+    facets: _containers.RepeatedCompositeFieldContainer[Facet]
+    def __init__(self, hits: _Optional[_Iterable[_Union[SearchHit, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., took_ms: _Optional[float] = ..., facets: _Optional[_Iterable[_Union[Facet, _Mapping]]] = ...) -> None: ...
+
+class Facet(_message.Message):
+    __slots__ = ("vocabulary", "counts")
+    VOCABULARY_FIELD_NUMBER: _ClassVar[int]
+    COUNTS_FIELD_NUMBER: _ClassVar[int]
+    vocabulary: str
+    counts: _containers.RepeatedCompositeFieldContainer[FacetCount]
+    def __init__(self, vocabulary: _Optional[str] = ..., counts: _Optional[_Iterable[_Union[FacetCount, _Mapping]]] = ...) -> None: ...
+
+class FacetCount(_message.Message):
+    __slots__ = ("label", "files")
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    FILES_FIELD_NUMBER: _ClassVar[int]
+    label: str
+    files: int
+    def __init__(self, label: _Optional[str] = ..., files: _Optional[int] = ...) -> None: ...
 
 class SuggestRequest(_message.Message):
     __slots__ = ("prefix", "limit")

@@ -78,7 +78,9 @@ class SearchServiceServicer:
         Errors:
         - INVALID_ARGUMENT: `query` is empty or longer than the limit; a filter
         is out of range (negative or min above max, `min_score` outside −1..1,
-        an empty tag, an unknown key or format); `options.limit` is above 200;
+        an empty tag, an unknown key or format, a `suggested` condition without
+        a label or on a vocabulary the server does not have); `options.limit`
+        is above 200; `options.facet_vocabularies` names an unknown vocabulary;
         `options.keyword_weight` is outside 0..1; `options.refine` lists a
         malformed id, more than 100 files, or a file both good and bad. Details
         name the field, e.g. `filters.min_bpm`.

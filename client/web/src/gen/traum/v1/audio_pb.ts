@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file traum/v1/audio.proto.
  */
 export const file_traum_v1_audio: GenFile = /*@__PURE__*/
-  fileDesc("ChR0cmF1bS92MS9hdWRpby5wcm90bxIIdHJhdW0udjEikgEKDFVwbG9hZEhlYWRlchIQCghmaWxlbmFtZRgBIAEoCRIMCgR0YWdzGAIgAygJEhcKCnNpemVfYnl0ZXMYAyABKARIAIgBARITCgZzaGEyNTYYBCABKAlIAYgBARIaChJhbHdheXNfY3JlYXRlX2ZpbGUYBSABKAhCDQoLX3NpemVfYnl0ZXNCCQoHX3NoYTI1NiJaChJVcGxvYWRBdWRpb1JlcXVlc3QSKAoGaGVhZGVyGAEgASgLMhYudHJhdW0udjEuVXBsb2FkSGVhZGVySAASDwoFY2h1bmsYAiABKAxIAEIJCgdwYXlsb2FkIo0BCgxVcGxvYWRSZXN1bHQSDwoHZmlsZV9pZBgBIAEoCRIOCgZqb2JfaWQYAiABKAkSEQoJZHVwbGljYXRlGAMgASgIEhIKCnNpemVfYnl0ZXMYBCABKAQSDgoGc2hhMjU2GAUgASgJEiUKBmZvcm1hdBgGIAEoDjIVLnRyYXVtLnYxLkF1ZGlvRm9ybWF0IjwKElN0YXJ0VXBsb2FkUmVxdWVzdBImCgZoZWFkZXIYASABKAsyFi50cmF1bS52MS5VcGxvYWRIZWFkZXIiSAoVUHV0VXBsb2FkQ2h1bmtSZXF1ZXN0EhEKCXVwbG9hZF9pZBgBIAEoCRIOCgZvZmZzZXQYAiABKAQSDAoEZGF0YRgDIAEoDCIlChBHZXRVcGxvYWRSZXF1ZXN0EhEKCXVwbG9hZF9pZBgBIAEoCSIoChNGaW5pc2hVcGxvYWRSZXF1ZXN0EhEKCXVwbG9hZF9pZBgBIAEoCSLLAQoNVXBsb2FkU2Vzc2lvbhIRCgl1cGxvYWRfaWQYASABKAkSEAoIZmlsZW5hbWUYAiABKAkSDAoEdGFncxgDIAMoCRIWCg5yZWNlaXZlZF9ieXRlcxgEIAEoBBIXCgpzaXplX2J5dGVzGAUgASgESACIAQESFwoPbWF4X2NodW5rX2J5dGVzGAYgASgEEi4KCmV4cGlyZXNfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQg0KC19zaXplX2J5dGVzIh8KDUdldEpvYlJlcXVlc3QSDgoGam9iX2lkGAEgASgJIiEKD1dhdGNoSm9iUmVxdWVzdBIOCgZqb2JfaWQYASABKAkimwMKA0pvYhIOCgZqb2JfaWQYASABKAkSDwoHZmlsZV9pZBgCIAEoCRIhCgVzdGF0ZRgDIAEoDjISLnRyYXVtLnYxLkpvYlN0YXRlEiEKBXN0YWdlGAQgASgOMhIudHJhdW0udjEuSm9iU3RhZ2USEAoIcHJvZ3Jlc3MYBSABKAESFgoOc3RhZ2VfcHJvZ3Jlc3MYBiABKAESDwoHbWVzc2FnZRgHIAEoCRINCgVlcnJvchgIIAEoCRIQCghhdHRlbXB0cxgJIAEoDRIQCgh3YXJuaW5ncxgKIAMoCRIuCgpjcmVhdGVkX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpzdGFydGVkX2F0GA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hlZF9hdBgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiOAoISm9iRXZlbnQSGgoDam9iGAEgASgLMg0udHJhdW0udjEuSm9iEhAKCHRlcm1pbmFsGAIgASgIImwKD0xpc3RKb2JzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKA0SEgoKcGFnZV90b2tlbhgCIAEoCRIhCgVzdGF0ZRgDIAEoDjISLnRyYXVtLnYxLkpvYlN0YXRlEg8KB2ZpbGVfaWQYBCABKAkiXQoQTGlzdEpvYnNSZXNwb25zZRIbCgRqb2JzGAEgAygLMg0udHJhdW0udjEuSm9iEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCRITCgt0b3RhbF9jb3VudBgDIAEoBCKiAQoPQXVkaW9Qcm9wZXJ0aWVzEhgKEGR1cmF0aW9uX3NlY29uZHMYASABKAESFgoOc2FtcGxlX3JhdGVfaHoYAiABKA0SEAoIY2hhbm5lbHMYAyABKA0SFwoPYml0c19wZXJfc2FtcGxlGAQgASgNEg0KBWNvZGVjGAUgASgJEhMKC2JpdHJhdGVfYnBzGAYgASgEEg4KBmZyYW1lcxgHIAEoBCJCCgpNdXNpY2FsS2V5EhMKC3BpdGNoX2NsYXNzGAEgASgNEh8KBG1vZGUYAiABKA4yES50cmF1bS52MS5LZXlNb2RlIukCChBBdWRpb0Rlc2NyaXB0b3JzEhYKCXBlYWtfZGJmcxgBIAEoAUgAiAEBEhoKDWxvdWRuZXNzX2x1ZnMYAiABKAFIAYgBARIVCghybXNfZGJmcxgDIAEoAUgCiAEBEiEKFHNwZWN0cmFsX2NlbnRyb2lkX2h6GAQgASgBSAOIAQESHQoVemVyb19jcm9zc2luZ19yYXRlX2h6GAUgASgBEhUKDXNpbGVuY2VfcmF0aW8YBiABKAESEAoDYnBtGAcgASgBSASIAQESFgoOYnBtX2NvbmZpZGVuY2UYCCABKAESIQoDa2V5GAkgASgLMhQudHJhdW0udjEuTXVzaWNhbEtleRIWCg5rZXlfY29uZmlkZW5jZRgKIAEoAUIMCgpfcGVha19kYmZzQhAKDl9sb3VkbmVzc19sdWZzQgsKCV9ybXNfZGJmc0IXChVfc3BlY3RyYWxfY2VudHJvaWRfaHpCBgoEX2JwbSKMAwoERmlsZRIPCgdmaWxlX2lkGAEgASgJEhAKCGZpbGVuYW1lGAIgASgJEgwKBHRhZ3MYAyADKAkSJQoGZm9ybWF0GAQgASgOMhUudHJhdW0udjEuQXVkaW9Gb3JtYXQSEgoKc2l6ZV9ieXRlcxgFIAEoBBIOCgZzaGEyNTYYBiABKAkSIgoFc3RhdGUYByABKA4yEy50cmF1bS52MS5GaWxlU3RhdGUSFQoNbGF0ZXN0X2pvYl9pZBgIIAEoCRINCgVlcnJvchgJIAEoCRItCgpwcm9wZXJ0aWVzGAogASgLMhkudHJhdW0udjEuQXVkaW9Qcm9wZXJ0aWVzEi4KCmNyZWF0ZWRfYXQYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2Rlc2NyaXB0b3JzGA0gASgLMhoudHJhdW0udjEuQXVkaW9EZXNjcmlwdG9ycyL/AQoQTGlzdEZpbGVzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKA0SEgoKcGFnZV90b2tlbhgCIAEoCRIMCgR0YWdzGAMgAygJEiIKBXN0YXRlGAQgASgOMhMudHJhdW0udjEuRmlsZVN0YXRlEiYKB2Zvcm1hdHMYBSADKA4yFS50cmF1bS52MS5BdWRpb0Zvcm1hdBIlCghvcmRlcl9ieRgGIAEoDjITLnRyYXVtLnYxLkZpbGVPcmRlchIRCglhc2NlbmRpbmcYByABKAgSGQoRZmlsZW5hbWVfY29udGFpbnMYCCABKAkSFQoNY29sbGVjdGlvbl9pZBgJIAEoCSJgChFMaXN0RmlsZXNSZXNwb25zZRIdCgVmaWxlcxgBIAMoCzIOLnRyYXVtLnYxLkZpbGUSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJEhMKC3RvdGFsX2NvdW50GAMgASgEIiEKDkdldEZpbGVSZXF1ZXN0Eg8KB2ZpbGVfaWQYASABKAkiFwoHVGFnTGlzdBIMCgR0YWdzGAEgAygJIpgBChFVcGRhdGVGaWxlUmVxdWVzdBIPCgdmaWxlX2lkGAEgASgJEhUKCGZpbGVuYW1lGAIgASgJSACIAQESJwoMcmVwbGFjZV90YWdzGAMgASgLMhEudHJhdW0udjEuVGFnTGlzdBIQCghhZGRfdGFncxgEIAMoCRITCgtyZW1vdmVfdGFncxgFIAMoCUILCglfZmlsZW5hbWUiJAoRRGVsZXRlRmlsZVJlcXVlc3QSDwoHZmlsZV9pZBgBIAEoCSIqChJEZWxldGVGaWxlUmVzcG9uc2USFAoMYmxvYl9kZWxldGVkGAEgASgIIj0KFERvd25sb2FkQXVkaW9SZXF1ZXN0Eg8KB2ZpbGVfaWQYASABKAkSFAoMc3RhcnRfb2Zmc2V0GAIgASgEIk8KFURvd25sb2FkQXVkaW9SZXNwb25zZRIOCgZvZmZzZXQYASABKAQSDAoEZGF0YRgCIAEoDBIYChB0b3RhbF9zaXplX2J5dGVzGAMgASgEIicKFFJlcHJvY2Vzc0ZpbGVSZXF1ZXN0Eg8KB2ZpbGVfaWQYASABKAkiJQoSR2V0V2F2ZWZvcm1SZXF1ZXN0Eg8KB2ZpbGVfaWQYASABKAkiTAoNV2F2ZWZvcm1MZXZlbBIYChBzYW1wbGVzX3Blcl9wYWlyGAEgASgNEhIKCnBhaXJfY291bnQYAiABKA0SDQoFcGVha3MYAyABKAwioQEKCFdhdmVmb3JtEg8KB2ZpbGVfaWQYASABKAkSFgoOc2FtcGxlX3JhdGVfaHoYAiABKA0SGAoQZHVyYXRpb25fc2Vjb25kcxgDIAEoARIpCghvdmVydmlldxgEIAEoCzIXLnRyYXVtLnYxLldhdmVmb3JtTGV2ZWwSJwoGZGV0YWlsGAUgASgLMhcudHJhdW0udjEuV2F2ZWZvcm1MZXZlbCIVChNXYXRjaExpYnJhcnlSZXF1ZXN0IoMBCgxMaWJyYXJ5RXZlbnQSHAoDam9iGAEgASgLMg0udHJhdW0udjEuSm9iSAASHgoEZmlsZRgCIAEoCzIOLnRyYXVtLnYxLkZpbGVIABIZCg9kZWxldGVkX2ZpbGVfaWQYAyABKAlIABIQCgZyZXN5bmMYBCABKAhIAEIICgZjaGFuZ2UixAEKCkNvbGxlY3Rpb24SFQoNY29sbGVjdGlvbl9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEhIKCmZpbGVfY291bnQYAyABKA0SHQoFZmlsZXMYBCADKAsyDi50cmF1bS52MS5GaWxlEi4KCmNyZWF0ZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIjkKF0NyZWF0ZUNvbGxlY3Rpb25SZXF1ZXN0EgwKBG5hbWUYASABKAkSEAoIZmlsZV9pZHMYAiADKAkiKQoWTGlzdENvbGxlY3Rpb25zUmVxdWVzdBIPCgdmaWxlX2lkGAEgASgJIkQKF0xpc3RDb2xsZWN0aW9uc1Jlc3BvbnNlEikKC2NvbGxlY3Rpb25zGAEgAygLMhQudHJhdW0udjEuQ29sbGVjdGlvbiItChRHZXRDb2xsZWN0aW9uUmVxdWVzdBIVCg1jb2xsZWN0aW9uX2lkGAEgASgJIh4KCkZpbGVJZExpc3QSEAoIZmlsZV9pZHMYASADKAkiqwEKF1VwZGF0ZUNvbGxlY3Rpb25SZXF1ZXN0EhUKDWNvbGxlY3Rpb25faWQYASABKAkSEQoEbmFtZRgCIAEoCUgAiAEBEi4KEHJlcGxhY2VfZmlsZV9pZHMYAyABKAsyFC50cmF1bS52MS5GaWxlSWRMaXN0EhQKDGFkZF9maWxlX2lkcxgEIAMoCRIXCg9yZW1vdmVfZmlsZV9pZHMYBSADKAlCBwoFX25hbWUiMAoXRGVsZXRlQ29sbGVjdGlvblJlcXVlc3QSFQoNY29sbGVjdGlvbl9pZBgBIAEoCSIaChhEZWxldGVDb2xsZWN0aW9uUmVzcG9uc2UqsQEKC0F1ZGlvRm9ybWF0EhwKGEFVRElPX0ZPUk1BVF9VTlNQRUNJRklFRBAAEhQKEEFVRElPX0ZPUk1BVF9XQVYQARIVChFBVURJT19GT1JNQVRfQUlGRhACEhUKEUFVRElPX0ZPUk1BVF9GTEFDEAMSFAoQQVVESU9fRk9STUFUX01QMxAEEhQKEEFVRElPX0ZPUk1BVF9PR0cQBRIUChBBVURJT19GT1JNQVRfTTRBEAYqgQEKCEpvYlN0YXRlEhkKFUpPQl9TVEFURV9VTlNQRUNJRklFRBAAEhQKEEpPQl9TVEFURV9RVUVVRUQQARIVChFKT0JfU1RBVEVfUlVOTklORxACEhcKE0pPQl9TVEFURV9TVUNDRUVERUQQAxIUChBKT0JfU1RBVEVfRkFJTEVEEAQqkQEKCEpvYlN0YWdlEhkKFUpPQl9TVEFHRV9VTlNQRUNJRklFRBAAEhMKD0pPQl9TVEFHRV9TVE9SRRABEhMKD0pPQl9TVEFHRV9QUk9CRRACEhQKEEpPQl9TVEFHRV9ERUNPREUQAxIVChFKT0JfU1RBR0VfQU5BTFlTRRAEEhMKD0pPQl9TVEFHRV9FTUJFRBAFKm8KCUZpbGVTdGF0ZRIaChZGSUxFX1NUQVRFX1VOU1BFQ0lGSUVEEAASGQoVRklMRV9TVEFURV9QUk9DRVNTSU5HEAESFAoQRklMRV9TVEFURV9SRUFEWRACEhUKEUZJTEVfU1RBVEVfRkFJTEVEEAMqSwoHS2V5TW9kZRIYChRLRVlfTU9ERV9VTlNQRUNJRklFRBAAEhIKDktFWV9NT0RFX01BSk9SEAESEgoOS0VZX01PREVfTUlOT1IQAiqJAQoJRmlsZU9yZGVyEhoKFkZJTEVfT1JERVJfVU5TUEVDSUZJRUQQABIZChVGSUxFX09SREVSX0NSRUFURURfQVQQARIXChNGSUxFX09SREVSX0ZJTEVOQU1FEAISEwoPRklMRV9PUkRFUl9TSVpFEAMSFwoTRklMRV9PUkRFUl9EVVJBVElPThAEMtMLCgxBdWRpb1NlcnZpY2USRQoLVXBsb2FkQXVkaW8SHC50cmF1bS52MS5VcGxvYWRBdWRpb1JlcXVlc3QaFi50cmF1bS52MS5VcGxvYWRSZXN1bHQoARJECgtTdGFydFVwbG9hZBIcLnRyYXVtLnYxLlN0YXJ0VXBsb2FkUmVxdWVzdBoXLnRyYXVtLnYxLlVwbG9hZFNlc3Npb24SSgoOUHV0VXBsb2FkQ2h1bmsSHy50cmF1bS52MS5QdXRVcGxvYWRDaHVua1JlcXVlc3QaFy50cmF1bS52MS5VcGxvYWRTZXNzaW9uEkAKCUdldFVwbG9hZBIaLnRyYXVtLnYxLkdldFVwbG9hZFJlcXVlc3QaFy50cmF1bS52MS5VcGxvYWRTZXNzaW9uEkUKDEZpbmlzaFVwbG9hZBIdLnRyYXVtLnYxLkZpbmlzaFVwbG9hZFJlcXVlc3QaFi50cmF1bS52MS5VcGxvYWRSZXN1bHQSMAoGR2V0Sm9iEhcudHJhdW0udjEuR2V0Sm9iUmVxdWVzdBoNLnRyYXVtLnYxLkpvYhI7CghXYXRjaEpvYhIZLnRyYXVtLnYxLldhdGNoSm9iUmVxdWVzdBoSLnRyYXVtLnYxLkpvYkV2ZW50MAESQQoITGlzdEpvYnMSGS50cmF1bS52MS5MaXN0Sm9ic1JlcXVlc3QaGi50cmF1bS52MS5MaXN0Sm9ic1Jlc3BvbnNlEkQKCUxpc3RGaWxlcxIaLnRyYXVtLnYxLkxpc3RGaWxlc1JlcXVlc3QaGy50cmF1bS52MS5MaXN0RmlsZXNSZXNwb25zZRIzCgdHZXRGaWxlEhgudHJhdW0udjEuR2V0RmlsZVJlcXVlc3QaDi50cmF1bS52MS5GaWxlEjkKClVwZGF0ZUZpbGUSGy50cmF1bS52MS5VcGRhdGVGaWxlUmVxdWVzdBoOLnRyYXVtLnYxLkZpbGUSRwoKRGVsZXRlRmlsZRIbLnRyYXVtLnYxLkRlbGV0ZUZpbGVSZXF1ZXN0GhwudHJhdW0udjEuRGVsZXRlRmlsZVJlc3BvbnNlElIKDURvd25sb2FkQXVkaW8SHi50cmF1bS52MS5Eb3dubG9hZEF1ZGlvUmVxdWVzdBofLnRyYXVtLnYxLkRvd25sb2FkQXVkaW9SZXNwb25zZTABEj4KDVJlcHJvY2Vzc0ZpbGUSHi50cmF1bS52MS5SZXByb2Nlc3NGaWxlUmVxdWVzdBoNLnRyYXVtLnYxLkpvYhI/CgtHZXRXYXZlZm9ybRIcLnRyYXVtLnYxLkdldFdhdmVmb3JtUmVxdWVzdBoSLnRyYXVtLnYxLldhdmVmb3JtEkcKDFdhdGNoTGlicmFyeRIdLnRyYXVtLnYxLldhdGNoTGlicmFyeVJlcXVlc3QaFi50cmF1bS52MS5MaWJyYXJ5RXZlbnQwARJLChBDcmVhdGVDb2xsZWN0aW9uEiEudHJhdW0udjEuQ3JlYXRlQ29sbGVjdGlvblJlcXVlc3QaFC50cmF1bS52MS5Db2xsZWN0aW9uElYKD0xpc3RDb2xsZWN0aW9ucxIgLnRyYXVtLnYxLkxpc3RDb2xsZWN0aW9uc1JlcXVlc3QaIS50cmF1bS52MS5MaXN0Q29sbGVjdGlvbnNSZXNwb25zZRJFCg1HZXRDb2xsZWN0aW9uEh4udHJhdW0udjEuR2V0Q29sbGVjdGlvblJlcXVlc3QaFC50cmF1bS52MS5Db2xsZWN0aW9uEksKEFVwZGF0ZUNvbGxlY3Rpb24SIS50cmF1bS52MS5VcGRhdGVDb2xsZWN0aW9uUmVxdWVzdBoULnRyYXVtLnYxLkNvbGxlY3Rpb24SWQoQRGVsZXRlQ29sbGVjdGlvbhIhLnRyYXVtLnYxLkRlbGV0ZUNvbGxlY3Rpb25SZXF1ZXN0GiIudHJhdW0udjEuRGVsZXRlQ29sbGVjdGlvblJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("ChR0cmF1bS92MS9hdWRpby5wcm90bxIIdHJhdW0udjEikgEKDFVwbG9hZEhlYWRlchIQCghmaWxlbmFtZRgBIAEoCRIMCgR0YWdzGAIgAygJEhcKCnNpemVfYnl0ZXMYAyABKARIAIgBARITCgZzaGEyNTYYBCABKAlIAYgBARIaChJhbHdheXNfY3JlYXRlX2ZpbGUYBSABKAhCDQoLX3NpemVfYnl0ZXNCCQoHX3NoYTI1NiJaChJVcGxvYWRBdWRpb1JlcXVlc3QSKAoGaGVhZGVyGAEgASgLMhYudHJhdW0udjEuVXBsb2FkSGVhZGVySAASDwoFY2h1bmsYAiABKAxIAEIJCgdwYXlsb2FkIo0BCgxVcGxvYWRSZXN1bHQSDwoHZmlsZV9pZBgBIAEoCRIOCgZqb2JfaWQYAiABKAkSEQoJZHVwbGljYXRlGAMgASgIEhIKCnNpemVfYnl0ZXMYBCABKAQSDgoGc2hhMjU2GAUgASgJEiUKBmZvcm1hdBgGIAEoDjIVLnRyYXVtLnYxLkF1ZGlvRm9ybWF0IjwKElN0YXJ0VXBsb2FkUmVxdWVzdBImCgZoZWFkZXIYASABKAsyFi50cmF1bS52MS5VcGxvYWRIZWFkZXIiSAoVUHV0VXBsb2FkQ2h1bmtSZXF1ZXN0EhEKCXVwbG9hZF9pZBgBIAEoCRIOCgZvZmZzZXQYAiABKAQSDAoEZGF0YRgDIAEoDCIlChBHZXRVcGxvYWRSZXF1ZXN0EhEKCXVwbG9hZF9pZBgBIAEoCSIoChNGaW5pc2hVcGxvYWRSZXF1ZXN0EhEKCXVwbG9hZF9pZBgBIAEoCSLLAQoNVXBsb2FkU2Vzc2lvbhIRCgl1cGxvYWRfaWQYASABKAkSEAoIZmlsZW5hbWUYAiABKAkSDAoEdGFncxgDIAMoCRIWCg5yZWNlaXZlZF9ieXRlcxgEIAEoBBIXCgpzaXplX2J5dGVzGAUgASgESACIAQESFwoPbWF4X2NodW5rX2J5dGVzGAYgASgEEi4KCmV4cGlyZXNfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQg0KC19zaXplX2J5dGVzIh8KDUdldEpvYlJlcXVlc3QSDgoGam9iX2lkGAEgASgJIiEKD1dhdGNoSm9iUmVxdWVzdBIOCgZqb2JfaWQYASABKAkimwMKA0pvYhIOCgZqb2JfaWQYASABKAkSDwoHZmlsZV9pZBgCIAEoCRIhCgVzdGF0ZRgDIAEoDjISLnRyYXVtLnYxLkpvYlN0YXRlEiEKBXN0YWdlGAQgASgOMhIudHJhdW0udjEuSm9iU3RhZ2USEAoIcHJvZ3Jlc3MYBSABKAESFgoOc3RhZ2VfcHJvZ3Jlc3MYBiABKAESDwoHbWVzc2FnZRgHIAEoCRINCgVlcnJvchgIIAEoCRIQCghhdHRlbXB0cxgJIAEoDRIQCgh3YXJuaW5ncxgKIAMoCRIuCgpjcmVhdGVkX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpzdGFydGVkX2F0GA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hlZF9hdBgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiOAoISm9iRXZlbnQSGgoDam9iGAEgASgLMg0udHJhdW0udjEuSm9iEhAKCHRlcm1pbmFsGAIgASgIImwKD0xpc3RKb2JzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKA0SEgoKcGFnZV90b2tlbhgCIAEoCRIhCgVzdGF0ZRgDIAEoDjISLnRyYXVtLnYxLkpvYlN0YXRlEg8KB2ZpbGVfaWQYBCABKAkiXQoQTGlzdEpvYnNSZXNwb25zZRIbCgRqb2JzGAEgAygLMg0udHJhdW0udjEuSm9iEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCRITCgt0b3RhbF9jb3VudBgDIAEoBCKiAQoPQXVkaW9Qcm9wZXJ0aWVzEhgKEGR1cmF0aW9uX3NlY29uZHMYASABKAESFgoOc2FtcGxlX3JhdGVfaHoYAiABKA0SEAoIY2hhbm5lbHMYAyABKA0SFwoPYml0c19wZXJfc2FtcGxlGAQgASgNEg0KBWNvZGVjGAUgASgJEhMKC2JpdHJhdGVfYnBzGAYgASgEEg4KBmZyYW1lcxgHIAEoBCJCCgpNdXNpY2FsS2V5EhMKC3BpdGNoX2NsYXNzGAEgASgNEh8KBG1vZGUYAiABKA4yES50cmF1bS52MS5LZXlNb2RlIpsDChBBdWRpb0Rlc2NyaXB0b3JzEhYKCXBlYWtfZGJmcxgBIAEoAUgAiAEBEhoKDWxvdWRuZXNzX2x1ZnMYAiABKAFIAYgBARIVCghybXNfZGJmcxgDIAEoAUgCiAEBEiEKFHNwZWN0cmFsX2NlbnRyb2lkX2h6GAQgASgBSAOIAQESHQoVemVyb19jcm9zc2luZ19yYXRlX2h6GAUgASgBEhUKDXNpbGVuY2VfcmF0aW8YBiABKAESEAoDYnBtGAcgASgBSASIAQESFgoOYnBtX2NvbmZpZGVuY2UYCCABKAESIQoDa2V5GAkgASgLMhQudHJhdW0udjEuTXVzaWNhbEtleRIWCg5rZXlfY29uZmlkZW5jZRgKIAEoARIwChBicG1fYWx0ZXJuYXRpdmVzGAsgAygLMhYudHJhdW0udjEuVGVtcG9SZWFkaW5nQgwKCl9wZWFrX2RiZnNCEAoOX2xvdWRuZXNzX2x1ZnNCCwoJX3Jtc19kYmZzQhcKFV9zcGVjdHJhbF9jZW50cm9pZF9oekIGCgRfYnBtIioKDFRlbXBvUmVhZGluZxILCgNicG0YASABKAESDQoFc2NvcmUYAiABKAEivAMKBEZpbGUSDwoHZmlsZV9pZBgBIAEoCRIQCghmaWxlbmFtZRgCIAEoCRIMCgR0YWdzGAMgAygJEiUKBmZvcm1hdBgEIAEoDjIVLnRyYXVtLnYxLkF1ZGlvRm9ybWF0EhIKCnNpemVfYnl0ZXMYBSABKAQSDgoGc2hhMjU2GAYgASgJEiIKBXN0YXRlGAcgASgOMhMudHJhdW0udjEuRmlsZVN0YXRlEhUKDWxhdGVzdF9qb2JfaWQYCCABKAkSDQoFZXJyb3IYCSABKAkSLQoKcHJvcGVydGllcxgKIAEoCzIZLnRyYXVtLnYxLkF1ZGlvUHJvcGVydGllcxIuCgpjcmVhdGVkX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtkZXNjcmlwdG9ycxgNIAEoCzIaLnRyYXVtLnYxLkF1ZGlvRGVzY3JpcHRvcnMSLgoOc3VnZ2VzdGVkX3RhZ3MYDiADKAsyFi50cmF1bS52MS5TdWdnZXN0ZWRUYWciWAoMU3VnZ2VzdGVkVGFnEhIKCnZvY2FidWxhcnkYASABKAkSDQoFbGFiZWwYAiABKAkSEwoLcHJvYmFiaWxpdHkYAyABKAESEAoIbW9kZWxfaWQYBCABKAkiOAoSU3VnZ2VzdGVkVGFnRmlsdGVyEhIKCnZvY2FidWxhcnkYASABKAkSDgoGbGFiZWxzGAIgAygJInYKGVJldmlld1N1Z2dlc3RlZFRhZ1JlcXVlc3QSDwoHZmlsZV9pZBgBIAEoCRISCgp2b2NhYnVsYXJ5GAIgASgJEg0KBWxhYmVsGAMgASgJEiUKB3ZlcmRpY3QYBCABKA4yFC50cmF1bS52MS5UYWdWZXJkaWN0IrACChBMaXN0RmlsZXNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoDRISCgpwYWdlX3Rva2VuGAIgASgJEgwKBHRhZ3MYAyADKAkSIgoFc3RhdGUYBCABKA4yEy50cmF1bS52MS5GaWxlU3RhdGUSJgoHZm9ybWF0cxgFIAMoDjIVLnRyYXVtLnYxLkF1ZGlvRm9ybWF0EiUKCG9yZGVyX2J5GAYgASgOMhMudHJhdW0udjEuRmlsZU9yZGVyEhEKCWFzY2VuZGluZxgHIAEoCBIZChFmaWxlbmFtZV9jb250YWlucxgIIAEoCRIVCg1jb2xsZWN0aW9uX2lkGAkgASgJEi8KCXN1Z2dlc3RlZBgKIAMoCzIcLnRyYXVtLnYxLlN1Z2dlc3RlZFRhZ0ZpbHRlciJgChFMaXN0RmlsZXNSZXNwb25zZRIdCgVmaWxlcxgBIAMoCzIOLnRyYXVtLnYxLkZpbGUSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJEhMKC3RvdGFsX2NvdW50GAMgASgEIiEKDkdldEZpbGVSZXF1ZXN0Eg8KB2ZpbGVfaWQYASABKAkiFwoHVGFnTGlzdBIMCgR0YWdzGAEgAygJIpgBChFVcGRhdGVGaWxlUmVxdWVzdBIPCgdmaWxlX2lkGAEgASgJEhUKCGZpbGVuYW1lGAIgASgJSACIAQESJwoMcmVwbGFjZV90YWdzGAMgASgLMhEudHJhdW0udjEuVGFnTGlzdBIQCghhZGRfdGFncxgEIAMoCRITCgtyZW1vdmVfdGFncxgFIAMoCUILCglfZmlsZW5hbWUiJAoRRGVsZXRlRmlsZVJlcXVlc3QSDwoHZmlsZV9pZBgBIAEoCSIqChJEZWxldGVGaWxlUmVzcG9uc2USFAoMYmxvYl9kZWxldGVkGAEgASgIIj0KFERvd25sb2FkQXVkaW9SZXF1ZXN0Eg8KB2ZpbGVfaWQYASABKAkSFAoMc3RhcnRfb2Zmc2V0GAIgASgEIk8KFURvd25sb2FkQXVkaW9SZXNwb25zZRIOCgZvZmZzZXQYASABKAQSDAoEZGF0YRgCIAEoDBIYChB0b3RhbF9zaXplX2J5dGVzGAMgASgEIicKFFJlcHJvY2Vzc0ZpbGVSZXF1ZXN0Eg8KB2ZpbGVfaWQYASABKAkiJQoSR2V0V2F2ZWZvcm1SZXF1ZXN0Eg8KB2ZpbGVfaWQYASABKAkiTAoNV2F2ZWZvcm1MZXZlbBIYChBzYW1wbGVzX3Blcl9wYWlyGAEgASgNEhIKCnBhaXJfY291bnQYAiABKA0SDQoFcGVha3MYAyABKAwioQEKCFdhdmVmb3JtEg8KB2ZpbGVfaWQYASABKAkSFgoOc2FtcGxlX3JhdGVfaHoYAiABKA0SGAoQZHVyYXRpb25fc2Vjb25kcxgDIAEoARIpCghvdmVydmlldxgEIAEoCzIXLnRyYXVtLnYxLldhdmVmb3JtTGV2ZWwSJwoGZGV0YWlsGAUgASgLMhcudHJhdW0udjEuV2F2ZWZvcm1MZXZlbCIVChNXYXRjaExpYnJhcnlSZXF1ZXN0IoMBCgxMaWJyYXJ5RXZlbnQSHAoDam9iGAEgASgLMg0udHJhdW0udjEuSm9iSAASHgoEZmlsZRgCIAEoCzIOLnRyYXVtLnYxLkZpbGVIABIZCg9kZWxldGVkX2ZpbGVfaWQYAyABKAlIABIQCgZyZXN5bmMYBCABKAhIAEIICgZjaGFuZ2UixAEKCkNvbGxlY3Rpb24SFQoNY29sbGVjdGlvbl9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEhIKCmZpbGVfY291bnQYAyABKA0SHQoFZmlsZXMYBCADKAsyDi50cmF1bS52MS5GaWxlEi4KCmNyZWF0ZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIjkKF0NyZWF0ZUNvbGxlY3Rpb25SZXF1ZXN0EgwKBG5hbWUYASABKAkSEAoIZmlsZV9pZHMYAiADKAkiKQoWTGlzdENvbGxlY3Rpb25zUmVxdWVzdBIPCgdmaWxlX2lkGAEgASgJIkQKF0xpc3RDb2xsZWN0aW9uc1Jlc3BvbnNlEikKC2NvbGxlY3Rpb25zGAEgAygLMhQudHJhdW0udjEuQ29sbGVjdGlvbiItChRHZXRDb2xsZWN0aW9uUmVxdWVzdBIVCg1jb2xsZWN0aW9uX2lkGAEgASgJIh4KCkZpbGVJZExpc3QSEAoIZmlsZV9pZHMYASADKAkiqwEKF1VwZGF0ZUNvbGxlY3Rpb25SZXF1ZXN0EhUKDWNvbGxlY3Rpb25faWQYASABKAkSEQoEbmFtZRgCIAEoCUgAiAEBEi4KEHJlcGxhY2VfZmlsZV9pZHMYAyABKAsyFC50cmF1bS52MS5GaWxlSWRMaXN0EhQKDGFkZF9maWxlX2lkcxgEIAMoCRIXCg9yZW1vdmVfZmlsZV9pZHMYBSADKAlCBwoFX25hbWUiMAoXRGVsZXRlQ29sbGVjdGlvblJlcXVlc3QSFQoNY29sbGVjdGlvbl9pZBgBIAEoCSIaChhEZWxldGVDb2xsZWN0aW9uUmVzcG9uc2UqsQEKC0F1ZGlvRm9ybWF0EhwKGEFVRElPX0ZPUk1BVF9VTlNQRUNJRklFRBAAEhQKEEFVRElPX0ZPUk1BVF9XQVYQARIVChFBVURJT19GT1JNQVRfQUlGRhACEhUKEUFVRElPX0ZPUk1BVF9GTEFDEAMSFAoQQVVESU9fRk9STUFUX01QMxAEEhQKEEFVRElPX0ZPUk1BVF9PR0cQBRIUChBBVURJT19GT1JNQVRfTTRBEAYqgQEKCEpvYlN0YXRlEhkKFUpPQl9TVEFURV9VTlNQRUNJRklFRBAAEhQKEEpPQl9TVEFURV9RVUVVRUQQARIVChFKT0JfU1RBVEVfUlVOTklORxACEhcKE0pPQl9TVEFURV9TVUNDRUVERUQQAxIUChBKT0JfU1RBVEVfRkFJTEVEEAQqkQEKCEpvYlN0YWdlEhkKFUpPQl9TVEFHRV9VTlNQRUNJRklFRBAAEhMKD0pPQl9TVEFHRV9TVE9SRRABEhMKD0pPQl9TVEFHRV9QUk9CRRACEhQKEEpPQl9TVEFHRV9ERUNPREUQAxIVChFKT0JfU1RBR0VfQU5BTFlTRRAEEhMKD0pPQl9TVEFHRV9FTUJFRBAFKm8KCUZpbGVTdGF0ZRIaChZGSUxFX1NUQVRFX1VOU1BFQ0lGSUVEEAASGQoVRklMRV9TVEFURV9QUk9DRVNTSU5HEAESFAoQRklMRV9TVEFURV9SRUFEWRACEhUKEUZJTEVfU1RBVEVfRkFJTEVEEAMqSwoHS2V5TW9kZRIYChRLRVlfTU9ERV9VTlNQRUNJRklFRBAAEhIKDktFWV9NT0RFX01BSk9SEAESEgoOS0VZX01PREVfTUlOT1IQAipZCgpUYWdWZXJkaWN0EhsKF1RBR19WRVJESUNUX1VOU1BFQ0lGSUVEEAASFgoSVEFHX1ZFUkRJQ1RfQUNDRVBUEAESFgoSVEFHX1ZFUkRJQ1RfUkVKRUNUEAIqiQEKCUZpbGVPcmRlchIaChZGSUxFX09SREVSX1VOU1BFQ0lGSUVEEAASGQoVRklMRV9PUkRFUl9DUkVBVEVEX0FUEAESFwoTRklMRV9PUkRFUl9GSUxFTkFNRRACEhMKD0ZJTEVfT1JERVJfU0laRRADEhcKE0ZJTEVfT1JERVJfRFVSQVRJT04QBDKeDAoMQXVkaW9TZXJ2aWNlEkUKC1VwbG9hZEF1ZGlvEhwudHJhdW0udjEuVXBsb2FkQXVkaW9SZXF1ZXN0GhYudHJhdW0udjEuVXBsb2FkUmVzdWx0KAESRAoLU3RhcnRVcGxvYWQSHC50cmF1bS52MS5TdGFydFVwbG9hZFJlcXVlc3QaFy50cmF1bS52MS5VcGxvYWRTZXNzaW9uEkoKDlB1dFVwbG9hZENodW5rEh8udHJhdW0udjEuUHV0VXBsb2FkQ2h1bmtSZXF1ZXN0GhcudHJhdW0udjEuVXBsb2FkU2Vzc2lvbhJACglHZXRVcGxvYWQSGi50cmF1bS52MS5HZXRVcGxvYWRSZXF1ZXN0GhcudHJhdW0udjEuVXBsb2FkU2Vzc2lvbhJFCgxGaW5pc2hVcGxvYWQSHS50cmF1bS52MS5GaW5pc2hVcGxvYWRSZXF1ZXN0GhYudHJhdW0udjEuVXBsb2FkUmVzdWx0EjAKBkdldEpvYhIXLnRyYXVtLnYxLkdldEpvYlJlcXVlc3QaDS50cmF1bS52MS5Kb2ISOwoIV2F0Y2hKb2ISGS50cmF1bS52MS5XYXRjaEpvYlJlcXVlc3QaEi50cmF1bS52MS5Kb2JFdmVudDABEkEKCExpc3RKb2JzEhkudHJhdW0udjEuTGlzdEpvYnNSZXF1ZXN0GhoudHJhdW0udjEuTGlzdEpvYnNSZXNwb25zZRJECglMaXN0RmlsZXMSGi50cmF1bS52MS5MaXN0RmlsZXNSZXF1ZXN0GhsudHJhdW0udjEuTGlzdEZpbGVzUmVzcG9uc2USMwoHR2V0RmlsZRIYLnRyYXVtLnYxLkdldEZpbGVSZXF1ZXN0Gg4udHJhdW0udjEuRmlsZRI5CgpVcGRhdGVGaWxlEhsudHJhdW0udjEuVXBkYXRlRmlsZVJlcXVlc3QaDi50cmF1bS52MS5GaWxlEkkKElJldmlld1N1Z2dlc3RlZFRhZxIjLnRyYXVtLnYxLlJldmlld1N1Z2dlc3RlZFRhZ1JlcXVlc3QaDi50cmF1bS52MS5GaWxlEkcKCkRlbGV0ZUZpbGUSGy50cmF1bS52MS5EZWxldGVGaWxlUmVxdWVzdBocLnRyYXVtLnYxLkRlbGV0ZUZpbGVSZXNwb25zZRJSCg1Eb3dubG9hZEF1ZGlvEh4udHJhdW0udjEuRG93bmxvYWRBdWRpb1JlcXVlc3QaHy50cmF1bS52MS5Eb3dubG9hZEF1ZGlvUmVzcG9uc2UwARI+Cg1SZXByb2Nlc3NGaWxlEh4udHJhdW0udjEuUmVwcm9jZXNzRmlsZVJlcXVlc3QaDS50cmF1bS52MS5Kb2ISPwoLR2V0V2F2ZWZvcm0SHC50cmF1bS52MS5HZXRXYXZlZm9ybVJlcXVlc3QaEi50cmF1bS52MS5XYXZlZm9ybRJHCgxXYXRjaExpYnJhcnkSHS50cmF1bS52MS5XYXRjaExpYnJhcnlSZXF1ZXN0GhYudHJhdW0udjEuTGlicmFyeUV2ZW50MAESSwoQQ3JlYXRlQ29sbGVjdGlvbhIhLnRyYXVtLnYxLkNyZWF0ZUNvbGxlY3Rpb25SZXF1ZXN0GhQudHJhdW0udjEuQ29sbGVjdGlvbhJWCg9MaXN0Q29sbGVjdGlvbnMSIC50cmF1bS52MS5MaXN0Q29sbGVjdGlvbnNSZXF1ZXN0GiEudHJhdW0udjEuTGlzdENvbGxlY3Rpb25zUmVzcG9uc2USRQoNR2V0Q29sbGVjdGlvbhIeLnRyYXVtLnYxLkdldENvbGxlY3Rpb25SZXF1ZXN0GhQudHJhdW0udjEuQ29sbGVjdGlvbhJLChBVcGRhdGVDb2xsZWN0aW9uEiEudHJhdW0udjEuVXBkYXRlQ29sbGVjdGlvblJlcXVlc3QaFC50cmF1bS52MS5Db2xsZWN0aW9uElkKEERlbGV0ZUNvbGxlY3Rpb24SIS50cmF1bS52MS5EZWxldGVDb2xsZWN0aW9uUmVxdWVzdBoiLnRyYXVtLnYxLkRlbGV0ZUNvbGxlY3Rpb25SZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * Describes a file about to be uploaded.
@@ -762,6 +762,16 @@ export type AudioDescriptors = Message<"traum.v1.AudioDescriptors"> & {
    * @generated from field: double key_confidence = 10;
    */
   keyConfidence: number;
+
+  /**
+   * The half-time reading of `bpm` first, then the double-time one, each
+   * only when it lies within the 40–250 BPM the estimator considers. A
+   * score near 1 means the onset envelope is about as periodic at that
+   * reading, and the metrical structure (kick/snare alternation) decided.
+   *
+   * @generated from field: repeated traum.v1.TempoReading bpm_alternatives = 11;
+   */
+  bpmAlternatives: TempoReading[];
 };
 
 /**
@@ -770,6 +780,34 @@ export type AudioDescriptors = Message<"traum.v1.AudioDescriptors"> & {
  */
 export const AudioDescriptorsSchema: GenMessage<AudioDescriptors> = /*@__PURE__*/
   messageDesc(file_traum_v1_audio, 16);
+
+/**
+ * Another metrical reading of a file's tempo.
+ *
+ * @generated from message traum.v1.TempoReading
+ */
+export type TempoReading = Message<"traum.v1.TempoReading"> & {
+  /**
+   * Beats per minute.
+   *
+   * @generated from field: double bpm = 1;
+   */
+  bpm: number;
+
+  /**
+   * 0 to 1: the envelope's periodicity at this reading relative to `bpm`'s.
+   *
+   * @generated from field: double score = 2;
+   */
+  score: number;
+};
+
+/**
+ * Describes the message traum.v1.TempoReading.
+ * Use `create(TempoReadingSchema)` to create a new message.
+ */
+export const TempoReadingSchema: GenMessage<TempoReading> = /*@__PURE__*/
+  messageDesc(file_traum_v1_audio, 17);
 
 /**
  * A stored audio file and everything known about it.
@@ -867,6 +905,16 @@ export type File = Message<"traum.v1.File"> & {
    * @generated from field: traum.v1.AudioDescriptors descriptors = 13;
    */
   descriptors?: AudioDescriptors | undefined;
+
+  /**
+   * Labels the model suggests (zero-shot tags), apart from `tags`: pending
+   * ones only (accepted ones are in `tags`, rejected ones are gone), by
+   * vocabulary name and then most probable first. Empty until the embed
+   * stage has run.
+   *
+   * @generated from field: repeated traum.v1.SuggestedTag suggested_tags = 14;
+   */
+  suggestedTags: SuggestedTag[];
 };
 
 /**
@@ -874,7 +922,125 @@ export type File = Message<"traum.v1.File"> & {
  * Use `create(FileSchema)` to create a new message.
  */
 export const FileSchema: GenMessage<File> = /*@__PURE__*/
-  messageDesc(file_traum_v1_audio, 17);
+  messageDesc(file_traum_v1_audio, 18);
+
+/**
+ * A label of one vocabulary that the CLAP model suggests for a file. The
+ * probability is the softmax, over the vocabulary's labels, of the
+ * checkpoint's `exp(logit_scale_a)` times the cosine of the file's vector
+ * with the vector of the label's prompt ("This is a sound of {label}." by
+ * default). A file gets each vocabulary's best labels (3 by default) whose
+ * probability reaches the vocabulary's threshold (0.15 by default).
+ *
+ * @generated from message traum.v1.SuggestedTag
+ */
+export type SuggestedTag = Message<"traum.v1.SuggestedTag"> & {
+  /**
+   * Vocabulary name, e.g. "genre", "instrument", "mood" or "kind".
+   *
+   * @generated from field: string vocabulary = 1;
+   */
+  vocabulary: string;
+
+  /**
+   * The label, normalised like a tag, e.g. "drum and bass".
+   *
+   * @generated from field: string label = 2;
+   */
+  label: string;
+
+  /**
+   * 0 to 1; a vocabulary's labels sum to 1 for a file.
+   *
+   * @generated from field: double probability = 3;
+   */
+  probability: number;
+
+  /**
+   * The model the probability comes from (the digest of its weights).
+   *
+   * @generated from field: string model_id = 4;
+   */
+  modelId: string;
+};
+
+/**
+ * Describes the message traum.v1.SuggestedTag.
+ * Use `create(SuggestedTagSchema)` to create a new message.
+ */
+export const SuggestedTagSchema: GenMessage<SuggestedTag> = /*@__PURE__*/
+  messageDesc(file_traum_v1_audio, 19);
+
+/**
+ * Files whose suggestions in `vocabulary` include at least one of `labels`
+ * (pending or accepted suggestions count, rejected ones never do).
+ *
+ * @generated from message traum.v1.SuggestedTagFilter
+ */
+export type SuggestedTagFilter = Message<"traum.v1.SuggestedTagFilter"> & {
+  /**
+   * Vocabulary name; one the server does not have is INVALID_ARGUMENT.
+   *
+   * @generated from field: string vocabulary = 1;
+   */
+  vocabulary: string;
+
+  /**
+   * Labels, any of which matches; at least one.
+   *
+   * @generated from field: repeated string labels = 2;
+   */
+  labels: string[];
+};
+
+/**
+ * Describes the message traum.v1.SuggestedTagFilter.
+ * Use `create(SuggestedTagFilterSchema)` to create a new message.
+ */
+export const SuggestedTagFilterSchema: GenMessage<SuggestedTagFilter> = /*@__PURE__*/
+  messageDesc(file_traum_v1_audio, 20);
+
+/**
+ * Accepts or rejects one suggestion of a file.
+ *
+ * @generated from message traum.v1.ReviewSuggestedTagRequest
+ */
+export type ReviewSuggestedTagRequest = Message<"traum.v1.ReviewSuggestedTagRequest"> & {
+  /**
+   * File identifier (UUID).
+   *
+   * @generated from field: string file_id = 1;
+   */
+  fileId: string;
+
+  /**
+   * The suggestion's vocabulary.
+   *
+   * @generated from field: string vocabulary = 2;
+   */
+  vocabulary: string;
+
+  /**
+   * The suggestion's label.
+   *
+   * @generated from field: string label = 3;
+   */
+  label: string;
+
+  /**
+   * The decision.
+   *
+   * @generated from field: traum.v1.TagVerdict verdict = 4;
+   */
+  verdict: TagVerdict;
+};
+
+/**
+ * Describes the message traum.v1.ReviewSuggestedTagRequest.
+ * Use `create(ReviewSuggestedTagRequestSchema)` to create a new message.
+ */
+export const ReviewSuggestedTagRequestSchema: GenMessage<ReviewSuggestedTagRequest> = /*@__PURE__*/
+  messageDesc(file_traum_v1_audio, 21);
 
 /**
  * Lists files.
@@ -947,6 +1113,14 @@ export type ListFilesRequest = Message<"traum.v1.ListFilesRequest"> & {
    * @generated from field: string collection_id = 9;
    */
   collectionId: string;
+
+  /**
+   * Only files matching every one of these conditions on suggested tags
+   * (e.g. genre any of techno, house); at most 16.
+   *
+   * @generated from field: repeated traum.v1.SuggestedTagFilter suggested = 10;
+   */
+  suggested: SuggestedTagFilter[];
 };
 
 /**
@@ -954,7 +1128,7 @@ export type ListFilesRequest = Message<"traum.v1.ListFilesRequest"> & {
  * Use `create(ListFilesRequestSchema)` to create a new message.
  */
 export const ListFilesRequestSchema: GenMessage<ListFilesRequest> = /*@__PURE__*/
-  messageDesc(file_traum_v1_audio, 18);
+  messageDesc(file_traum_v1_audio, 22);
 
 /**
  * A page of files.
@@ -989,7 +1163,7 @@ export type ListFilesResponse = Message<"traum.v1.ListFilesResponse"> & {
  * Use `create(ListFilesResponseSchema)` to create a new message.
  */
 export const ListFilesResponseSchema: GenMessage<ListFilesResponse> = /*@__PURE__*/
-  messageDesc(file_traum_v1_audio, 19);
+  messageDesc(file_traum_v1_audio, 23);
 
 /**
  * Asks for one file.
@@ -1010,7 +1184,7 @@ export type GetFileRequest = Message<"traum.v1.GetFileRequest"> & {
  * Use `create(GetFileRequestSchema)` to create a new message.
  */
 export const GetFileRequestSchema: GenMessage<GetFileRequest> = /*@__PURE__*/
-  messageDesc(file_traum_v1_audio, 20);
+  messageDesc(file_traum_v1_audio, 24);
 
 /**
  * A list of tags, used where "absent" and "empty" must differ.
@@ -1031,7 +1205,7 @@ export type TagList = Message<"traum.v1.TagList"> & {
  * Use `create(TagListSchema)` to create a new message.
  */
 export const TagListSchema: GenMessage<TagList> = /*@__PURE__*/
-  messageDesc(file_traum_v1_audio, 21);
+  messageDesc(file_traum_v1_audio, 25);
 
 /**
  * Changes a file's name and tags. Operations apply in this order: replace,
@@ -1081,7 +1255,7 @@ export type UpdateFileRequest = Message<"traum.v1.UpdateFileRequest"> & {
  * Use `create(UpdateFileRequestSchema)` to create a new message.
  */
 export const UpdateFileRequestSchema: GenMessage<UpdateFileRequest> = /*@__PURE__*/
-  messageDesc(file_traum_v1_audio, 22);
+  messageDesc(file_traum_v1_audio, 26);
 
 /**
  * Deletes a file.
@@ -1102,7 +1276,7 @@ export type DeleteFileRequest = Message<"traum.v1.DeleteFileRequest"> & {
  * Use `create(DeleteFileRequestSchema)` to create a new message.
  */
 export const DeleteFileRequestSchema: GenMessage<DeleteFileRequest> = /*@__PURE__*/
-  messageDesc(file_traum_v1_audio, 23);
+  messageDesc(file_traum_v1_audio, 27);
 
 /**
  * Outcome of a deletion.
@@ -1124,7 +1298,7 @@ export type DeleteFileResponse = Message<"traum.v1.DeleteFileResponse"> & {
  * Use `create(DeleteFileResponseSchema)` to create a new message.
  */
 export const DeleteFileResponseSchema: GenMessage<DeleteFileResponse> = /*@__PURE__*/
-  messageDesc(file_traum_v1_audio, 24);
+  messageDesc(file_traum_v1_audio, 28);
 
 /**
  * Asks for the original bytes of a file.
@@ -1153,7 +1327,7 @@ export type DownloadAudioRequest = Message<"traum.v1.DownloadAudioRequest"> & {
  * Use `create(DownloadAudioRequestSchema)` to create a new message.
  */
 export const DownloadAudioRequestSchema: GenMessage<DownloadAudioRequest> = /*@__PURE__*/
-  messageDesc(file_traum_v1_audio, 25);
+  messageDesc(file_traum_v1_audio, 29);
 
 /**
  * One chunk of a download.
@@ -1188,7 +1362,7 @@ export type DownloadAudioResponse = Message<"traum.v1.DownloadAudioResponse"> & 
  * Use `create(DownloadAudioResponseSchema)` to create a new message.
  */
 export const DownloadAudioResponseSchema: GenMessage<DownloadAudioResponse> = /*@__PURE__*/
-  messageDesc(file_traum_v1_audio, 26);
+  messageDesc(file_traum_v1_audio, 30);
 
 /**
  * Asks to process a file again.
@@ -1209,7 +1383,7 @@ export type ReprocessFileRequest = Message<"traum.v1.ReprocessFileRequest"> & {
  * Use `create(ReprocessFileRequestSchema)` to create a new message.
  */
 export const ReprocessFileRequestSchema: GenMessage<ReprocessFileRequest> = /*@__PURE__*/
-  messageDesc(file_traum_v1_audio, 27);
+  messageDesc(file_traum_v1_audio, 31);
 
 /**
  * Asks for a file's waveform.
@@ -1230,7 +1404,7 @@ export type GetWaveformRequest = Message<"traum.v1.GetWaveformRequest"> & {
  * Use `create(GetWaveformRequestSchema)` to create a new message.
  */
 export const GetWaveformRequestSchema: GenMessage<GetWaveformRequest> = /*@__PURE__*/
-  messageDesc(file_traum_v1_audio, 28);
+  messageDesc(file_traum_v1_audio, 32);
 
 /**
  * Min/max peaks of a file's decoded audio (48 kHz mono downmix) at one
@@ -1266,7 +1440,7 @@ export type WaveformLevel = Message<"traum.v1.WaveformLevel"> & {
  * Use `create(WaveformLevelSchema)` to create a new message.
  */
 export const WaveformLevelSchema: GenMessage<WaveformLevel> = /*@__PURE__*/
-  messageDesc(file_traum_v1_audio, 29);
+  messageDesc(file_traum_v1_audio, 33);
 
 /**
  * A file's waveform.
@@ -1317,7 +1491,7 @@ export type Waveform = Message<"traum.v1.Waveform"> & {
  * Use `create(WaveformSchema)` to create a new message.
  */
 export const WaveformSchema: GenMessage<Waveform> = /*@__PURE__*/
-  messageDesc(file_traum_v1_audio, 30);
+  messageDesc(file_traum_v1_audio, 34);
 
 /**
  * Asks to follow the library.
@@ -1332,7 +1506,7 @@ export type WatchLibraryRequest = Message<"traum.v1.WatchLibraryRequest"> & {
  * Use `create(WatchLibraryRequestSchema)` to create a new message.
  */
 export const WatchLibraryRequestSchema: GenMessage<WatchLibraryRequest> = /*@__PURE__*/
-  messageDesc(file_traum_v1_audio, 31);
+  messageDesc(file_traum_v1_audio, 35);
 
 /**
  * One change to the library.
@@ -1386,7 +1560,7 @@ export type LibraryEvent = Message<"traum.v1.LibraryEvent"> & {
  * Use `create(LibraryEventSchema)` to create a new message.
  */
 export const LibraryEventSchema: GenMessage<LibraryEvent> = /*@__PURE__*/
-  messageDesc(file_traum_v1_audio, 32);
+  messageDesc(file_traum_v1_audio, 36);
 
 /**
  * A named, ordered set of files. A file is in a collection at most once;
@@ -1445,7 +1619,7 @@ export type Collection = Message<"traum.v1.Collection"> & {
  * Use `create(CollectionSchema)` to create a new message.
  */
 export const CollectionSchema: GenMessage<Collection> = /*@__PURE__*/
-  messageDesc(file_traum_v1_audio, 33);
+  messageDesc(file_traum_v1_audio, 37);
 
 /**
  * Creates a collection.
@@ -1473,7 +1647,7 @@ export type CreateCollectionRequest = Message<"traum.v1.CreateCollectionRequest"
  * Use `create(CreateCollectionRequestSchema)` to create a new message.
  */
 export const CreateCollectionRequestSchema: GenMessage<CreateCollectionRequest> = /*@__PURE__*/
-  messageDesc(file_traum_v1_audio, 34);
+  messageDesc(file_traum_v1_audio, 38);
 
 /**
  * Lists collections.
@@ -1494,7 +1668,7 @@ export type ListCollectionsRequest = Message<"traum.v1.ListCollectionsRequest"> 
  * Use `create(ListCollectionsRequestSchema)` to create a new message.
  */
 export const ListCollectionsRequestSchema: GenMessage<ListCollectionsRequest> = /*@__PURE__*/
-  messageDesc(file_traum_v1_audio, 35);
+  messageDesc(file_traum_v1_audio, 39);
 
 /**
  * Every collection (or those holding a file), by name.
@@ -1516,7 +1690,7 @@ export type ListCollectionsResponse = Message<"traum.v1.ListCollectionsResponse"
  * Use `create(ListCollectionsResponseSchema)` to create a new message.
  */
 export const ListCollectionsResponseSchema: GenMessage<ListCollectionsResponse> = /*@__PURE__*/
-  messageDesc(file_traum_v1_audio, 36);
+  messageDesc(file_traum_v1_audio, 40);
 
 /**
  * Asks for one collection.
@@ -1537,7 +1711,7 @@ export type GetCollectionRequest = Message<"traum.v1.GetCollectionRequest"> & {
  * Use `create(GetCollectionRequestSchema)` to create a new message.
  */
 export const GetCollectionRequestSchema: GenMessage<GetCollectionRequest> = /*@__PURE__*/
-  messageDesc(file_traum_v1_audio, 37);
+  messageDesc(file_traum_v1_audio, 41);
 
 /**
  * An ordered list of file identifiers, where "absent" and "empty" differ.
@@ -1558,7 +1732,7 @@ export type FileIdList = Message<"traum.v1.FileIdList"> & {
  * Use `create(FileIdListSchema)` to create a new message.
  */
 export const FileIdListSchema: GenMessage<FileIdList> = /*@__PURE__*/
-  messageDesc(file_traum_v1_audio, 38);
+  messageDesc(file_traum_v1_audio, 42);
 
 /**
  * Changes a collection. Operations apply in this order: replace (which is
@@ -1609,7 +1783,7 @@ export type UpdateCollectionRequest = Message<"traum.v1.UpdateCollectionRequest"
  * Use `create(UpdateCollectionRequestSchema)` to create a new message.
  */
 export const UpdateCollectionRequestSchema: GenMessage<UpdateCollectionRequest> = /*@__PURE__*/
-  messageDesc(file_traum_v1_audio, 39);
+  messageDesc(file_traum_v1_audio, 43);
 
 /**
  * Deletes a collection.
@@ -1630,7 +1804,7 @@ export type DeleteCollectionRequest = Message<"traum.v1.DeleteCollectionRequest"
  * Use `create(DeleteCollectionRequestSchema)` to create a new message.
  */
 export const DeleteCollectionRequestSchema: GenMessage<DeleteCollectionRequest> = /*@__PURE__*/
-  messageDesc(file_traum_v1_audio, 40);
+  messageDesc(file_traum_v1_audio, 44);
 
 /**
  * Outcome of a collection's deletion.
@@ -1645,7 +1819,7 @@ export type DeleteCollectionResponse = Message<"traum.v1.DeleteCollectionRespons
  * Use `create(DeleteCollectionResponseSchema)` to create a new message.
  */
 export const DeleteCollectionResponseSchema: GenMessage<DeleteCollectionResponse> = /*@__PURE__*/
-  messageDesc(file_traum_v1_audio, 41);
+  messageDesc(file_traum_v1_audio, 45);
 
 /**
  * Container/codec family of a file, sniffed from its content (never from the
@@ -1892,6 +2066,40 @@ export const KeyModeSchema: GenEnum<KeyMode> = /*@__PURE__*/
   enumDesc(file_traum_v1_audio, 4);
 
 /**
+ * What a user decided about a suggestion.
+ *
+ * @generated from enum traum.v1.TagVerdict
+ */
+export enum TagVerdict {
+  /**
+   * Not a verdict; refused.
+   *
+   * @generated from enum value: TAG_VERDICT_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The label becomes an ordinary tag.
+   *
+   * @generated from enum value: TAG_VERDICT_ACCEPT = 1;
+   */
+  ACCEPT = 1,
+
+  /**
+   * The label is never suggested for the file again.
+   *
+   * @generated from enum value: TAG_VERDICT_REJECT = 2;
+   */
+  REJECT = 2,
+}
+
+/**
+ * Describes the enum traum.v1.TagVerdict.
+ */
+export const TagVerdictSchema: GenEnum<TagVerdict> = /*@__PURE__*/
+  enumDesc(file_traum_v1_audio, 5);
+
+/**
  * Sort key for `ListFiles`.
  *
  * @generated from enum traum.v1.FileOrder
@@ -1937,7 +2145,7 @@ export enum FileOrder {
  * Describes the enum traum.v1.FileOrder.
  */
 export const FileOrderSchema: GenEnum<FileOrder> = /*@__PURE__*/
-  enumDesc(file_traum_v1_audio, 5);
+  enumDesc(file_traum_v1_audio, 6);
 
 /**
  * AudioService ingests audio files, runs their processing jobs and serves
@@ -2095,7 +2303,9 @@ export const AudioService: GenService<{
    * Errors:
    * - INVALID_ARGUMENT: `page_size` is above 1000, `page_token` is not one
    *   the server gave, a tag is empty or too long, `state`, `formats` or
-   *   `order_by` hold unknown values, or `collection_id` is not a UUID.
+   *   `order_by` hold unknown values, `collection_id` is not a UUID, or a
+   *   `suggested` condition has no label or names a vocabulary the server
+   *   does not have.
    * - NOT_FOUND: `collection_id` names no collection.
    *
    * @generated from rpc traum.v1.AudioService.ListFiles
@@ -2133,6 +2343,27 @@ export const AudioService: GenService<{
   updateFile: {
     methodKind: "unary";
     input: typeof UpdateFileRequestSchema;
+    output: typeof FileSchema;
+  },
+  /**
+   * Accepts a zero-shot suggestion (its label becomes an ordinary tag of the
+   * file) or rejects it (it is never suggested for that file again, even
+   * after a model or vocabulary change). Deciding again is allowed; the last
+   * verdict holds, and a tag added by accepting stays until removed with
+   * `UpdateFile`. Returns the file with its remaining pending suggestions.
+   *
+   * Errors:
+   * - INVALID_ARGUMENT: `file_id` is not a UUID, `vocabulary` or `label` is
+   *   empty, or `verdict` is UNSPECIFIED.
+   * - NOT_FOUND: no file has that id, or the file has no suggestion of that
+   *   label in that vocabulary.
+   * - FAILED_PRECONDITION: accepting would give the file more than 64 tags.
+   *
+   * @generated from rpc traum.v1.AudioService.ReviewSuggestedTag
+   */
+  reviewSuggestedTag: {
+    methodKind: "unary";
+    input: typeof ReviewSuggestedTagRequestSchema;
     output: typeof FileSchema;
   },
   /**

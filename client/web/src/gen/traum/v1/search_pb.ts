@@ -4,7 +4,7 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { AudioFormat, MusicalKey } from "./audio_pb";
+import type { AudioFormat, MusicalKey, SuggestedTag, SuggestedTagFilter } from "./audio_pb";
 import { file_traum_v1_audio } from "./audio_pb";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file traum/v1/search.proto.
  */
 export const file_traum_v1_search: GenFile = /*@__PURE__*/
-  fileDesc("ChV0cmF1bS92MS9zZWFyY2gucHJvdG8SCHRyYXVtLnYxIoYDCg1TZWFyY2hGaWx0ZXJzEiEKFG1pbl9kdXJhdGlvbl9zZWNvbmRzGAEgASgBSACIAQESIQoUbWF4X2R1cmF0aW9uX3NlY29uZHMYAiABKAFIAYgBARIUCgdtaW5fYnBtGAMgASgBSAKIAQESFAoHbWF4X2JwbRgEIAEoAUgDiAEBEiIKBGtleXMYBSADKAsyFC50cmF1bS52MS5NdXNpY2FsS2V5EhAKCHRhZ3NfYWxsGAYgAygJEhAKCHRhZ3NfYW55GAcgAygJEhEKCXRhZ3Nfbm9uZRgIIAMoCRImCgdmb3JtYXRzGAkgAygOMhUudHJhdW0udjEuQXVkaW9Gb3JtYXQSEAoIa2V5d29yZHMYCiABKAkSFgoJbWluX3Njb3JlGAsgASgBSASIAQFCFwoVX21pbl9kdXJhdGlvbl9zZWNvbmRzQhcKFV9tYXhfZHVyYXRpb25fc2Vjb25kc0IKCghfbWluX2JwbUIKCghfbWF4X2JwbUIMCgpfbWluX3Njb3JlInAKDVNlYXJjaE9wdGlvbnMSDQoFbGltaXQYASABKA0SEgoKcGFnZV90b2tlbhgCIAEoCRIWCg5rZXl3b3JkX3dlaWdodBgDIAEoARIkCgZyZWZpbmUYBCABKAsyFC50cmF1bS52MS5SZWZpbmVtZW50IjkKClJlZmluZW1lbnQSFQoNZ29vZF9maWxlX2lkcxgBIAMoCRIUCgxiYWRfZmlsZV9pZHMYAiADKAkieAoTU2VhcmNoQnlUZXh0UmVxdWVzdBINCgVxdWVyeRgBIAEoCRIoCgdmaWx0ZXJzGAIgASgLMhcudHJhdW0udjEuU2VhcmNoRmlsdGVycxIoCgdvcHRpb25zGAMgASgLMhcudHJhdW0udjEuU2VhcmNoT3B0aW9ucyJpChNTZWFyY2hCeUF1ZGlvSGVhZGVyEigKB2ZpbHRlcnMYASABKAsyFy50cmF1bS52MS5TZWFyY2hGaWx0ZXJzEigKB29wdGlvbnMYAiABKAsyFy50cmF1bS52MS5TZWFyY2hPcHRpb25zImMKFFNlYXJjaEJ5QXVkaW9SZXF1ZXN0Ei8KBmhlYWRlchgBIAEoCzIdLnRyYXVtLnYxLlNlYXJjaEJ5QXVkaW9IZWFkZXJIABIPCgVjaHVuaxgCIAEoDEgAQgkKB3BheWxvYWQifQoYU2VhcmNoQnlBdWRpb0NsaXBSZXF1ZXN0Eg0KBWF1ZGlvGAEgASgMEigKB2ZpbHRlcnMYAiABKAsyFy50cmF1bS52MS5TZWFyY2hGaWx0ZXJzEigKB29wdGlvbnMYAyABKAsyFy50cmF1bS52MS5TZWFyY2hPcHRpb25zItMBChRTZWFyY2hTaW1pbGFyUmVxdWVzdBIPCgdmaWxlX2lkGAEgASgJEhoKDXN0YXJ0X3NlY29uZHMYAiABKAFIAIgBARIYCgtlbmRfc2Vjb25kcxgDIAEoAUgBiAEBEigKB2ZpbHRlcnMYBCABKAsyFy50cmF1bS52MS5TZWFyY2hGaWx0ZXJzEigKB29wdGlvbnMYBSABKAsyFy50cmF1bS52MS5TZWFyY2hPcHRpb25zQhAKDl9zdGFydF9zZWNvbmRzQg4KDF9lbmRfc2Vjb25kcyK8AQoLRmlsZVN1bW1hcnkSDwoHZmlsZV9pZBgBIAEoCRIQCghmaWxlbmFtZRgCIAEoCRIYChBkdXJhdGlvbl9zZWNvbmRzGAMgASgBEhAKA2JwbRgEIAEoAUgAiAEBEiEKA2tleRgFIAEoCzIULnRyYXVtLnYxLk11c2ljYWxLZXkSDAoEdGFncxgGIAMoCRIlCgZmb3JtYXQYByABKA4yFS50cmF1bS52MS5BdWRpb0Zvcm1hdEIGCgRfYnBtIsABCglTZWFyY2hIaXQSIwoEZmlsZRgBIAEoCzIVLnRyYXVtLnYxLkZpbGVTdW1tYXJ5Eg0KBXNjb3JlGAIgASgBEg4KBmNvc2luZRgDIAEoARIdChVzZWdtZW50X3N0YXJ0X3NlY29uZHMYBCABKAESGwoTc2VnbWVudF9lbmRfc2Vjb25kcxgFIAEoARIVCg13aW5kb3dfc2NvcmVzGAYgAygCEhwKFHdpbmRvd19zdGFydF9zZWNvbmRzGAcgAygCIl0KDlNlYXJjaFJlc3BvbnNlEiEKBGhpdHMYASADKAsyEy50cmF1bS52MS5TZWFyY2hIaXQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJEg8KB3Rvb2tfbXMYAyABKAEiLwoOU3VnZ2VzdFJlcXVlc3QSDgoGcHJlZml4GAEgASgJEg0KBWxpbWl0GAIgASgNIlUKClN1Z2dlc3Rpb24SDAoEdGV4dBgBIAEoCRIqCgZzb3VyY2UYAiABKA4yGi50cmF1bS52MS5TdWdnZXN0aW9uU291cmNlEg0KBWNvdW50GAMgASgEIjwKD1N1Z2dlc3RSZXNwb25zZRIpCgtzdWdnZXN0aW9ucxgBIAMoCzIULnRyYXVtLnYxLlN1Z2dlc3Rpb24qjQEKEFN1Z2dlc3Rpb25Tb3VyY2USIQodU1VHR0VTVElPTl9TT1VSQ0VfVU5TUEVDSUZJRUQQABIZChVTVUdHRVNUSU9OX1NPVVJDRV9UQUcQARIeChpTVUdHRVNUSU9OX1NPVVJDRV9GSUxFTkFNRRACEhsKF1NVR0dFU1RJT05fU09VUkNFX1FVRVJZEAMygwMKDVNlYXJjaFNlcnZpY2USRwoMU2VhcmNoQnlUZXh0Eh0udHJhdW0udjEuU2VhcmNoQnlUZXh0UmVxdWVzdBoYLnRyYXVtLnYxLlNlYXJjaFJlc3BvbnNlEksKDVNlYXJjaEJ5QXVkaW8SHi50cmF1bS52MS5TZWFyY2hCeUF1ZGlvUmVxdWVzdBoYLnRyYXVtLnYxLlNlYXJjaFJlc3BvbnNlKAESUQoRU2VhcmNoQnlBdWRpb0NsaXASIi50cmF1bS52MS5TZWFyY2hCeUF1ZGlvQ2xpcFJlcXVlc3QaGC50cmF1bS52MS5TZWFyY2hSZXNwb25zZRJJCg1TZWFyY2hTaW1pbGFyEh4udHJhdW0udjEuU2VhcmNoU2ltaWxhclJlcXVlc3QaGC50cmF1bS52MS5TZWFyY2hSZXNwb25zZRI+CgdTdWdnZXN0EhgudHJhdW0udjEuU3VnZ2VzdFJlcXVlc3QaGS50cmF1bS52MS5TdWdnZXN0UmVzcG9uc2ViBnByb3RvMw", [file_traum_v1_audio]);
+  fileDesc("ChV0cmF1bS92MS9zZWFyY2gucHJvdG8SCHRyYXVtLnYxItMDCg1TZWFyY2hGaWx0ZXJzEiEKFG1pbl9kdXJhdGlvbl9zZWNvbmRzGAEgASgBSACIAQESIQoUbWF4X2R1cmF0aW9uX3NlY29uZHMYAiABKAFIAYgBARIUCgdtaW5fYnBtGAMgASgBSAKIAQESFAoHbWF4X2JwbRgEIAEoAUgDiAEBEiIKBGtleXMYBSADKAsyFC50cmF1bS52MS5NdXNpY2FsS2V5EhAKCHRhZ3NfYWxsGAYgAygJEhAKCHRhZ3NfYW55GAcgAygJEhEKCXRhZ3Nfbm9uZRgIIAMoCRImCgdmb3JtYXRzGAkgAygOMhUudHJhdW0udjEuQXVkaW9Gb3JtYXQSEAoIa2V5d29yZHMYCiABKAkSFgoJbWluX3Njb3JlGAsgASgBSASIAQESLwoJc3VnZ2VzdGVkGAwgAygLMhwudHJhdW0udjEuU3VnZ2VzdGVkVGFnRmlsdGVyEhoKEmJwbV9oYWxmX29yX2RvdWJsZRgNIAEoCEIXChVfbWluX2R1cmF0aW9uX3NlY29uZHNCFwoVX21heF9kdXJhdGlvbl9zZWNvbmRzQgoKCF9taW5fYnBtQgoKCF9tYXhfYnBtQgwKCl9taW5fc2NvcmUijAEKDVNlYXJjaE9wdGlvbnMSDQoFbGltaXQYASABKA0SEgoKcGFnZV90b2tlbhgCIAEoCRIWCg5rZXl3b3JkX3dlaWdodBgDIAEoARIkCgZyZWZpbmUYBCABKAsyFC50cmF1bS52MS5SZWZpbmVtZW50EhoKEmZhY2V0X3ZvY2FidWxhcmllcxgFIAMoCSI5CgpSZWZpbmVtZW50EhUKDWdvb2RfZmlsZV9pZHMYASADKAkSFAoMYmFkX2ZpbGVfaWRzGAIgAygJIngKE1NlYXJjaEJ5VGV4dFJlcXVlc3QSDQoFcXVlcnkYASABKAkSKAoHZmlsdGVycxgCIAEoCzIXLnRyYXVtLnYxLlNlYXJjaEZpbHRlcnMSKAoHb3B0aW9ucxgDIAEoCzIXLnRyYXVtLnYxLlNlYXJjaE9wdGlvbnMiaQoTU2VhcmNoQnlBdWRpb0hlYWRlchIoCgdmaWx0ZXJzGAEgASgLMhcudHJhdW0udjEuU2VhcmNoRmlsdGVycxIoCgdvcHRpb25zGAIgASgLMhcudHJhdW0udjEuU2VhcmNoT3B0aW9ucyJjChRTZWFyY2hCeUF1ZGlvUmVxdWVzdBIvCgZoZWFkZXIYASABKAsyHS50cmF1bS52MS5TZWFyY2hCeUF1ZGlvSGVhZGVySAASDwoFY2h1bmsYAiABKAxIAEIJCgdwYXlsb2FkIn0KGFNlYXJjaEJ5QXVkaW9DbGlwUmVxdWVzdBINCgVhdWRpbxgBIAEoDBIoCgdmaWx0ZXJzGAIgASgLMhcudHJhdW0udjEuU2VhcmNoRmlsdGVycxIoCgdvcHRpb25zGAMgASgLMhcudHJhdW0udjEuU2VhcmNoT3B0aW9ucyLTAQoUU2VhcmNoU2ltaWxhclJlcXVlc3QSDwoHZmlsZV9pZBgBIAEoCRIaCg1zdGFydF9zZWNvbmRzGAIgASgBSACIAQESGAoLZW5kX3NlY29uZHMYAyABKAFIAYgBARIoCgdmaWx0ZXJzGAQgASgLMhcudHJhdW0udjEuU2VhcmNoRmlsdGVycxIoCgdvcHRpb25zGAUgASgLMhcudHJhdW0udjEuU2VhcmNoT3B0aW9uc0IQCg5fc3RhcnRfc2Vjb25kc0IOCgxfZW5kX3NlY29uZHMi7AEKC0ZpbGVTdW1tYXJ5Eg8KB2ZpbGVfaWQYASABKAkSEAoIZmlsZW5hbWUYAiABKAkSGAoQZHVyYXRpb25fc2Vjb25kcxgDIAEoARIQCgNicG0YBCABKAFIAIgBARIhCgNrZXkYBSABKAsyFC50cmF1bS52MS5NdXNpY2FsS2V5EgwKBHRhZ3MYBiADKAkSJQoGZm9ybWF0GAcgASgOMhUudHJhdW0udjEuQXVkaW9Gb3JtYXQSLgoOc3VnZ2VzdGVkX3RhZ3MYCCADKAsyFi50cmF1bS52MS5TdWdnZXN0ZWRUYWdCBgoEX2JwbSLAAQoJU2VhcmNoSGl0EiMKBGZpbGUYASABKAsyFS50cmF1bS52MS5GaWxlU3VtbWFyeRINCgVzY29yZRgCIAEoARIOCgZjb3NpbmUYAyABKAESHQoVc2VnbWVudF9zdGFydF9zZWNvbmRzGAQgASgBEhsKE3NlZ21lbnRfZW5kX3NlY29uZHMYBSABKAESFQoNd2luZG93X3Njb3JlcxgGIAMoAhIcChR3aW5kb3dfc3RhcnRfc2Vjb25kcxgHIAMoAiJ+Cg5TZWFyY2hSZXNwb25zZRIhCgRoaXRzGAEgAygLMhMudHJhdW0udjEuU2VhcmNoSGl0EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCRIPCgd0b29rX21zGAMgASgBEh8KBmZhY2V0cxgEIAMoCzIPLnRyYXVtLnYxLkZhY2V0IkEKBUZhY2V0EhIKCnZvY2FidWxhcnkYASABKAkSJAoGY291bnRzGAIgAygLMhQudHJhdW0udjEuRmFjZXRDb3VudCIqCgpGYWNldENvdW50Eg0KBWxhYmVsGAEgASgJEg0KBWZpbGVzGAIgASgEIi8KDlN1Z2dlc3RSZXF1ZXN0Eg4KBnByZWZpeBgBIAEoCRINCgVsaW1pdBgCIAEoDSJVCgpTdWdnZXN0aW9uEgwKBHRleHQYASABKAkSKgoGc291cmNlGAIgASgOMhoudHJhdW0udjEuU3VnZ2VzdGlvblNvdXJjZRINCgVjb3VudBgDIAEoBCI8Cg9TdWdnZXN0UmVzcG9uc2USKQoLc3VnZ2VzdGlvbnMYASADKAsyFC50cmF1bS52MS5TdWdnZXN0aW9uKo0BChBTdWdnZXN0aW9uU291cmNlEiEKHVNVR0dFU1RJT05fU09VUkNFX1VOU1BFQ0lGSUVEEAASGQoVU1VHR0VTVElPTl9TT1VSQ0VfVEFHEAESHgoaU1VHR0VTVElPTl9TT1VSQ0VfRklMRU5BTUUQAhIbChdTVUdHRVNUSU9OX1NPVVJDRV9RVUVSWRADMoMDCg1TZWFyY2hTZXJ2aWNlEkcKDFNlYXJjaEJ5VGV4dBIdLnRyYXVtLnYxLlNlYXJjaEJ5VGV4dFJlcXVlc3QaGC50cmF1bS52MS5TZWFyY2hSZXNwb25zZRJLCg1TZWFyY2hCeUF1ZGlvEh4udHJhdW0udjEuU2VhcmNoQnlBdWRpb1JlcXVlc3QaGC50cmF1bS52MS5TZWFyY2hSZXNwb25zZSgBElEKEVNlYXJjaEJ5QXVkaW9DbGlwEiIudHJhdW0udjEuU2VhcmNoQnlBdWRpb0NsaXBSZXF1ZXN0GhgudHJhdW0udjEuU2VhcmNoUmVzcG9uc2USSQoNU2VhcmNoU2ltaWxhchIeLnRyYXVtLnYxLlNlYXJjaFNpbWlsYXJSZXF1ZXN0GhgudHJhdW0udjEuU2VhcmNoUmVzcG9uc2USPgoHU3VnZ2VzdBIYLnRyYXVtLnYxLlN1Z2dlc3RSZXF1ZXN0GhkudHJhdW0udjEuU3VnZ2VzdFJlc3BvbnNlYgZwcm90bzM", [file_traum_v1_audio]);
 
 /**
  * Filters shared by every search. Every set field must hold for a hit; unset
@@ -50,6 +50,8 @@ export type SearchFilters = Message<"traum.v1.SearchFilters"> & {
   maxBpm?: number | undefined;
 
   /**
+   * If true, `min_bpm`/`max_bpm` also admit a file whose half or double
+   * tempo lies in the range, so 85–95 BPM finds a trap loop read as 180.
    * Only files in one of these keys; empty means any.
    *
    * @generated from field: repeated traum.v1.MusicalKey keys = 5;
@@ -97,6 +99,21 @@ export type SearchFilters = Message<"traum.v1.SearchFilters"> & {
    * @generated from field: optional double min_score = 11;
    */
   minScore?: number | undefined;
+
+  /**
+   * The file must match every one of these conditions on its suggested
+   * tags (e.g. genre any of techno, house); at most 16.
+   *
+   * @generated from field: repeated traum.v1.SuggestedTagFilter suggested = 12;
+   */
+  suggested: SuggestedTagFilter[];
+
+  /**
+   * See `max_bpm`.
+   *
+   * @generated from field: bool bpm_half_or_double = 13;
+   */
+  bpmHalfOrDouble: boolean;
 };
 
 /**
@@ -140,6 +157,14 @@ export type SearchOptions = Message<"traum.v1.SearchOptions"> & {
    * @generated from field: traum.v1.Refinement refine = 4;
    */
   refine?: Refinement | undefined;
+
+  /**
+   * Vocabularies (e.g. "genre") to count suggested labels of: the response's
+   * `facets` say how many files meeting the filters carry each label.
+   *
+   * @generated from field: repeated string facet_vocabularies = 5;
+   */
+  facetVocabularies: string[];
 };
 
 /**
@@ -427,6 +452,13 @@ export type FileSummary = Message<"traum.v1.FileSummary"> & {
    * @generated from field: traum.v1.AudioFormat format = 7;
    */
   format: AudioFormat;
+
+  /**
+   * Pending zero-shot suggestions, as in `File.suggested_tags`.
+   *
+   * @generated from field: repeated traum.v1.SuggestedTag suggested_tags = 8;
+   */
+  suggestedTags: SuggestedTag[];
 };
 
 /**
@@ -528,6 +560,14 @@ export type SearchResponse = Message<"traum.v1.SearchResponse"> & {
    * @generated from field: double took_ms = 3;
    */
   tookMs: number;
+
+  /**
+   * One per vocabulary of `options.facet_vocabularies`, in the server's
+   * vocabulary order.
+   *
+   * @generated from field: repeated traum.v1.Facet facets = 4;
+   */
+  facets: Facet[];
 };
 
 /**
@@ -536,6 +576,64 @@ export type SearchResponse = Message<"traum.v1.SearchResponse"> & {
  */
 export const SearchResponseSchema: GenMessage<SearchResponse> = /*@__PURE__*/
   messageDesc(file_traum_v1_search, 10);
+
+/**
+ * How many files meeting a search's filters (all of them, not only this
+ * page's hits; `min_score` and exclusions aside) carry each suggested label
+ * of a vocabulary, pending or accepted.
+ *
+ * @generated from message traum.v1.Facet
+ */
+export type Facet = Message<"traum.v1.Facet"> & {
+  /**
+   * Vocabulary name.
+   *
+   * @generated from field: string vocabulary = 1;
+   */
+  vocabulary: string;
+
+  /**
+   * Labels carried by at least one file, most files first, then by label.
+   *
+   * @generated from field: repeated traum.v1.FacetCount counts = 2;
+   */
+  counts: FacetCount[];
+};
+
+/**
+ * Describes the message traum.v1.Facet.
+ * Use `create(FacetSchema)` to create a new message.
+ */
+export const FacetSchema: GenMessage<Facet> = /*@__PURE__*/
+  messageDesc(file_traum_v1_search, 11);
+
+/**
+ * Files carrying one label.
+ *
+ * @generated from message traum.v1.FacetCount
+ */
+export type FacetCount = Message<"traum.v1.FacetCount"> & {
+  /**
+   * The label.
+   *
+   * @generated from field: string label = 1;
+   */
+  label: string;
+
+  /**
+   * Number of files.
+   *
+   * @generated from field: uint64 files = 2;
+   */
+  files: bigint;
+};
+
+/**
+ * Describes the message traum.v1.FacetCount.
+ * Use `create(FacetCountSchema)` to create a new message.
+ */
+export const FacetCountSchema: GenMessage<FacetCount> = /*@__PURE__*/
+  messageDesc(file_traum_v1_search, 12);
 
 /**
  * Asks for completions.
@@ -563,7 +661,7 @@ export type SuggestRequest = Message<"traum.v1.SuggestRequest"> & {
  * Use `create(SuggestRequestSchema)` to create a new message.
  */
 export const SuggestRequestSchema: GenMessage<SuggestRequest> = /*@__PURE__*/
-  messageDesc(file_traum_v1_search, 11);
+  messageDesc(file_traum_v1_search, 13);
 
 /**
  * One completion.
@@ -598,7 +696,7 @@ export type Suggestion = Message<"traum.v1.Suggestion"> & {
  * Use `create(SuggestionSchema)` to create a new message.
  */
 export const SuggestionSchema: GenMessage<Suggestion> = /*@__PURE__*/
-  messageDesc(file_traum_v1_search, 12);
+  messageDesc(file_traum_v1_search, 14);
 
 /**
  * Completions for a prefix.
@@ -619,7 +717,7 @@ export type SuggestResponse = Message<"traum.v1.SuggestResponse"> & {
  * Use `create(SuggestResponseSchema)` to create a new message.
  */
 export const SuggestResponseSchema: GenMessage<SuggestResponse> = /*@__PURE__*/
-  messageDesc(file_traum_v1_search, 13);
+  messageDesc(file_traum_v1_search, 15);
 
 /**
  * Where a suggestion comes from.
@@ -677,7 +775,9 @@ export const SearchService: GenService<{
    * Errors:
    * - INVALID_ARGUMENT: `query` is empty or longer than the limit; a filter
    *   is out of range (negative or min above max, `min_score` outside −1..1,
-   *   an empty tag, an unknown key or format); `options.limit` is above 200;
+   *   an empty tag, an unknown key or format, a `suggested` condition without
+   *   a label or on a vocabulary the server does not have); `options.limit`
+   *   is above 200; `options.facet_vocabularies` names an unknown vocabulary;
    *   `options.keyword_weight` is outside 0..1; `options.refine` lists a
    *   malformed id, more than 100 files, or a file both good and bad. Details
    *   name the field, e.g. `filters.min_bpm`.
