@@ -13,6 +13,8 @@ import {
   formatLevel,
   formatLongDuration,
   formatRelative,
+  formatSuggestions,
+  formatTempoReadings,
 } from "./format";
 
 describe("format", () => {
@@ -50,6 +52,24 @@ describe("format", () => {
     expect(formatLevel(0, "dBFS")).toBe("0.0 dBFS");
     expect(formatLevel(undefined, "LUFS")).toBe("—");
     expect(formatBpm(120)).toBe("120.0 BPM");
+  });
+
+  it("groups suggestions by vocabulary and lists tempo readings", () => {
+    expect(
+      formatSuggestions([
+        { vocabulary: "genre", label: "techno", probability: 0.614 },
+        { vocabulary: "genre", label: "house", probability: 0.22 },
+        { vocabulary: "kind", label: "loop", probability: 0.9 },
+      ]),
+    ).toEqual([
+      ["genre", "techno 61 %, house 22 %"],
+      ["kind", "loop 90 %"],
+    ]);
+    expect(formatSuggestions([])).toEqual([]);
+    expect(formatTempoReadings([{ bpm: 60, score: 0.414 }, { bpm: 240, score: 0.8 }])).toBe(
+      "also 60.0 BPM (score 0.41), 240.0 BPM (score 0.80)",
+    );
+    expect(formatTempoReadings([])).toBe("");
   });
 
   it("formats relative times", () => {

@@ -67,6 +67,25 @@ export function formatBpm(bpm: number | undefined | null): string {
   return `${bpm.toFixed(1)} BPM`;
 }
 
+/** Pending zero-shot suggestions, one entry per vocabulary in the order
+ * given: ["genre", "techno 61 %, house 22 %"]. */
+export function formatSuggestions(tags: readonly { vocabulary: string; label: string; probability: number }[]): [string, string][] {
+  const lines: [string, string][] = [];
+  for (const tag of tags) {
+    const item = `${tag.label} ${Math.round(tag.probability * 100)} %`;
+    const line = lines.find(([vocabulary]) => vocabulary === tag.vocabulary);
+    if (line) line[1] = `${line[1]}, ${item}`;
+    else lines.push([tag.vocabulary, item]);
+  }
+  return lines;
+}
+
+/** The half- and double-time readings of a tempo: "also 60.0 BPM (score 0.41), 240.0 BPM (score 0.80)". */
+export function formatTempoReadings(readings: readonly { bpm: number; score: number }[]): string {
+  if (!readings.length) return "";
+  return `also ${readings.map((r) => `${formatBpm(r.bpm)} (score ${r.score.toFixed(2)})`).join(", ")}`;
+}
+
 export function formatPercent(fraction: number | undefined | null, digits = 0): string {
   if (fraction == null || !Number.isFinite(fraction)) return DASH;
   return `${(fraction * 100).toFixed(digits)} %`;

@@ -18,6 +18,8 @@ import {
   formatName,
   formatNumber,
   formatPercent,
+  formatSuggestions,
+  formatTempoReadings,
   jobStageName,
   jobStateName,
 } from "../lib/format";
@@ -304,6 +306,9 @@ export default function FileDetail({ id }: { id: string }) {
             <Row label="Size" value={`${formatBytes(file.sizeBytes)} (${formatNumber(file.sizeBytes)} bytes)`} />
             <Row label="SHA-256" value={file.sha256} />
             <Row label="Tags" value={file.tags.length ? file.tags.join(", ") : "none"} />
+            {formatSuggestions(file.suggestedTags).map(([vocabulary, text]) => (
+              <Row key={vocabulary} label={`Suggested ${vocabulary}`} value={text} />
+            ))}
             <Row label="Uploaded" value={formatDateTime(tsDate(file.createdAt))} />
             <Row label="Updated" value={formatDateTime(tsDate(file.updatedAt))} />
             <Row label="File ID" value={file.fileId} />
@@ -319,7 +324,14 @@ export default function FileDetail({ id }: { id: string }) {
               <Row label="Spectral centroid" value={formatHz(d.spectralCentroidHz)} />
               <Row label="Zero-crossing rate" value={formatHz(d.zeroCrossingRateHz)} />
               <Row label="Silence" value={formatPercent(d.silenceRatio, 1)} />
-              <Row label="Tempo" value={d.bpm != null ? `${formatBpm(d.bpm)} (confidence ${formatPercent(d.bpmConfidence)})` : "—"} />
+              <Row
+                label="Tempo"
+                value={
+                  d.bpm != null
+                    ? `${formatBpm(d.bpm)} (confidence ${formatPercent(d.bpmConfidence)})${d.bpmAlternatives.length ? `; ${formatTempoReadings(d.bpmAlternatives)}` : ""}`
+                    : "—"
+                }
+              />
               <Row label="Key" value={d.key ? `${formatKey(d.key)} (confidence ${formatPercent(d.keyConfidence)})` : "—"} />
             </dl>
           ) : (
