@@ -39,20 +39,20 @@ pub struct EmbedArgs {
     pub json: bool,
 }
 
-/// Runs `embed`; the error is a message for stderr.
-pub fn embed(args: &EmbedArgs) -> Result<String, String> {
-    if args.audio.is_empty() && args.text.is_empty() {
-        return Err("nothing to embed: give --audio FILE and/or --text TEXT".into());
-    }
-    if !(1..=256).contains(&args.batch_size) {
-        return Err("--batch-size must be between 1 and 256".into());
-    }
-    let source = match &args.model_dir {
+/// The model of a command (a local directory, or a hub repo fetched into
+/// the cache), loaded with its inference thread, and a runtime to drive it.
+fn start_engine(
+    model_dir: &Option<PathBuf>,
+    model: &str,
+    model_cache_dir: &std::path::Path,
+    batch_size: usize,
+) -> Result<(ModelSource, Arc<Engine>, tokio::runtime::Runtime), String> {
+    let source = match model_dir {
         Some(dir) => ModelSource::Dir(dir.clone()),
         None => ModelSource::Hub {
-            repo: args.model.clone(),
+            repo: model.to_owned(),
             revision: "main".into(),
-            cache_dir: args.model_cache_dir.clone(),
+            cache_dir: model_cache_dir.to_path_buf(),
         },
     };
     let dir = source
@@ -61,7 +61,7 @@ pub fn embed(args: &EmbedArgs) -> Result<String, String> {
     let settings = ModelSettings {
         source: Some(source.clone()),
         hub: HubOptions::from_env(),
-        batch_size: args.batch_size,
+        batch_size,
         threads: std::thread::available_parallelism().map_or(2, usize::from),
         text: TextSettings::default(),
     };
@@ -70,6 +70,23 @@ pub fn embed(args: &EmbedArgs) -> Result<String, String> {
         .enable_all()
         .build()
         .map_err(|err| format!("cannot start the async runtime: {err}"))?;
+    Ok((source, engine, runtime))
+}
+
+/// Runs `embed`; the error is a message for stderr.
+pub fn embed(args: &EmbedArgs) -> Result<String, String> {
+    if args.audio.is_empty() && args.text.is_empty() {
+        return Err("nothing to embed: give --audio FILE and/or --text TEXT".into());
+    }
+    if !(1..=256).contains(&args.batch_size) {
+        return Err("--batch-size must be between 1 and 256".into());
+    }
+    let (source, engine, runtime) = start_engine(
+        &args.model_dir,
+        &args.model,
+        &args.model_cache_dir,
+        args.batch_size,
+    )?;
     let mut audio = Vec::new();
     for path in &args.audio {
         let options = DecodeOptions {
@@ -243,29 +260,7 @@ pub fn eval_tags(args: &EvalTagsArgs) -> Result<String, String> {
         None => Vocabularies::default(),
     };
     let files = labelled_files(&args.dir, &vocabularies)?;
-    let source = match &args.model_dir {
-        Some(dir) => ModelSource::Dir(dir.clone()),
-        None => ModelSource::Hub {
-            repo: args.model.clone(),
-            revision: "main".into(),
-            cache_dir: args.model_cache_dir.clone(),
-        },
-    };
-    let dir = source
-        .resolve(&HubOptions::from_env())
-        .map_err(|err| format!("cannot get the model: {err}"))?;
-    let settings = ModelSettings {
-        source: Some(source.clone()),
-        hub: HubOptions::from_env(),
-        batch_size: 2,
-        threads: std::thread::available_parallelism().map_or(2, usize::from),
-        text: TextSettings::default(),
-    };
-    let engine = Arc::new(Engine::start(&dir, &settings).map_err(|err| err.to_string())?);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|err| format!("cannot start the async runtime: {err}"))?;
+    let (source, engine, runtime) = start_engine(&args.model_dir, &args.model, &args.model_cache_dir, 2)?;
     let labels = runtime
         .block_on(LabelVectors::encode(&vocabularies, &engine))
         .map_err(|err| format!("cannot encode the labels: {err}"))?;

@@ -168,6 +168,14 @@ fn vector_bytes(vector: &[f32]) -> Vec<u8> {
     vector.iter().flat_map(|v| v.to_le_bytes()).collect()
 }
 
+/// A vector as stored: little-endian f32s (the caller checks the length).
+pub(super) fn vector_from_bytes(bytes: &[u8]) -> Vec<f32> {
+    bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
+}
+
 fn stored(row: embedding::Model) -> Result<StoredEmbedding> {
     if !row.vector.len().is_multiple_of(4) {
         return Err(Error::Internal(format!(
@@ -176,11 +184,7 @@ fn stored(row: embedding::Model) -> Result<StoredEmbedding> {
             row.vector.len()
         )));
     }
-    let vector = row
-        .vector
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
+    let vector = vector_from_bytes(&row.vector);
     Ok(StoredEmbedding {
         id: row.id as u64,
         file_id: row.file_id,

@@ -13,6 +13,7 @@ use sea_orm::{
 };
 
 use super::Store;
+use super::embeddings::vector_from_bytes;
 use super::entities::{embedding, file, file_suggested_tag, file_suggestion_key, file_tag};
 use super::filters::filtered_select;
 use crate::domain::{SearchFilter, SuggestedTag, SuggestedTagFilter, TagVerdict};
@@ -239,13 +240,7 @@ impl Store {
             .await?;
         Ok(rows
             .into_iter()
-            .map(|(file_id, bytes)| {
-                let vector = bytes
-                    .chunks_exact(4)
-                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                    .collect();
-                (file_id, vector)
-            })
+            .map(|(file_id, bytes)| (file_id, vector_from_bytes(&bytes)))
             .collect())
     }
 
