@@ -17,6 +17,7 @@ mod m20261201_000007_api_keys;
 mod m20261201_000008_audit_events;
 mod m20261201_000009_suggested_tags;
 mod m20261201_000010_tempo_alternatives;
+mod m20261202_000011_fingerprints;
 
 /// Runs Traum's migrations.
 pub struct Migrator;
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000008_audit_events::Migration),
             Box::new(m20261201_000009_suggested_tags::Migration),
             Box::new(m20261201_000010_tempo_alternatives::Migration),
+            Box::new(m20261202_000011_fingerprints::Migration),
         ]
     }
 }

@@ -129,6 +129,51 @@ pub struct FileRecord {
     pub updated_at: DateTime<Utc>,
 }
 
+/// Two files whose fingerprints say they are the same recording.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DuplicateLink {
+    pub file_id: String,
+    pub other_id: String,
+    /// 0 to 1: `1 − 2 × bit error rate` of the fingerprints where they overlap.
+    pub score: f64,
+    /// Where `other_id`'s audio starts on `file_id`'s timeline, seconds.
+    pub offset_seconds: f64,
+}
+
+impl DuplicateLink {
+    /// The same link from the lower id's side, as stored.
+    pub fn normalised(&self) -> Self {
+        if self.file_id <= self.other_id {
+            self.clone()
+        } else {
+            Self {
+                file_id: self.other_id.clone(),
+                other_id: self.file_id.clone(),
+                score: self.score,
+                offset_seconds: -self.offset_seconds,
+            }
+        }
+    }
+}
+
+/// Files that are the same recording, oldest upload first.
+#[derive(Debug, Clone)]
+pub struct DuplicateGroup {
+    pub members: Vec<DuplicateMember>,
+}
+
+/// One file of a [`DuplicateGroup`].
+#[derive(Debug, Clone)]
+pub struct DuplicateMember {
+    pub file: FileRecord,
+    /// Against the group's first member; 1 for the first itself.
+    pub score: f64,
+    /// Where this file's audio starts on the first member's timeline, seconds.
+    pub offset_seconds: f64,
+    /// The same bytes as the first member.
+    pub same_bytes: bool,
+}
+
 /// A label the model suggests for a file, from one vocabulary.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SuggestedTag {

@@ -12,6 +12,7 @@ pub mod blob;
 pub mod commands;
 pub mod config;
 pub mod domain;
+pub mod duplicates;
 pub mod embed;
 pub mod error;
 mod grpc;

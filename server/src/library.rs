@@ -11,9 +11,10 @@ use traum_audio::{DecodeOptions, OUTPUT_SAMPLE_RATE, Stage, decode_to_vec};
 
 use crate::blob::BlobStore;
 use crate::domain::{
-    CollectionRecord, CollectionUpdate, FileQuery, FileRecord, FileState, FileUpdate, JobRecord,
-    LibraryEvent, Page, StoredWaveform, TagVerdict,
+    CollectionRecord, CollectionUpdate, DuplicateGroup, FileQuery, FileRecord, FileState, FileUpdate,
+    JobRecord, LibraryEvent, Page, StoredWaveform, TagVerdict,
 };
+use crate::duplicates::Duplicates;
 use crate::error::{Error, Result};
 use crate::isolation::guarded;
 use crate::jobs::Jobs;
@@ -35,6 +36,7 @@ struct Inner {
     blobs: BlobStore,
     search: Search,
     jobs: Jobs,
+    duplicates: Duplicates,
     /// Longest audio decoded for a waveform computed on demand.
     max_duration: std::time::Duration,
     /// Zero-shot vocabularies, to refuse filters on unknown ones.
@@ -103,6 +105,7 @@ impl Library {
         blobs: BlobStore,
         search: Search,
         jobs: Jobs,
+        duplicates: Duplicates,
         max_duration: std::time::Duration,
         vocabularies: Vocabularies,
     ) -> Self {
@@ -112,6 +115,7 @@ impl Library {
                 blobs,
                 search,
                 jobs,
+                duplicates,
                 max_duration,
                 vocabularies,
             }),
@@ -157,6 +161,19 @@ impl Library {
         self.inner.store.get_file(id).await
     }
 
+    /// One file, and the group of near-duplicates it is in, if any.
+    pub async fn get_with_duplicates(&self, id: &str) -> Result<(FileRecord, Option<DuplicateGroup>)> {
+        let file = self.inner.store.get_file(id).await?;
+        let group = self.inner.duplicates.group_of(id).await?;
+        Ok((file, group))
+    }
+
+    /// A page of the groups of files that are the same recording, ordered
+    /// by each group's first (earliest uploaded) file.
+    pub async fn duplicates(&self, offset: u64, limit: u64) -> Result<Page<DuplicateGroup>> {
+        self.inner.duplicates.list(offset, limit).await
+    }
+
     /// Renames and retags a file atomically, then follows the change in the
     /// keyword index.
     pub async fn update(&self, id: &str, update: &FileUpdate) -> Result<FileRecord> {
@@ -173,6 +190,7 @@ impl Library {
         let _placement = self.inner.blobs.placement().await;
         let deleted = self.inner.store.delete_file(id).await?;
         self.inner.search.file_deleted(id, &deleted.embedding_ids).await;
+        self.inner.duplicates.forget(id).await;
         if deleted.blob_orphaned {
             let blobs = self.inner.blobs.clone();
             let sha256 = deleted.sha256.clone();

@@ -24,10 +24,11 @@ use crate::audit::Audit;
 use crate::auth::{Auth, TokenVerifier};
 use crate::blob::BlobStore;
 use crate::config::{Config, ConfigError, MAX_MESSAGE_BYTES, redact_url};
+use crate::duplicates::Duplicates;
 use crate::embed::{Embedder, ModelSettings};
 use crate::grpc::{AdminApi, AnalyticsApi, AudioApi, AuthLayer, SearchApi, UploadIdleLayer};
 use crate::ingest::{Ingest, Limits};
-use crate::jobs::Jobs;
+use crate::jobs::{Jobs, PipelineServices};
 use crate::library::Library;
 use crate::search::Search;
 use crate::state::App;
@@ -172,14 +173,18 @@ pub async fn run(
     )
     .map_err(StartError::Index)?;
     search.load_keywords().await.map_err(StartError::Index)?;
+    let duplicates = Duplicates::new(store.clone(), blobs.clone(), config.max_duration);
     let jobs = Jobs::new(
         store.clone(),
         blobs.clone(),
         stop_rx.clone(),
         config.max_duration,
-        embedder.clone(),
-        search.clone(),
-        zero_shot.clone(),
+        PipelineServices {
+            embedder: embedder.clone(),
+            search: search.clone(),
+            zero_shot: zero_shot.clone(),
+            duplicates: duplicates.clone(),
+        },
     );
     let limits = Limits {
         max_upload_bytes: config.max_upload_bytes,
@@ -203,6 +208,7 @@ pub async fn run(
             blobs,
             search.clone(),
             jobs.clone(),
+            duplicates.clone(),
             config.max_duration,
             config.tag_vocabularies.clone(),
         ),
@@ -257,6 +263,8 @@ pub async fn run(
         stop_rx.clone(),
     ));
 
+    // Loaded (and locked) before any worker can analyse a file.
+    let fingerprints = duplicates.start(stop_rx.clone());
     let mut workers = jobs.spawn_workers(config.workers);
     let janitor = tokio::spawn(janitor(
         ingest,
@@ -421,6 +429,7 @@ pub async fn run(
     }
     janitor.abort();
     readiness.abort();
+    fingerprints.abort();
     if let Err(err) = app.search.save_vectors().await {
         tracing::warn!(error = %err, "cannot save the vector index; the next start rebuilds it");
     }

@@ -46,7 +46,7 @@ fn server_refuses_bad_config_with_exit_64() {
 }
 
 /// Runs the `traum` CLI against a server and returns (exit code, stdout, stderr).
-fn traum(addr: std::net::SocketAddr, args: &[&str]) -> (Option<i32>, String, String) {
+pub(crate) fn traum(addr: std::net::SocketAddr, args: &[&str]) -> (Option<i32>, String, String) {
     let output = Command::new(workspace_binary("traum"))
         .arg("--addr")
         .arg(format!("http://{addr}"))

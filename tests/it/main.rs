@@ -10,6 +10,7 @@ mod auth;
 mod cli;
 mod collections;
 mod details;
+mod duplicates;
 mod envoy;
 mod files;
 mod hostile;

@@ -3,6 +3,7 @@
 mod admin;
 mod analytics;
 mod collections;
+mod duplicates;
 mod events;
 mod files;
 mod health;
@@ -96,6 +97,8 @@ enum Command {
     Download(files::DownloadArgs),
     /// Show a file's waveform: a summary, or every min/max peak with --json.
     Waveform(waveform::WaveformArgs),
+    /// List groups of files that are the same recording (other formats, bitrates, trims, gain).
+    Duplicates(duplicates::DuplicatesArgs),
     /// Show library totals and server state.
     Stats,
     /// Show recent usage per RPC and over time.
@@ -182,6 +185,7 @@ impl Cli {
             Command::Rm(args) => files::rm(&client, globals, args).await,
             Command::Download(args) => files::download(&client, globals, args).await,
             Command::Waveform(args) => waveform::waveform(&client, globals, args).await,
+            Command::Duplicates(args) => duplicates::duplicates(&client, globals, args).await,
             Command::Stats => analytics::stats(&client, globals).await,
             Command::Usage(args) => analytics::usage(&client, globals, args).await,
             Command::Audit(args) => admin::audit(&client, globals, args).await,

@@ -4,8 +4,8 @@ use prost_types::Timestamp;
 use serde::Serialize;
 use traum_client::ClientError;
 use traum_client::v1::{
-    AudioDescriptors, AudioFormat, AudioProperties, File, FileState, Job, JobEvent, JobStage, JobState,
-    KeyMode, ModelStatus, MusicalKey, SuggestedTag, SuggestionSource,
+    AudioDescriptors, AudioFormat, AudioProperties, DuplicateGroup, DuplicateMember, File, FileState, Job,
+    JobEvent, JobStage, JobState, KeyMode, ModelStatus, MusicalKey, SuggestedTag, SuggestionSource,
 };
 
 /// Unwraps a generated-client response so RPC failures carry the same
@@ -241,8 +241,65 @@ pub struct FileJson {
     pub properties: Option<AudioPropertiesJson>,
     pub descriptors: Option<DescriptorsJson>,
     pub suggested_tags: Vec<SuggestedTagJson>,
+    pub duplicate_group: Option<DuplicateGroupJson>,
     pub created_at: Option<String>,
     pub updated_at: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct DuplicateGroupJson {
+    pub members: Vec<DuplicateMemberJson>,
+}
+
+#[derive(Serialize)]
+pub struct DuplicateMemberJson {
+    pub file_id: String,
+    pub filename: String,
+    pub format: String,
+    pub duration_seconds: f64,
+    pub score: f64,
+    pub offset_seconds: f64,
+    pub same_bytes: bool,
+}
+
+impl From<&DuplicateGroup> for DuplicateGroupJson {
+    fn from(group: &DuplicateGroup) -> Self {
+        Self {
+            members: group
+                .members
+                .iter()
+                .map(|member| DuplicateMemberJson {
+                    file_id: member.file_id.clone(),
+                    filename: member.filename.clone(),
+                    format: format_name(member.format),
+                    duration_seconds: member.duration_seconds,
+                    score: member.score,
+                    offset_seconds: member.offset_seconds,
+                    same_bytes: member.same_bytes,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// One member of a duplicate group on one line: id, name, format, duration,
+/// and for all but the first, how it matches the first.
+pub fn duplicate_member_line(member: &DuplicateMember, first: bool) -> String {
+    let head = format!(
+        "{}  {}  {}  {}",
+        member.file_id,
+        member.filename,
+        format_short(member.format),
+        minutes_seconds(member.duration_seconds)
+    );
+    if first {
+        return head;
+    }
+    let same = if member.same_bytes { ", same bytes" } else { "" };
+    format!(
+        "{head}  score {:.2}, offset {:+.3} s{same}",
+        member.score, member.offset_seconds
+    )
 }
 
 #[derive(Serialize)]
@@ -299,6 +356,7 @@ impl From<&File> for FileJson {
             properties: file.properties.as_ref().map(AudioPropertiesJson::from),
             descriptors: file.descriptors.as_ref().map(DescriptorsJson::from),
             suggested_tags: file.suggested_tags.iter().map(SuggestedTagJson::from).collect(),
+            duplicate_group: file.duplicate_group.as_ref().map(DuplicateGroupJson::from),
             created_at: timestamp(file.created_at.as_ref()),
             updated_at: timestamp(file.updated_at.as_ref()),
         }
@@ -474,9 +532,27 @@ pub fn print_file_details(file: &File) {
     for (vocabulary, text) in suggestion_lines(&file.suggested_tags) {
         lines.push((format!("suggested {vocabulary}"), text));
     }
+    let others = file
+        .duplicate_group
+        .as_ref()
+        .map_or(0, |group| group.members.len().saturating_sub(1));
+    lines.push((
+        "duplicates".to_owned(),
+        match others {
+            0 => "-".to_owned(),
+            1 => "1 other file is the same recording".to_owned(),
+            n => format!("{n} other files are the same recording"),
+        },
+    ));
     let width = lines.iter().map(|(key, _)| key.len()).max().unwrap_or(0) + 1;
     for (key, value) in lines {
         println!("{:<width$} {value}", format!("{key}:"));
+    }
+    if let Some(group) = &file.duplicate_group {
+        for (index, member) in group.members.iter().enumerate() {
+            let marker = if member.file_id == file.file_id { "*" } else { " " };
+            println!("  {marker} {}", duplicate_member_line(member, index == 0));
+        }
     }
 }
 

@@ -25,6 +25,7 @@ import {
 let server: TraumServer;
 let browser: Browser;
 let detailId = "";
+let duplicateId = "";
 const pages: OpenedPage[] = [];
 
 beforeAll(async () => {
@@ -36,12 +37,16 @@ beforeAll(async () => {
     ["field recording.wav", wav(6, { rate: 44_100, freq: 196, seed: 3 }), ["field", "ambience"]],
     ["tone.flac", fixture("tone.flac"), ["tone"]],
     ["tone.ogg", fixture("tone.ogg"), []],
+    // The same recording twice: the file page lists its near-duplicate.
+    ["song.ogg", fixture("fingerprint/song0.ogg"), []],
+    ["song (trimmed).m4a", fixture("fingerprint/song0_trim.m4a"), []],
   ];
   for (const [name, bytes, tags] of seeded) {
     const r = await uploadNative(server.audio, name, bytes, tags);
     const f = await waitForTerminal(server.audio, r.fileId, 90_000);
     if (f.state !== FileState.READY) console.log(`a11y seed: ${name} ended ${FileState[f.state]}: ${f.error}`);
     detailId ||= r.fileId;
+    if (name.endsWith(".m4a")) duplicateId = r.fileId;
   }
 });
 
@@ -98,6 +103,18 @@ describe.each(viewports)("$label", ({ size, suffix }) => {
     await expect.poll(() => page.getByRole("slider", { name: "Seek" }).count()).toBe(1);
     await settle(page);
     await saveScreenshot(page, `detail${suffix}.png`);
+    const violations = await seriousA11yViolations(page);
+    expect(violations, violations.join("\n")).toEqual([]);
+  });
+
+  test("file detail with a near-duplicate", async () => {
+    await page.goto(`/files/${duplicateId}`);
+    const group = page.getByRole("list", { name: "Files that are the same recording" });
+    await expect.poll(() => group.getByRole("listitem").count()).toBe(2);
+    await expect.poll(() => group.getByRole("link", { name: "song.ogg" }).count()).toBe(1);
+    await expect.poll(() => group.textContent()).toMatch(/song \(trimmed\)\.m4a \(this file\).*starts 2\.\d{3} s in/);
+    await settle(page);
+    await saveScreenshot(page, `duplicates${suffix}.png`);
     const violations = await seriousA11yViolations(page);
     expect(violations, violations.join("\n")).toEqual([]);
   });

@@ -28,6 +28,7 @@ use std::collections::HashMap;
 use rusty_chromaprint::{Configuration, Fingerprinter as Chromaprinter};
 
 use crate::AudioError;
+use crate::resample::MonoResampler;
 
 /// Seconds between consecutive fingerprint items: Chromaprint's hop of 1365
 /// samples at 11 025 Hz.
@@ -43,9 +44,15 @@ const ALGORITHM: u8 = 1;
 /// recording and overlap by [`FULL_EVIDENCE_SECONDS`] or more; see
 /// [`same_recording_threshold`] for shorter overlaps.
 ///
-/// The score is `1 − 2 × BER`, the bit error rate over the overlap at the
-/// best offset mapped so that 0 is chance (half the bits differ) and 1 is
-/// identity: 0.6 is a bit error rate of 20 %. On the test songs, transcodes
+/// The score is `1 − BER / chance`: the bit error rate over the overlap at
+/// the best offset, against the rate two unrelated fingerprints with the
+/// same bit statistics would show ([`chance_error_rate`]), so 0 is chance
+/// and 1 is identity. For ordinary audio, whose bits are set about half the
+/// time, chance is close to 50 % and the score is about `1 − 2 × BER`: 0.6
+/// is a bit error rate of 20 %. Audio whose fingerprint bits hardly vary
+/// (a bare synthetic drum loop, a held tone) agrees with any other such
+/// audio on most bits by chance; measured against chance it scores near 0
+/// instead of matching everything like it. On the test songs, transcodes
 /// (MP3 128 kbit/s, Vorbis q3, AAC 96 kbit/s, 22.05 kHz), trims and gain
 /// changes score 0.86 or more (bit error rate at most 7 %), while different
 /// songs with the same voice, drums, tempo, key and chords score at most
@@ -298,39 +305,53 @@ impl<'a> NibbleWriter<'a> {
 /// [`crate::decode_file`] hands them out.
 pub struct Fingerprinter {
     inner: Chromaprinter,
+    /// To Chromaprint's rate. Its own resampler (a windowed sinc in f64)
+    /// took half of the fingerprinting time; rubato's FFT resampler in f32
+    /// does the same job in a fraction of it.
+    resampler: MonoResampler,
     block: Vec<i16>,
 }
+
+/// The rate Chromaprint analyses.
+const CHROMAPRINT_RATE: u32 = 11_025;
 
 impl Fingerprinter {
     /// A fingerprinter for mono samples at `sample_rate` (the pipeline's
     /// 48 kHz; anything from 1 kHz up works).
     pub fn new(sample_rate: u32) -> Result<Self, AudioError> {
+        if sample_rate < 1000 {
+            return Err(AudioError::Unsupported(format!(
+                "cannot fingerprint audio at {sample_rate} Hz: 1000 Hz or more is needed"
+            )));
+        }
         let mut inner = Chromaprinter::new(&Configuration::preset_test2());
-        inner.start(sample_rate, 1).map_err(|err| {
+        inner.start(CHROMAPRINT_RATE, 1).map_err(|err| {
             AudioError::Unsupported(format!("cannot fingerprint audio at {sample_rate} Hz: {err}"))
         })?;
         Ok(Self {
             inner,
+            resampler: MonoResampler::to_rate(sample_rate, CHROMAPRINT_RATE)?,
             block: Vec::new(),
         })
     }
 
     /// Adds samples (full scale ±1; louder ones are clipped).
     pub fn push(&mut self, samples: &[f32]) {
-        // Chromaprint takes 16-bit samples.
         for chunk in samples.chunks(8192) {
-            self.block.clear();
-            self.block.extend(
-                chunk
-                    .iter()
-                    .map(|&sample| (sample.clamp(-1.0, 1.0) * 32_767.0).round() as i16),
-            );
-            self.inner.consume(&self.block);
+            let (inner, block) = (&mut self.inner, &mut self.block);
+            // The FFT resampler cannot fail on a rate it was built for.
+            let _ = self
+                .resampler
+                .push(chunk, &mut |resampled| consume(inner, block, resampled));
         }
     }
 
     /// The fingerprint of everything pushed.
     pub fn finish(mut self) -> Fingerprint {
+        let (inner, block) = (&mut self.inner, &mut self.block);
+        let _ = self
+            .resampler
+            .finish(&mut |resampled| consume(inner, block, resampled));
         self.inner.finish();
         Fingerprint {
             items: self.inner.fingerprint().to_vec(),
@@ -338,10 +359,21 @@ impl Fingerprinter {
     }
 }
 
+/// Hands samples at [`CHROMAPRINT_RATE`] to Chromaprint, which takes 16-bit ones.
+fn consume(inner: &mut Chromaprinter, block: &mut Vec<i16>, samples: &[f32]) {
+    block.clear();
+    block.extend(
+        samples
+            .iter()
+            .map(|&sample| (sample.clamp(-1.0, 1.0) * 32_767.0).round() as i16),
+    );
+    inner.consume(block);
+}
+
 /// How two fingerprints line up.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Match {
-    /// `1 − 2 × bit error rate` over the overlap, clamped to 0..1: 1 for
+    /// `1 − bit error rate / chance` over the overlap, clamped to 0..1: 1 for
     /// identical items, about 0 for unrelated audio. See
     /// [`SAME_RECORDING_SCORE`].
     pub score: f64,
@@ -377,6 +409,7 @@ pub fn best_alignment(a: &Fingerprint, b: &Fingerprint) -> Option<Match> {
     if a.len() < min_overlap || b.len() < min_overlap {
         return None;
     }
+    let chance = chance_error_rate(&bit_balance(a), &bit_balance(b));
     // Offset d: b's item i lines up with a's item i + d.
     let mut positions: Vec<(u32, u32)> = a.iter().enumerate().map(|(i, &x)| (key(x), i as u32)).collect();
     positions.sort_unstable();
@@ -410,7 +443,7 @@ pub fn best_alignment(a: &Fingerprint, b: &Fingerprint) -> Option<Match> {
         }
         tried.push(d);
         let offset = d as i64 - bias as i64;
-        if let Some(found) = align_near(a, b, offset)
+        if let Some(found) = align_near(a, b, offset, chance)
             && best.is_none_or(|b| found.score > b.score)
         {
             best = Some(found);
@@ -448,8 +481,40 @@ fn error_rate(a: &[u32], b: &[u32], offset: i64) -> Option<f64> {
     (overlap >= min_overlap_items()).then(|| errors as f64 / (32.0 * overlap as f64))
 }
 
-/// The best alignment within two items of `offset`, refined below one item.
-fn align_near(a: &[u32], b: &[u32], offset: i64) -> Option<Match> {
+/// Per bit position, the fraction of items with that bit set.
+fn bit_balance(items: &[u32]) -> [f32; 32] {
+    let mut counts = [0u32; 32];
+    for &item in items {
+        for (bit, count) in counts.iter_mut().enumerate() {
+            *count += (item >> bit) & 1;
+        }
+    }
+    let n = items.len().max(1) as f32;
+    counts.map(|count| count as f32 / n)
+}
+
+/// The bit error rate expected between two unrelated fingerprints with
+/// these bit balances: per bit, the chance that one is set and the other
+/// not, averaged over the 32 bits. 0.5 for balanced bits; near 0 when both
+/// hold the same bits constant.
+pub fn chance_error_rate(a: &[f32; 32], b: &[f32; 32]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(&p, &q)| f64::from(p) * (1.0 - f64::from(q)) + f64::from(q) * (1.0 - f64::from(p)))
+        .sum::<f64>()
+        / 32.0
+}
+
+/// Below this chance error rate two fingerprints carry too little
+/// information to tell a match from chance: they never match.
+const MIN_CHANCE_ERROR_RATE: f64 = 0.05;
+
+/// The best alignment within two items of `offset`, refined below one item;
+/// `chance` is [`chance_error_rate`] of the two.
+fn align_near(a: &[u32], b: &[u32], offset: i64, chance: f64) -> Option<Match> {
+    if chance < MIN_CHANCE_ERROR_RATE {
+        return None;
+    }
     let (rate, best) = (offset - 2..=offset + 2)
         .filter_map(|d| error_rate(a, b, d).map(|rate| (rate, d)))
         .min_by(|x, y| x.0.total_cmp(&y.0))?;
@@ -459,7 +524,7 @@ fn align_near(a: &[u32], b: &[u32], offset: i64) -> Option<Match> {
     };
     let (_, overlap) = bit_errors(a, b, best);
     Some(Match {
-        score: (1.0 - 2.0 * rate).clamp(0.0, 1.0),
+        score: (1.0 - rate / chance).clamp(0.0, 1.0),
         offset_seconds: (best as f64 + fraction) * ITEM_SECONDS,
         overlap_seconds: overlap as f64 * ITEM_SECONDS,
     })
@@ -498,6 +563,7 @@ const MIN_VOTES: u32 = 2;
 struct Entry {
     id: i64,
     fingerprint: Fingerprint,
+    balance: [f32; 32],
 }
 
 /// Fingerprints held in memory for finding a file's duplicates.
@@ -571,6 +637,7 @@ impl FingerprintIndex {
         self.entries[slot as usize] = Some(Entry {
             id,
             fingerprint: fingerprint.clone(),
+            balance: bit_balance(fingerprint.items()),
         });
         self.slots.insert(id, slot);
     }
@@ -620,6 +687,7 @@ impl FingerprintIndex {
             return Vec::new();
         }
         let max_bucket = self.max_bucket();
+        let query_balance = bit_balance(items);
         // (slot, offset + bias) packed for one sort.
         let bias = 1i64 << 31;
         let mut hits: Vec<u64> = Vec::new();
@@ -667,7 +735,8 @@ impl FingerprintIndex {
             .into_iter()
             .filter_map(|(_, slot, offset)| {
                 let entry = self.entries[slot as usize].as_ref()?;
-                let found = align_near(entry.fingerprint.items(), items, offset)?;
+                let chance = chance_error_rate(&entry.balance, &query_balance);
+                let found = align_near(entry.fingerprint.items(), items, offset, chance)?;
                 found.is_same_recording().then_some((entry.id, found))
             })
             .collect();
@@ -743,8 +812,13 @@ pub fn group_duplicates<'a>(files: impl IntoIterator<Item = (i64, &'a Fingerprin
     index.duplicate_groups()
 }
 
-/// Connected components of the links `(a, b, b placed on a)`.
-fn group_links<'a>(
+/// Groups files by links `(a, b, where b starts on a's timeline)` found
+/// elsewhere (e.g. stored as files were fingerprinted): connected
+/// components, each with its lowest id first and every other member's score
+/// and offset against it, measured directly with `fingerprint` where the two
+/// overlap enough, otherwise chained along the links (offsets added, the
+/// lowest score kept). Only a link's score and offset are read.
+pub fn group_links<'a>(
     links: &[(i64, i64, Match)],
     fingerprint: impl Fn(i64) -> Option<&'a Fingerprint>,
 ) -> Vec<DuplicateGroup> {

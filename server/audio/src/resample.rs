@@ -1,4 +1,4 @@
-//! Band-limited conversion of a mono stream to 48 kHz.
+//! Band-limited conversion of a mono stream to 48 kHz (or another rate).
 
 use rubato::{FftFixedInOut, Resampler};
 
@@ -17,6 +17,7 @@ const RESAMPLER_CHUNK_FRAMES: usize = 1024;
 /// `round(frames × 48 000 / rate)` samples.
 pub(crate) struct MonoResampler {
     source_rate: u32,
+    target_rate: u32,
     inner: Option<Resampling>,
     input_frames: u64,
     output_frames: u64,
@@ -35,12 +36,17 @@ struct ResamplerCore {
 
 impl MonoResampler {
     pub(crate) fn new(source_rate: u32) -> Result<Self, AudioError> {
-        let inner = if source_rate == OUTPUT_SAMPLE_RATE {
+        Self::to_rate(source_rate, OUTPUT_SAMPLE_RATE)
+    }
+
+    /// A resampler from `source_rate` to `target_rate` instead of 48 kHz.
+    pub(crate) fn to_rate(source_rate: u32, target_rate: u32) -> Result<Self, AudioError> {
+        let inner = if source_rate == target_rate {
             None
         } else {
             let resampler = FftFixedInOut::<f32>::new(
                 source_rate as usize,
-                OUTPUT_SAMPLE_RATE as usize,
+                target_rate as usize,
                 RESAMPLER_CHUNK_FRAMES,
                 1,
             )
@@ -60,6 +66,7 @@ impl MonoResampler {
         };
         Ok(Self {
             source_rate,
+            target_rate,
             inner,
             input_frames: 0,
             output_frames: 0,
@@ -87,7 +94,7 @@ impl MonoResampler {
 
     /// Flushes the resampler and returns the number of samples delivered.
     pub(crate) fn finish(mut self, sink: &mut impl FnMut(&[f32])) -> Result<u64, AudioError> {
-        let target = (u128::from(self.input_frames) * u128::from(OUTPUT_SAMPLE_RATE)
+        let target = (u128::from(self.input_frames) * u128::from(self.target_rate)
             + u128::from(self.source_rate / 2))
             / u128::from(self.source_rate.max(1));
         let target = target as u64;

@@ -37,6 +37,7 @@ pub const RPC_ACCESS: &[(&str, Access)] = &[
     ("/traum.v1.AudioService/ListJobs", READ),
     ("/traum.v1.AudioService/ListFiles", READ),
     ("/traum.v1.AudioService/GetFile", READ),
+    ("/traum.v1.AudioService/ListDuplicates", READ),
     ("/traum.v1.AudioService/UpdateFile", WRITE),
     ("/traum.v1.AudioService/ReviewSuggestedTag", WRITE),
     ("/traum.v1.AudioService/DeleteFile", WRITE),

@@ -159,8 +159,19 @@ impl pb::audio_service_server::AudioService for AudioApi {
 
     async fn get_file(&self, request: Request<pb::GetFileRequest>) -> Result<Response<pb::File>, Status> {
         let file_id = validate::id("file_id", &request.into_inner().file_id)?;
-        let file = self.app.library.get(&file_id).await?;
-        Ok(Response::new(convert::file(file)))
+        let (file, group) = self.app.library.get_with_duplicates(&file_id).await?;
+        let mut file = convert::file(file);
+        file.duplicate_group = group.map(convert_audio::duplicate_group);
+        Ok(Response::new(file))
+    }
+
+    async fn list_duplicates(
+        &self,
+        request: Request<pb::ListDuplicatesRequest>,
+    ) -> Result<Response<pb::ListDuplicatesResponse>, Status> {
+        let (offset, limit) = convert_audio::duplicates_query(request.get_ref())?;
+        let page = self.app.library.duplicates(offset, limit).await?;
+        Ok(Response::new(convert_audio::duplicates_page(page)))
     }
 
     async fn update_file(

@@ -17,6 +17,7 @@ use tokio::task::JoinSet;
 
 use crate::blob::BlobStore;
 use crate::domain::{JobQuery, JobRecord, LibraryEvent, Page};
+use crate::duplicates::Duplicates;
 use crate::embed::Embedder;
 use crate::error::{Error, Result};
 use crate::search::Search;
@@ -50,6 +51,16 @@ struct Inner {
     embedder: Embedder,
     search: Search,
     zero_shot: ZeroShot,
+    duplicates: Duplicates,
+}
+
+/// The services the pipeline runs files through and whose indexes follow
+/// its results.
+pub struct PipelineServices {
+    pub embedder: Embedder,
+    pub search: Search,
+    pub zero_shot: ZeroShot,
+    pub duplicates: Duplicates,
 }
 
 impl Jobs {
@@ -59,10 +70,14 @@ impl Jobs {
         blobs: BlobStore,
         shutdown: watch::Receiver<bool>,
         max_duration: Duration,
-        embedder: Embedder,
-        search: Search,
-        zero_shot: ZeroShot,
+        services: PipelineServices,
     ) -> Self {
+        let PipelineServices {
+            embedder,
+            search,
+            zero_shot,
+            duplicates,
+        } = services;
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
         Self {
             inner: Arc::new(Inner {
@@ -75,6 +90,7 @@ impl Jobs {
                 embedder,
                 search,
                 zero_shot,
+                duplicates,
             }),
         }
     }

@@ -7,8 +7,10 @@ use std::time::Instant;
 
 use tokio::sync::watch;
 
+use traum_audio::fingerprint::Fingerprint;
 use traum_audio::{
-    DecodeOptions, DecodeReport, OUTPUT_SAMPLE_RATE, SourceLevels, Stage, decode_to_vec, probe_file,
+    AudioError, DecodeOptions, DecodeReport, OUTPUT_SAMPLE_RATE, SourceLevels, Stage, decode_to_vec,
+    probe_file,
 };
 
 use super::Jobs;
@@ -35,7 +37,13 @@ enum StageOutput {
     Verified,
     Probed(AudioProperties),
     Decoded(Vec<f32>, DecodeReport),
-    Analysed(Descriptors, StoredWaveform),
+    /// With the fingerprint, or why it could not be computed (a failure
+    /// there only costs the file its near-duplicates).
+    Analysed(
+        Descriptors,
+        StoredWaveform,
+        std::result::Result<Fingerprint, AudioError>,
+    ),
     Embedded(FileEmbeddings, Arc<Engine>),
 }
 
@@ -100,7 +108,8 @@ impl Jobs {
                                 progress_tx.send_replace(share_done + fraction * (1.0 - share_done));
                             });
                         let waveform = StoredWaveform::of(&samples, OUTPUT_SAMPLE_RATE);
-                        Ok(StageOutput::Analysed(analysis, waveform))
+                        let fingerprint = Fingerprint::compute(&samples, OUTPUT_SAMPLE_RATE);
+                        Ok(StageOutput::Analysed(analysis, waveform, fingerprint))
                     })
                 })
             }
@@ -145,9 +154,19 @@ impl Jobs {
                 context.levels = report.levels;
                 Ok(())
             }
-            StageOutput::Analysed(analysis, waveform) => {
+            StageOutput::Analysed(analysis, waveform, fingerprint) => {
                 store.put_waveform(&file.id, &waveform).await?;
-                store.set_file_descriptors(&file.id, &analysis).await
+                store.set_file_descriptors(&file.id, &analysis).await?;
+                let linked = match fingerprint {
+                    Ok(fingerprint) => self.inner.duplicates.fingerprinted(&file.id, fingerprint).await,
+                    Err(err) => Err(err.into()),
+                };
+                if let Err(err) = linked {
+                    tracing::warn!(file_id = %file.id, error = %err, "cannot fingerprint the file");
+                    job.warnings
+                        .push(format!("near-duplicates could not be looked up: {err}"));
+                }
+                Ok(())
             }
             StageOutput::Embedded(embeddings, engine) => {
                 let (removed, written) = store.replace_embeddings(&file.id, &embeddings).await?;

@@ -333,3 +333,44 @@ pub mod file_suggestion_key {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod file_fingerprint {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "file_fingerprints")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub file_id: String,
+        /// `traum_audio::Fingerprint::to_bytes`.
+        pub fingerprint: Vec<u8>,
+        pub created_at: ChronoDateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod file_duplicate_link {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "file_duplicate_links")]
+    pub struct Model {
+        /// The lower of the two file ids.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub file_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub other_id: String,
+        pub score: f64,
+        /// Where `other_id` starts on `file_id`'s timeline.
+        pub offset_seconds: f64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

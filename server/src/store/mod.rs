@@ -9,6 +9,7 @@ mod embeddings;
 pub mod entities;
 mod files;
 mod filters;
+mod fingerprints;
 mod jobs;
 mod rows;
 mod suggested_tags;
@@ -22,6 +23,7 @@ use std::time::Duration;
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend};
 use traum_migration::{Migrator, MigratorTrait};
 
+pub use self::fingerprints::UnprintedFile;
 pub use self::totals::LibraryTotals;
 pub use self::usage::{BucketAggregate, MethodUsage, SearchLatency, UsageAggregates, UsageKind, UsageRow};
 use crate::domain::AudioFormat;

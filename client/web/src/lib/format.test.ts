@@ -15,6 +15,7 @@ import {
   formatRelative,
   formatSuggestions,
   formatTempoReadings,
+  formatDuplicateMatch,
 } from "./format";
 
 describe("format", () => {
@@ -70,6 +71,17 @@ describe("format", () => {
       "also 60.0 BPM (score 0.41), 240.0 BPM (score 0.80)",
     );
     expect(formatTempoReadings([])).toBe("");
+  });
+
+  it("formats near-duplicate matches", () => {
+    expect(formatDuplicateMatch({ score: 0.934, offsetSeconds: 2.4, sameBytes: false })).toBe(
+      "score 0.93, starts 2.400 s in (trimmed start)",
+    );
+    expect(formatDuplicateMatch({ score: 0.8, offsetSeconds: -0.25, sameBytes: false })).toBe(
+      "score 0.80, starts 0.250 s before (longer start)",
+    );
+    expect(formatDuplicateMatch({ score: 0.9, offsetSeconds: 0.0001, sameBytes: false })).toBe("score 0.90, aligned");
+    expect(formatDuplicateMatch({ score: 1, offsetSeconds: 0, sameBytes: true })).toBe("score 1.00, same bytes");
   });
 
   it("formats relative times", () => {

@@ -86,6 +86,17 @@ export function formatTempoReadings(readings: readonly { bpm: number; score: num
   return `also ${readings.map((r) => `${formatBpm(r.bpm)} (score ${r.score.toFixed(2)})`).join(", ")}`;
 }
 
+/** How a near-duplicate lines up with its group's first file:
+ * "score 0.93, starts 2.400 s in", "score 1.00, same bytes". */
+export function formatDuplicateMatch(member: { score: number; offsetSeconds: number; sameBytes: boolean }): string {
+  const score = `score ${member.score.toFixed(2)}`;
+  if (member.sameBytes) return `${score}, same bytes`;
+  const offset = Math.abs(member.offsetSeconds);
+  if (offset < 0.0005) return `${score}, aligned`;
+  const where = member.offsetSeconds > 0 ? "in (trimmed start)" : "before (longer start)";
+  return `${score}, starts ${offset.toFixed(3)} s ${where}`;
+}
+
 export function formatPercent(fraction: number | undefined | null, digits = 0): string {
   if (fraction == null || !Number.isFinite(fraction)) return DASH;
   return `${(fraction * 100).toFixed(digits)} %`;

@@ -20,6 +20,7 @@ import {
   formatPercent,
   formatSuggestions,
   formatTempoReadings,
+  formatDuplicateMatch,
   jobStageName,
   jobStateName,
 } from "../lib/format";
@@ -158,6 +159,14 @@ export default function FileDetail({ id }: { id: string }) {
     }
   }, [audio, id, toasts]);
 
+  // Library events and edits carry the file without its duplicate group
+  // (only GetFile fills it in); keep the one loaded last.
+  const updateFile = useCallback((next: File) => {
+    setFile((prev) =>
+      prev && prev.fileId === next.fileId && !next.duplicateGroup ? { ...next, duplicateGroup: prev.duplicateGroup } : next,
+    );
+  }, []);
+
   const loadJobs = useCallback(async () => {
     try {
       const res = await audio.listJobs({ fileId: id, pageSize: 100 });
@@ -202,7 +211,7 @@ export default function FileDetail({ id }: { id: string }) {
 
   useLibraryEvents((ev) => {
     const c = ev.change;
-    if (c.case === "file" && c.value.fileId === id) setFile(c.value);
+    if (c.case === "file" && c.value.fileId === id) updateFile(c.value);
     else if (c.case === "deletedFileId" && c.value === id) setDeleted(true);
     else if (c.case === "resync") {
       void loadFile();
@@ -271,7 +280,7 @@ export default function FileDetail({ id }: { id: string }) {
       <FileActions
         files={[file]}
         showReprocess
-        onUpdated={setFile}
+        onUpdated={updateFile}
         onDeleted={() => navigate("/")}
         onReprocessed={(job) => setJobs((js) => [job, ...js.filter((j) => j.jobId !== job.jobId)])}
         onCollected={() => void loadCollections()}
@@ -353,6 +362,33 @@ export default function FileDetail({ id }: { id: string }) {
           </ul>
         ) : (
           <p className="muted">In no collection.</p>
+        )}
+      </section>
+      <section className="panel" aria-labelledby="duplicates-heading">
+        <h2 id="duplicates-heading">Same recording</h2>
+        {file.duplicateGroup && file.duplicateGroup.members.length > 1 ? (
+          <>
+            <p className="muted">
+              Matched by acoustic fingerprint; each match is measured against the earliest upload, listed first.
+            </p>
+            <ul className="duplicates" aria-label="Files that are the same recording">
+              {file.duplicateGroup.members.map((m, index) => (
+                <li key={m.fileId}>
+                  {m.fileId === file.fileId ? (
+                    <strong aria-current="page">{m.filename} (this file)</strong>
+                  ) : (
+                    <Link to={`/files/${encodeURIComponent(m.fileId)}`}>{m.filename}</Link>
+                  )}{" "}
+                  <span className="muted">
+                    {formatName(m.format)}, {formatDuration(m.durationSeconds)}
+                    {index === 0 ? ", earliest upload" : `, ${formatDuplicateMatch(m)}`}
+                  </span>
+                </li>
+              ))}
+            </ul>
+          </>
+        ) : (
+          <p className="muted">No other file is the same recording.</p>
         )}
       </section>
       <section className="panel" aria-labelledby="jobs-heading">

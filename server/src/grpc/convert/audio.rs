@@ -7,8 +7,9 @@ use super::{
     page_token, timestamp,
 };
 use crate::domain::{
-    CollectionRecord, CollectionUpdate, FileOrder, FileQuery, FileRecord, FileUpdate, JobQuery, JobRecord,
-    LibraryEvent, Page, PeakLevel, StoredWaveform, TagVerdict, UploadHeader, UploadOutcome, UploadSession,
+    CollectionRecord, CollectionUpdate, DuplicateGroup, FileOrder, FileQuery, FileRecord, FileUpdate,
+    JobQuery, JobRecord, LibraryEvent, Page, PeakLevel, StoredWaveform, TagVerdict, UploadHeader,
+    UploadOutcome, UploadSession,
 };
 use crate::error::{Error, Result};
 use crate::validate;
@@ -203,6 +204,44 @@ pub fn files_page(page: Page<FileRecord>) -> pb::ListFilesResponse {
         files: items.into_iter().map(file).collect(),
         next_page_token: page_token(next_offset),
         total_count: total,
+    }
+}
+
+/// The offset and limit of a `ListDuplicates` page.
+pub fn duplicates_query(request: &pb::ListDuplicatesRequest) -> Result<(u64, u64)> {
+    Ok((
+        page_offset(&request.page_token)?,
+        page_size("page_size", request.page_size, DEFAULT_PAGE, MAX_PAGE)?,
+    ))
+}
+
+pub fn duplicate_group(group: DuplicateGroup) -> pb::DuplicateGroup {
+    pb::DuplicateGroup {
+        members: group
+            .members
+            .into_iter()
+            .map(|member| pb::DuplicateMember {
+                duration_seconds: member
+                    .file
+                    .properties
+                    .as_ref()
+                    .map_or(0.0, |properties| properties.duration_seconds),
+                file_id: member.file.id,
+                filename: member.file.filename,
+                format: super::audio_format(member.file.format).into(),
+                score: member.score,
+                offset_seconds: member.offset_seconds,
+                same_bytes: member.same_bytes,
+            })
+            .collect(),
+    }
+}
+
+pub fn duplicates_page(page: Page<DuplicateGroup>) -> pb::ListDuplicatesResponse {
+    pb::ListDuplicatesResponse {
+        groups: page.items.into_iter().map(duplicate_group).collect(),
+        next_page_token: page_token(page.next_offset),
+        total_count: page.total,
     }
 }
 

@@ -173,6 +173,7 @@ pub fn file(record: FileRecord) -> pb::File {
         properties: props.map(properties),
         descriptors: analysis.map(descriptors),
         suggested_tags: suggested_tags.into_iter().map(suggested_tag).collect(),
+        duplicate_group: None,
         created_at: Some(timestamp(created_at)),
         updated_at: Some(timestamp(updated_at)),
     }

@@ -316,7 +316,7 @@ class TempoReading(_message.Message):
     def __init__(self, bpm: _Optional[float] = ..., score: _Optional[float] = ...) -> None: ...
 
 class File(_message.Message):
-    __slots__ = ("file_id", "filename", "tags", "format", "size_bytes", "sha256", "state", "latest_job_id", "error", "properties", "created_at", "updated_at", "descriptors", "suggested_tags")
+    __slots__ = ("file_id", "filename", "tags", "format", "size_bytes", "sha256", "state", "latest_job_id", "error", "properties", "created_at", "updated_at", "descriptors", "suggested_tags", "duplicate_group")
     FILE_ID_FIELD_NUMBER: _ClassVar[int]
     FILENAME_FIELD_NUMBER: _ClassVar[int]
     TAGS_FIELD_NUMBER: _ClassVar[int]
@@ -331,6 +331,7 @@ class File(_message.Message):
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTORS_FIELD_NUMBER: _ClassVar[int]
     SUGGESTED_TAGS_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATE_GROUP_FIELD_NUMBER: _ClassVar[int]
     file_id: str
     filename: str
     tags: _containers.RepeatedScalarFieldContainer[str]
@@ -345,7 +346,50 @@ class File(_message.Message):
     updated_at: _timestamp_pb2.Timestamp
     descriptors: AudioDescriptors
     suggested_tags: _containers.RepeatedCompositeFieldContainer[SuggestedTag]
-    def __init__(self, file_id: _Optional[str] = ..., filename: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., format: _Optional[_Union[AudioFormat, str]] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ..., state: _Optional[_Union[FileState, str]] = ..., latest_job_id: _Optional[str] = ..., error: _Optional[str] = ..., properties: _Optional[_Union[AudioProperties, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., descriptors: _Optional[_Union[AudioDescriptors, _Mapping]] = ..., suggested_tags: _Optional[_Iterable[_Union[SuggestedTag, _Mapping]]] = ...) -> None: ...
+    duplicate_group: DuplicateGroup
+    def __init__(self, file_id: _Optional[str] = ..., filename: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., format: _Optional[_Union[AudioFormat, str]] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ..., state: _Optional[_Union[FileState, str]] = ..., latest_job_id: _Optional[str] = ..., error: _Optional[str] = ..., properties: _Optional[_Union[AudioProperties, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., descriptors: _Optional[_Union[AudioDescriptors, _Mapping]] = ..., suggested_tags: _Optional[_Iterable[_Union[SuggestedTag, _Mapping]]] = ..., duplicate_group: _Optional[_Union[DuplicateGroup, _Mapping]] = ...) -> None: ...
+
+class DuplicateGroup(_message.Message):
+    __slots__ = ("members",)
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    members: _containers.RepeatedCompositeFieldContainer[DuplicateMember]
+    def __init__(self, members: _Optional[_Iterable[_Union[DuplicateMember, _Mapping]]] = ...) -> None: ...
+
+class DuplicateMember(_message.Message):
+    __slots__ = ("file_id", "filename", "format", "duration_seconds", "score", "offset_seconds", "same_bytes")
+    FILE_ID_FIELD_NUMBER: _ClassVar[int]
+    FILENAME_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    DURATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    SAME_BYTES_FIELD_NUMBER: _ClassVar[int]
+    file_id: str
+    filename: str
+    format: AudioFormat
+    duration_seconds: float
+    score: float
+    offset_seconds: float
+    same_bytes: bool
+    def __init__(self, file_id: _Optional[str] = ..., filename: _Optional[str] = ..., format: _Optional[_Union[AudioFormat, str]] = ..., duration_seconds: _Optional[float] = ..., score: _Optional[float] = ..., offset_seconds: _Optional[float] = ..., same_bytes: _Optional[bool] = ...) -> None: ...
+
+class ListDuplicatesRequest(_message.Message):
+    __slots__ = ("page_size", "page_token")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListDuplicatesResponse(_message.Message):
+    __slots__ = ("groups", "next_page_token", "total_count")
+    GROUPS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_COUNT_FIELD_NUMBER: _ClassVar[int]
+    groups: _containers.RepeatedCompositeFieldContainer[DuplicateGroup]
+    next_page_token: str
+    total_count: int
+    def __init__(self, groups: _Optional[_Iterable[_Union[DuplicateGroup, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., total_count: _Optional[int] = ...) -> None: ...
 
 class SuggestedTag(_message.Message):
     __slots__ = ("vocabulary", "label", "probability", "model_id")

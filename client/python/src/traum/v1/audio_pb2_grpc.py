@@ -86,6 +86,11 @@ class AudioServiceStub:
                 request_serializer=traum_dot_v1_dot_audio__pb2.GetFileRequest.SerializeToString,
                 response_deserializer=traum_dot_v1_dot_audio__pb2.File.FromString,
                 _registered_method=True)
+        self.ListDuplicates = channel.unary_unary(
+                '/traum.v1.AudioService/ListDuplicates',
+                request_serializer=traum_dot_v1_dot_audio__pb2.ListDuplicatesRequest.SerializeToString,
+                response_deserializer=traum_dot_v1_dot_audio__pb2.ListDuplicatesResponse.FromString,
+                _registered_method=True)
         self.UpdateFile = channel.unary_unary(
                 '/traum.v1.AudioService/UpdateFile',
                 request_serializer=traum_dot_v1_dot_audio__pb2.UpdateFileRequest.SerializeToString,
@@ -293,6 +298,24 @@ class AudioServiceServicer:
         Errors:
         - INVALID_ARGUMENT: `file_id` is not a UUID.
         - NOT_FOUND: no file has that id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListDuplicates(self, request, context):
+        """Lists the groups of files that are the same recording: the same audio
+        across formats, bitrates, sample rates, trims and gain changes, found
+        by acoustic fingerprint when each file is analysed. Each group lists its
+        earliest uploaded file first; every other member carries its match score
+        and time offset against that one. Files with identical bytes (uploaded
+        with `always_create_file`) are members too, marked `same_bytes`. Files
+        still processing, or analysed before fingerprints existed and not yet
+        fingerprinted in the background, are not in any group yet.
+
+        Errors:
+        - INVALID_ARGUMENT: `page_size` is above 1000, or `page_token` is not
+        one the server gave.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -506,6 +529,11 @@ def add_AudioServiceServicer_to_server(servicer, server):
                     servicer.GetFile,
                     request_deserializer=traum_dot_v1_dot_audio__pb2.GetFileRequest.FromString,
                     response_serializer=traum_dot_v1_dot_audio__pb2.File.SerializeToString,
+            ),
+            'ListDuplicates': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDuplicates,
+                    request_deserializer=traum_dot_v1_dot_audio__pb2.ListDuplicatesRequest.FromString,
+                    response_serializer=traum_dot_v1_dot_audio__pb2.ListDuplicatesResponse.SerializeToString,
             ),
             'UpdateFile': grpc.unary_unary_rpc_method_handler(
                     servicer.UpdateFile,
@@ -840,6 +868,33 @@ class AudioService:
             '/traum.v1.AudioService/GetFile',
             traum_dot_v1_dot_audio__pb2.GetFileRequest.SerializeToString,
             traum_dot_v1_dot_audio__pb2.File.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDuplicates(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/traum.v1.AudioService/ListDuplicates',
+            traum_dot_v1_dot_audio__pb2.ListDuplicatesRequest.SerializeToString,
+            traum_dot_v1_dot_audio__pb2.ListDuplicatesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file traum/v1/audio.proto.
  */
 export const file_traum_v1_audio: GenFile = /*@__PURE__*/
-  fileDesc("ChR0cmF1bS92MS9hdWRpby5wcm90bxIIdHJhdW0udjEikgEKDFVwbG9hZEhlYWRlchIQCghmaWxlbmFtZRgBIAEoCRIMCgR0YWdzGAIgAygJEhcKCnNpemVfYnl0ZXMYAyABKARIAIgBARITCgZzaGEyNTYYBCABKAlIAYgBARIaChJhbHdheXNfY3JlYXRlX2ZpbGUYBSABKAhCDQoLX3NpemVfYnl0ZXNCCQoHX3NoYTI1NiJaChJVcGxvYWRBdWRpb1JlcXVlc3QSKAoGaGVhZGVyGAEgASgLMhYudHJhdW0udjEuVXBsb2FkSGVhZGVySAASDwoFY2h1bmsYAiABKAxIAEIJCgdwYXlsb2FkIo0BCgxVcGxvYWRSZXN1bHQSDwoHZmlsZV9pZBgBIAEoCRIOCgZqb2JfaWQYAiABKAkSEQoJZHVwbGljYXRlGAMgASgIEhIKCnNpemVfYnl0ZXMYBCABKAQSDgoGc2hhMjU2GAUgASgJEiUKBmZvcm1hdBgGIAEoDjIVLnRyYXVtLnYxLkF1ZGlvRm9ybWF0IjwKElN0YXJ0VXBsb2FkUmVxdWVzdBImCgZoZWFkZXIYASABKAsyFi50cmF1bS52MS5VcGxvYWRIZWFkZXIiSAoVUHV0VXBsb2FkQ2h1bmtSZXF1ZXN0EhEKCXVwbG9hZF9pZBgBIAEoCRIOCgZvZmZzZXQYAiABKAQSDAoEZGF0YRgDIAEoDCIlChBHZXRVcGxvYWRSZXF1ZXN0EhEKCXVwbG9hZF9pZBgBIAEoCSIoChNGaW5pc2hVcGxvYWRSZXF1ZXN0EhEKCXVwbG9hZF9pZBgBIAEoCSLLAQoNVXBsb2FkU2Vzc2lvbhIRCgl1cGxvYWRfaWQYASABKAkSEAoIZmlsZW5hbWUYAiABKAkSDAoEdGFncxgDIAMoCRIWCg5yZWNlaXZlZF9ieXRlcxgEIAEoBBIXCgpzaXplX2J5dGVzGAUgASgESACIAQESFwoPbWF4X2NodW5rX2J5dGVzGAYgASgEEi4KCmV4cGlyZXNfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQg0KC19zaXplX2J5dGVzIh8KDUdldEpvYlJlcXVlc3QSDgoGam9iX2lkGAEgASgJIiEKD1dhdGNoSm9iUmVxdWVzdBIOCgZqb2JfaWQYASABKAkimwMKA0pvYhIOCgZqb2JfaWQYASABKAkSDwoHZmlsZV9pZBgCIAEoCRIhCgVzdGF0ZRgDIAEoDjISLnRyYXVtLnYxLkpvYlN0YXRlEiEKBXN0YWdlGAQgASgOMhIudHJhdW0udjEuSm9iU3RhZ2USEAoIcHJvZ3Jlc3MYBSABKAESFgoOc3RhZ2VfcHJvZ3Jlc3MYBiABKAESDwoHbWVzc2FnZRgHIAEoCRINCgVlcnJvchgIIAEoCRIQCghhdHRlbXB0cxgJIAEoDRIQCgh3YXJuaW5ncxgKIAMoCRIuCgpjcmVhdGVkX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpzdGFydGVkX2F0GA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hlZF9hdBgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiOAoISm9iRXZlbnQSGgoDam9iGAEgASgLMg0udHJhdW0udjEuSm9iEhAKCHRlcm1pbmFsGAIgASgIImwKD0xpc3RKb2JzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKA0SEgoKcGFnZV90b2tlbhgCIAEoCRIhCgVzdGF0ZRgDIAEoDjISLnRyYXVtLnYxLkpvYlN0YXRlEg8KB2ZpbGVfaWQYBCABKAkiXQoQTGlzdEpvYnNSZXNwb25zZRIbCgRqb2JzGAEgAygLMg0udHJhdW0udjEuSm9iEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCRITCgt0b3RhbF9jb3VudBgDIAEoBCKiAQoPQXVkaW9Qcm9wZXJ0aWVzEhgKEGR1cmF0aW9uX3NlY29uZHMYASABKAESFgoOc2FtcGxlX3JhdGVfaHoYAiABKA0SEAoIY2hhbm5lbHMYAyABKA0SFwoPYml0c19wZXJfc2FtcGxlGAQgASgNEg0KBWNvZGVjGAUgASgJEhMKC2JpdHJhdGVfYnBzGAYgASgEEg4KBmZyYW1lcxgHIAEoBCJCCgpNdXNpY2FsS2V5EhMKC3BpdGNoX2NsYXNzGAEgASgNEh8KBG1vZGUYAiABKA4yES50cmF1bS52MS5LZXlNb2RlIpsDChBBdWRpb0Rlc2NyaXB0b3JzEhYKCXBlYWtfZGJmcxgBIAEoAUgAiAEBEhoKDWxvdWRuZXNzX2x1ZnMYAiABKAFIAYgBARIVCghybXNfZGJmcxgDIAEoAUgCiAEBEiEKFHNwZWN0cmFsX2NlbnRyb2lkX2h6GAQgASgBSAOIAQESHQoVemVyb19jcm9zc2luZ19yYXRlX2h6GAUgASgBEhUKDXNpbGVuY2VfcmF0aW8YBiABKAESEAoDYnBtGAcgASgBSASIAQESFgoOYnBtX2NvbmZpZGVuY2UYCCABKAESIQoDa2V5GAkgASgLMhQudHJhdW0udjEuTXVzaWNhbEtleRIWCg5rZXlfY29uZmlkZW5jZRgKIAEoARIwChBicG1fYWx0ZXJuYXRpdmVzGAsgAygLMhYudHJhdW0udjEuVGVtcG9SZWFkaW5nQgwKCl9wZWFrX2RiZnNCEAoOX2xvdWRuZXNzX2x1ZnNCCwoJX3Jtc19kYmZzQhcKFV9zcGVjdHJhbF9jZW50cm9pZF9oekIGCgRfYnBtIioKDFRlbXBvUmVhZGluZxILCgNicG0YASABKAESDQoFc2NvcmUYAiABKAEivAMKBEZpbGUSDwoHZmlsZV9pZBgBIAEoCRIQCghmaWxlbmFtZRgCIAEoCRIMCgR0YWdzGAMgAygJEiUKBmZvcm1hdBgEIAEoDjIVLnRyYXVtLnYxLkF1ZGlvRm9ybWF0EhIKCnNpemVfYnl0ZXMYBSABKAQSDgoGc2hhMjU2GAYgASgJEiIKBXN0YXRlGAcgASgOMhMudHJhdW0udjEuRmlsZVN0YXRlEhUKDWxhdGVzdF9qb2JfaWQYCCABKAkSDQoFZXJyb3IYCSABKAkSLQoKcHJvcGVydGllcxgKIAEoCzIZLnRyYXVtLnYxLkF1ZGlvUHJvcGVydGllcxIuCgpjcmVhdGVkX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtkZXNjcmlwdG9ycxgNIAEoCzIaLnRyYXVtLnYxLkF1ZGlvRGVzY3JpcHRvcnMSLgoOc3VnZ2VzdGVkX3RhZ3MYDiADKAsyFi50cmF1bS52MS5TdWdnZXN0ZWRUYWciWAoMU3VnZ2VzdGVkVGFnEhIKCnZvY2FidWxhcnkYASABKAkSDQoFbGFiZWwYAiABKAkSEwoLcHJvYmFiaWxpdHkYAyABKAESEAoIbW9kZWxfaWQYBCABKAkiOAoSU3VnZ2VzdGVkVGFnRmlsdGVyEhIKCnZvY2FidWxhcnkYASABKAkSDgoGbGFiZWxzGAIgAygJInYKGVJldmlld1N1Z2dlc3RlZFRhZ1JlcXVlc3QSDwoHZmlsZV9pZBgBIAEoCRISCgp2b2NhYnVsYXJ5GAIgASgJEg0KBWxhYmVsGAMgASgJEiUKB3ZlcmRpY3QYBCABKA4yFC50cmF1bS52MS5UYWdWZXJkaWN0IrACChBMaXN0RmlsZXNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoDRISCgpwYWdlX3Rva2VuGAIgASgJEgwKBHRhZ3MYAyADKAkSIgoFc3RhdGUYBCABKA4yEy50cmF1bS52MS5GaWxlU3RhdGUSJgoHZm9ybWF0cxgFIAMoDjIVLnRyYXVtLnYxLkF1ZGlvRm9ybWF0EiUKCG9yZGVyX2J5GAYgASgOMhMudHJhdW0udjEuRmlsZU9yZGVyEhEKCWFzY2VuZGluZxgHIAEoCBIZChFmaWxlbmFtZV9jb250YWlucxgIIAEoCRIVCg1jb2xsZWN0aW9uX2lkGAkgASgJEi8KCXN1Z2dlc3RlZBgKIAMoCzIcLnRyYXVtLnYxLlN1Z2dlc3RlZFRhZ0ZpbHRlciJgChFMaXN0RmlsZXNSZXNwb25zZRIdCgVmaWxlcxgBIAMoCzIOLnRyYXVtLnYxLkZpbGUSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJEhMKC3RvdGFsX2NvdW50GAMgASgEIiEKDkdldEZpbGVSZXF1ZXN0Eg8KB2ZpbGVfaWQYASABKAkiFwoHVGFnTGlzdBIMCgR0YWdzGAEgAygJIpgBChFVcGRhdGVGaWxlUmVxdWVzdBIPCgdmaWxlX2lkGAEgASgJEhUKCGZpbGVuYW1lGAIgASgJSACIAQESJwoMcmVwbGFjZV90YWdzGAMgASgLMhEudHJhdW0udjEuVGFnTGlzdBIQCghhZGRfdGFncxgEIAMoCRITCgtyZW1vdmVfdGFncxgFIAMoCUILCglfZmlsZW5hbWUiJAoRRGVsZXRlRmlsZVJlcXVlc3QSDwoHZmlsZV9pZBgBIAEoCSIqChJEZWxldGVGaWxlUmVzcG9uc2USFAoMYmxvYl9kZWxldGVkGAEgASgIIj0KFERvd25sb2FkQXVkaW9SZXF1ZXN0Eg8KB2ZpbGVfaWQYASABKAkSFAoMc3RhcnRfb2Zmc2V0GAIgASgEIk8KFURvd25sb2FkQXVkaW9SZXNwb25zZRIOCgZvZmZzZXQYASABKAQSDAoEZGF0YRgCIAEoDBIYChB0b3RhbF9zaXplX2J5dGVzGAMgASgEIicKFFJlcHJvY2Vzc0ZpbGVSZXF1ZXN0Eg8KB2ZpbGVfaWQYASABKAkiJQoSR2V0V2F2ZWZvcm1SZXF1ZXN0Eg8KB2ZpbGVfaWQYASABKAkiTAoNV2F2ZWZvcm1MZXZlbBIYChBzYW1wbGVzX3Blcl9wYWlyGAEgASgNEhIKCnBhaXJfY291bnQYAiABKA0SDQoFcGVha3MYAyABKAwioQEKCFdhdmVmb3JtEg8KB2ZpbGVfaWQYASABKAkSFgoOc2FtcGxlX3JhdGVfaHoYAiABKA0SGAoQZHVyYXRpb25fc2Vjb25kcxgDIAEoARIpCghvdmVydmlldxgEIAEoCzIXLnRyYXVtLnYxLldhdmVmb3JtTGV2ZWwSJwoGZGV0YWlsGAUgASgLMhcudHJhdW0udjEuV2F2ZWZvcm1MZXZlbCIVChNXYXRjaExpYnJhcnlSZXF1ZXN0IoMBCgxMaWJyYXJ5RXZlbnQSHAoDam9iGAEgASgLMg0udHJhdW0udjEuSm9iSAASHgoEZmlsZRgCIAEoCzIOLnRyYXVtLnYxLkZpbGVIABIZCg9kZWxldGVkX2ZpbGVfaWQYAyABKAlIABIQCgZyZXN5bmMYBCABKAhIAEIICgZjaGFuZ2UixAEKCkNvbGxlY3Rpb24SFQoNY29sbGVjdGlvbl9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEhIKCmZpbGVfY291bnQYAyABKA0SHQoFZmlsZXMYBCADKAsyDi50cmF1bS52MS5GaWxlEi4KCmNyZWF0ZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIjkKF0NyZWF0ZUNvbGxlY3Rpb25SZXF1ZXN0EgwKBG5hbWUYASABKAkSEAoIZmlsZV9pZHMYAiADKAkiKQoWTGlzdENvbGxlY3Rpb25zUmVxdWVzdBIPCgdmaWxlX2lkGAEgASgJIkQKF0xpc3RDb2xsZWN0aW9uc1Jlc3BvbnNlEikKC2NvbGxlY3Rpb25zGAEgAygLMhQudHJhdW0udjEuQ29sbGVjdGlvbiItChRHZXRDb2xsZWN0aW9uUmVxdWVzdBIVCg1jb2xsZWN0aW9uX2lkGAEgASgJIh4KCkZpbGVJZExpc3QSEAoIZmlsZV9pZHMYASADKAkiqwEKF1VwZGF0ZUNvbGxlY3Rpb25SZXF1ZXN0EhUKDWNvbGxlY3Rpb25faWQYASABKAkSEQoEbmFtZRgCIAEoCUgAiAEBEi4KEHJlcGxhY2VfZmlsZV9pZHMYAyABKAsyFC50cmF1bS52MS5GaWxlSWRMaXN0EhQKDGFkZF9maWxlX2lkcxgEIAMoCRIXCg9yZW1vdmVfZmlsZV9pZHMYBSADKAlCBwoFX25hbWUiMAoXRGVsZXRlQ29sbGVjdGlvblJlcXVlc3QSFQoNY29sbGVjdGlvbl9pZBgBIAEoCSIaChhEZWxldGVDb2xsZWN0aW9uUmVzcG9uc2UqsQEKC0F1ZGlvRm9ybWF0EhwKGEFVRElPX0ZPUk1BVF9VTlNQRUNJRklFRBAAEhQKEEFVRElPX0ZPUk1BVF9XQVYQARIVChFBVURJT19GT1JNQVRfQUlGRhACEhUKEUFVRElPX0ZPUk1BVF9GTEFDEAMSFAoQQVVESU9fRk9STUFUX01QMxAEEhQKEEFVRElPX0ZPUk1BVF9PR0cQBRIUChBBVURJT19GT1JNQVRfTTRBEAYqgQEKCEpvYlN0YXRlEhkKFUpPQl9TVEFURV9VTlNQRUNJRklFRBAAEhQKEEpPQl9TVEFURV9RVUVVRUQQARIVChFKT0JfU1RBVEVfUlVOTklORxACEhcKE0pPQl9TVEFURV9TVUNDRUVERUQQAxIUChBKT0JfU1RBVEVfRkFJTEVEEAQqkQEKCEpvYlN0YWdlEhkKFUpPQl9TVEFHRV9VTlNQRUNJRklFRBAAEhMKD0pPQl9TVEFHRV9TVE9SRRABEhMKD0pPQl9TVEFHRV9QUk9CRRACEhQKEEpPQl9TVEFHRV9ERUNPREUQAxIVChFKT0JfU1RBR0VfQU5BTFlTRRAEEhMKD0pPQl9TVEFHRV9FTUJFRBAFKm8KCUZpbGVTdGF0ZRIaChZGSUxFX1NUQVRFX1VOU1BFQ0lGSUVEEAASGQoVRklMRV9TVEFURV9QUk9DRVNTSU5HEAESFAoQRklMRV9TVEFURV9SRUFEWRACEhUKEUZJTEVfU1RBVEVfRkFJTEVEEAMqSwoHS2V5TW9kZRIYChRLRVlfTU9ERV9VTlNQRUNJRklFRBAAEhIKDktFWV9NT0RFX01BSk9SEAESEgoOS0VZX01PREVfTUlOT1IQAipZCgpUYWdWZXJkaWN0EhsKF1RBR19WRVJESUNUX1VOU1BFQ0lGSUVEEAASFgoSVEFHX1ZFUkRJQ1RfQUNDRVBUEAESFgoSVEFHX1ZFUkRJQ1RfUkVKRUNUEAIqiQEKCUZpbGVPcmRlchIaChZGSUxFX09SREVSX1VOU1BFQ0lGSUVEEAASGQoVRklMRV9PUkRFUl9DUkVBVEVEX0FUEAESFwoTRklMRV9PUkRFUl9GSUxFTkFNRRACEhMKD0ZJTEVfT1JERVJfU0laRRADEhcKE0ZJTEVfT1JERVJfRFVSQVRJT04QBDKeDAoMQXVkaW9TZXJ2aWNlEkUKC1VwbG9hZEF1ZGlvEhwudHJhdW0udjEuVXBsb2FkQXVkaW9SZXF1ZXN0GhYudHJhdW0udjEuVXBsb2FkUmVzdWx0KAESRAoLU3RhcnRVcGxvYWQSHC50cmF1bS52MS5TdGFydFVwbG9hZFJlcXVlc3QaFy50cmF1bS52MS5VcGxvYWRTZXNzaW9uEkoKDlB1dFVwbG9hZENodW5rEh8udHJhdW0udjEuUHV0VXBsb2FkQ2h1bmtSZXF1ZXN0GhcudHJhdW0udjEuVXBsb2FkU2Vzc2lvbhJACglHZXRVcGxvYWQSGi50cmF1bS52MS5HZXRVcGxvYWRSZXF1ZXN0GhcudHJhdW0udjEuVXBsb2FkU2Vzc2lvbhJFCgxGaW5pc2hVcGxvYWQSHS50cmF1bS52MS5GaW5pc2hVcGxvYWRSZXF1ZXN0GhYudHJhdW0udjEuVXBsb2FkUmVzdWx0EjAKBkdldEpvYhIXLnRyYXVtLnYxLkdldEpvYlJlcXVlc3QaDS50cmF1bS52MS5Kb2ISOwoIV2F0Y2hKb2ISGS50cmF1bS52MS5XYXRjaEpvYlJlcXVlc3QaEi50cmF1bS52MS5Kb2JFdmVudDABEkEKCExpc3RKb2JzEhkudHJhdW0udjEuTGlzdEpvYnNSZXF1ZXN0GhoudHJhdW0udjEuTGlzdEpvYnNSZXNwb25zZRJECglMaXN0RmlsZXMSGi50cmF1bS52MS5MaXN0RmlsZXNSZXF1ZXN0GhsudHJhdW0udjEuTGlzdEZpbGVzUmVzcG9uc2USMwoHR2V0RmlsZRIYLnRyYXVtLnYxLkdldEZpbGVSZXF1ZXN0Gg4udHJhdW0udjEuRmlsZRI5CgpVcGRhdGVGaWxlEhsudHJhdW0udjEuVXBkYXRlRmlsZVJlcXVlc3QaDi50cmF1bS52MS5GaWxlEkkKElJldmlld1N1Z2dlc3RlZFRhZxIjLnRyYXVtLnYxLlJldmlld1N1Z2dlc3RlZFRhZ1JlcXVlc3QaDi50cmF1bS52MS5GaWxlEkcKCkRlbGV0ZUZpbGUSGy50cmF1bS52MS5EZWxldGVGaWxlUmVxdWVzdBocLnRyYXVtLnYxLkRlbGV0ZUZpbGVSZXNwb25zZRJSCg1Eb3dubG9hZEF1ZGlvEh4udHJhdW0udjEuRG93bmxvYWRBdWRpb1JlcXVlc3QaHy50cmF1bS52MS5Eb3dubG9hZEF1ZGlvUmVzcG9uc2UwARI+Cg1SZXByb2Nlc3NGaWxlEh4udHJhdW0udjEuUmVwcm9jZXNzRmlsZVJlcXVlc3QaDS50cmF1bS52MS5Kb2ISPwoLR2V0V2F2ZWZvcm0SHC50cmF1bS52MS5HZXRXYXZlZm9ybVJlcXVlc3QaEi50cmF1bS52MS5XYXZlZm9ybRJHCgxXYXRjaExpYnJhcnkSHS50cmF1bS52MS5XYXRjaExpYnJhcnlSZXF1ZXN0GhYudHJhdW0udjEuTGlicmFyeUV2ZW50MAESSwoQQ3JlYXRlQ29sbGVjdGlvbhIhLnRyYXVtLnYxLkNyZWF0ZUNvbGxlY3Rpb25SZXF1ZXN0GhQudHJhdW0udjEuQ29sbGVjdGlvbhJWCg9MaXN0Q29sbGVjdGlvbnMSIC50cmF1bS52MS5MaXN0Q29sbGVjdGlvbnNSZXF1ZXN0GiEudHJhdW0udjEuTGlzdENvbGxlY3Rpb25zUmVzcG9uc2USRQoNR2V0Q29sbGVjdGlvbhIeLnRyYXVtLnYxLkdldENvbGxlY3Rpb25SZXF1ZXN0GhQudHJhdW0udjEuQ29sbGVjdGlvbhJLChBVcGRhdGVDb2xsZWN0aW9uEiEudHJhdW0udjEuVXBkYXRlQ29sbGVjdGlvblJlcXVlc3QaFC50cmF1bS52MS5Db2xsZWN0aW9uElkKEERlbGV0ZUNvbGxlY3Rpb24SIS50cmF1bS52MS5EZWxldGVDb2xsZWN0aW9uUmVxdWVzdBoiLnRyYXVtLnYxLkRlbGV0ZUNvbGxlY3Rpb25SZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("ChR0cmF1bS92MS9hdWRpby5wcm90bxIIdHJhdW0udjEikgEKDFVwbG9hZEhlYWRlchIQCghmaWxlbmFtZRgBIAEoCRIMCgR0YWdzGAIgAygJEhcKCnNpemVfYnl0ZXMYAyABKARIAIgBARITCgZzaGEyNTYYBCABKAlIAYgBARIaChJhbHdheXNfY3JlYXRlX2ZpbGUYBSABKAhCDQoLX3NpemVfYnl0ZXNCCQoHX3NoYTI1NiJaChJVcGxvYWRBdWRpb1JlcXVlc3QSKAoGaGVhZGVyGAEgASgLMhYudHJhdW0udjEuVXBsb2FkSGVhZGVySAASDwoFY2h1bmsYAiABKAxIAEIJCgdwYXlsb2FkIo0BCgxVcGxvYWRSZXN1bHQSDwoHZmlsZV9pZBgBIAEoCRIOCgZqb2JfaWQYAiABKAkSEQoJZHVwbGljYXRlGAMgASgIEhIKCnNpemVfYnl0ZXMYBCABKAQSDgoGc2hhMjU2GAUgASgJEiUKBmZvcm1hdBgGIAEoDjIVLnRyYXVtLnYxLkF1ZGlvRm9ybWF0IjwKElN0YXJ0VXBsb2FkUmVxdWVzdBImCgZoZWFkZXIYASABKAsyFi50cmF1bS52MS5VcGxvYWRIZWFkZXIiSAoVUHV0VXBsb2FkQ2h1bmtSZXF1ZXN0EhEKCXVwbG9hZF9pZBgBIAEoCRIOCgZvZmZzZXQYAiABKAQSDAoEZGF0YRgDIAEoDCIlChBHZXRVcGxvYWRSZXF1ZXN0EhEKCXVwbG9hZF9pZBgBIAEoCSIoChNGaW5pc2hVcGxvYWRSZXF1ZXN0EhEKCXVwbG9hZF9pZBgBIAEoCSLLAQoNVXBsb2FkU2Vzc2lvbhIRCgl1cGxvYWRfaWQYASABKAkSEAoIZmlsZW5hbWUYAiABKAkSDAoEdGFncxgDIAMoCRIWCg5yZWNlaXZlZF9ieXRlcxgEIAEoBBIXCgpzaXplX2J5dGVzGAUgASgESACIAQESFwoPbWF4X2NodW5rX2J5dGVzGAYgASgEEi4KCmV4cGlyZXNfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQg0KC19zaXplX2J5dGVzIh8KDUdldEpvYlJlcXVlc3QSDgoGam9iX2lkGAEgASgJIiEKD1dhdGNoSm9iUmVxdWVzdBIOCgZqb2JfaWQYASABKAkimwMKA0pvYhIOCgZqb2JfaWQYASABKAkSDwoHZmlsZV9pZBgCIAEoCRIhCgVzdGF0ZRgDIAEoDjISLnRyYXVtLnYxLkpvYlN0YXRlEiEKBXN0YWdlGAQgASgOMhIudHJhdW0udjEuSm9iU3RhZ2USEAoIcHJvZ3Jlc3MYBSABKAESFgoOc3RhZ2VfcHJvZ3Jlc3MYBiABKAESDwoHbWVzc2FnZRgHIAEoCRINCgVlcnJvchgIIAEoCRIQCghhdHRlbXB0cxgJIAEoDRIQCgh3YXJuaW5ncxgKIAMoCRIuCgpjcmVhdGVkX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpzdGFydGVkX2F0GA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hlZF9hdBgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiOAoISm9iRXZlbnQSGgoDam9iGAEgASgLMg0udHJhdW0udjEuSm9iEhAKCHRlcm1pbmFsGAIgASgIImwKD0xpc3RKb2JzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKA0SEgoKcGFnZV90b2tlbhgCIAEoCRIhCgVzdGF0ZRgDIAEoDjISLnRyYXVtLnYxLkpvYlN0YXRlEg8KB2ZpbGVfaWQYBCABKAkiXQoQTGlzdEpvYnNSZXNwb25zZRIbCgRqb2JzGAEgAygLMg0udHJhdW0udjEuSm9iEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCRITCgt0b3RhbF9jb3VudBgDIAEoBCKiAQoPQXVkaW9Qcm9wZXJ0aWVzEhgKEGR1cmF0aW9uX3NlY29uZHMYASABKAESFgoOc2FtcGxlX3JhdGVfaHoYAiABKA0SEAoIY2hhbm5lbHMYAyABKA0SFwoPYml0c19wZXJfc2FtcGxlGAQgASgNEg0KBWNvZGVjGAUgASgJEhMKC2JpdHJhdGVfYnBzGAYgASgEEg4KBmZyYW1lcxgHIAEoBCJCCgpNdXNpY2FsS2V5EhMKC3BpdGNoX2NsYXNzGAEgASgNEh8KBG1vZGUYAiABKA4yES50cmF1bS52MS5LZXlNb2RlIpsDChBBdWRpb0Rlc2NyaXB0b3JzEhYKCXBlYWtfZGJmcxgBIAEoAUgAiAEBEhoKDWxvdWRuZXNzX2x1ZnMYAiABKAFIAYgBARIVCghybXNfZGJmcxgDIAEoAUgCiAEBEiEKFHNwZWN0cmFsX2NlbnRyb2lkX2h6GAQgASgBSAOIAQESHQoVemVyb19jcm9zc2luZ19yYXRlX2h6GAUgASgBEhUKDXNpbGVuY2VfcmF0aW8YBiABKAESEAoDYnBtGAcgASgBSASIAQESFgoOYnBtX2NvbmZpZGVuY2UYCCABKAESIQoDa2V5GAkgASgLMhQudHJhdW0udjEuTXVzaWNhbEtleRIWCg5rZXlfY29uZmlkZW5jZRgKIAEoARIwChBicG1fYWx0ZXJuYXRpdmVzGAsgAygLMhYudHJhdW0udjEuVGVtcG9SZWFkaW5nQgwKCl9wZWFrX2RiZnNCEAoOX2xvdWRuZXNzX2x1ZnNCCwoJX3Jtc19kYmZzQhcKFV9zcGVjdHJhbF9jZW50cm9pZF9oekIGCgRfYnBtIioKDFRlbXBvUmVhZGluZxILCgNicG0YASABKAESDQoFc2NvcmUYAiABKAEi7wMKBEZpbGUSDwoHZmlsZV9pZBgBIAEoCRIQCghmaWxlbmFtZRgCIAEoCRIMCgR0YWdzGAMgAygJEiUKBmZvcm1hdBgEIAEoDjIVLnRyYXVtLnYxLkF1ZGlvRm9ybWF0EhIKCnNpemVfYnl0ZXMYBSABKAQSDgoGc2hhMjU2GAYgASgJEiIKBXN0YXRlGAcgASgOMhMudHJhdW0udjEuRmlsZVN0YXRlEhUKDWxhdGVzdF9qb2JfaWQYCCABKAkSDQoFZXJyb3IYCSABKAkSLQoKcHJvcGVydGllcxgKIAEoCzIZLnRyYXVtLnYxLkF1ZGlvUHJvcGVydGllcxIuCgpjcmVhdGVkX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtkZXNjcmlwdG9ycxgNIAEoCzIaLnRyYXVtLnYxLkF1ZGlvRGVzY3JpcHRvcnMSLgoOc3VnZ2VzdGVkX3RhZ3MYDiADKAsyFi50cmF1bS52MS5TdWdnZXN0ZWRUYWcSMQoPZHVwbGljYXRlX2dyb3VwGA8gASgLMhgudHJhdW0udjEuRHVwbGljYXRlR3JvdXAiPAoORHVwbGljYXRlR3JvdXASKgoHbWVtYmVycxgBIAMoCzIZLnRyYXVtLnYxLkR1cGxpY2F0ZU1lbWJlciKwAQoPRHVwbGljYXRlTWVtYmVyEg8KB2ZpbGVfaWQYASABKAkSEAoIZmlsZW5hbWUYAiABKAkSJQoGZm9ybWF0GAMgASgOMhUudHJhdW0udjEuQXVkaW9Gb3JtYXQSGAoQZHVyYXRpb25fc2Vjb25kcxgEIAEoARINCgVzY29yZRgFIAEoARIWCg5vZmZzZXRfc2Vjb25kcxgGIAEoARISCgpzYW1lX2J5dGVzGAcgASgIIj4KFUxpc3REdXBsaWNhdGVzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKA0SEgoKcGFnZV90b2tlbhgCIAEoCSJwChZMaXN0RHVwbGljYXRlc1Jlc3BvbnNlEigKBmdyb3VwcxgBIAMoCzIYLnRyYXVtLnYxLkR1cGxpY2F0ZUdyb3VwEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCRITCgt0b3RhbF9jb3VudBgDIAEoBCJYCgxTdWdnZXN0ZWRUYWcSEgoKdm9jYWJ1bGFyeRgBIAEoCRINCgVsYWJlbBgCIAEoCRITCgtwcm9iYWJpbGl0eRgDIAEoARIQCghtb2RlbF9pZBgEIAEoCSI4ChJTdWdnZXN0ZWRUYWdGaWx0ZXISEgoKdm9jYWJ1bGFyeRgBIAEoCRIOCgZsYWJlbHMYAiADKAkidgoZUmV2aWV3U3VnZ2VzdGVkVGFnUmVxdWVzdBIPCgdmaWxlX2lkGAEgASgJEhIKCnZvY2FidWxhcnkYAiABKAkSDQoFbGFiZWwYAyABKAkSJQoHdmVyZGljdBgEIAEoDjIULnRyYXVtLnYxLlRhZ1ZlcmRpY3QisAIKEExpc3RGaWxlc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgNEhIKCnBhZ2VfdG9rZW4YAiABKAkSDAoEdGFncxgDIAMoCRIiCgVzdGF0ZRgEIAEoDjITLnRyYXVtLnYxLkZpbGVTdGF0ZRImCgdmb3JtYXRzGAUgAygOMhUudHJhdW0udjEuQXVkaW9Gb3JtYXQSJQoIb3JkZXJfYnkYBiABKA4yEy50cmF1bS52MS5GaWxlT3JkZXISEQoJYXNjZW5kaW5nGAcgASgIEhkKEWZpbGVuYW1lX2NvbnRhaW5zGAggASgJEhUKDWNvbGxlY3Rpb25faWQYCSABKAkSLwoJc3VnZ2VzdGVkGAogAygLMhwudHJhdW0udjEuU3VnZ2VzdGVkVGFnRmlsdGVyImAKEUxpc3RGaWxlc1Jlc3BvbnNlEh0KBWZpbGVzGAEgAygLMg4udHJhdW0udjEuRmlsZRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSEwoLdG90YWxfY291bnQYAyABKAQiIQoOR2V0RmlsZVJlcXVlc3QSDwoHZmlsZV9pZBgBIAEoCSIXCgdUYWdMaXN0EgwKBHRhZ3MYASADKAkimAEKEVVwZGF0ZUZpbGVSZXF1ZXN0Eg8KB2ZpbGVfaWQYASABKAkSFQoIZmlsZW5hbWUYAiABKAlIAIgBARInCgxyZXBsYWNlX3RhZ3MYAyABKAsyES50cmF1bS52MS5UYWdMaXN0EhAKCGFkZF90YWdzGAQgAygJEhMKC3JlbW92ZV90YWdzGAUgAygJQgsKCV9maWxlbmFtZSIkChFEZWxldGVGaWxlUmVxdWVzdBIPCgdmaWxlX2lkGAEgASgJIioKEkRlbGV0ZUZpbGVSZXNwb25zZRIUCgxibG9iX2RlbGV0ZWQYASABKAgiPQoURG93bmxvYWRBdWRpb1JlcXVlc3QSDwoHZmlsZV9pZBgBIAEoCRIUCgxzdGFydF9vZmZzZXQYAiABKAQiTwoVRG93bmxvYWRBdWRpb1Jlc3BvbnNlEg4KBm9mZnNldBgBIAEoBBIMCgRkYXRhGAIgASgMEhgKEHRvdGFsX3NpemVfYnl0ZXMYAyABKAQiJwoUUmVwcm9jZXNzRmlsZVJlcXVlc3QSDwoHZmlsZV9pZBgBIAEoCSIlChJHZXRXYXZlZm9ybVJlcXVlc3QSDwoHZmlsZV9pZBgBIAEoCSJMCg1XYXZlZm9ybUxldmVsEhgKEHNhbXBsZXNfcGVyX3BhaXIYASABKA0SEgoKcGFpcl9jb3VudBgCIAEoDRINCgVwZWFrcxgDIAEoDCKhAQoIV2F2ZWZvcm0SDwoHZmlsZV9pZBgBIAEoCRIWCg5zYW1wbGVfcmF0ZV9oehgCIAEoDRIYChBkdXJhdGlvbl9zZWNvbmRzGAMgASgBEikKCG92ZXJ2aWV3GAQgASgLMhcudHJhdW0udjEuV2F2ZWZvcm1MZXZlbBInCgZkZXRhaWwYBSABKAsyFy50cmF1bS52MS5XYXZlZm9ybUxldmVsIhUKE1dhdGNoTGlicmFyeVJlcXVlc3QigwEKDExpYnJhcnlFdmVudBIcCgNqb2IYASABKAsyDS50cmF1bS52MS5Kb2JIABIeCgRmaWxlGAIgASgLMg4udHJhdW0udjEuRmlsZUgAEhkKD2RlbGV0ZWRfZmlsZV9pZBgDIAEoCUgAEhAKBnJlc3luYxgEIAEoCEgAQggKBmNoYW5nZSLEAQoKQ29sbGVjdGlvbhIVCg1jb2xsZWN0aW9uX2lkGAEgASgJEgwKBG5hbWUYAiABKAkSEgoKZmlsZV9jb3VudBgDIAEoDRIdCgVmaWxlcxgEIAMoCzIOLnRyYXVtLnYxLkZpbGUSLgoKY3JlYXRlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiOQoXQ3JlYXRlQ29sbGVjdGlvblJlcXVlc3QSDAoEbmFtZRgBIAEoCRIQCghmaWxlX2lkcxgCIAMoCSIpChZMaXN0Q29sbGVjdGlvbnNSZXF1ZXN0Eg8KB2ZpbGVfaWQYASABKAkiRAoXTGlzdENvbGxlY3Rpb25zUmVzcG9uc2USKQoLY29sbGVjdGlvbnMYASADKAsyFC50cmF1bS52MS5Db2xsZWN0aW9uIi0KFEdldENvbGxlY3Rpb25SZXF1ZXN0EhUKDWNvbGxlY3Rpb25faWQYASABKAkiHgoKRmlsZUlkTGlzdBIQCghmaWxlX2lkcxgBIAMoCSKrAQoXVXBkYXRlQ29sbGVjdGlvblJlcXVlc3QSFQoNY29sbGVjdGlvbl9pZBgBIAEoCRIRCgRuYW1lGAIgASgJSACIAQESLgoQcmVwbGFjZV9maWxlX2lkcxgDIAEoCzIULnRyYXVtLnYxLkZpbGVJZExpc3QSFAoMYWRkX2ZpbGVfaWRzGAQgAygJEhcKD3JlbW92ZV9maWxlX2lkcxgFIAMoCUIHCgVfbmFtZSIwChdEZWxldGVDb2xsZWN0aW9uUmVxdWVzdBIVCg1jb2xsZWN0aW9uX2lkGAEgASgJIhoKGERlbGV0ZUNvbGxlY3Rpb25SZXNwb25zZSqxAQoLQXVkaW9Gb3JtYXQSHAoYQVVESU9fRk9STUFUX1VOU1BFQ0lGSUVEEAASFAoQQVVESU9fRk9STUFUX1dBVhABEhUKEUFVRElPX0ZPUk1BVF9BSUZGEAISFQoRQVVESU9fRk9STUFUX0ZMQUMQAxIUChBBVURJT19GT1JNQVRfTVAzEAQSFAoQQVVESU9fRk9STUFUX09HRxAFEhQKEEFVRElPX0ZPUk1BVF9NNEEQBiqBAQoISm9iU3RhdGUSGQoVSk9CX1NUQVRFX1VOU1BFQ0lGSUVEEAASFAoQSk9CX1NUQVRFX1FVRVVFRBABEhUKEUpPQl9TVEFURV9SVU5OSU5HEAISFwoTSk9CX1NUQVRFX1NVQ0NFRURFRBADEhQKEEpPQl9TVEFURV9GQUlMRUQQBCqRAQoISm9iU3RhZ2USGQoVSk9CX1NUQUdFX1VOU1BFQ0lGSUVEEAASEwoPSk9CX1NUQUdFX1NUT1JFEAESEwoPSk9CX1NUQUdFX1BST0JFEAISFAoQSk9CX1NUQUdFX0RFQ09ERRADEhUKEUpPQl9TVEFHRV9BTkFMWVNFEAQSEwoPSk9CX1NUQUdFX0VNQkVEEAUqbwoJRmlsZVN0YXRlEhoKFkZJTEVfU1RBVEVfVU5TUEVDSUZJRUQQABIZChVGSUxFX1NUQVRFX1BST0NFU1NJTkcQARIUChBGSUxFX1NUQVRFX1JFQURZEAISFQoRRklMRV9TVEFURV9GQUlMRUQQAypLCgdLZXlNb2RlEhgKFEtFWV9NT0RFX1VOU1BFQ0lGSUVEEAASEgoOS0VZX01PREVfTUFKT1IQARISCg5LRVlfTU9ERV9NSU5PUhACKlkKClRhZ1ZlcmRpY3QSGwoXVEFHX1ZFUkRJQ1RfVU5TUEVDSUZJRUQQABIWChJUQUdfVkVSRElDVF9BQ0NFUFQQARIWChJUQUdfVkVSRElDVF9SRUpFQ1QQAiqJAQoJRmlsZU9yZGVyEhoKFkZJTEVfT1JERVJfVU5TUEVDSUZJRUQQABIZChVGSUxFX09SREVSX0NSRUFURURfQVQQARIXChNGSUxFX09SREVSX0ZJTEVOQU1FEAISEwoPRklMRV9PUkRFUl9TSVpFEAMSFwoTRklMRV9PUkRFUl9EVVJBVElPThAEMvMMCgxBdWRpb1NlcnZpY2USRQoLVXBsb2FkQXVkaW8SHC50cmF1bS52MS5VcGxvYWRBdWRpb1JlcXVlc3QaFi50cmF1bS52MS5VcGxvYWRSZXN1bHQoARJECgtTdGFydFVwbG9hZBIcLnRyYXVtLnYxLlN0YXJ0VXBsb2FkUmVxdWVzdBoXLnRyYXVtLnYxLlVwbG9hZFNlc3Npb24SSgoOUHV0VXBsb2FkQ2h1bmsSHy50cmF1bS52MS5QdXRVcGxvYWRDaHVua1JlcXVlc3QaFy50cmF1bS52MS5VcGxvYWRTZXNzaW9uEkAKCUdldFVwbG9hZBIaLnRyYXVtLnYxLkdldFVwbG9hZFJlcXVlc3QaFy50cmF1bS52MS5VcGxvYWRTZXNzaW9uEkUKDEZpbmlzaFVwbG9hZBIdLnRyYXVtLnYxLkZpbmlzaFVwbG9hZFJlcXVlc3QaFi50cmF1bS52MS5VcGxvYWRSZXN1bHQSMAoGR2V0Sm9iEhcudHJhdW0udjEuR2V0Sm9iUmVxdWVzdBoNLnRyYXVtLnYxLkpvYhI7CghXYXRjaEpvYhIZLnRyYXVtLnYxLldhdGNoSm9iUmVxdWVzdBoSLnRyYXVtLnYxLkpvYkV2ZW50MAESQQoITGlzdEpvYnMSGS50cmF1bS52MS5MaXN0Sm9ic1JlcXVlc3QaGi50cmF1bS52MS5MaXN0Sm9ic1Jlc3BvbnNlEkQKCUxpc3RGaWxlcxIaLnRyYXVtLnYxLkxpc3RGaWxlc1JlcXVlc3QaGy50cmF1bS52MS5MaXN0RmlsZXNSZXNwb25zZRIzCgdHZXRGaWxlEhgudHJhdW0udjEuR2V0RmlsZVJlcXVlc3QaDi50cmF1bS52MS5GaWxlElMKDkxpc3REdXBsaWNhdGVzEh8udHJhdW0udjEuTGlzdER1cGxpY2F0ZXNSZXF1ZXN0GiAudHJhdW0udjEuTGlzdER1cGxpY2F0ZXNSZXNwb25zZRI5CgpVcGRhdGVGaWxlEhsudHJhdW0udjEuVXBkYXRlRmlsZVJlcXVlc3QaDi50cmF1bS52MS5GaWxlEkkKElJldmlld1N1Z2dlc3RlZFRhZxIjLnRyYXVtLnYxLlJldmlld1N1Z2dlc3RlZFRhZ1JlcXVlc3QaDi50cmF1bS52MS5GaWxlEkcKCkRlbGV0ZUZpbGUSGy50cmF1bS52MS5EZWxldGVGaWxlUmVxdWVzdBocLnRyYXVtLnYxLkRlbGV0ZUZpbGVSZXNwb25zZRJSCg1Eb3dubG9hZEF1ZGlvEh4udHJhdW0udjEuRG93bmxvYWRBdWRpb1JlcXVlc3QaHy50cmF1bS52MS5Eb3dubG9hZEF1ZGlvUmVzcG9uc2UwARI+Cg1SZXByb2Nlc3NGaWxlEh4udHJhdW0udjEuUmVwcm9jZXNzRmlsZVJlcXVlc3QaDS50cmF1bS52MS5Kb2ISPwoLR2V0V2F2ZWZvcm0SHC50cmF1bS52MS5HZXRXYXZlZm9ybVJlcXVlc3QaEi50cmF1bS52MS5XYXZlZm9ybRJHCgxXYXRjaExpYnJhcnkSHS50cmF1bS52MS5XYXRjaExpYnJhcnlSZXF1ZXN0GhYudHJhdW0udjEuTGlicmFyeUV2ZW50MAESSwoQQ3JlYXRlQ29sbGVjdGlvbhIhLnRyYXVtLnYxLkNyZWF0ZUNvbGxlY3Rpb25SZXF1ZXN0GhQudHJhdW0udjEuQ29sbGVjdGlvbhJWCg9MaXN0Q29sbGVjdGlvbnMSIC50cmF1bS52MS5MaXN0Q29sbGVjdGlvbnNSZXF1ZXN0GiEudHJhdW0udjEuTGlzdENvbGxlY3Rpb25zUmVzcG9uc2USRQoNR2V0Q29sbGVjdGlvbhIeLnRyYXVtLnYxLkdldENvbGxlY3Rpb25SZXF1ZXN0GhQudHJhdW0udjEuQ29sbGVjdGlvbhJLChBVcGRhdGVDb2xsZWN0aW9uEiEudHJhdW0udjEuVXBkYXRlQ29sbGVjdGlvblJlcXVlc3QaFC50cmF1bS52MS5Db2xsZWN0aW9uElkKEERlbGV0ZUNvbGxlY3Rpb24SIS50cmF1bS52MS5EZWxldGVDb2xsZWN0aW9uUmVxdWVzdBoiLnRyYXVtLnYxLkRlbGV0ZUNvbGxlY3Rpb25SZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * Describes a file about to be uploaded.
@@ -915,6 +915,15 @@ export type File = Message<"traum.v1.File"> & {
    * @generated from field: repeated traum.v1.SuggestedTag suggested_tags = 14;
    */
   suggestedTags: SuggestedTag[];
+
+  /**
+   * The near-duplicates this file is grouped with (see `ListDuplicates`),
+   * this file included. Set by `GetFile` only; unset when the file is in no
+   * group.
+   *
+   * @generated from field: traum.v1.DuplicateGroup duplicate_group = 15;
+   */
+  duplicateGroup?: DuplicateGroup | undefined;
 };
 
 /**
@@ -923,6 +932,162 @@ export type File = Message<"traum.v1.File"> & {
  */
 export const FileSchema: GenMessage<File> = /*@__PURE__*/
   messageDesc(file_traum_v1_audio, 18);
+
+/**
+ * Files that are the same recording, the earliest uploaded first.
+ *
+ * @generated from message traum.v1.DuplicateGroup
+ */
+export type DuplicateGroup = Message<"traum.v1.DuplicateGroup"> & {
+  /**
+   * Two or more files; the first is the group's reference, with score 1 and
+   * offset 0.
+   *
+   * @generated from field: repeated traum.v1.DuplicateMember members = 1;
+   */
+  members: DuplicateMember[];
+};
+
+/**
+ * Describes the message traum.v1.DuplicateGroup.
+ * Use `create(DuplicateGroupSchema)` to create a new message.
+ */
+export const DuplicateGroupSchema: GenMessage<DuplicateGroup> = /*@__PURE__*/
+  messageDesc(file_traum_v1_audio, 19);
+
+/**
+ * One file of a `DuplicateGroup`.
+ *
+ * @generated from message traum.v1.DuplicateMember
+ */
+export type DuplicateMember = Message<"traum.v1.DuplicateMember"> & {
+  /**
+   * File identifier (UUID).
+   *
+   * @generated from field: string file_id = 1;
+   */
+  fileId: string;
+
+  /**
+   * Display filename.
+   *
+   * @generated from field: string filename = 2;
+   */
+  filename: string;
+
+  /**
+   * Format sniffed from the content.
+   *
+   * @generated from field: traum.v1.AudioFormat format = 3;
+   */
+  format: AudioFormat;
+
+  /**
+   * Duration in seconds; 0 if not probed.
+   *
+   * @generated from field: double duration_seconds = 4;
+   */
+  durationSeconds: number;
+
+  /**
+   * 0 to 1, how closely its fingerprint matches the first member's where
+   * the two overlap: 1 − (fraction of differing fingerprint bits) / (the
+   * fraction expected between unrelated audio with the same bit
+   * statistics, about one half for most audio). Unrelated audio scores
+   * about 0; the same recording after lossy coding scores well above the
+   * grouping threshold (0.6 over 10 s or more of overlap, up to 0.7 for
+   * overlaps down to 4 s). 1 for the first member itself.
+   *
+   * @generated from field: double score = 5;
+   */
+  score: number;
+
+  /**
+   * Where this file's audio starts on the first member's timeline, seconds:
+   * positive when this file lacks the first `offset_seconds` of the first
+   * member (it was trimmed), negative when it has more at its start.
+   *
+   * @generated from field: double offset_seconds = 6;
+   */
+  offsetSeconds: number;
+
+  /**
+   * The same bytes as the first member.
+   *
+   * @generated from field: bool same_bytes = 7;
+   */
+  sameBytes: boolean;
+};
+
+/**
+ * Describes the message traum.v1.DuplicateMember.
+ * Use `create(DuplicateMemberSchema)` to create a new message.
+ */
+export const DuplicateMemberSchema: GenMessage<DuplicateMember> = /*@__PURE__*/
+  messageDesc(file_traum_v1_audio, 20);
+
+/**
+ * Lists near-duplicate groups.
+ *
+ * @generated from message traum.v1.ListDuplicatesRequest
+ */
+export type ListDuplicatesRequest = Message<"traum.v1.ListDuplicatesRequest"> & {
+  /**
+   * Maximum groups to return, 1 to 1000; 0 means 100.
+   *
+   * @generated from field: uint32 page_size = 1;
+   */
+  pageSize: number;
+
+  /**
+   * `next_page_token` of the previous page; empty for the first page.
+   *
+   * @generated from field: string page_token = 2;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message traum.v1.ListDuplicatesRequest.
+ * Use `create(ListDuplicatesRequestSchema)` to create a new message.
+ */
+export const ListDuplicatesRequestSchema: GenMessage<ListDuplicatesRequest> = /*@__PURE__*/
+  messageDesc(file_traum_v1_audio, 21);
+
+/**
+ * A page of near-duplicate groups.
+ *
+ * @generated from message traum.v1.ListDuplicatesResponse
+ */
+export type ListDuplicatesResponse = Message<"traum.v1.ListDuplicatesResponse"> & {
+  /**
+   * Groups, ordered by their first member's id (upload order).
+   *
+   * @generated from field: repeated traum.v1.DuplicateGroup groups = 1;
+   */
+  groups: DuplicateGroup[];
+
+  /**
+   * Token for the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+
+  /**
+   * Number of groups over all pages.
+   *
+   * @generated from field: uint64 total_count = 3;
+   */
+  totalCount: bigint;
+};
+
+/**
+ * Describes the message traum.v1.ListDuplicatesResponse.
+ * Use `create(ListDuplicatesResponseSchema)` to create a new message.
+ */
+export const ListDuplicatesResponseSchema: GenMessage<ListDuplicatesResponse> = /*@__PURE__*/
+  messageDesc(file_traum_v1_audio, 22);
 
 /**
  * A label of one vocabulary that the CLAP model suggests for a file. The
@@ -969,7 +1134,7 @@ export type SuggestedTag = Message<"traum.v1.SuggestedTag"> & {
  * Use `create(SuggestedTagSchema)` to create a new message.
  */
 export const SuggestedTagSchema: GenMessage<SuggestedTag> = /*@__PURE__*/
-  messageDesc(file_traum_v1_audio, 19);
+  messageDesc(file_traum_v1_audio, 23);
 
 /**
  * Files whose suggestions in `vocabulary` include at least one of `labels`
@@ -998,7 +1163,7 @@ export type SuggestedTagFilter = Message<"traum.v1.SuggestedTagFilter"> & {
  * Use `create(SuggestedTagFilterSchema)` to create a new message.
  */
 export const SuggestedTagFilterSchema: GenMessage<SuggestedTagFilter> = /*@__PURE__*/
-  messageDesc(file_traum_v1_audio, 20);
+  messageDesc(file_traum_v1_audio, 24);
 
 /**
  * Accepts or rejects one suggestion of a file.
@@ -1040,7 +1205,7 @@ export type ReviewSuggestedTagRequest = Message<"traum.v1.ReviewSuggestedTagRequ
  * Use `create(ReviewSuggestedTagRequestSchema)` to create a new message.
  */
 export const ReviewSuggestedTagRequestSchema: GenMessage<ReviewSuggestedTagRequest> = /*@__PURE__*/
-  messageDesc(file_traum_v1_audio, 21);
+  messageDesc(file_traum_v1_audio, 25);
 
 /**
  * Lists files.
@@ -1128,7 +1293,7 @@ export type ListFilesRequest = Message<"traum.v1.ListFilesRequest"> & {
  * Use `create(ListFilesRequestSchema)` to create a new message.
  */
 export const ListFilesRequestSchema: GenMessage<ListFilesRequest> = /*@__PURE__*/
-  messageDesc(file_traum_v1_audio, 22);
+  messageDesc(file_traum_v1_audio, 26);
 
 /**
  * A page of files.
@@ -1163,7 +1328,7 @@ export type ListFilesResponse = Message<"traum.v1.ListFilesResponse"> & {
  * Use `create(ListFilesResponseSchema)` to create a new message.
  */
 export const ListFilesResponseSchema: GenMessage<ListFilesResponse> = /*@__PURE__*/
-  messageDesc(file_traum_v1_audio, 23);
+  messageDesc(file_traum_v1_audio, 27);
 
 /**
  * Asks for one file.
@@ -1184,7 +1349,7 @@ export type GetFileRequest = Message<"traum.v1.GetFileRequest"> & {
  * Use `create(GetFileRequestSchema)` to create a new message.
  */
 export const GetFileRequestSchema: GenMessage<GetFileRequest> = /*@__PURE__*/
-  messageDesc(file_traum_v1_audio, 24);
+  messageDesc(file_traum_v1_audio, 28);
 
 /**
  * A list of tags, used where "absent" and "empty" must differ.
@@ -1205,7 +1370,7 @@ export type TagList = Message<"traum.v1.TagList"> & {
  * Use `create(TagListSchema)` to create a new message.
  */
 export const TagListSchema: GenMessage<TagList> = /*@__PURE__*/
-  messageDesc(file_traum_v1_audio, 25);
+  messageDesc(file_traum_v1_audio, 29);
 
 /**
  * Changes a file's name and tags. Operations apply in this order: replace,
@@ -1255,7 +1420,7 @@ export type UpdateFileRequest = Message<"traum.v1.UpdateFileRequest"> & {
  * Use `create(UpdateFileRequestSchema)` to create a new message.
  */
 export const UpdateFileRequestSchema: GenMessage<UpdateFileRequest> = /*@__PURE__*/
-  messageDesc(file_traum_v1_audio, 26);
+  messageDesc(file_traum_v1_audio, 30);
 
 /**
  * Deletes a file.
@@ -1276,7 +1441,7 @@ export type DeleteFileRequest = Message<"traum.v1.DeleteFileRequest"> & {
  * Use `create(DeleteFileRequestSchema)` to create a new message.
  */
 export const DeleteFileRequestSchema: GenMessage<DeleteFileRequest> = /*@__PURE__*/
-  messageDesc(file_traum_v1_audio, 27);
+  messageDesc(file_traum_v1_audio, 31);
 
 /**
  * Outcome of a deletion.
@@ -1298,7 +1463,7 @@ export type DeleteFileResponse = Message<"traum.v1.DeleteFileResponse"> & {
  * Use `create(DeleteFileResponseSchema)` to create a new message.
  */
 export const DeleteFileResponseSchema: GenMessage<DeleteFileResponse> = /*@__PURE__*/
-  messageDesc(file_traum_v1_audio, 28);
+  messageDesc(file_traum_v1_audio, 32);
 
 /**
  * Asks for the original bytes of a file.
@@ -1327,7 +1492,7 @@ export type DownloadAudioRequest = Message<"traum.v1.DownloadAudioRequest"> & {
  * Use `create(DownloadAudioRequestSchema)` to create a new message.
  */
 export const DownloadAudioRequestSchema: GenMessage<DownloadAudioRequest> = /*@__PURE__*/
-  messageDesc(file_traum_v1_audio, 29);
+  messageDesc(file_traum_v1_audio, 33);
 
 /**
  * One chunk of a download.
@@ -1362,7 +1527,7 @@ export type DownloadAudioResponse = Message<"traum.v1.DownloadAudioResponse"> & 
  * Use `create(DownloadAudioResponseSchema)` to create a new message.
  */
 export const DownloadAudioResponseSchema: GenMessage<DownloadAudioResponse> = /*@__PURE__*/
-  messageDesc(file_traum_v1_audio, 30);
+  messageDesc(file_traum_v1_audio, 34);
 
 /**
  * Asks to process a file again.
@@ -1383,7 +1548,7 @@ export type ReprocessFileRequest = Message<"traum.v1.ReprocessFileRequest"> & {
  * Use `create(ReprocessFileRequestSchema)` to create a new message.
  */
 export const ReprocessFileRequestSchema: GenMessage<ReprocessFileRequest> = /*@__PURE__*/
-  messageDesc(file_traum_v1_audio, 31);
+  messageDesc(file_traum_v1_audio, 35);
 
 /**
  * Asks for a file's waveform.
@@ -1404,7 +1569,7 @@ export type GetWaveformRequest = Message<"traum.v1.GetWaveformRequest"> & {
  * Use `create(GetWaveformRequestSchema)` to create a new message.
  */
 export const GetWaveformRequestSchema: GenMessage<GetWaveformRequest> = /*@__PURE__*/
-  messageDesc(file_traum_v1_audio, 32);
+  messageDesc(file_traum_v1_audio, 36);
 
 /**
  * Min/max peaks of a file's decoded audio (48 kHz mono downmix) at one
@@ -1440,7 +1605,7 @@ export type WaveformLevel = Message<"traum.v1.WaveformLevel"> & {
  * Use `create(WaveformLevelSchema)` to create a new message.
  */
 export const WaveformLevelSchema: GenMessage<WaveformLevel> = /*@__PURE__*/
-  messageDesc(file_traum_v1_audio, 33);
+  messageDesc(file_traum_v1_audio, 37);
 
 /**
  * A file's waveform.
@@ -1491,7 +1656,7 @@ export type Waveform = Message<"traum.v1.Waveform"> & {
  * Use `create(WaveformSchema)` to create a new message.
  */
 export const WaveformSchema: GenMessage<Waveform> = /*@__PURE__*/
-  messageDesc(file_traum_v1_audio, 34);
+  messageDesc(file_traum_v1_audio, 38);
 
 /**
  * Asks to follow the library.
@@ -1506,7 +1671,7 @@ export type WatchLibraryRequest = Message<"traum.v1.WatchLibraryRequest"> & {
  * Use `create(WatchLibraryRequestSchema)` to create a new message.
  */
 export const WatchLibraryRequestSchema: GenMessage<WatchLibraryRequest> = /*@__PURE__*/
-  messageDesc(file_traum_v1_audio, 35);
+  messageDesc(file_traum_v1_audio, 39);
 
 /**
  * One change to the library.
@@ -1560,7 +1725,7 @@ export type LibraryEvent = Message<"traum.v1.LibraryEvent"> & {
  * Use `create(LibraryEventSchema)` to create a new message.
  */
 export const LibraryEventSchema: GenMessage<LibraryEvent> = /*@__PURE__*/
-  messageDesc(file_traum_v1_audio, 36);
+  messageDesc(file_traum_v1_audio, 40);
 
 /**
  * A named, ordered set of files. A file is in a collection at most once;
@@ -1619,7 +1784,7 @@ export type Collection = Message<"traum.v1.Collection"> & {
  * Use `create(CollectionSchema)` to create a new message.
  */
 export const CollectionSchema: GenMessage<Collection> = /*@__PURE__*/
-  messageDesc(file_traum_v1_audio, 37);
+  messageDesc(file_traum_v1_audio, 41);
 
 /**
  * Creates a collection.
@@ -1647,7 +1812,7 @@ export type CreateCollectionRequest = Message<"traum.v1.CreateCollectionRequest"
  * Use `create(CreateCollectionRequestSchema)` to create a new message.
  */
 export const CreateCollectionRequestSchema: GenMessage<CreateCollectionRequest> = /*@__PURE__*/
-  messageDesc(file_traum_v1_audio, 38);
+  messageDesc(file_traum_v1_audio, 42);
 
 /**
  * Lists collections.
@@ -1668,7 +1833,7 @@ export type ListCollectionsRequest = Message<"traum.v1.ListCollectionsRequest"> 
  * Use `create(ListCollectionsRequestSchema)` to create a new message.
  */
 export const ListCollectionsRequestSchema: GenMessage<ListCollectionsRequest> = /*@__PURE__*/
-  messageDesc(file_traum_v1_audio, 39);
+  messageDesc(file_traum_v1_audio, 43);
 
 /**
  * Every collection (or those holding a file), by name.
@@ -1690,7 +1855,7 @@ export type ListCollectionsResponse = Message<"traum.v1.ListCollectionsResponse"
  * Use `create(ListCollectionsResponseSchema)` to create a new message.
  */
 export const ListCollectionsResponseSchema: GenMessage<ListCollectionsResponse> = /*@__PURE__*/
-  messageDesc(file_traum_v1_audio, 40);
+  messageDesc(file_traum_v1_audio, 44);
 
 /**
  * Asks for one collection.
@@ -1711,7 +1876,7 @@ export type GetCollectionRequest = Message<"traum.v1.GetCollectionRequest"> & {
  * Use `create(GetCollectionRequestSchema)` to create a new message.
  */
 export const GetCollectionRequestSchema: GenMessage<GetCollectionRequest> = /*@__PURE__*/
-  messageDesc(file_traum_v1_audio, 41);
+  messageDesc(file_traum_v1_audio, 45);
 
 /**
  * An ordered list of file identifiers, where "absent" and "empty" differ.
@@ -1732,7 +1897,7 @@ export type FileIdList = Message<"traum.v1.FileIdList"> & {
  * Use `create(FileIdListSchema)` to create a new message.
  */
 export const FileIdListSchema: GenMessage<FileIdList> = /*@__PURE__*/
-  messageDesc(file_traum_v1_audio, 42);
+  messageDesc(file_traum_v1_audio, 46);
 
 /**
  * Changes a collection. Operations apply in this order: replace (which is
@@ -1783,7 +1948,7 @@ export type UpdateCollectionRequest = Message<"traum.v1.UpdateCollectionRequest"
  * Use `create(UpdateCollectionRequestSchema)` to create a new message.
  */
 export const UpdateCollectionRequestSchema: GenMessage<UpdateCollectionRequest> = /*@__PURE__*/
-  messageDesc(file_traum_v1_audio, 43);
+  messageDesc(file_traum_v1_audio, 47);
 
 /**
  * Deletes a collection.
@@ -1804,7 +1969,7 @@ export type DeleteCollectionRequest = Message<"traum.v1.DeleteCollectionRequest"
  * Use `create(DeleteCollectionRequestSchema)` to create a new message.
  */
 export const DeleteCollectionRequestSchema: GenMessage<DeleteCollectionRequest> = /*@__PURE__*/
-  messageDesc(file_traum_v1_audio, 44);
+  messageDesc(file_traum_v1_audio, 48);
 
 /**
  * Outcome of a collection's deletion.
@@ -1819,7 +1984,7 @@ export type DeleteCollectionResponse = Message<"traum.v1.DeleteCollectionRespons
  * Use `create(DeleteCollectionResponseSchema)` to create a new message.
  */
 export const DeleteCollectionResponseSchema: GenMessage<DeleteCollectionResponse> = /*@__PURE__*/
-  messageDesc(file_traum_v1_audio, 45);
+  messageDesc(file_traum_v1_audio, 49);
 
 /**
  * Container/codec family of a file, sniffed from its content (never from the
@@ -2328,6 +2493,27 @@ export const AudioService: GenService<{
     methodKind: "unary";
     input: typeof GetFileRequestSchema;
     output: typeof FileSchema;
+  },
+  /**
+   * Lists the groups of files that are the same recording: the same audio
+   * across formats, bitrates, sample rates, trims and gain changes, found
+   * by acoustic fingerprint when each file is analysed. Each group lists its
+   * earliest uploaded file first; every other member carries its match score
+   * and time offset against that one. Files with identical bytes (uploaded
+   * with `always_create_file`) are members too, marked `same_bytes`. Files
+   * still processing, or analysed before fingerprints existed and not yet
+   * fingerprinted in the background, are not in any group yet.
+   *
+   * Errors:
+   * - INVALID_ARGUMENT: `page_size` is above 1000, or `page_token` is not
+   *   one the server gave.
+   *
+   * @generated from rpc traum.v1.AudioService.ListDuplicates
+   */
+  listDuplicates: {
+    methodKind: "unary";
+    input: typeof ListDuplicatesRequestSchema;
+    output: typeof ListDuplicatesResponseSchema;
   },
   /**
    * Renames a file and changes its tags.

@@ -1,0 +1,365 @@
+//! Near-duplicates: files that are the same recording across formats,
+//! bitrates, sample rates, trims and gain changes, found by acoustic
+//! fingerprint (`traum_audio::fingerprint`, Chromaprint items).
+//!
+//! The analyse stage fingerprints each file and looks it up in an in-memory
+//! index of every stored fingerprint; the links it finds are stored with the
+//! fingerprint, so grouping never compares all files with each other again
+//! (that takes minutes of CPU at 100 000 files). Groups are the connected
+//! components of the links, each listed from its lowest file id (ids are
+//! UUIDv7, so the earliest upload).
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{RwLock, watch};
+use traum_audio::fingerprint::{Fingerprint, FingerprintIndex, Match, group_links};
+use traum_audio::{DecodeOptions, OUTPUT_SAMPLE_RATE, Stage, decode_to_vec};
+
+use crate::blob::BlobStore;
+use crate::domain::{DuplicateGroup, DuplicateLink, DuplicateMember, FileRecord, Page};
+use crate::error::Result;
+use crate::isolation::guarded;
+use crate::store::Store;
+
+/// Fingerprints read per database round trip while loading the index, and
+/// files per round trip of the backfill.
+const LOAD_BATCH: u64 = 512;
+
+/// A group is followed through at most this many files: more copies of
+/// one recording than any library holds, and a bound on one request's work.
+const MAX_GROUP_FILES: usize = 1000;
+
+/// Cheap handle to the near-duplicate service.
+#[derive(Clone)]
+pub struct Duplicates {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    blobs: BlobStore,
+    max_duration: Duration,
+    catalogue: Arc<RwLock<Catalogue>>,
+}
+
+/// The fingerprint index with the file ids behind its integer keys.
+#[derive(Default)]
+struct Catalogue {
+    index: FingerprintIndex,
+    keys: HashMap<String, i64>,
+    files: HashMap<i64, String>,
+    next_key: i64,
+}
+
+impl Catalogue {
+    fn insert(&mut self, file_id: &str, fingerprint: &Fingerprint) {
+        self.remove(file_id);
+        let key = self.next_key;
+        self.next_key += 1;
+        self.keys.insert(file_id.to_owned(), key);
+        self.files.insert(key, file_id.to_owned());
+        self.index.insert(key, fingerprint);
+    }
+
+    fn remove(&mut self, file_id: &str) {
+        if let Some(key) = self.keys.remove(file_id) {
+            self.files.remove(&key);
+            self.index.remove(key);
+        }
+    }
+
+    fn fingerprint(&self, file_id: &str) -> Option<&Fingerprint> {
+        self.index.get(*self.keys.get(file_id)?)
+    }
+
+    /// Links from every other stored file that is the same recording as
+    /// `fingerprint` to `file_id`.
+    fn links_to(&self, file_id: &str, fingerprint: &Fingerprint) -> Vec<DuplicateLink> {
+        self.index
+            .matches(fingerprint)
+            .into_iter()
+            .filter_map(|(key, found)| {
+                let stored = self.files.get(&key)?;
+                (stored != file_id).then(|| DuplicateLink {
+                    file_id: stored.clone(),
+                    other_id: file_id.to_owned(),
+                    score: found.score,
+                    offset_seconds: found.offset_seconds,
+                })
+            })
+            .collect()
+    }
+}
+
+/// A group before its files are read: (file id, score, offset) with the
+/// first member first.
+type IdGroup = Vec<(String, f64, f64)>;
+
+impl Duplicates {
+    /// A service whose index is empty until [`Duplicates::start`] loads it.
+    pub fn new(store: Store, blobs: BlobStore, max_duration: Duration) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                blobs,
+                max_duration,
+                catalogue: Arc::default(),
+            }),
+        }
+    }
+
+    /// Loads every stored fingerprint into the index, then fingerprints the
+    /// ready files that have none (analysed before fingerprints existed),
+    /// one at a time, until done or shutdown. Lookups wait for the load:
+    /// the index is locked before this returns, so no file analysed
+    /// meanwhile misses a stored copy.
+    pub fn start(&self, mut stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+        let locked = self.inner.catalogue.clone().try_write_owned();
+        let service = self.clone();
+        tokio::spawn(async move {
+            let Ok(guard) = locked else {
+                tracing::error!(
+                    "the fingerprint index was in use before it was loaded; near-duplicates stay as stored"
+                );
+                return;
+            };
+            match service.load(guard).await {
+                Ok(0) => {}
+                Ok(count) => tracing::info!(fingerprints = count, "loaded the fingerprint index"),
+                Err(err) => {
+                    tracing::error!(error = %err, "cannot load the fingerprint index; new files are only compared with each other");
+                }
+            }
+            tokio::select! {
+                result = service.backfill() => match result {
+                    Ok(0) => {}
+                    Ok(count) => tracing::info!(files = count, "fingerprinted files analysed before fingerprints existed"),
+                    Err(err) => tracing::warn!(error = %err, "cannot fingerprint files analysed before fingerprints existed"),
+                },
+                _ = stop.wait_for(|stop| *stop) => {}
+            }
+        })
+    }
+
+    async fn load(&self, mut guard: tokio::sync::OwnedRwLockWriteGuard<Catalogue>) -> Result<usize> {
+        let mut after = String::new();
+        let mut count = 0;
+        loop {
+            let rows = self.inner.store.fingerprints_after(&after, LOAD_BATCH).await?;
+            let Some((last, _)) = rows.last() else {
+                return Ok(count);
+            };
+            after = last.clone();
+            count += rows.len();
+            guard = tokio::task::spawn_blocking(move || {
+                for (file_id, bytes) in rows {
+                    match Fingerprint::from_bytes(&bytes) {
+                        Ok(fingerprint) => guard.insert(&file_id, &fingerprint),
+                        Err(err) => {
+                            tracing::warn!(file_id = %file_id, error = %err, "skipping an unreadable stored fingerprint");
+                        }
+                    }
+                }
+                guard
+            })
+            .await?;
+        }
+    }
+
+    async fn backfill(&self) -> Result<usize> {
+        let mut after = String::new();
+        let mut count = 0;
+        loop {
+            let files = self
+                .inner
+                .store
+                .files_without_fingerprint(&after, LOAD_BATCH)
+                .await?;
+            let Some(last) = files.last() else {
+                return Ok(count);
+            };
+            after = last.id.clone();
+            for file in files {
+                let path = self.inner.blobs.blob_path(&file.sha256);
+                let options = DecodeOptions {
+                    max_duration: self.inner.max_duration,
+                    format_hint: Some(file.format),
+                };
+                let file_id = file.id.clone();
+                let printed = tokio::task::spawn_blocking(move || {
+                    guarded(Stage::Analysis, &file_id, || {
+                        let (samples, _) = decode_to_vec(&path, &options, |_| {})?;
+                        Ok(Fingerprint::compute(&samples, OUTPUT_SAMPLE_RATE)?)
+                    })
+                })
+                .await?;
+                match printed {
+                    Ok(fingerprint) => {
+                        self.fingerprinted(&file.id, fingerprint).await?;
+                        count += 1;
+                    }
+                    // A file that decoded once and no longer does is the
+                    // reprocess's business, not this pass's.
+                    Err(err) => {
+                        tracing::warn!(file_id = %file.id, error = %err, "cannot fingerprint a stored file")
+                    }
+                }
+            }
+        }
+    }
+
+    /// Records a file's fingerprint: finds the stored files that are the
+    /// same recording, stores the fingerprint with those links, and adds it
+    /// to the index. Returns the links found.
+    pub async fn fingerprinted(&self, file_id: &str, fingerprint: Fingerprint) -> Result<Vec<DuplicateLink>> {
+        let bytes = fingerprint.to_bytes();
+        // One writer at a time: two copies analysed at once must see each other.
+        let guard = self.inner.catalogue.clone().write_owned().await;
+        let id = file_id.to_owned();
+        let (guard, links) = tokio::task::spawn_blocking(move || {
+            let mut guard = guard;
+            let links = guard.links_to(&id, &fingerprint);
+            guard.insert(&id, &fingerprint);
+            (guard, links)
+        })
+        .await?;
+        drop(guard);
+        match self.inner.store.put_fingerprint(file_id, bytes, &links).await {
+            Ok(true) => Ok(links),
+            Ok(false) => {
+                self.forget(file_id).await;
+                Ok(Vec::new())
+            }
+            Err(err) => {
+                self.forget(file_id).await;
+                Err(err)
+            }
+        }
+    }
+
+    /// Drops a deleted file from the index (its rows went with the file).
+    pub async fn forget(&self, file_id: &str) {
+        self.inner.catalogue.write().await.remove(file_id);
+    }
+
+    /// The group `file_id` is in, if any.
+    pub async fn group_of(&self, file_id: &str) -> Result<Option<DuplicateGroup>> {
+        let mut members: BTreeSet<String> = BTreeSet::from([file_id.to_owned()]);
+        let mut frontier = vec![file_id.to_owned()];
+        let mut links = Vec::new();
+        while !frontier.is_empty() && members.len() < MAX_GROUP_FILES {
+            let found = self.inner.store.duplicate_links_of(&frontier).await?;
+            frontier.clear();
+            for link in found {
+                for id in [&link.file_id, &link.other_id] {
+                    if members.insert(id.clone()) {
+                        frontier.push(id.clone());
+                    }
+                }
+                links.push(link);
+            }
+        }
+        if links.is_empty() {
+            return Ok(None);
+        }
+        links.sort_by(|a, b| (&a.file_id, &a.other_id).cmp(&(&b.file_id, &b.other_id)));
+        links.dedup_by(|a, b| a.file_id == b.file_id && a.other_id == b.other_id);
+        let groups = self.group(links).await?;
+        Ok(self.with_files(groups).await?.into_iter().next())
+    }
+
+    /// Every group, ordered by first member, one page of them.
+    pub async fn list(&self, offset: u64, limit: u64) -> Result<Page<DuplicateGroup>> {
+        let links = self.inner.store.all_duplicate_links().await?;
+        let groups = self.group(links).await?;
+        let total = groups.len() as u64;
+        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(groups.len());
+        let end = usize::try_from(offset.saturating_add(limit))
+            .unwrap_or(usize::MAX)
+            .min(groups.len());
+        let page: Vec<IdGroup> = groups.into_iter().skip(start).take(end - start).collect();
+        Ok(Page {
+            items: self.with_files(page).await?,
+            total,
+            next_offset: (end < total as usize).then_some(end as u64),
+        })
+    }
+
+    /// Connected components of `links`, each measured against its first
+    /// member where both fingerprints are in the index.
+    async fn group(&self, links: Vec<DuplicateLink>) -> Result<Vec<IdGroup>> {
+        let catalogue = self.inner.catalogue.clone().read_owned().await;
+        Ok(tokio::task::spawn_blocking(move || {
+            let mut ids: Vec<&str> = links
+                .iter()
+                .flat_map(|link| [link.file_id.as_str(), link.other_id.as_str()])
+                .collect();
+            ids.sort_unstable();
+            ids.dedup();
+            // Ranks in id order, so a group's lowest rank is its lowest id.
+            let rank = |id: &str| ids.binary_search(&id).map_or(-1, |rank| rank as i64);
+            let ranked: Vec<(i64, i64, Match)> = links
+                .iter()
+                .map(|link| {
+                    let found = Match {
+                        score: link.score,
+                        offset_seconds: link.offset_seconds,
+                        overlap_seconds: 0.0,
+                    };
+                    (rank(&link.file_id), rank(&link.other_id), found)
+                })
+                .collect();
+            let fingerprint = |rank: i64| {
+                let id = ids.get(usize::try_from(rank).ok()?)?;
+                catalogue.fingerprint(id)
+            };
+            group_links(&ranked, fingerprint)
+                .into_iter()
+                .map(|group| {
+                    group
+                        .members
+                        .into_iter()
+                        .filter_map(|member| {
+                            let id = ids.get(usize::try_from(member.id).ok()?)?;
+                            Some(((*id).to_owned(), member.score, member.offset_seconds))
+                        })
+                        .collect()
+                })
+                .collect::<Vec<IdGroup>>()
+        })
+        .await?)
+    }
+
+    /// Groups with their files read; a file deleted meanwhile is left out,
+    /// and a group left with one file is dropped.
+    async fn with_files(&self, groups: Vec<IdGroup>) -> Result<Vec<DuplicateGroup>> {
+        let ids: Vec<String> = groups.iter().flatten().map(|(id, _, _)| id.clone()).collect();
+        let mut files: HashMap<String, FileRecord> = self.inner.store.files_by_ids(&ids).await?;
+        let mut result = Vec::with_capacity(groups.len());
+        for group in groups {
+            let mut members: Vec<DuplicateMember> = group
+                .into_iter()
+                .filter_map(|(id, score, offset_seconds)| {
+                    Some(DuplicateMember {
+                        file: files.remove(&id)?,
+                        score,
+                        offset_seconds,
+                        same_bytes: false,
+                    })
+                })
+                .collect();
+            let Some(first) = members.first().map(|member| member.file.sha256.clone()) else {
+                continue;
+            };
+            for member in members.iter_mut().skip(1) {
+                member.same_bytes = member.file.sha256 == first;
+            }
+            if members.len() >= 2 {
+                result.push(DuplicateGroup { members });
+            }
+        }
+        Ok(result)
+    }
+}
