@@ -346,6 +346,22 @@ pub fn estimate_from_onsets(onsets: &OnsetEnvelopes) -> Option<TempoEstimate> {
             lag = pulse.fine_lag(lag / 2.0);
         } else if here < ALTERNATION_MIN && half >= ALTERNATION_MIN {
             lag = pulse.fine_lag(lag * 2.0);
+        } else if here < ALTERNATION_MIN {
+            // Triplet hi-hat rolls can make the period of three rolled
+            // notes per two eighths (4:3 of the beat) the strongest; the
+            // beat is the slower one whose neighbours alternate kick and
+            // snare.
+            let (slowest, fastest) = (frame_rate * 60.0 / MIN_BPM, frame_rate * 60.0 / MAX_BPM);
+            let metrical = [4.0 / 3.0]
+                .into_iter()
+                .map(|factor| lag * factor)
+                .filter(|&candidate| (fastest..=slowest).contains(&candidate))
+                .filter_map(|candidate| Some((bands.alternation(candidate)?, candidate)))
+                .filter(|&(alternation, _)| alternation >= ALTERNATION_MIN)
+                .max_by(|a, b| a.0.total_cmp(&b.0));
+            if let Some((_, candidate)) = metrical {
+                lag = pulse.fine_lag(candidate);
+            }
         }
     }
     Some(pulse.finish(lag))

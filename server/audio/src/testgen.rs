@@ -745,8 +745,8 @@ mod accuracy {
             100.0 * octave as f64 / total as f64
         );
         assert!(20 * exact >= 19 * total, "{exact} of {total} loops within ±1 BPM");
-        assert!(
-            octave + 1 >= total,
+        assert_eq!(
+            octave, total,
             "{octave} of {total} loops within ±1 BPM of the tempo, its half or double"
         );
     }
