@@ -33,12 +33,22 @@ interface FakeSession {
 }
 
 /** An in-memory AudioService upload backend with fault injection. */
-function fakeServer(opts: { maxChunk?: number; existingSha?: Set<string>; refuse?: (name: string) => ConnectError | undefined } = {}) {
+function fakeServer(
+  opts: {
+    maxChunk?: number;
+    existingSha?: Set<string>;
+    refuse?: (name: string) => ConnectError | undefined;
+    // Chunks are held until this many are in flight (or 100 ms pass), so
+    // parallelism shows however slowly the machine starts each upload.
+    holdUntilInFlight?: number;
+  } = {},
+) {
   const sessions = new Map<string, FakeSession>();
   const calls: { method: string; offset?: number; len?: number; id?: string }[] = [];
   const faults: ((method: string, s?: FakeSession) => ConnectError | undefined)[] = [];
   let inFlight = 0;
   let maxInFlight = 0;
+  let releaseHeld: (() => void)[] = [];
   let n = 0;
   const fault = (method: string, s?: FakeSession) => {
     for (let i = 0; i < faults.length; i++) {
@@ -61,7 +71,22 @@ function fakeServer(opts: { maxChunk?: number; existingSha?: Set<string>; refuse
       async putUploadChunk(req) {
         inFlight++;
         maxInFlight = Math.max(maxInFlight, inFlight);
-        await new Promise((r) => setTimeout(r, 1));
+        const hold = opts.holdUntilInFlight;
+        if (hold && inFlight >= hold) {
+          for (const release of releaseHeld) release();
+          releaseHeld = [];
+        }
+        await new Promise<void>((resolve) => {
+          if (!hold || inFlight >= hold) {
+            setTimeout(resolve, 1);
+            return;
+          }
+          const timer = setTimeout(resolve, 100);
+          releaseHeld.push(() => {
+            clearTimeout(timer);
+            resolve();
+          });
+        });
         inFlight--;
         const s = sessions.get(req.uploadId);
         calls.push({ method: "put", offset: Number(req.offset), len: req.data.length, id: req.uploadId });
@@ -129,7 +154,7 @@ function settled(q: UploadQueue): Promise<readonly UploadItem[]> {
 
 describe("UploadQueue", () => {
   it("uploads files in parallel up to the concurrency", async () => {
-    const srv = fakeServer();
+    const srv = fakeServer({ holdUntilInFlight: 3 });
     const q = new UploadQueue({ client: srv.client, concurrency: 3, maxChunkBytes: 100 });
     q.add([1, 2, 3, 4, 5, 6].map((i) => file(`f${i}.wav`, 450)));
     const items = await settled(q);
