@@ -252,6 +252,16 @@ async fn near_duplicates_group_transcodes_trims_and_gain_changes(backend: Backen
 
     let groups = list_all(&server).await;
     check_groups(&groups, &songs);
+    let metrics = server.metrics_text().await;
+    let fingerprinted = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("traum_fingerprint_seconds_count "))
+        .and_then(|count| count.trim().parse::<u64>().ok());
+    // The recorder is process-wide: other tests' servers count too.
+    assert!(
+        fingerprinted.is_some_and(|count| count >= files.len() as u64),
+        "one fingerprint timing per file: {fingerprinted:?}"
+    );
     let loop_ids: Vec<&String> = ids[per_song..].iter().collect();
     for group in &groups {
         assert!(loop_ids.iter().all(|id| !member_ids(group).contains(*id)));

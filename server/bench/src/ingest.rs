@@ -99,10 +99,17 @@ pub fn ingest_bench(setup: &IngestSetup) -> anyhow::Result<()> {
         let stages = stage_seconds(&page)?;
         let succeeded = jobs_succeeded(&page);
         let total: f64 = stages.iter().map(|(_, s)| s).sum();
-        let breakdown: Vec<String> = stages
+        let mut breakdown: Vec<String> = stages
             .iter()
             .map(|(stage, s)| format!("{stage} {s:.1} ({:.0}%)", 100.0 * s / total.max(1e-9)))
             .collect();
+        // Part of `analyse`, shown apart: what near-duplicate detection costs.
+        if let Some(fingerprint) = metric_sum(&page, "traum_fingerprint_seconds_sum") {
+            breakdown.push(format!(
+                "of which fingerprint {fingerprint:.1} ({:.1}%)",
+                100.0 * fingerprint / total.max(1e-9)
+            ));
+        }
         println!(
             "{workers:>7} {wall:>8.1} {:>10.0} {:>8.0} {succeeded:>9} {failed:>7}   {}{}",
             setup.files as f64 * 3600.0 / wall,
@@ -282,6 +289,12 @@ fn jobs_succeeded(body: &str) -> u64 {
         .find_map(|l| l.strip_prefix("traum_jobs_finished_total{state=\"succeeded\"}"))
         .and_then(|v| v.trim().parse::<f64>().ok())
         .map_or(0, |v| v as u64)
+}
+
+/// The value of an unlabelled metric line, e.g. a histogram's `_sum`.
+fn metric_sum(body: &str, name: &str) -> Option<f64> {
+    body.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
 /// `traum_job_stage_duration_seconds_sum` per stage.

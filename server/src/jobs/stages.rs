@@ -21,6 +21,7 @@ use crate::domain::{
 use crate::embed::Engine;
 use crate::error::{Error, Result};
 use crate::isolation::guarded;
+use crate::telemetry::metrics;
 
 /// State carried between the stages of one run. Decoded audio lives here,
 /// in memory only, from `decode` to `embed`; a run resumed after a restart
@@ -108,7 +109,9 @@ impl Jobs {
                                 progress_tx.send_replace(share_done + fraction * (1.0 - share_done));
                             });
                         let waveform = StoredWaveform::of(&samples, OUTPUT_SAMPLE_RATE);
+                        let started = Instant::now();
                         let fingerprint = Fingerprint::compute(&samples, OUTPUT_SAMPLE_RATE);
+                        metrics::FINGERPRINT_DURATION.record([], started.elapsed().as_secs_f64());
                         Ok(StageOutput::Analysed(analysis, waveform, fingerprint))
                     })
                 })

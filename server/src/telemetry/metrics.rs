@@ -140,6 +140,12 @@ pub const JOB_STAGE_DURATION: Histogram<1> = Histogram::new(
     "time spent in each pipeline stage",
     ["stage"],
 );
+pub const FINGERPRINT_DURATION: Histogram<0> = Histogram::new(
+    "traum_fingerprint_seconds",
+    Some(Unit::Seconds),
+    "time to fingerprint one file's decoded audio, part of its analyse stage",
+    [],
+);
 pub const JOBS_FINISHED: Counter<1> = Counter::new(
     "traum_jobs_finished_total",
     None,
@@ -215,6 +221,7 @@ pub static ALL: &[&Def] = &[
     &UPLOADS_IN_FLIGHT.def,
     &JOB_QUEUE_DEPTH.def,
     &JOB_STAGE_DURATION.def,
+    &FINGERPRINT_DURATION.def,
     &JOBS_FINISHED.def,
     &EMBEDDED_WINDOWS.def,
     &EMBED_BATCH_DURATION.def,
