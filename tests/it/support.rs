@@ -439,10 +439,9 @@ impl TestServer {
         events
     }
 
-    /// Uploads and waits for the job; returns the final file.
-    pub async fn upload_and_process(&self, filename: &str, tags: &[&str], data: &[u8]) -> pb::File {
-        let result = self.upload(filename, tags, data).await.expect("upload accepted");
-        let events = self.watch_to_end(&result.job_id).await;
+    /// Watches a job to its end, which must be success; returns it.
+    pub async fn wait_succeeded(&self, job_id: &str) -> pb::Job {
+        let events = self.watch_to_end(job_id).await;
         let last = events.last().and_then(|e| e.job.clone()).expect("a final event");
         assert_eq!(
             last.state,
@@ -450,6 +449,13 @@ impl TestServer {
             "job failed: {}",
             last.error
         );
+        last
+    }
+
+    /// Uploads and waits for the job; returns the final file.
+    pub async fn upload_and_process(&self, filename: &str, tags: &[&str], data: &[u8]) -> pb::File {
+        let result = self.upload(filename, tags, data).await.expect("upload accepted");
+        self.wait_succeeded(&result.job_id).await;
         self.audio()
             .get_file(pb::GetFileRequest {
                 file_id: result.file_id,
