@@ -309,9 +309,10 @@ class AudioServiceServicer:
         by acoustic fingerprint when each file is analysed. Each group lists its
         earliest uploaded file first; every other member carries its match score
         and time offset against that one. Files with identical bytes (uploaded
-        with `always_create_file`) are members too, marked `same_bytes`. Files
-        still processing, or analysed before fingerprints existed and not yet
-        fingerprinted in the background, are not in any group yet.
+        with `always_create_file`) are members too, marked `same_bytes`. A file
+        joins its group when its analyse stage has run; files analysed before
+        fingerprints existed join once the background pass after a start has
+        fingerprinted them.
 
         Errors:
         - INVALID_ARGUMENT: `page_size` is above 1000, or `page_token` is not
