@@ -9,7 +9,7 @@
 //! components of the links, each listed from its lowest file id (ids are
 //! UUIDv7, so the earliest upload).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -266,20 +266,31 @@ impl Duplicates {
         }
         links.sort_by(|a, b| (&a.file_id, &a.other_id).cmp(&(&b.file_id, &b.other_id)));
         links.dedup_by(|a, b| a.file_id == b.file_id && a.other_id == b.other_id);
-        let groups = self.group(links).await?;
+        let (_, groups) = self.group(links, true).await?;
         Ok(self.with_files(groups).await?.into_iter().next())
     }
 
     /// Every group, ordered by first member, one page of them.
     pub async fn list(&self, offset: u64, limit: u64) -> Result<Page<DuplicateGroup>> {
         let links = self.inner.store.all_duplicate_links().await?;
-        let groups = self.group(links).await?;
+        // Which files form groups costs little; measuring members against
+        // their first costs a comparison each, so only this page's are.
+        let (links, groups) = self.group(links, false).await?;
         let total = groups.len() as u64;
         let start = usize::try_from(offset).unwrap_or(usize::MAX).min(groups.len());
         let end = usize::try_from(offset.saturating_add(limit))
             .unwrap_or(usize::MAX)
             .min(groups.len());
-        let page: Vec<IdGroup> = groups.into_iter().skip(start).take(end - start).collect();
+        let on_page: HashSet<String> = groups[start..end]
+            .iter()
+            .flatten()
+            .map(|(id, _, _)| id.clone())
+            .collect();
+        let page_links = links
+            .into_iter()
+            .filter(|link| on_page.contains(&link.file_id))
+            .collect();
+        let (_, page) = self.group(page_links, true).await?;
         Ok(Page {
             items: self.with_files(page).await?,
             total,
@@ -287,10 +298,19 @@ impl Duplicates {
         })
     }
 
-    /// Connected components of `links`, each measured against its first
-    /// member where both fingerprints are in the index.
-    async fn group(&self, links: Vec<DuplicateLink>) -> Result<Vec<IdGroup>> {
-        let catalogue = self.inner.catalogue.clone().read_owned().await;
+    /// Connected components of `links` (handed back too), each member with
+    /// its score and offset against the first: measured where both
+    /// fingerprints are in the index when `measure`, else as linked or
+    /// chained.
+    async fn group(
+        &self,
+        links: Vec<DuplicateLink>,
+        measure: bool,
+    ) -> Result<(Vec<DuplicateLink>, Vec<IdGroup>)> {
+        let catalogue = match measure {
+            true => Some(self.inner.catalogue.clone().read_owned().await),
+            false => None,
+        };
         Ok(tokio::task::spawn_blocking(move || {
             let mut ids: Vec<&str> = links
                 .iter()
@@ -313,9 +333,9 @@ impl Duplicates {
                 .collect();
             let fingerprint = |rank: i64| {
                 let id = ids.get(usize::try_from(rank).ok()?)?;
-                catalogue.fingerprint(id)
+                catalogue.as_ref()?.fingerprint(id)
             };
-            group_links(&ranked, fingerprint)
+            let groups = group_links(&ranked, fingerprint)
                 .into_iter()
                 .map(|group| {
                     group
@@ -327,7 +347,9 @@ impl Duplicates {
                         })
                         .collect()
                 })
-                .collect::<Vec<IdGroup>>()
+                .collect::<Vec<IdGroup>>();
+            drop(ids);
+            (links, groups)
         })
         .await?)
     }

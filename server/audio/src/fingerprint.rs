@@ -815,9 +815,10 @@ pub fn group_duplicates<'a>(files: impl IntoIterator<Item = (i64, &'a Fingerprin
 /// Groups files by links `(a, b, where b starts on a's timeline)` found
 /// elsewhere (e.g. stored as files were fingerprinted): connected
 /// components, each with its lowest id first and every other member's score
-/// and offset against it, measured directly with `fingerprint` where the two
-/// overlap enough, otherwise chained along the links (offsets added, the
-/// lowest score kept). Only a link's score and offset are read.
+/// and offset against it: a link's own where the member is linked to it,
+/// else measured directly with `fingerprint` where the two overlap enough,
+/// else chained along the links (offsets added, the lowest score kept).
+/// Only a link's score and offset are read.
 pub fn group_links<'a>(
     links: &[(i64, i64, Match)],
     fingerprint: impl Fn(i64) -> Option<&'a Fingerprint>,
@@ -865,9 +866,18 @@ pub fn group_links<'a>(
                 });
             }
         }
-        // Direct measurements against the first member where they exist.
+        // Direct measurements against the first member where they exist: a
+        // member linked to it already carries one (its link), the others
+        // are compared here.
+        let linked_to_first: Vec<i64> = neighbours
+            .get(&first)
+            .map(|next| next.iter().map(|&(id, _)| id).collect())
+            .unwrap_or_default();
         if let Some(head) = fingerprint(first) {
             for member in members.iter_mut().skip(1) {
+                if linked_to_first.contains(&member.id) {
+                    continue;
+                }
                 if let Some(direct) = fingerprint(member.id).and_then(|other| compare(head, other)) {
                     member.score = direct.score;
                     member.offset_seconds = direct.offset_seconds;
