@@ -112,16 +112,28 @@ describe.skipIf(skip)("performance (figures only)", () => {
 
     // Scroll down a viewport per frame until row 10 000 is rendered; pages
     // of rows load as the end of what is loaded nears.
+    // A frame that never comes (a renderer starved or throttled on a busy
+    // CI machine stalled one run past the test's timeout) is waited for at
+    // most 250 ms and counted, so the figure says so instead of hanging.
     const sweep = await page.evaluate(async (rows) => {
+      const frame = () =>
+        new Promise<boolean>((res) => {
+          const timer = setTimeout(() => res(false), 250);
+          requestAnimationFrame(() => {
+            clearTimeout(timer);
+            res(true);
+          });
+        });
       window.scrollTo(0, 0);
-      await new Promise<void>((res) => requestAnimationFrame(() => res()));
+      await frame();
       const t = performance.now();
       let steps = 0;
       let worst = 0;
+      let missed = 0;
       let prev = t;
       for (;;) {
         window.scrollBy(0, window.innerHeight);
-        await new Promise<void>((res) => requestAnimationFrame(() => res()));
+        if (!(await frame())) missed++;
         const now = performance.now();
         worst = Math.max(worst, now - prev);
         prev = now;
@@ -132,18 +144,19 @@ describe.skipIf(skip)("performance (figures only)", () => {
             ms: now - t,
             steps,
             worst,
+            missed,
             name: target.querySelector(".c-name")?.textContent ?? "",
             rendered: document.querySelectorAll('[role="grid"] [role="row"][data-index]').length,
           };
         }
-        if (now - t > 240_000) return { ms: -1, steps, worst, name: "", rendered: 0 };
+        if (now - t > 150_000) return { ms: -1, steps, worst, missed, name: "", rendered: 0 };
       }
     }, SCROLL_ROWS);
-    expect(sweep.ms, `row ${SCROLL_ROWS} appears while scrolling`).toBeGreaterThan(0);
+    expect(sweep.ms, `row ${SCROLL_ROWS} appears while scrolling (${sweep.steps} steps, ${sweep.missed} frames missed)`).toBeGreaterThan(0);
     expect(sweep.name).toMatch(/^seed-\d{6}\.wav$|^template\.wav$/);
     report(
       `scroll through ${formatNumber(SCROLL_ROWS)} rows a viewport per frame: ${sweep.ms.toFixed(0)} ms for ${sweep.steps} steps ` +
-        `(${(sweep.ms / sweep.steps).toFixed(1)} ms/step, worst ${sweep.worst.toFixed(0)} ms; ${sweep.rendered} rows in the DOM)`,
+        `(${(sweep.ms / sweep.steps).toFixed(1)} ms/step, worst ${sweep.worst.toFixed(0)} ms, ${sweep.missed} frames missed; ${sweep.rendered} rows in the DOM)`,
     );
   });
 });
