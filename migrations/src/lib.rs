@@ -18,6 +18,7 @@ mod m20261201_000008_audit_events;
 mod m20261201_000009_suggested_tags;
 mod m20261201_000010_tempo_alternatives;
 mod m20261202_000011_fingerprints;
+mod m20261202_000012_job_leases;
 
 /// Runs Traum's migrations.
 pub struct Migrator;
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000009_suggested_tags::Migration),
             Box::new(m20261201_000010_tempo_alternatives::Migration),
             Box::new(m20261202_000011_fingerprints::Migration),
+            Box::new(m20261202_000012_job_leases::Migration),
         ]
     }
 }

@@ -1,6 +1,8 @@
-//! Content-addressed blob store: `blobs/ab/cd/<sha256>` under the data dir.
-//! Bytes land in a temp file, are fsynced, then renamed into place, so a
-//! blob path either holds complete content or does not exist.
+//! Content-addressed blob store: `ab/cd/<sha256>` under the blob directory
+//! (`blobs` in the data dir unless `--blob-store` names another, which
+//! several replicas may share). Bytes land in a temp file, are fsynced, then
+//! renamed into place, so a blob path either holds complete content or does
+//! not exist.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -32,10 +34,11 @@ pub struct Written {
 }
 
 impl BlobStore {
-    /// Creates the directories under `data_dir` if needed.
-    pub fn open(data_dir: &Path) -> io::Result<Self> {
+    /// Creates the blob directory and the temp directories under
+    /// `data_dir` if needed.
+    pub fn open(data_dir: &Path, blob_dir: &Path) -> io::Result<Self> {
         let store = Self {
-            blobs: data_dir.join("blobs"),
+            blobs: blob_dir.to_owned(),
             tmp: data_dir.join("tmp"),
             uploads: data_dir.join("uploads"),
             placement: Arc::default(),
@@ -106,7 +109,20 @@ impl BlobStore {
         }
         let parent = target.parent().unwrap_or(&self.blobs);
         fs::create_dir_all(parent)?;
-        fs::rename(temp, &target)?;
+        match fs::rename(temp, &target) {
+            Err(err) if err.kind() == io::ErrorKind::CrossesDevices => {
+                // A shared blob directory on another file system: copy next
+                // to the target first, so the final rename stays atomic.
+                let incoming = self.blobs.join(".incoming");
+                fs::create_dir_all(&incoming)?;
+                let staged = incoming.join(format!("{}.part", uuid::Uuid::new_v4()));
+                fs::copy(temp, &staged)?;
+                File::open(&staged)?.sync_all()?;
+                fs::rename(&staged, &target)?;
+                fs::remove_file(temp)?;
+            }
+            other => other?,
+        }
         // Persist the rename itself, not just the file's bytes.
         File::open(parent)?.sync_all()?;
         Ok(target)
@@ -213,7 +229,7 @@ mod tests {
     #[test]
     fn commit_is_idempotent_and_content_addressed() {
         let dir = tempfile::tempdir().unwrap();
-        let store = BlobStore::open(dir.path()).unwrap();
+        let store = BlobStore::open(dir.path(), &dir.path().join("blobs")).unwrap();
         let mut writer = StreamingWriter::create(store.temp_path()).unwrap();
         writer.write(b"hello ").unwrap();
         writer.write(b"world").unwrap();

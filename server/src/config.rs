@@ -70,6 +70,18 @@ pub struct ConfigArgs {
     /// Idle time after which a resumable upload session expires, e.g. `24h` [default: 24h].
     #[arg(long, env = "TRAUM_UPLOAD_TTL", value_parser = humantime::parse_duration)]
     pub upload_ttl: Option<Duration>,
+    /// This replica's name among the servers of one database; unique per
+    /// running server [default: the host name and a random suffix].
+    #[arg(long, env = "TRAUM_REPLICA_ID")]
+    pub replica_id: Option<String>,
+    /// How long a claimed job stays this replica's without a heartbeat; a
+    /// replica that dies loses its jobs to the others after it, e.g. `30s` [default: 30s].
+    #[arg(long, env = "TRAUM_JOB_LEASE", value_parser = humantime::parse_duration)]
+    pub job_lease: Option<Duration>,
+    /// Where audio bytes live: `file://PATH` (a directory, which replicas
+    /// may share) [default: file://DATA_DIR/blobs].
+    #[arg(long, env = "TRAUM_BLOB_STORE")]
+    pub blob_store: Option<String>,
     /// Age after which recorded usage events are pruned, e.g. `90d` [default: 90d].
     #[arg(long, env = "TRAUM_USAGE_RETENTION", value_parser = humantime::parse_duration)]
     pub usage_retention: Option<Duration>,
@@ -206,6 +218,10 @@ struct FileConfig {
     shutdown_grace: Option<Duration>,
     #[serde(default, with = "opt_duration")]
     upload_ttl: Option<Duration>,
+    replica_id: Option<String>,
+    #[serde(default, with = "opt_duration")]
+    job_lease: Option<Duration>,
+    blob_store: Option<String>,
     #[serde(default, with = "opt_duration")]
     usage_retention: Option<Duration>,
     #[serde(default, with = "opt_duration")]
@@ -278,6 +294,11 @@ pub struct Config {
     pub workers: usize,
     pub shutdown_grace: Duration,
     pub upload_ttl: Duration,
+    /// This server's name in job leases and the chores lease.
+    pub replica_id: String,
+    pub job_lease: Duration,
+    /// The directory of content-addressed blobs.
+    pub blob_dir: PathBuf,
     pub usage_retention: Duration,
     pub audit_retention: Duration,
     pub upload_idle_timeout: Duration,
@@ -325,6 +346,7 @@ impl Config {
     pub fn with_data_dir(data_dir: impl Into<PathBuf>) -> Self {
         let data_dir = data_dir.into();
         let model_cache_dir = data_dir.join("models");
+        let blob_dir = data_dir.join("blobs");
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             database_url: default_database_url(&data_dir),
@@ -338,6 +360,9 @@ impl Config {
             workers: 3,
             shutdown_grace: Duration::from_secs(30),
             upload_ttl: Duration::from_secs(24 * 3600),
+            replica_id: default_replica_id(),
+            job_lease: Duration::from_secs(30),
+            blob_dir,
             usage_retention: Duration::from_secs(90 * 24 * 3600),
             audit_retention: Duration::from_secs(365 * 24 * 3600),
             upload_idle_timeout: Duration::from_secs(60),
@@ -442,6 +467,15 @@ impl Config {
         }
         if let Some(v) = args.upload_ttl.or(file.upload_ttl) {
             config.upload_ttl = v;
+        }
+        if let Some(v) = args.replica_id.or(file.replica_id) {
+            config.replica_id = v;
+        }
+        if let Some(v) = args.job_lease.or(file.job_lease) {
+            config.job_lease = v;
+        }
+        if let Some(v) = args.blob_store.or(file.blob_store) {
+            config.blob_dir = parse_blob_store(&v)?;
         }
         if let Some(v) = args.usage_retention.or(file.usage_retention) {
             config.usage_retention = v;
@@ -611,6 +645,23 @@ impl Config {
         }
         if self.shutdown_grace > Duration::from_secs(3600) {
             return Err(ConfigError("shutdown_grace must be at most 1h".into()));
+        }
+        let replica_ok = (1..=64).contains(&self.replica_id.len())
+            && self
+                .replica_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        if !replica_ok {
+            return Err(ConfigError(format!(
+                "replica_id `{}` must be 1-64 characters of letters, digits, `-`, `_` and `.`",
+                self.replica_id
+            )));
+        }
+        if self.job_lease < Duration::from_secs(1) || self.job_lease > Duration::from_secs(600) {
+            return Err(ConfigError(format!(
+                "job_lease must be between 1s and 10m (got {})",
+                humantime::format_duration(self.job_lease)
+            )));
         }
         if self.upload_ttl < Duration::from_secs(60) {
             return Err(ConfigError("upload_ttl must be at least 1m".into()));
@@ -785,6 +836,43 @@ impl Config {
 /// unary audio clips must fit in it; streams are not limited by it.
 pub const MAX_MESSAGE_BYTES: usize = 16 * MIB as usize;
 
+/// The host's name (a pod's name on Kubernetes) and a random suffix, so
+/// two servers on one host never share an id by accident.
+fn default_replica_id() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|name| {
+            name.trim()
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+                .take(48)
+                .collect::<String>()
+        })
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "traum".to_owned());
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    format!("{host}-{}", &suffix[..8])
+}
+
+/// `file://PATH`: the blob directory. Object stores are named in the
+/// error so that a user who tries one learns they are not there yet.
+fn parse_blob_store(text: &str) -> Result<PathBuf, ConfigError> {
+    if let Some(path) = text.strip_prefix("file://")
+        && !path.is_empty()
+    {
+        return Ok(PathBuf::from(path));
+    }
+    if text.starts_with("s3://") {
+        return Err(ConfigError(format!(
+            "blob_store `{text}`: S3-compatible object storage is not implemented yet; use file://PATH (a directory replicas may share)"
+        )));
+    }
+    Err(ConfigError(format!(
+        "blob_store `{text}` must be file://PATH, e.g. file:///var/lib/traum/blobs"
+    )))
+}
+
 fn default_database_url(data_dir: &Path) -> String {
     format!("sqlite://{}?mode=rwc", data_dir.join("traum.db").display())
 }
@@ -921,6 +1009,66 @@ mod tests {
         })
         .unwrap();
         assert_eq!(off.web_listen, None);
+    }
+
+    #[test]
+    fn replica_settings_are_validated_and_blob_stores_other_than_files_refused() {
+        let resolve = |args: ConfigArgs| Config::resolve(args).map_err(|err| err.to_string());
+        let defaults = resolve(ConfigArgs::default()).unwrap();
+        assert_eq!(defaults.job_lease, Duration::from_secs(30));
+        assert_eq!(defaults.blob_dir, PathBuf::from("./data").join("blobs"));
+        let other = resolve(ConfigArgs::default()).unwrap();
+        assert_ne!(
+            defaults.replica_id, other.replica_id,
+            "two servers on one host get two ids"
+        );
+
+        let set = resolve(ConfigArgs {
+            replica_id: Some("pod-7.eu_west".into()),
+            job_lease: Some(Duration::from_secs(5)),
+            blob_store: Some("file:///mnt/blobs".into()),
+            ..ConfigArgs::default()
+        })
+        .unwrap();
+        assert_eq!(
+            (set.replica_id.as_str(), set.job_lease, set.blob_dir),
+            (
+                "pod-7.eu_west",
+                Duration::from_secs(5),
+                PathBuf::from("/mnt/blobs")
+            )
+        );
+
+        let err = resolve(ConfigArgs {
+            replica_id: Some("a b".into()),
+            ..ConfigArgs::default()
+        })
+        .unwrap_err();
+        assert!(err.contains("replica_id `a b` must be 1-64 characters"), "{err}");
+        let err = resolve(ConfigArgs {
+            job_lease: Some(Duration::from_millis(500)),
+            ..ConfigArgs::default()
+        })
+        .unwrap_err();
+        assert!(
+            err.contains("job_lease must be between 1s and 10m (got 500ms)"),
+            "{err}"
+        );
+        let err = resolve(ConfigArgs {
+            blob_store: Some("s3://bucket/prefix".into()),
+            ..ConfigArgs::default()
+        })
+        .unwrap_err();
+        assert!(
+            err.contains("S3-compatible object storage is not implemented yet"),
+            "{err}"
+        );
+        let err = resolve(ConfigArgs {
+            blob_store: Some("/mnt/blobs".into()),
+            ..ConfigArgs::default()
+        })
+        .unwrap_err();
+        assert!(err.contains("must be file://PATH"), "{err}");
     }
 
     #[test]

@@ -237,6 +237,8 @@ pub struct JobRecord {
     pub updated_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// The replica that claimed the job last (`--replica-id`).
+    pub owner: Option<String>,
 }
 
 /// A resumable upload session.

@@ -13,7 +13,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{RwLock, watch};
+use tokio::sync::RwLock;
 use traum_audio::fingerprint::{Fingerprint, FingerprintIndex, Match, group_links};
 use traum_audio::{DecodeOptions, OUTPUT_SAMPLE_RATE, Stage, decode_to_vec};
 
@@ -110,12 +110,10 @@ impl Duplicates {
         }
     }
 
-    /// Loads every stored fingerprint into the index, then fingerprints the
-    /// ready files that have none (analysed before fingerprints existed),
-    /// one at a time, until done or shutdown. Lookups wait for the load:
-    /// the index is locked before this returns, so no file analysed
+    /// Loads every stored fingerprint into the index. Lookups wait for the
+    /// load: the index is locked before this returns, so no file analysed
     /// meanwhile misses a stored copy.
-    pub fn start(&self, mut stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+    pub fn start(&self) -> tokio::task::JoinHandle<()> {
         let locked = self.inner.catalogue.clone().try_write_owned();
         let service = self.clone();
         tokio::spawn(async move {
@@ -131,14 +129,6 @@ impl Duplicates {
                 Err(err) => {
                     tracing::error!(error = %err, "cannot load the fingerprint index; new files are only compared with each other");
                 }
-            }
-            tokio::select! {
-                result = service.backfill() => match result {
-                    Ok(0) => {}
-                    Ok(count) => tracing::info!(files = count, "fingerprinted files analysed before fingerprints existed"),
-                    Err(err) => tracing::warn!(error = %err, "cannot fingerprint files analysed before fingerprints existed"),
-                },
-                _ = stop.wait_for(|stop| *stop) => {}
             }
         })
     }
@@ -168,7 +158,10 @@ impl Duplicates {
         }
     }
 
-    async fn backfill(&self) -> Result<usize> {
+    /// Fingerprints the ready files that have none (analysed before
+    /// fingerprints existed), one at a time; a cluster chore. Returns how
+    /// many it fingerprinted.
+    pub async fn backfill(&self) -> Result<usize> {
         let mut after = String::new();
         let mut count = 0;
         loop {

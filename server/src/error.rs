@@ -83,6 +83,10 @@ pub enum Error {
     /// A task on the blocking pool panicked or was cancelled.
     #[error("background task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+    /// This replica's lease on a job passed and another replica took the
+    /// job over; the work in hand must be dropped, not saved.
+    #[error("job {job_id} is now run by replica {owner}; this replica's lease on it passed")]
+    LeaseLost { job_id: String, owner: String },
     /// A broken invariant inside the server.
     #[error("internal error: {0}")]
     Internal(String),
@@ -270,7 +274,13 @@ impl Error {
                     | ClapError::Download { .. } => None,
                 };
             }
-            Error::Database(_) | Error::Io(_) | Error::Task(_) | Error::Internal(_) => return None,
+            Error::Database(_)
+            | Error::Io(_)
+            | Error::Task(_)
+            | Error::LeaseLost { .. }
+            | Error::Internal(_) => {
+                return None;
+            }
         };
         Some((problem, self.to_string()))
     }

@@ -387,10 +387,15 @@ impl Ingest {
         result
     }
 
-    /// Removes expired sessions and stray files. Returns how many sessions
-    /// and files were removed.
-    pub async fn clean_up(&self) -> Result<usize> {
-        let expired = self.inner.store.expired_uploads(Utc::now()).await?;
+    /// Removes expired sessions (when `expire`: one replica does that for
+    /// all) and this replica's session files whose session is gone.
+    /// Returns how many sessions and files were removed.
+    pub async fn clean_up(&self, expire: bool) -> Result<usize> {
+        let expired = if expire {
+            self.inner.store.expired_uploads(Utc::now()).await?
+        } else {
+            Vec::new()
+        };
         for id in &expired {
             self.inner.store.delete_upload(id).await?;
             self.forget_session_lock(id);

@@ -9,6 +9,7 @@ pub mod analytics;
 pub mod audit;
 pub mod auth;
 pub mod blob;
+pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod domain;

@@ -23,6 +23,7 @@ use crate::analytics::Analytics;
 use crate::audit::Audit;
 use crate::auth::{Auth, TokenVerifier};
 use crate::blob::BlobStore;
+use crate::cluster::Chores;
 use crate::config::{Config, ConfigError, MAX_MESSAGE_BYTES, redact_url};
 use crate::duplicates::Duplicates;
 use crate::embed::{Embedder, ModelSettings};
@@ -32,15 +33,13 @@ use crate::jobs::{Jobs, PipelineServices};
 use crate::library::Library;
 use crate::search::Search;
 use crate::state::App;
-use crate::store::Store;
+use crate::store::{JobClaim, Store};
 use crate::telemetry::{self, RpcTelemetryLayer};
 use crate::usage::UsageRecorder;
 use crate::zero_shot::ZeroShot;
 
 /// The standard health service's name, as clients call it.
 const HEALTH_SERVICE: &str = "grpc.health.v1.Health";
-/// How often expired upload sessions are removed.
-const JANITOR_INTERVAL: Duration = Duration::from_secs(60);
 /// HTTP/2 flow-control windows large enough for loopback-speed uploads; the
 /// writer queue, not the window, bounds memory per upload.
 const STREAM_WINDOW: u32 = 8 * 1024 * 1024;
@@ -53,6 +52,12 @@ pub enum StartError {
     Config(#[from] ConfigError),
     #[error("cannot prepare the data directory: {0}")]
     DataDir(std::io::Error),
+    #[error("{what} is in use by another traum-server (it holds {}); {advice}", lock.display())]
+    InUse {
+        what: String,
+        lock: std::path::PathBuf,
+        advice: &'static str,
+    },
     #[error("cannot open the database {url}: {source}")]
     Database {
         url: String,
@@ -83,14 +88,86 @@ pub enum StartError {
     Startup(#[from] tokio::task::JoinError),
 }
 
-/// Validates the configuration and prepares the data directory; returns the
-/// blob store and how many temp files of interrupted uploads were removed.
-fn prepare(config: Config) -> Result<(Config, BlobStore, usize), StartError> {
+/// What `prepare` hands on.
+struct Prepared {
+    config: Config,
+    blobs: BlobStore,
+    /// Temp files of interrupted uploads that were removed.
+    stale: usize,
+    /// Held until the server stops: no second server may use the data
+    /// directory (its temp files and index snapshots are this server's) or
+    /// a SQLite database (one server per SQLite file).
+    _locks: Vec<std::fs::File>,
+}
+
+/// Validates the configuration, locks the data directory (and a SQLite
+/// database) for this server, and prepares the directory.
+fn prepare(config: Config) -> Result<Prepared, StartError> {
     config.validate()?;
     std::fs::create_dir_all(&config.data_dir).map_err(StartError::DataDir)?;
-    let blobs = BlobStore::open(&config.data_dir).map_err(StartError::DataDir)?;
+    let mut locks = vec![lock_for_this_server(
+        &config.data_dir.join("traum.lock"),
+        format!("the data directory {}", config.data_dir.display()),
+        "give each server its own --data-dir",
+    )?];
+    if let Some(database) = sqlite_path(&config.database_url) {
+        let lock = database.with_file_name(format!(
+            "{}.lock",
+            database
+                .file_name()
+                .and_then(|name| name.to_str())
+                .unwrap_or("traum.db")
+        ));
+        locks.push(lock_for_this_server(
+            &lock,
+            format!("the SQLite database {}", database.display()),
+            "SQLite serves one server; replicas share a PostgreSQL database",
+        )?);
+    }
+    let blobs = BlobStore::open(&config.data_dir, &config.blob_dir).map_err(StartError::DataDir)?;
     let stale = blobs.clear_temp().map_err(StartError::DataDir)?;
-    Ok((config, blobs, stale))
+    Ok(Prepared {
+        config,
+        blobs,
+        stale,
+        _locks: locks,
+    })
+}
+
+/// Takes an exclusive advisory lock on `path` (created if missing); the
+/// operating system drops it when the process ends, however it ends.
+fn lock_for_this_server(
+    path: &std::path::Path,
+    what: String,
+    advice: &'static str,
+) -> Result<std::fs::File, StartError> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(StartError::DataDir)?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(StartError::DataDir)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StartError::InUse {
+            what,
+            lock: path.to_owned(),
+            advice,
+        }),
+        Err(std::fs::TryLockError::Error(err)) => Err(StartError::DataDir(err)),
+    }
+}
+
+/// The file of a `sqlite:` URL; `None` for PostgreSQL and in-memory SQLite.
+fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && !path.starts_with(":memory:")).then(|| std::path::PathBuf::from(path))
 }
 
 /// Runs Traum on `listener` until `shutdown` completes, then drains: stops
@@ -103,7 +180,12 @@ pub async fn run(
 ) -> Result<(), StartError> {
     // Validation looks at paths, and preparing the data directory sweeps it:
     // file-system work, so on the blocking pool.
-    let (config, blobs, stale) = tokio::task::spawn_blocking(move || prepare(config)).await??;
+    let Prepared {
+        config,
+        blobs,
+        stale,
+        _locks,
+    } = tokio::task::spawn_blocking(move || prepare(config)).await??;
     let tokens = TokenVerifier::from_files(
         config.jwt_hs256_secret_file.as_deref(),
         config.jwt_public_key_file.as_deref(),
@@ -133,19 +215,25 @@ pub async fn run(
             url: redact_url(&config.database_url),
             source,
         })?;
-    let resumed = store
-        .requeue_running_jobs()
-        .await
-        .map_err(|source| StartError::Database {
-            url: redact_url(&config.database_url),
-            source,
-        })?;
-    if resumed > 0 {
-        tracing::info!(
-            jobs = resumed,
-            "re-queued jobs interrupted by the previous shutdown or crash"
-        );
+    // On SQLite this server is the only one (the lock says so): a running
+    // job is a crash's leftover. On PostgreSQL it may be a live replica's;
+    // a dead one's jobs are taken over once their lease passes.
+    if store.is_sqlite() {
+        let resumed = store
+            .requeue_running_jobs()
+            .await
+            .map_err(|source| StartError::Database {
+                url: redact_url(&config.database_url),
+                source,
+            })?;
+        if resumed > 0 {
+            tracing::info!(
+                jobs = resumed,
+                "re-queued jobs interrupted by the previous shutdown or crash"
+            );
+        }
     }
+    tracing::info!(replica = %config.replica_id, lease = ?config.job_lease, "replica id");
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let usage = UsageRecorder::start(store.clone());
@@ -179,6 +267,10 @@ pub async fn run(
         blobs.clone(),
         stop_rx.clone(),
         config.max_duration,
+        JobClaim {
+            holder: config.replica_id.clone(),
+            lease: config.job_lease,
+        },
         PipelineServices {
             embedder: embedder.clone(),
             search: search.clone(),
@@ -255,24 +347,34 @@ pub async fn run(
         .set_service_status(service_names::SEARCH, ServingStatus::NotServing)
         .await;
     let readiness = tokio::spawn(follow_model(
-        embedder,
+        embedder.clone(),
         search.clone(),
         jobs.clone(),
-        zero_shot,
         health.clone(),
         stop_rx.clone(),
     ));
 
     // Loaded (and locked) before any worker can analyse a file.
-    let fingerprints = duplicates.start(stop_rx.clone());
+    let fingerprints = duplicates.start();
+    let heartbeat = jobs.spawn_heartbeat();
     let mut workers = jobs.spawn_workers(config.workers);
-    let janitor = tokio::spawn(janitor(
-        ingest,
-        store,
-        audit.clone(),
-        [config.usage_retention, config.audit_retention],
-        stop_rx.clone(),
-    ));
+    let chores = tokio::spawn(
+        Chores {
+            store,
+            holder: config.replica_id.clone(),
+            lease: config.job_lease,
+            jobs: jobs.clone(),
+            search: search.clone(),
+            embedder,
+            zero_shot,
+            duplicates,
+            ingest,
+            audit: audit.clone(),
+            usage_retention: config.usage_retention,
+            audit_retention: config.audit_retention,
+        }
+        .run(stop_rx.clone()),
+    );
 
     let audio = AudioServiceServer::new(AudioApi::new(app.clone()))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
@@ -427,7 +529,24 @@ pub async fn run(
         );
         workers.abort_all();
     }
-    janitor.abort();
+    heartbeat.abort();
+    match jobs.release_leases().await {
+        Ok(0) => {}
+        Ok(released) => tracing::info!(
+            jobs = released,
+            "released the jobs still running for other replicas"
+        ),
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot release job leases; other replicas take the jobs when they pass")
+        }
+    }
+    // It saw the stop signal and releases its lease; give it the time.
+    if tokio::time::timeout(Duration::from_secs(5), chores)
+        .await
+        .is_err()
+    {
+        tracing::warn!("the chores did not stop in time");
+    }
     readiness.abort();
     fingerprints.abort();
     if let Err(err) = app.search.save_vectors().await {
@@ -507,12 +626,11 @@ fn reflection_v1alpha() -> Result<
 }
 
 /// Waits for the model, loads the vector index for it, then lets search
-/// serve and wakes jobs waiting to embed.
+/// serve and wakes jobs waiting to embed (the backfills are chores).
 async fn follow_model(
     embedder: Embedder,
     search: Search,
     jobs: Jobs,
-    zero_shot: ZeroShot,
     health: tonic_health::server::HealthReporter,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -532,57 +650,7 @@ async fn follow_model(
                 .set_service_status(service_names::SEARCH, ServingStatus::Serving)
                 .await;
             jobs.wake();
-            match jobs.queue_embedding_backfill(engine.model_id()).await {
-                Ok(0) => {}
-                Ok(queued) => tracing::info!(
-                    files = queued,
-                    "queued ready files without embeddings of this model"
-                ),
-                Err(err) => tracing::warn!(error = %err, "cannot queue files without embeddings"),
-            }
-            match zero_shot.refresh_stale(&engine).await {
-                Ok(0) => {}
-                Ok(updated) => tracing::info!(
-                    files = updated,
-                    "recomputed zero-shot tags made with another model or vocabulary"
-                ),
-                Err(err) => tracing::warn!(error = %err, "cannot recompute zero-shot tags"),
-            }
         }
         Err(err) => tracing::error!(error = %err, "cannot load the vector index; search stays unavailable"),
-    }
-}
-
-/// Removes expired upload sessions and old usage rows until shutdown.
-async fn janitor(
-    ingest: Ingest,
-    store: Store,
-    audit: Audit,
-    [usage_retention, audit_retention]: [Duration; 2],
-    mut stop: watch::Receiver<bool>,
-) {
-    let mut tick = tokio::time::interval(JANITOR_INTERVAL);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = stop.wait_for(|stop| *stop) => return,
-        }
-        match ingest.clean_up().await {
-            Ok(0) => {}
-            Ok(removed) => tracing::info!(removed, "removed expired upload sessions"),
-            Err(err) => tracing::warn!(error = %err, "upload clean-up failed"),
-        }
-        let cutoff = chrono::Utc::now().timestamp_millis()
-            - i64::try_from(usage_retention.as_millis()).unwrap_or(i64::MAX);
-        if let Err(err) = store.prune_usage(cutoff).await {
-            tracing::warn!(error = %err, "usage pruning failed");
-        }
-        let cutoff =
-            chrono::Utc::now() - chrono::Duration::from_std(audit_retention).unwrap_or(chrono::Duration::MAX);
-        match audit.prune(cutoff).await {
-            Ok(0) => {}
-            Ok(removed) => tracing::info!(removed, "pruned audit entries past their retention"),
-            Err(err) => tracing::warn!(error = %err, "audit pruning failed"),
-        }
     }
 }

@@ -16,6 +16,7 @@ mod files;
 mod hostile;
 mod platform;
 mod reference;
+mod replicas;
 mod search;
 mod tls;
 mod upload;

@@ -402,20 +402,7 @@ impl TestServer {
         header: pb::UploadHeader,
         data: &[u8],
     ) -> Result<pb::UploadResult, tonic::Status> {
-        let mut messages = vec![pb::UploadAudioRequest {
-            payload: Some(pb::upload_audio_request::Payload::Header(header)),
-        }];
-        for chunk in data.chunks(64 * 1024) {
-            messages.push(pb::UploadAudioRequest {
-                payload: Some(pb::upload_audio_request::Payload::Chunk(
-                    bytes::Bytes::copy_from_slice(chunk),
-                )),
-            });
-        }
-        self.audio()
-            .upload_audio(futures::stream::iter(messages))
-            .await
-            .map(|r| r.into_inner())
+        upload_through(&mut self.audio(), header, data).await
     }
 
     /// Watches a job to its terminal event and returns every event.
@@ -473,6 +460,57 @@ impl TestServer {
             .await
             .expect("metrics body")
     }
+}
+
+/// Uploads bytes with the client-streaming RPC through any client (e.g. of
+/// a server running as its own process).
+pub async fn upload_through(
+    audio: &mut AudioServiceClient<Channel>,
+    header: pb::UploadHeader,
+    data: &[u8],
+) -> Result<pb::UploadResult, tonic::Status> {
+    let mut messages = vec![pb::UploadAudioRequest {
+        payload: Some(pb::upload_audio_request::Payload::Header(header)),
+    }];
+    for chunk in data.chunks(64 * 1024) {
+        messages.push(pb::UploadAudioRequest {
+            payload: Some(pb::upload_audio_request::Payload::Chunk(
+                bytes::Bytes::copy_from_slice(chunk),
+            )),
+        });
+    }
+    audio
+        .upload_audio(futures::stream::iter(messages))
+        .await
+        .map(|r| r.into_inner())
+}
+
+/// The header `TestServer::upload` sends: name, size and digest.
+pub fn upload_header(filename: &str, data: &[u8]) -> pb::UploadHeader {
+    pb::UploadHeader {
+        filename: filename.into(),
+        tags: Vec::new(),
+        size_bytes: Some(data.len() as u64),
+        sha256: Some(sha256_hex(data)),
+        always_create_file: false,
+    }
+}
+
+/// Every byte of a stored file, through `DownloadAudio`.
+pub async fn download_through(audio: &mut AudioServiceClient<Channel>, file_id: &str) -> Vec<u8> {
+    let mut stream = audio
+        .download_audio(pb::DownloadAudioRequest {
+            file_id: file_id.into(),
+            start_offset: 0,
+        })
+        .await
+        .expect("download")
+        .into_inner();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        bytes.extend_from_slice(&chunk.expect("chunk").data);
+    }
+    bytes
 }
 
 pub async fn connect(addr: SocketAddr) -> Channel {

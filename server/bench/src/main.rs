@@ -871,7 +871,7 @@ fn search_bench(model_dir: &Path, windows: usize, per_file: usize, queries: usiz
     use traum_server::domain::{
         AudioFormat, AudioProperties, FileEmbeddings, FileState, JobState, UploadHeader, WindowEmbedding,
     };
-    use traum_server::store::{NewBlob, Store};
+    use traum_server::store::{Claimed, JobClaim, NewBlob, Store};
 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let scratch = tempfile::tempdir()?;
@@ -905,9 +905,16 @@ fn search_bench(model_dir: &Path, windows: usize, per_file: usize, queries: usiz
                 always_create_file: false,
             };
             let (outcome, job) = store.create_file(&blob, &header).await?;
-            if let Some(mut job) = job {
-                job.state = JobState::Succeeded;
-                store.save_job(&job).await?;
+            if job.is_some() {
+                // Saves go through a claim, as a worker's do.
+                let claim = JobClaim {
+                    holder: "traum-bench".into(),
+                    lease: Duration::from_secs(60),
+                };
+                if let Some(Claimed { mut job, .. }) = store.claim_next_job(None, &claim).await? {
+                    job.state = JobState::Succeeded;
+                    store.save_job(&job, &claim.holder).await?;
+                }
             }
             let seconds = (per_file * 10) as f64;
             store

@@ -21,19 +21,13 @@ use crate::duplicates::Duplicates;
 use crate::embed::Embedder;
 use crate::error::{Error, Result};
 use crate::search::Search;
-use crate::store::Store;
+use crate::store::{JobClaim, Store};
 use crate::telemetry::metrics;
 use crate::zero_shot::ZeroShot;
 
 /// Capacity of the progress broadcast; slow watchers that fall further
 /// behind re-read the job from the database.
 const EVENT_CAPACITY: usize = 4096;
-
-/// What woke a watcher.
-enum Wake {
-    Event(Result<LibraryEvent, broadcast::error::RecvError>),
-    Shutdown,
-}
 
 /// Shared handle to the job system.
 #[derive(Clone)]
@@ -52,6 +46,7 @@ struct Inner {
     search: Search,
     zero_shot: ZeroShot,
     duplicates: Duplicates,
+    claim: JobClaim,
 }
 
 /// The services the pipeline runs files through and whose indexes follow
@@ -70,6 +65,7 @@ impl Jobs {
         blobs: BlobStore,
         shutdown: watch::Receiver<bool>,
         max_duration: Duration,
+        claim: JobClaim,
         services: PipelineServices,
     ) -> Self {
         let PipelineServices {
@@ -91,8 +87,35 @@ impl Jobs {
                 search,
                 zero_shot,
                 duplicates,
+                claim,
             }),
         }
+    }
+
+    /// Renews the leases of this replica's running jobs every third of the
+    /// lease, until aborted: abort it only after the workers stopped, so a
+    /// stage finishing during the shutdown grace keeps its job.
+    pub fn spawn_heartbeat(&self) -> tokio::task::JoinHandle<()> {
+        let jobs = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(jobs.inner.claim.lease / 3);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(err) = jobs.inner.store.renew_job_leases(&jobs.inner.claim).await {
+                    tracing::warn!(error = %err, "cannot renew job leases; other replicas take the jobs over once they pass");
+                }
+            }
+        })
+    }
+
+    /// Gives back the jobs this replica still runs (after its workers were
+    /// stopped), so other replicas resume them at once.
+    pub async fn release_leases(&self) -> Result<u64> {
+        self.inner
+            .store
+            .release_job_leases(&self.inner.claim.holder)
+            .await
     }
 
     /// Starts `count` workers. They stop taking jobs when shutdown is
@@ -128,13 +151,21 @@ impl Jobs {
     }
 
     /// Reprocesses every ready file that has no vectors of `model_id`, so a
-    /// library processed without a model (or with another) becomes searchable.
+    /// library processed without a model (or with another) becomes
+    /// searchable. A file that is being processed already (someone asked
+    /// for it meanwhile) or was deleted meanwhile is skipped. Returns how
+    /// many jobs it queued.
     pub async fn queue_embedding_backfill(&self, model_id: &str) -> Result<usize> {
         let files = self.inner.store.files_without_embeddings(model_id).await?;
+        let mut queued = 0;
         for file_id in &files {
-            self.reprocess(file_id).await?;
+            match self.reprocess(file_id).await {
+                Ok(_) => queued += 1,
+                Err(Error::FailedPrecondition(_) | Error::NotFound { .. }) => {}
+                Err(err) => return Err(err),
+            }
         }
-        Ok(files.len())
+        Ok(queued)
     }
 
     /// Returns a job.
@@ -161,17 +192,18 @@ impl Jobs {
             yield last.clone();
             while !last.state.is_terminal() {
                 let woke = tokio::select! {
-                    event = events.recv() => Wake::Event(event),
-                    _ = shutdown.wait_for(|stop| *stop) => Wake::Shutdown,
+                    event = events.recv() => Some(event),
+                    // `None`: shutdown.
+                    _ = shutdown.wait_for(|stop| *stop) => None,
                 };
                 let next = match woke {
                     // An event published before the database read can be
                     // older than what the read returned: never go back.
-                    Wake::Event(Ok(LibraryEvent::Job(job))) if job.id == id && job.updated_at >= last.updated_at => job,
-                    Wake::Event(Ok(_)) => continue,
-                    Wake::Event(Err(broadcast::error::RecvError::Lagged(_))) => jobs.inner.store.get_job(&id).await?,
-                    Wake::Event(Err(broadcast::error::RecvError::Closed)) => break,
-                    Wake::Shutdown => {
+                    Some(Ok(LibraryEvent::Job(job))) if job.id == id && job.updated_at >= last.updated_at => job,
+                    Some(Ok(_)) => continue,
+                    Some(Err(broadcast::error::RecvError::Lagged(_))) => jobs.inner.store.get_job(&id).await?,
+                    Some(Err(broadcast::error::RecvError::Closed)) => break,
+                    None => {
                         Err(Error::Unavailable("server is shutting down; watch the job again once it is back".into()))?;
                         break;
                     }

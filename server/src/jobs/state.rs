@@ -107,6 +107,7 @@ mod tests {
             updated_at: now,
             started_at: Some(now),
             finished_at: None,
+            owner: None,
         }
     }
 

@@ -11,7 +11,8 @@ use super::Jobs;
 use super::stages::RunContext;
 use crate::domain::{FileState, JobRecord, JobStage, JobState};
 use crate::embed::ModelStatus;
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::store::Claimed;
 use crate::telemetry::metrics;
 
 /// How often an idle worker looks for jobs queued by another replica.
@@ -28,8 +29,12 @@ impl Jobs {
             }
             // Without a model, jobs parked before their embed stage stay queued.
             let skip = (!self.inner.search.accepts_vectors()).then_some(JobStage::Embed);
-            match self.inner.store.claim_next_job(skip).await {
-                Ok(Some(job)) => {
+            match self.inner.store.claim_next_job(skip, &self.inner.claim).await {
+                Ok(Some(Claimed { job, taken_over_from })) => {
+                    if let Some(previous) = taken_over_from {
+                        metrics::JOBS_TAKEN_OVER.increment([], 1);
+                        tracing::warn!(worker, job_id = %job.id, previous_owner = %previous, stage = %job.stage, "took over a job whose replica's lease passed");
+                    }
                     self.update_queue_gauge().await;
                     tracing::info!(worker, job_id = %job.id, file_id = %job.file_id, stage = %job.stage, "job started");
                     let (job_id, file_id) = (job.id.clone(), job.file_id.clone());
@@ -38,6 +43,9 @@ impl Jobs {
                     // in the job, which then fails on its own.
                     match AssertUnwindSafe(self.run(job)).catch_unwind().await {
                         Ok(Ok(())) => {}
+                        Ok(Err(err @ Error::LeaseLost { .. })) => {
+                            tracing::warn!(worker, error = %err, "dropped a job another replica took over");
+                        }
                         Ok(Err(err)) => tracing::error!(worker, error = %err, "job bookkeeping failed"),
                         Err(panic) => {
                             let cause = panic
@@ -155,7 +163,7 @@ impl Jobs {
 
     async fn save(&self, job: &mut JobRecord) -> Result<()> {
         job.updated_at = Utc::now();
-        self.inner.store.save_job(job).await?;
+        self.inner.store.save_job(job, &self.inner.claim.holder).await?;
         self.publish(job);
         Ok(())
     }
@@ -173,7 +181,7 @@ impl Jobs {
         self.publish(job);
         if last_persist.elapsed() >= PERSIST_EVERY {
             *last_persist = Instant::now();
-            if let Err(err) = self.inner.store.save_job(job).await {
+            if let Err(err) = self.inner.store.save_job(job, &self.inner.claim.holder).await {
                 tracing::warn!(job_id = %job.id, error = %err, "cannot persist progress");
             }
         }

@@ -106,6 +106,28 @@ pub mod job {
         pub updated_at: ChronoDateTimeUtc,
         pub started_at: Option<ChronoDateTimeUtc>,
         pub finished_at: Option<ChronoDateTimeUtc>,
+        /// The replica that claimed the job last.
+        pub owner: Option<String>,
+        /// Until when the owner's claim holds; set only while running.
+        pub lease_expires_at: Option<ChronoDateTimeUtc>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod cluster_lease {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "cluster_leases")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub name: String,
+        pub holder: String,
+        pub expires_at: ChronoDateTimeUtc,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -24,6 +24,7 @@ use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbB
 use traum_migration::{Migrator, MigratorTrait};
 
 pub use self::fingerprints::UnprintedFile;
+pub use self::jobs::{Claimed, JobClaim};
 pub use self::totals::LibraryTotals;
 pub use self::usage::{BucketAggregate, MethodUsage, SearchLatency, UsageAggregates, UsageKind, UsageRow};
 use crate::domain::AudioFormat;
@@ -71,6 +72,12 @@ impl Store {
         }
         Migrator::up(&db, None).await?;
         Ok(Self { db })
+    }
+
+    /// True on SQLite, which one server uses alone; PostgreSQL may be
+    /// shared by replicas.
+    pub fn is_sqlite(&self) -> bool {
+        self.db.get_database_backend() == DbBackend::Sqlite
     }
 
     /// Checks that the database answers.

@@ -1,7 +1,7 @@
 //! Conversions between table rows and domain records.
 
 use chrono::{DateTime, Utc};
-use sea_orm::ActiveValue::Set;
+use sea_orm::ActiveValue::{NotSet, Set};
 
 use super::entities::{file, job, upload};
 use super::{corrupt, parse_json_array, serde_json_array};
@@ -27,6 +27,7 @@ pub(super) fn new_job(id: &str, file_id: &str, now: DateTime<Utc>) -> JobRecord 
         updated_at: now,
         started_at: None,
         finished_at: None,
+        owner: None,
     }
 }
 
@@ -46,6 +47,8 @@ pub(super) fn job_to_active(job: &JobRecord) -> job::ActiveModel {
         updated_at: Set(job.updated_at),
         started_at: Set(job.started_at),
         finished_at: Set(job.finished_at),
+        owner: Set(job.owner.clone()),
+        lease_expires_at: NotSet,
     }
 }
 
@@ -65,6 +68,7 @@ pub(super) fn job_from_model(model: job::Model) -> Result<JobRecord> {
         updated_at: model.updated_at,
         started_at: model.started_at,
         finished_at: model.finished_at,
+        owner: model.owner,
     })
 }
 

@@ -212,6 +212,18 @@ pub const AUDIO_CRASHES: Counter<1> = Counter::new(
     "files whose sniffing, probing, decoding or analysis panicked, by stage; each failed alone",
     ["stage"],
 );
+pub const CHORES_LEADER: Gauge<0> = Gauge::new(
+    "traum_chores_leader",
+    None,
+    "1 while this replica holds the cluster's chores lease (backfills, expiry, pruning), else 0",
+    [],
+);
+pub const JOBS_TAKEN_OVER: Counter<0> = Counter::new(
+    "traum_jobs_taken_over_total",
+    None,
+    "jobs this replica claimed from another whose lease had passed (it died or lost the database)",
+    [],
+);
 
 /// Every declared metric.
 pub static ALL: &[&Def] = &[
@@ -233,6 +245,8 @@ pub static ALL: &[&Def] = &[
     &AUDIT_EVENTS_DROPPED.def,
     &AUTH_FAILURES.def,
     &AUDIO_CRASHES.def,
+    &CHORES_LEADER.def,
+    &JOBS_TAKEN_OVER.def,
 ];
 
 /// Hands every description and unit to the installed recorder.

@@ -91,6 +91,7 @@ pub fn job(job: JobRecord) -> pb::Job {
         updated_at,
         started_at,
         finished_at,
+        owner,
     } = job;
     pb::Job {
         job_id: id,
@@ -107,6 +108,7 @@ pub fn job(job: JobRecord) -> pb::Job {
         updated_at: Some(timestamp(updated_at)),
         started_at: started_at.map(timestamp),
         finished_at: finished_at.map(timestamp),
+        replica: owner.unwrap_or_default(),
     }
 }
 
