@@ -19,6 +19,7 @@ mod m20261201_000009_suggested_tags;
 mod m20261201_000010_tempo_alternatives;
 mod m20261202_000011_fingerprints;
 mod m20261202_000012_job_leases;
+mod m20261202_000013_index_feed;
 
 /// Runs Traum's migrations.
 pub struct Migrator;
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000010_tempo_alternatives::Migration),
             Box::new(m20261202_000011_fingerprints::Migration),
             Box::new(m20261202_000012_job_leases::Migration),
+            Box::new(m20261202_000013_index_feed::Migration),
         ]
     }
 }

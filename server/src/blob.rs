@@ -34,17 +34,36 @@ pub struct Written {
 }
 
 impl BlobStore {
-    /// Creates the blob directory and the temp directories under
-    /// `data_dir` if needed.
+    /// Creates the blob directory, its session directory and the temp
+    /// directory under `data_dir` if needed. Resumable sessions live beside
+    /// the blobs (`BLOB_DIR/.uploads`), so replicas sharing the blob
+    /// directory share them too, and a finished session's bytes are renamed
+    /// into place on the same file system. Session files an older server
+    /// kept in `DATA_DIR/uploads` are moved there.
     pub fn open(data_dir: &Path, blob_dir: &Path) -> io::Result<Self> {
         let store = Self {
             blobs: blob_dir.to_owned(),
             tmp: data_dir.join("tmp"),
-            uploads: data_dir.join("uploads"),
+            uploads: blob_dir.join(".uploads"),
             placement: Arc::default(),
         };
         for dir in [&store.blobs, &store.tmp, &store.uploads] {
             fs::create_dir_all(dir)?;
+        }
+        let old = data_dir.join("uploads");
+        if old.is_dir() {
+            for entry in fs::read_dir(&old)? {
+                let path = entry?.path();
+                if let Some(name) = path.file_name() {
+                    let target = store.uploads.join(name);
+                    if fs::rename(&path, &target).is_err() {
+                        // Another file system: copy, then drop the original.
+                        fs::copy(&path, &target)?;
+                        fs::remove_file(&path)?;
+                    }
+                }
+            }
+            fs::remove_dir(&old)?;
         }
         Ok(store)
     }

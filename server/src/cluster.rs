@@ -2,7 +2,7 @@
 //! backfills after a start (files without embeddings of the loaded model,
 //! zero-shot tags of another model or vocabulary, files without a
 //! fingerprint), the expiry of upload sessions, and the pruning of usage
-//! and audit rows. The replica that holds the `chores` lease does it; the
+//! and audit rows and of the index change feed. The replica that holds the `chores` lease does it; the
 //! lease passes to another replica when its holder stops renewing it.
 
 use std::time::Duration;
@@ -24,6 +24,10 @@ use crate::zero_shot::ZeroShot;
 pub const CHORES_LEASE: &str = "chores";
 /// How often the leader expires sessions and prunes old rows.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
+/// How long the index change feed keeps a row: a replica (or a saved
+/// index) that was away longer checks its whole index against the
+/// database instead of replaying the feed.
+const FEED_RETENTION: chrono::TimeDelta = chrono::TimeDelta::days(7);
 
 /// Everything the chores touch.
 pub struct Chores {
@@ -147,6 +151,11 @@ impl Chores {
             Ok(0) => {}
             Ok(removed) => tracing::info!(removed, "pruned audit entries past their retention"),
             Err(err) => tracing::warn!(error = %err, "audit pruning failed"),
+        }
+        match self.store.prune_feed(chrono::Utc::now() - FEED_RETENTION).await {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, "pruned index changes past the feed's retention"),
+            Err(err) => tracing::warn!(error = %err, "index change feed pruning failed"),
         }
     }
 }

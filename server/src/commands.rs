@@ -346,10 +346,9 @@ pub fn eval_tags(args: &EvalTagsArgs) -> Result<String, String> {
     Ok(lines.join("\n"))
 }
 
-/// `traum-server keys`: API keys, managed on the database directly, so the
-/// first admin key can exist before any server runs.
+/// The database a command works on, named as the server names it.
 #[derive(Debug, Clone, Args)]
-pub struct KeysArgs {
+pub struct DatabaseArgs {
     /// TOML file of the server (only its data_dir and database_url are used).
     #[arg(long, env = "TRAUM_CONFIG", global = true)]
     pub config: Option<PathBuf>,
@@ -359,6 +358,14 @@ pub struct KeysArgs {
     /// The server's database URL [default: sqlite in the data dir].
     #[arg(long, env = "TRAUM_DATABASE_URL", global = true)]
     pub database_url: Option<String>,
+}
+
+/// `traum-server keys`: API keys, managed on the database directly, so the
+/// first admin key can exist before any server runs.
+#[derive(Debug, Clone, Args)]
+pub struct KeysArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
     #[command(subcommand)]
     pub action: KeysAction,
 }
@@ -380,8 +387,12 @@ pub enum KeysAction {
     Revoke { key_id: String },
 }
 
-/// Runs `keys`; the error is a message for stderr.
-pub fn keys(args: &KeysArgs) -> Result<String, String> {
+/// Opens (and migrates) the database `args` name, on a runtime of its own,
+/// and runs `work` on it.
+fn with_store<F>(args: &DatabaseArgs, work: impl FnOnce(crate::store::Store) -> F) -> Result<String, String>
+where
+    F: Future<Output = Result<String, String>>,
+{
     let config = crate::Config::resolve(crate::ConfigArgs {
         config: args.config.clone(),
         data_dir: args.data_dir.clone(),
@@ -405,55 +416,72 @@ pub fn keys(args: &KeysArgs) -> Result<String, String> {
         let store = crate::store::Store::connect(&config.database_url)
             .await
             .map_err(|err| format!("cannot open the database: {err}"))?;
-        match &args.action {
-            KeysAction::Create { role, name } => {
-                let role = crate::auth::Role::parse(role).ok_or_else(|| format!("unknown role {role}"))?;
-                let (key, secret) = crate::auth::create_key(&store, name, role)
-                    .await
-                    .map_err(|err| err.to_string())?;
-                audit_locally(
-                    &store,
-                    "traum-server keys create",
-                    format!("key {} ({}, {})", key.id, key.name, key.role),
-                )
-                .await?;
-                Ok(format!(
-                    "created {} key `{}` (id {}); it is shown only now:\n{secret}",
-                    key.role, key.name, key.id
-                ))
+        work(store).await
+    })
+}
+
+/// Runs `migrate`: brings the schema up to date (what every server does at
+/// start), e.g. as a Kubernetes Job before the replicas roll.
+pub fn migrate(args: &DatabaseArgs) -> Result<String, String> {
+    use traum_migration::MigratorTrait;
+    with_store(args, async |_store| {
+        Ok(format!(
+            "the database schema is current ({} migrations applied)",
+            traum_migration::Migrator::migrations().len()
+        ))
+    })
+}
+
+/// Runs `keys`; the error is a message for stderr.
+pub fn keys(args: &KeysArgs) -> Result<String, String> {
+    with_store(&args.database, async |store| match &args.action {
+        KeysAction::Create { role, name } => {
+            let role = crate::auth::Role::parse(role).ok_or_else(|| format!("unknown role {role}"))?;
+            let (key, secret) = crate::auth::create_key(&store, name, role)
+                .await
+                .map_err(|err| err.to_string())?;
+            audit_locally(
+                &store,
+                "traum-server keys create",
+                format!("key {} ({}, {})", key.id, key.name, key.role),
+            )
+            .await?;
+            Ok(format!(
+                "created {} key `{}` (id {}); it is shown only now:\n{secret}",
+                key.role, key.name, key.id
+            ))
+        }
+        KeysAction::List => {
+            let keys = store.list_api_keys().await.map_err(|err| err.to_string())?;
+            let mut lines = vec![format!(
+                "{:<36}  {:<6}  {:<12}  {:<20}  {:<20}  {:<20}  NAME",
+                "ID", "ROLE", "PREFIX", "CREATED", "LAST USED", "REVOKED"
+            )];
+            let time = |at: Option<chrono::DateTime<chrono::Utc>>| {
+                at.map_or_else(|| "-".to_owned(), |at| at.format("%Y-%m-%d %H:%M:%S").to_string())
+            };
+            for key in keys {
+                lines.push(format!(
+                    "{:<36}  {:<6}  {:<12}  {:<20}  {:<20}  {:<20}  {}",
+                    key.id,
+                    key.role,
+                    key.prefix,
+                    time(Some(key.created_at)),
+                    time(key.last_used_at),
+                    time(key.revoked_at),
+                    key.name
+                ));
             }
-            KeysAction::List => {
-                let keys = store.list_api_keys().await.map_err(|err| err.to_string())?;
-                let mut lines = vec![format!(
-                    "{:<36}  {:<6}  {:<12}  {:<20}  {:<20}  {:<20}  NAME",
-                    "ID", "ROLE", "PREFIX", "CREATED", "LAST USED", "REVOKED"
-                )];
-                let time = |at: Option<chrono::DateTime<chrono::Utc>>| {
-                    at.map_or_else(|| "-".to_owned(), |at| at.format("%Y-%m-%d %H:%M:%S").to_string())
-                };
-                for key in keys {
-                    lines.push(format!(
-                        "{:<36}  {:<6}  {:<12}  {:<20}  {:<20}  {:<20}  {}",
-                        key.id,
-                        key.role,
-                        key.prefix,
-                        time(Some(key.created_at)),
-                        time(key.last_used_at),
-                        time(key.revoked_at),
-                        key.name
-                    ));
-                }
-                Ok(lines.join("\n"))
-            }
-            KeysAction::Revoke { key_id } => {
-                let id = crate::validate::id("key id", key_id).map_err(|err| err.to_string())?;
-                let key = store
-                    .revoke_api_key(&id, chrono::Utc::now())
-                    .await
-                    .map_err(|err| err.to_string())?;
-                audit_locally(&store, "traum-server keys revoke", format!("key {}", key.id)).await?;
-                Ok(format!("revoked key `{}` ({})", key.name, key.id))
-            }
+            Ok(lines.join("\n"))
+        }
+        KeysAction::Revoke { key_id } => {
+            let id = crate::validate::id("key id", key_id).map_err(|err| err.to_string())?;
+            let key = store
+                .revoke_api_key(&id, chrono::Utc::now())
+                .await
+                .map_err(|err| err.to_string())?;
+            audit_locally(&store, "traum-server keys revoke", format!("key {}", key.id)).await?;
+            Ok(format!("revoked key `{}` ({})", key.name, key.id))
         }
     })
 }

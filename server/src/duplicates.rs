@@ -232,6 +232,32 @@ impl Duplicates {
         }
     }
 
+    /// Brings the index in line with the database for `file_ids` (changed
+    /// through any replica): re-reads their stored fingerprints, adds or
+    /// replaces those, and drops the files that have none.
+    pub async fn follow(&self, file_ids: &[String]) -> Result<()> {
+        let stored = self.inner.store.fingerprints_of(file_ids).await?;
+        let guard = self.inner.catalogue.clone().write_owned().await;
+        let file_ids = file_ids.to_vec();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = guard;
+            let printed: HashSet<&str> = stored.iter().map(|(id, _)| id.as_str()).collect();
+            for id in file_ids.iter().filter(|id| !printed.contains(id.as_str())) {
+                guard.remove(id);
+            }
+            for (file_id, bytes) in &stored {
+                match Fingerprint::from_bytes(bytes) {
+                    Ok(fingerprint) => guard.insert(file_id, &fingerprint),
+                    Err(err) => {
+                        tracing::warn!(file_id = %file_id, error = %err, "skipping an unreadable stored fingerprint");
+                    }
+                }
+            }
+        })
+        .await?;
+        Ok(())
+    }
+
     /// Drops a deleted file from the index (its rows went with the file).
     pub async fn forget(&self, file_id: &str) {
         self.inner.catalogue.write().await.remove(file_id);

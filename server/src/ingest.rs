@@ -258,12 +258,7 @@ impl Ingest {
             self.inner.store.create_file(&blob, header).await?
         };
         if let Some(job) = &job {
-            match self.inner.store.get_file(&outcome.file_id).await {
-                Ok(file) => self.inner.search.index_file(&file).await,
-                Err(err) => {
-                    tracing::error!(file_id = %outcome.file_id, error = %err, "cannot index the new file")
-                }
-            }
+            self.inner.search.follow_own_write().await;
             self.inner.jobs.enqueued(job).await;
         }
         self.inner.usage.record(UsageRow {
@@ -316,6 +311,9 @@ impl Ingest {
         }
         let lock = self.session_lock(id);
         let _held = lock.lock().await;
+        // Replicas share the session's file: a chunk retried through another
+        // replica must not write while this one does.
+        let _shared = self.inner.store.lock_upload(id).await?;
         let mut session = self.get_upload(id).await?;
         if offset != session.received_bytes {
             return Err(Error::FailedPrecondition(format!(
@@ -351,6 +349,7 @@ impl Ingest {
     pub async fn finish_upload(&self, id: &str) -> Result<UploadOutcome> {
         let lock = self.session_lock(id);
         let _held = lock.lock().await;
+        let _shared = self.inner.store.lock_upload(id).await?;
         let session = self.get_upload(id).await?;
         if let Some(declared) = session.declared_size
             && session.received_bytes < declared
@@ -400,27 +399,30 @@ impl Ingest {
             self.inner.store.delete_upload(id).await?;
             self.forget_session_lock(id);
         }
-        let live: std::collections::HashSet<String> =
-            self.inner.store.upload_ids().await?.into_iter().collect();
         let blobs = self.inner.blobs.clone();
         let removed = expired.len();
         // Scanning the session directory and unlinking files is file-system
-        // work: it runs on the blocking pool.
-        let strays = tokio::task::spawn_blocking(move || -> std::io::Result<usize> {
+        // work: it runs on the blocking pool. The files are listed before the
+        // live sessions are read: a session's row exists before its file, so
+        // a file listed without a row read after it is a stray, never a
+        // session that started in between.
+        let files = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
             for id in &expired {
                 remove_quietly(&blobs.upload_path(id));
             }
-            let mut strays = 0;
-            for (id, path) in blobs.upload_files()? {
-                if !live.contains(&id) {
-                    remove_quietly(&path);
-                    strays += 1;
-                }
-            }
-            Ok(strays)
+            blobs.upload_files()
         })
         .await??;
-        Ok(removed + strays)
+        let live: std::collections::HashSet<String> =
+            self.inner.store.upload_ids().await?.into_iter().collect();
+        let strays: Vec<_> = files
+            .into_iter()
+            .filter(|(id, _)| !live.contains(id))
+            .map(|(_, path)| path)
+            .collect();
+        let stray_count = strays.len();
+        tokio::task::spawn_blocking(move || strays.iter().for_each(|path| remove_quietly(path))).await?;
+        Ok(removed + stray_count)
     }
 
     fn expiry(&self) -> chrono::DateTime<Utc> {

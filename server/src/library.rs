@@ -146,10 +146,10 @@ impl Library {
             .store
             .review_suggested_tag(id, vocabulary, label, verdict)
             .await?;
-        let file = self.inner.store.get_file(id).await?;
         if verdict == TagVerdict::Accept {
-            self.inner.search.index_file(&file).await;
+            self.inner.search.follow_own_write().await;
         }
+        let file = self.inner.store.get_file(id).await?;
         self.inner
             .jobs
             .announce(LibraryEvent::File(Box::new(file.clone())));
@@ -178,7 +178,7 @@ impl Library {
     /// keyword index.
     pub async fn update(&self, id: &str, update: &FileUpdate) -> Result<FileRecord> {
         let file = self.inner.store.update_file(id, update).await?;
-        self.inner.search.index_file(&file).await;
+        self.inner.search.follow_own_write().await;
         self.inner
             .jobs
             .announce(LibraryEvent::File(Box::new(file.clone())));
@@ -189,8 +189,7 @@ impl Library {
     pub async fn delete(&self, id: &str) -> Result<DeletedFile> {
         let _placement = self.inner.blobs.placement().await;
         let deleted = self.inner.store.delete_file(id).await?;
-        self.inner.search.file_deleted(id, &deleted.embedding_ids).await;
-        self.inner.duplicates.forget(id).await;
+        self.inner.search.follow_own_write().await;
         if deleted.blob_orphaned {
             let blobs = self.inner.blobs.clone();
             let sha256 = deleted.sha256.clone();

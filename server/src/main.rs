@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use traum_server::commands::{self, EmbedArgs, EvalTagsArgs, KeysArgs};
+use traum_server::commands::{self, DatabaseArgs, EmbedArgs, EvalTagsArgs, KeysArgs};
 use traum_server::{Config, ConfigArgs, EXIT_CONFIG, telemetry};
 
 /// Traum audio search server.
@@ -23,6 +23,9 @@ enum Command {
     Embed(EmbedArgs),
     /// Creates, lists and revokes API keys in the server's database.
     Keys(KeysArgs),
+    /// Brings the database schema up to date and exits (every server also
+    /// does this at start; replicas starting together take turns).
+    Migrate(DatabaseArgs),
     /// Measures zero-shot tag accuracy per vocabulary on a labelled folder
     /// (DIR/VOCABULARY/LABEL/FILE).
     EvalTags(EvalTagsArgs),
@@ -62,6 +65,19 @@ fn main() -> ExitCode {
             }
             Err(message) => {
                 eprintln!("traum-server eval-tags: {message}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if let Some(Command::Migrate(args)) = &cli.command {
+        telemetry::init_logging(traum_server::config::LogFormat::Human, "warn");
+        return match commands::migrate(args) {
+            Ok(output) => {
+                println!("{output}");
+                ExitCode::SUCCESS
+            }
+            Err(message) => {
+                eprintln!("traum-server migrate: {message}");
                 ExitCode::FAILURE
             }
         };

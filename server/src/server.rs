@@ -251,6 +251,7 @@ pub async fn run(
         ..VectorIndexConfig::default()
     };
     let zero_shot = ZeroShot::new(store.clone(), config.tag_vocabularies.clone());
+    let duplicates = Duplicates::new(store.clone(), blobs.clone(), config.max_duration);
     let search = Search::new(
         store.clone(),
         embedder.clone(),
@@ -258,10 +259,10 @@ pub async fn run(
         vector_config,
         config.max_upload_bytes,
         config.tag_vocabularies.clone(),
+        duplicates.clone(),
     )
     .map_err(StartError::Index)?;
     search.load_keywords().await.map_err(StartError::Index)?;
-    let duplicates = Duplicates::new(store.clone(), blobs.clone(), config.max_duration);
     let jobs = Jobs::new(
         store.clone(),
         blobs.clone(),
@@ -356,6 +357,9 @@ pub async fn run(
 
     // Loaded (and locked) before any worker can analyse a file.
     let fingerprints = duplicates.start();
+    // After the fingerprint index is locked for its load, so the first
+    // changes applied to it wait for the load.
+    let following = search.follow(stop_rx.clone());
     let heartbeat = jobs.spawn_heartbeat();
     let mut workers = jobs.spawn_workers(config.workers);
     let chores = tokio::spawn(
@@ -549,6 +553,7 @@ pub async fn run(
     }
     readiness.abort();
     fingerprints.abort();
+    following.abort();
     if let Err(err) = app.search.save_vectors().await {
         tracing::warn!(error = %err, "cannot save the vector index; the next start rebuilds it");
     }

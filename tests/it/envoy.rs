@@ -24,8 +24,8 @@ use traum_proto::v1::audio_service_client::AudioServiceClient;
 use traum_proto::v1::search_service_client::SearchServiceClient;
 
 use crate::support::{
-    BROWSER_ORIGIN, Backend, TestEnv, TestServer, WebChannel, origin, resumable_upload, sha256_hex, wav,
-    web_channel,
+    BROWSER_ORIGIN, Backend, TestEnv, TestServer, WebChannel, origin, postgres_url, resumable_upload,
+    sha256_hex, wav, web_channel, workspace_binary,
 };
 
 /// Finds the Envoy binary: `TRAUM_ENVOY_BIN`, then `envoy` on PATH, then the
@@ -956,4 +956,217 @@ async fn deployment_files_are_consistent() {
         ),
         Err(_) => eprintln!("promtool not installed; prometheus.yml only parsed as YAML"),
     }
+}
+
+/// Every TRAUM_* name a manifest sets for a container, with its value.
+fn container_env(container: &serde_json::Value) -> Vec<(String, serde_json::Value)> {
+    container["env"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|var| {
+            (
+                var["name"].as_str().expect("env name").to_owned(),
+                var["value"].clone(),
+            )
+        })
+        .collect()
+}
+
+/// No cluster runs in CI, so the manifests are checked statically: each
+/// against the Kubernetes API schema (kubernetes-validate, strict: unknown
+/// fields fail), and against the server: every setting they pass is one it
+/// reads, the probes ask for the services it reports, the migration Job runs
+/// a command it has.
+#[test]
+fn kubernetes_manifests_validate_and_match_the_server() {
+    let dir = repo_root().join("docker").join("kubernetes");
+    let mut manifests: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("docker/kubernetes")
+        .map(|entry| entry.expect("entry").path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "yaml"))
+        .filter(|path| !path.ends_with("kustomization.yaml"))
+        .collect();
+    manifests.sort();
+    let output = Command::new("python3")
+        .args(["-m", "kubernetes_validate", "--strict", "--quiet", "-k", "1.30.0"])
+        .args(&manifests)
+        .output()
+        .expect("run python3");
+    assert!(
+        output.status.success(),
+        "a manifest fails the Kubernetes 1.30 schema (or kubernetes-validate is missing: \
+         `pip install kubernetes-validate`): {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let kustomization = yaml(&dir.join("kustomization.yaml"));
+    let mut listed: Vec<&str> = kustomization["resources"]
+        .as_array()
+        .expect("resources")
+        .iter()
+        .map(|r| r.as_str().expect("resource"))
+        .collect();
+    listed.sort_unstable();
+    assert_eq!(
+        listed,
+        ["envoy.yaml", "migrate-job.yaml", "traum-server.yaml"],
+        "every manifest but the Secret example is applied"
+    );
+
+    let documents = |name: &str| -> Vec<serde_json::Value> {
+        let output = Command::new("python3")
+            .args([
+                "-c",
+                "import json, sys, yaml; json.dump(list(yaml.safe_load_all(open(sys.argv[1]))), sys.stdout)",
+            ])
+            .arg(dir.join(name))
+            .output()
+            .expect("python3");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice::<Vec<serde_json::Value>>(&output.stdout).expect("JSON")
+    };
+    let of_kind = |docs: &[serde_json::Value], kind: &str| -> serde_json::Value {
+        docs.iter()
+            .find(|doc| doc["kind"] == kind)
+            .unwrap_or_else(|| panic!("no {kind}"))
+            .clone()
+    };
+    let help = Command::new(workspace_binary("traum-server"))
+        .arg("--help")
+        .output()
+        .expect("traum-server --help");
+    let help = String::from_utf8_lossy(&help.stdout).into_owned();
+    let reads = |name: &str| help.contains(&format!("[env: {name}="));
+
+    let server_docs = documents("traum-server.yaml");
+    let deployment = of_kind(&server_docs, "Deployment");
+    let pod = &deployment["spec"]["template"]["spec"];
+    let server = &pod["containers"][0];
+    let env = container_env(server);
+    for (name, _) in &env {
+        assert!(reads(name), "traum-server reads no {name}");
+    }
+    let value = |name: &str| {
+        env.iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str().unwrap_or_default().to_owned())
+            .unwrap_or_else(|| panic!("{name} is not set"))
+    };
+    assert_eq!(value("TRAUM_AUTH"), "required", "secure by default");
+    assert!(value("TRAUM_BLOB_STORE").starts_with("file:///var/lib/traum-blobs"));
+    let mounts = server["volumeMounts"].to_string();
+    assert!(mounts.contains("/var/lib/traum-blobs") && mounts.contains("/var/lib/traum\""));
+    let replica_id = env.iter().find(|(n, _)| n == "TRAUM_REPLICA_ID").is_some();
+    assert!(replica_id, "each pod names itself");
+    let grpc_port: u16 = value("TRAUM_LISTEN").rsplit(':').next().unwrap().parse().unwrap();
+    for probe in ["startupProbe", "readinessProbe", "livenessProbe"] {
+        assert_eq!(server[probe]["grpc"]["port"], grpc_port, "{probe}");
+    }
+    assert_eq!(
+        server["readinessProbe"]["grpc"]["service"],
+        traum_proto::service_names::SEARCH,
+        "ready once search serves (model loaded, indexes caught up)"
+    );
+    assert!(
+        server["startupProbe"]["grpc"]["service"].is_null(),
+        "overall status"
+    );
+    let grace: u64 = value("TRAUM_SHUTDOWN_GRACE")
+        .trim_end_matches('s')
+        .parse()
+        .unwrap();
+    assert!(
+        pod["terminationGracePeriodSeconds"].as_u64().unwrap() > grace,
+        "Kubernetes must not kill a replica before its own drain ends"
+    );
+    assert_eq!(
+        deployment["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"],
+        value("TRAUM_METRICS_LISTEN").rsplit(':').next().unwrap()
+    );
+    let service = of_kind(&server_docs, "Service");
+    assert_eq!(
+        service["spec"]["clusterIP"], "None",
+        "headless, for Envoy's STRICT_DNS"
+    );
+    assert_eq!(
+        of_kind(&server_docs, "PersistentVolumeClaim")["spec"]["accessModes"][0],
+        "ReadWriteMany"
+    );
+    assert_eq!(
+        of_kind(&server_docs, "PodDisruptionBudget")["spec"]["maxUnavailable"],
+        1
+    );
+
+    let secret = &documents("secret.example.yaml")[0];
+    for name in secret["stringData"].as_object().expect("stringData").keys() {
+        assert!(
+            reads(name),
+            "the Secret sets {name}, which traum-server does not read"
+        );
+    }
+    let job = &documents("migrate-job.yaml")[0];
+    let migrate = &job["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(migrate["args"], serde_json::json!(["migrate"]));
+    assert_eq!(
+        migrate["envFrom"], server["envFrom"],
+        "the same database as the replicas"
+    );
+
+    let envoy_docs = documents("envoy.yaml");
+    let envoy = &of_kind(&envoy_docs, "Deployment")["spec"]["template"]["spec"]["containers"][0];
+    let render = std::fs::read_to_string(repo_root().join("envoy").join("render.sh")).expect("render.sh");
+    for (name, _) in container_env(envoy) {
+        assert!(render.contains(&name), "render.sh reads no {name}");
+    }
+    let upstream = container_env(envoy);
+    let upstream = |name: &str| upstream.iter().find(|(n, _)| n == name).unwrap().1.clone();
+    assert_eq!(upstream("TRAUM_UPSTREAM_HOST"), service["metadata"]["name"]);
+    assert_eq!(upstream("TRAUM_UPSTREAM_PORT"), grpc_port.to_string());
+    assert!(envoy["args"].to_string().contains("render.sh"));
+}
+
+/// `traum-server migrate`, the Job's command, brings an empty database to
+/// the current schema and says so; a second run finds nothing to do. On
+/// PostgreSQL, three runs at once (replicas starting together) all succeed:
+/// the migration lock makes them take turns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_migrate_command_brings_a_database_up_to_date() {
+    let migrate = |url: String| {
+        std::thread::spawn(move || {
+            let output = Command::new(workspace_binary("traum-server"))
+                .args(["migrate", "--database-url", &url])
+                .output()
+                .expect("traum-server migrate");
+            assert!(
+                output.status.success(),
+                "{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+            assert!(stdout.starts_with("the database schema is current ("), "{stdout}");
+        })
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("traum.db").display());
+    for _ in 0..2 {
+        migrate(url.clone()).join().unwrap();
+    }
+    assert!(dir.path().join("traum.db").exists());
+
+    if postgres_url().is_none() {
+        eprintln!("TRAUM_TEST_POSTGRES_URL is not set; PostgreSQL variant not run");
+        return;
+    }
+    let env = TestEnv::new(Backend::Postgres).await;
+    let runs: Vec<_> = (0..3).map(|_| migrate(env.db.url.clone())).collect();
+    for run in runs {
+        run.join().unwrap();
+    }
+    env.finish().await;
 }

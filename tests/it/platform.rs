@@ -356,7 +356,10 @@ async fn expired_upload_sessions_are_cleaned_up(backend: Backend) {
         })
         .await
         .unwrap();
-    assert_eq!(files_under(&server.data_dir.join("uploads")).len(), 1);
+    assert_eq!(
+        files_under(&server.data_dir.join("blobs").join(".uploads")).len(),
+        1
+    );
     server.stop().await;
 
     // The session's time runs out while the server is down: its expiry moves
@@ -382,7 +385,7 @@ async fn expired_upload_sessions_are_cleaned_up(backend: Backend) {
     // The janitor runs at start: the row and the partial file are gone.
     let mut clean = false;
     for _ in 0..100 {
-        if files_under(&server.data_dir.join("uploads")).is_empty() {
+        if files_under(&server.data_dir.join("blobs").join(".uploads")).is_empty() {
             clean = true;
             break;
         }

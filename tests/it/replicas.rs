@@ -1,8 +1,8 @@
 //! Several servers on one database: jobs are leased to one replica, a
 //! replica killed with SIGKILL in the middle of a job loses it to another
 //! once its lease passes, the cluster's chores run on one replica at a time,
-//! and what must not be shared (a SQLite database, a data directory) is
-//! refused.
+//! every replica's indexes follow what any replica wrote, and what must not
+//! be shared (a SQLite database, a data directory) is refused.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -14,8 +14,9 @@ use tokio::net::TcpListener;
 use traum_proto::v1 as pb;
 
 use crate::support::{
-    Backend, TestEnv, connect, download_through, fixture_model_dir, free_port, postgres_url, sha256_hex,
-    upload_header, upload_through, wav, with_fixture_model, workspace_binary,
+    Backend, TestEnv, TestServer, connect, download_through, fixture_model_dir, free_port, postgres_url,
+    sha256_hex, upload_header, upload_through, vector_entries, wait_search_serving, wav, with_fixture_model,
+    workspace_binary,
 };
 
 /// Replica-a's lease: short, so the test waits seconds for a takeover, not
@@ -89,6 +90,19 @@ impl Process {
         pb::audio_service_client::AudioServiceClient::new(connect(self.addr).await)
             .max_decoding_message_size(64 << 20)
             .max_encoding_message_size(64 << 20)
+    }
+
+    async fn search_serving(&self) -> bool {
+        let mut health = tonic_health::pb::health_client::HealthClient::new(connect(self.addr).await);
+        health
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: traum_proto::service_names::SEARCH.into(),
+            })
+            .await
+            .is_ok_and(|reply| {
+                reply.into_inner().status
+                    == tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+            })
     }
 
     /// SIGKILL: no shutdown, no lease released, nothing flushed.
@@ -351,5 +365,419 @@ async fn a_second_server_on_one_sqlite_database_or_data_dir_is_refused() {
         .into_inner();
     assert_eq!(files.files.len(), 1);
     again.stop().await;
+    env.finish().await;
+}
+
+/// The ids of the files search by text finds on `server` among those whose
+/// name or tags hold `keyword`.
+async fn found(server: &TestServer, keyword: &str) -> Vec<String> {
+    found_via(server.channel(), keyword).await
+}
+
+async fn found_via(channel: tonic::transport::Channel, keyword: &str) -> Vec<String> {
+    let hits = pb::search_service_client::SearchServiceClient::new(channel)
+        .search_by_text(pb::SearchByTextRequest {
+            query: "a steady tone".into(),
+            filters: Some(pb::SearchFilters {
+                keywords: keyword.into(),
+                ..Default::default()
+            }),
+            options: Some(pb::SearchOptions {
+                limit: 10,
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("search")
+        .into_inner()
+        .hits;
+    hits.into_iter()
+        .map(|hit| hit.file.expect("hit file").file_id)
+        .collect()
+}
+
+/// Polls `check` every 5 ms; returns how long it took to hold.
+async fn time_until(what: &str, mut check: impl AsyncFnMut() -> bool) -> Duration {
+    let started = Instant::now();
+    loop {
+        if check().await {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{what}: not within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_replica_searches_what_any_replica_wrote() {
+    if postgres_url().is_none() {
+        eprintln!("TRAUM_TEST_POSTGRES_URL is not set; replicas need PostgreSQL; not run");
+        return;
+    }
+    let env = TestEnv::new(Backend::Postgres).await;
+    let blob_dir = env.dir.path().join("shared-blobs");
+    let start = async |replica: &str| {
+        let server = env
+            .start_with(|config| {
+                config.data_dir = env.dir.path().join(format!("data-{replica}"));
+                config.blob_dir = blob_dir.clone();
+                config.replica_id = replica.into();
+                config.workers = 1;
+                with_fixture_model(config);
+            })
+            .await;
+        wait_search_serving(&server).await;
+        server
+    };
+    let mut replicas = vec![
+        start("replica-a").await,
+        start("replica-b").await,
+        start("replica-c").await,
+    ];
+
+    // Files written through each replica in turn; after each is ready on
+    // its writer, the time until both others find it.
+    const FILES: usize = 15;
+    let mut ids = Vec::new();
+    let mut latencies = Vec::new();
+    for n in 0..FILES {
+        let writer = &replicas[n % 3];
+        let name = format!("feed{n:02}");
+        let file = writer
+            .upload_and_process(
+                &format!("{name}.wav"),
+                &[],
+                &wav(1.0, 16_000, 1, 180.0 + 41.0 * n as f64),
+            )
+            .await;
+        let others: Vec<&TestServer> = (1..3).map(|k| &replicas[(n + k) % 3]).collect();
+        let waits = others.iter().map(|other| {
+            let (name, id) = (name.clone(), file.file_id.clone());
+            async move {
+                time_until("another replica finds the file", async || {
+                    found(other, &name).await == [id.clone()]
+                })
+                .await
+            }
+        });
+        latencies.extend(futures::future::join_all(waits).await);
+        assert_eq!(
+            found(writer, &name).await,
+            std::slice::from_ref(&file.file_id),
+            "the writer finds its own file at once"
+        );
+        ids.push(file.file_id);
+    }
+    latencies.sort();
+    eprintln!(
+        "replicas: a file ready on one replica was found on the other two after p50 {:?}, p99 {:?}, max {:?} ({} samples, debug build)",
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+        latencies.last().unwrap(),
+        latencies.len()
+    );
+
+    // A rename through one replica changes what the keywords find on all.
+    replicas[0]
+        .audio()
+        .update_file(pb::UpdateFileRequest {
+            file_id: ids[0].clone(),
+            filename: Some("zebra.wav".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    // A delete through another removes the file from every index.
+    replicas[1]
+        .audio()
+        .delete_file(pb::DeleteFileRequest {
+            file_id: ids[1].clone(),
+        })
+        .await
+        .unwrap();
+    for replica in &replicas {
+        time_until("the rename is followed", async || {
+            found(replica, "zebra").await == [ids[0].clone()]
+        })
+        .await;
+        time_until("the old name is gone", async || {
+            found(replica, "feed00").await.is_empty()
+        })
+        .await;
+        time_until("the deleted file is gone", async || {
+            found(replica, "feed01").await.is_empty()
+        })
+        .await;
+    }
+    let entries = vector_entries(&replicas[0]).await;
+    for replica in &replicas[1..] {
+        time_until("every replica holds the same vectors", async || {
+            vector_entries(replica).await == entries
+        })
+        .await;
+    }
+
+    // One resumable upload whose calls go to a different replica each, as
+    // behind a balancer: started on a, chunks on b then c, finished on a.
+    let bytes = wav(2.0, 16_000, 1, 523.0);
+    let session = replicas[0]
+        .audio()
+        .start_upload(pb::StartUploadRequest {
+            header: Some(upload_header("roaming.wav", &bytes)),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut offset = 0;
+    for (n, piece) in bytes.chunks(bytes.len() / 2 + 1).enumerate() {
+        let state = replicas[1 + n % 2]
+            .audio()
+            .put_upload_chunk(pb::PutUploadChunkRequest {
+                upload_id: session.upload_id.clone(),
+                offset,
+                data: bytes::Bytes::copy_from_slice(piece),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        offset += piece.len() as u64;
+        assert_eq!(state.received_bytes, offset);
+    }
+    let roaming = replicas[0]
+        .audio()
+        .finish_upload(pb::FinishUploadRequest {
+            upload_id: session.upload_id.clone(),
+        })
+        .await
+        .expect("a session whose chunks went through other replicas finishes")
+        .into_inner();
+    replicas[0].wait_succeeded(&roaming.job_id).await;
+    let downloaded = download_through(&mut replicas[2].audio(), &roaming.file_id).await;
+    assert_eq!(sha256_hex(&downloaded), sha256_hex(&bytes));
+
+    // Replica-c stops (saving its index at its feed position) and misses
+    // an upload, a delete and a rename; back, it replays them before it
+    // serves, so its first searches already see them.
+    let c = replicas.pop().unwrap();
+    c.stop().await;
+    let saved = env
+        .dir
+        .path()
+        .join("data-replica-c")
+        .join("index")
+        .join("vectors");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(saved.join("manifest.json")).unwrap()).unwrap();
+    assert!(
+        manifest["high_water_mark"].as_u64().unwrap() > 0,
+        "the saved index records its feed position: {manifest}"
+    );
+    assert!(saved.join("owners.bin").exists());
+    let late = replicas[0]
+        .upload_and_process("late00.wav", &[], &wav(1.0, 16_000, 1, 97.0))
+        .await;
+    replicas[1]
+        .audio()
+        .delete_file(pb::DeleteFileRequest {
+            file_id: ids[2].clone(),
+        })
+        .await
+        .unwrap();
+    replicas[0]
+        .audio()
+        .update_file(pb::UpdateFileRequest {
+            file_id: ids[3].clone(),
+            filename: Some("okapi.wav".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let c = start("replica-c").await;
+    assert_eq!(found(&c, "late00").await, std::slice::from_ref(&late.file_id));
+    assert!(found(&c, "feed02").await.is_empty());
+    assert_eq!(found(&c, "okapi").await, [ids[3].clone()]);
+    assert_eq!(vector_entries(&c).await, vector_entries(&replicas[0]).await);
+
+    // A replica that never ran builds from the database and serves caught up.
+    let d = start("replica-d").await;
+    for (n, id) in ids.iter().enumerate().skip(4) {
+        assert_eq!(found(&d, &format!("feed{n:02}")).await, std::slice::from_ref(id));
+    }
+    assert_eq!(vector_entries(&d).await, vector_entries(&replicas[0]).await);
+
+    for server in [c, d].into_iter().chain(replicas) {
+        server.stop().await;
+    }
+    env.finish().await;
+}
+
+/// The scenario of #21's tests: three replicas on one database and blob
+/// directory take 60 uploads while one of them is killed with SIGKILL and
+/// restarted; every job finishes once, every file reads back the same and
+/// is found through every replica, deletes reach all of them, and a replica
+/// started late serves search only once it has caught up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixty_uploads_over_three_replicas_survive_a_killed_one() {
+    if postgres_url().is_none() {
+        eprintln!("TRAUM_TEST_POSTGRES_URL is not set; replicas need PostgreSQL; not run");
+        return;
+    }
+    const UPLOADS: usize = 60;
+    let env = TestEnv::new(Backend::Postgres).await;
+    let blob_dir = env.dir.path().join("shared-blobs");
+    let db = Database::connect(&env.db.url).await.unwrap();
+    let mut replicas = vec![
+        Some(Process::start(&env, "replica-a", &blob_dir).await),
+        Some(Process::start(&env, "replica-b", &blob_dir).await),
+        Some(Process::start(&env, "replica-c", &blob_dir).await),
+    ];
+    let mut uploaded = Vec::new();
+    for n in 0..UPLOADS {
+        if n == UPLOADS / 3 {
+            // Mid-stream, with jobs of its own queued or running.
+            replicas[1].take().expect("replica-b").kill();
+        }
+        if n == 2 * UPLOADS / 3 {
+            replicas[1] = Some(Process::start(&env, "replica-b", &blob_dir).await);
+        }
+        let live: Vec<&Process> = replicas.iter().flatten().collect();
+        let through = live[n % live.len()];
+        let bytes = wav(0.5, 16_000, 1, 150.0 + 23.0 * n as f64);
+        let name = format!("multi{n:02}");
+        let result = upload_through(
+            &mut through.audio().await,
+            upload_header(&format!("{name}.wav"), &bytes),
+            &bytes,
+        )
+        .await
+        .expect("upload");
+        uploaded.push((name, result, sha256_hex(&bytes)));
+    }
+    let replicas: Vec<Process> = replicas.into_iter().flatten().collect();
+    assert_eq!(replicas.len(), 3);
+
+    for (name, result, _) in &uploaded {
+        eventually(
+            &format!("{name} is processed"),
+            Duration::from_secs(180),
+            async || {
+                let job = replicas[0]
+                    .audio()
+                    .await
+                    .get_job(pb::GetJobRequest {
+                        job_id: result.job_id.clone(),
+                    })
+                    .await
+                    .unwrap()
+                    .into_inner();
+                assert_ne!(job.state, pb::JobState::Failed as i32, "{job:?}");
+                (job.state == pb::JobState::Succeeded as i32).then_some(())
+            },
+        )
+        .await;
+    }
+    // Exactly once: one job per file, and each file's vectors once per
+    // window, whichever replicas ran (or re-ran) its stages.
+    let row = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT COUNT(*) AS jobs, COUNT(DISTINCT file_id) AS files, \
+             SUM(CASE WHEN state = 'succeeded' THEN 1 ELSE 0 END) AS succeeded FROM jobs",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    let count = |column: &str| row.try_get::<i64>("", column).unwrap();
+    assert_eq!((count("jobs"), count("files"), count("succeeded")), (60, 60, 60));
+    let duplicated = db
+        .query_all_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT file_id FROM embeddings GROUP BY file_id, model_id, COALESCE(window_index, -1) \
+             HAVING COUNT(*) > 1",
+        ))
+        .await
+        .unwrap();
+    assert!(duplicated.is_empty(), "{} windows stored twice", duplicated.len());
+    let taken_over = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT COUNT(*) AS n FROM jobs WHERE attempts > 1",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get::<i64>("", "n")
+        .unwrap();
+    eprintln!("replicas: {taken_over} of {UPLOADS} jobs ran on more than one replica");
+
+    // Every file, through every replica: the same bytes, and found.
+    for replica in &replicas {
+        eventually("search serves", Duration::from_secs(60), async || {
+            replica.search_serving().await.then_some(())
+        })
+        .await;
+        let channel = connect(replica.addr).await;
+        for (name, result, digest) in &uploaded {
+            let bytes = download_through(&mut replica.audio().await, &result.file_id).await;
+            assert_eq!(&sha256_hex(&bytes), digest, "{name} through {}", replica.addr);
+            eventually(&format!("{name} is found"), Duration::from_secs(10), async || {
+                (found_via(channel.clone(), name).await == std::slice::from_ref(&result.file_id))
+                    .then_some(())
+            })
+            .await;
+        }
+    }
+
+    // Deletes through one replica reach every replica.
+    for (_, result, _) in &uploaded[..5] {
+        replicas[2]
+            .audio()
+            .await
+            .delete_file(pb::DeleteFileRequest {
+                file_id: result.file_id.clone(),
+            })
+            .await
+            .unwrap();
+    }
+    for replica in &replicas {
+        let channel = connect(replica.addr).await;
+        for (name, _, _) in &uploaded[..5] {
+            eventually(
+                &format!("deleted {name} is gone"),
+                Duration::from_secs(10),
+                async || found_via(channel.clone(), name).await.is_empty().then_some(()),
+            )
+            .await;
+        }
+    }
+
+    // A replica started now reports SERVING only once it has caught up, so
+    // its first searches already find every file.
+    let late = Process::start(&env, "replica-d", &blob_dir).await;
+    eventually(
+        "the late replica serves search",
+        Duration::from_secs(60),
+        async || late.search_serving().await.then_some(()),
+    )
+    .await;
+    let channel = connect(late.addr).await;
+    for (name, result, _) in &uploaded[5..] {
+        assert_eq!(
+            found_via(channel.clone(), name).await,
+            std::slice::from_ref(&result.file_id)
+        );
+    }
+    for (name, _, _) in &uploaded[..5] {
+        assert!(found_via(channel.clone(), name).await.is_empty());
+    }
+    drop((late, replicas));
+    db.close().await.ok();
     env.finish().await;
 }

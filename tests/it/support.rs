@@ -496,6 +496,48 @@ pub fn upload_header(filename: &str, data: &[u8]) -> pb::UploadHeader {
     }
 }
 
+/// `traum.v1.SearchService`'s health status on `server`.
+pub async fn search_status(server: &TestServer) -> i32 {
+    tonic_health::pb::health_client::HealthClient::new(server.channel())
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: traum_proto::service_names::SEARCH.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .status
+}
+
+/// Waits (at most a minute) until search serves on `server`.
+pub async fn wait_search_serving(server: &TestServer) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while search_status(server).await
+        != tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "search never became ready"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Vectors in `server`'s vector index, from `GetStats`.
+pub async fn vector_entries(server: &TestServer) -> u64 {
+    let stats = server
+        .analytics()
+        .get_stats(pb::GetStatsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    stats
+        .indexes
+        .iter()
+        .find(|i| i.name == "vectors")
+        .expect("vector index stats")
+        .entries
+}
+
 /// Every byte of a stored file, through `DownloadAudio`.
 pub async fn download_through(audio: &mut AudioServiceClient<Channel>, file_id: &str) -> Vec<u8> {
     let mut stream = audio

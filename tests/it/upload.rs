@@ -208,7 +208,7 @@ async fn resumable_upload_survives_interruption(backend: Backend) {
         .await
         .unwrap_err();
     assert_eq!(gone.code(), Code::NotFound);
-    assert!(files_under(&server.data_dir.join("uploads")).is_empty());
+    assert!(files_under(&server.data_dir.join("blobs").join(".uploads")).is_empty());
     server.stop().await;
     env.finish().await;
 }

@@ -14,6 +14,7 @@
 //! `text.rs`).
 
 mod ingest;
+mod propagation;
 mod text;
 
 use std::path::{Path, PathBuf};
@@ -167,6 +168,21 @@ enum Bench {
     },
     /// End-to-end `SearchByText` through gRPC on a library of random vectors:
     /// every query a new text, so the text encoder runs each time.
+    /// Replicas following one PostgreSQL database: time from a file being
+    /// ready on one replica to search finding it on the others, and from a
+    /// delete to its disappearing there.
+    Propagation {
+        /// Checkpoint directory (tiny random weights are fine: the figure is
+        /// about following the database, not inference).
+        model_dir: PathBuf,
+        /// A PostgreSQL database the replicas share.
+        #[arg(long, env = "TRAUM_BENCH_DATABASE_URL")]
+        database_url: String,
+        #[arg(long, default_value_t = 3)]
+        replicas: usize,
+        #[arg(long, default_value_t = 100)]
+        files: usize,
+    },
     Search {
         /// Checkpoint directory (its text encoder runs for every query).
         model_dir: PathBuf,
@@ -282,6 +298,12 @@ fn main() -> anyhow::Result<()> {
             out,
             bin_dir,
         }),
+        Bench::Propagation {
+            model_dir,
+            database_url,
+            replicas,
+            files,
+        } => propagation::run(&model_dir, &database_url, replicas, files.max(1)),
         Bench::Search {
             model_dir,
             windows,

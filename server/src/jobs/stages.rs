@@ -172,8 +172,8 @@ impl Jobs {
                 Ok(())
             }
             StageOutput::Embedded(embeddings, engine) => {
-                let (removed, written) = store.replace_embeddings(&file.id, &embeddings).await?;
-                self.inner.search.vectors_replaced(&removed, &written);
+                store.replace_embeddings(&file.id, &embeddings).await?;
+                self.inner.search.follow_own_write().await;
                 // Suggestions only add to a searchable file: a failure leaves
                 // the file's key stale, so the background refresh retries.
                 if let Err(err) = self

@@ -8,7 +8,6 @@ use std::sync::{Arc, PoisonError, RwLock};
 use sha2::{Digest, Sha256};
 use traum_index::text::{Suggestion, TextIndex, TextRecord};
 
-use crate::domain::FileRecord;
 use crate::error::Result;
 use crate::store::Store;
 
@@ -67,31 +66,46 @@ impl Keywords {
         .await?
     }
 
-    /// Indexes a new, renamed or retagged file.
-    pub async fn upsert(&self, file: &FileRecord) -> Result<()> {
-        let key = key_of(&file.id);
-        let record = TextRecord {
-            file_id: key,
-            filename: file.filename.clone(),
-            tags: file.tags.clone(),
-        };
-        self.files_mut().insert(key, file.id.clone());
+    /// Brings the index in line with the database for `file_ids`, whose
+    /// stored (id, filename, tags) are `stored`: indexes those and forgets
+    /// the files that are gone.
+    pub async fn follow(
+        &self,
+        file_ids: &[String],
+        stored: Vec<(String, String, Vec<String>)>,
+    ) -> Result<()> {
+        let present: HashSet<&str> = stored.iter().map(|(id, _, _)| id.as_str()).collect();
+        let gone: Vec<u64> = file_ids
+            .iter()
+            .filter(|id| !present.contains(id.as_str()))
+            .map(|id| key_of(id))
+            .collect();
+        let records: Vec<TextRecord> = stored
+            .into_iter()
+            .map(|(id, filename, tags)| {
+                let key = key_of(&id);
+                self.files_mut().insert(key, id);
+                TextRecord {
+                    file_id: key,
+                    filename,
+                    tags,
+                }
+            })
+            .collect();
+        {
+            let mut files = self.files_mut();
+            for key in &gone {
+                files.remove(key);
+            }
+        }
         let keywords = self.clone();
         tokio::task::spawn_blocking(move || {
-            keywords.inner.text.upsert(&record)?;
-            keywords.inner.text.commit()
-        })
-        .await??;
-        Ok(())
-    }
-
-    /// Forgets a deleted file.
-    pub async fn remove(&self, file_id: &str) -> Result<()> {
-        let key = key_of(file_id);
-        self.files_mut().remove(&key);
-        let keywords = self.clone();
-        tokio::task::spawn_blocking(move || {
-            keywords.inner.text.delete(key);
+            for key in gone {
+                keywords.inner.text.delete(key);
+            }
+            for record in &records {
+                keywords.inner.text.upsert(record)?;
+            }
             keywords.inner.text.commit()
         })
         .await??;

@@ -7,6 +7,7 @@
 //! - `ranking`: from nearest vectors to a page of files;
 //! - `suggest`: completions.
 
+mod feed;
 mod keywords;
 mod ranking;
 mod suggest;
@@ -26,7 +27,8 @@ use self::ranking::Ranked;
 pub use self::suggest::{Suggestion, SuggestionSource};
 pub use self::vectors::VectorIndexState;
 use self::vectors::{VectorSet, Vectors};
-use crate::domain::{Facet, FileRecord, FileState, SearchFilter, StoredEmbedding};
+use crate::domain::{Facet, FileRecord, FileState, SearchFilter};
+use crate::duplicates::Duplicates;
 use crate::embed::{Embedder, Engine, normalized};
 use crate::error::{Error, Result};
 use crate::isolation::guarded;
@@ -186,7 +188,9 @@ struct Inner {
     embedder: Embedder,
     usage: UsageRecorder,
     keywords: Keywords,
-    vectors: VectorSet,
+    vectors: Arc<VectorSet>,
+    duplicates: Duplicates,
+    follower: feed::Follower,
     /// Largest example clip, in bytes (the upload limit).
     max_clip_bytes: u64,
     /// Zero-shot vocabularies, for filters and facets.
@@ -216,6 +220,7 @@ impl Search {
         vector_config: VectorIndexConfig,
         max_clip_bytes: u64,
         vocabularies: Vocabularies,
+        duplicates: Duplicates,
     ) -> Result<Self> {
         Ok(Self {
             inner: Arc::new(Inner {
@@ -223,7 +228,9 @@ impl Search {
                 embedder,
                 usage,
                 keywords: Keywords::new()?,
-                vectors: VectorSet::new(vector_config),
+                vectors: Arc::new(VectorSet::new(vector_config)),
+                duplicates,
+                follower: feed::Follower::new(),
                 max_clip_bytes,
                 vocabularies,
             }),
@@ -236,43 +243,101 @@ impl Search {
         self.inner.vectors.current().is_some()
     }
 
-    /// Fills the keyword index from the database.
+    /// Fills the keyword index from the database and starts following the
+    /// change feed from before the load.
     pub async fn load_keywords(&self) -> Result<()> {
+        let head = self.inner.store.feed_head().await?;
+        self.inner.follower.start_at(head).await;
         self.inner.keywords.load(&self.inner.store).await
     }
 
-    /// Loads the vector index of the loaded model (see [`VectorSet::load`]).
+    /// Loads the vector index of the loaded model (see [`VectorSet::load`])
+    /// and catches up with the feed from the position the loaded index
+    /// holds: after this, search may serve.
     pub async fn load_vectors(&self, engine: &Engine) -> Result<()> {
-        self.inner.vectors.load(&self.inner.store, engine).await
+        let store = &self.inner.store;
+        let before = store.feed_head().await?;
+        let floor = store.feed_floor().await?;
+        let resume = self.inner.vectors.load(store, engine, floor).await?;
+        self.inner.follower.rewind(resume.unwrap_or(before)).await;
+        let replayed = self.catch_up().await?;
+        tracing::info!(files = replayed, "indexes caught up with the change feed");
+        // A saved copy trusted at its feed position should now hold what the
+        // database holds; a count that differs means rows changed outside
+        // the feed, and the copy is checked in full.
+        if resume.is_some() {
+            let stored = store.count_embeddings(engine.model_id()).await?;
+            let held = self.inner.vectors.state().entries;
+            if stored != held {
+                tracing::warn!(
+                    stored,
+                    held,
+                    "the saved vector index disagrees with the database; checking it in full"
+                );
+                let (removed, added) = self.inner.vectors.recheck(store).await?;
+                tracing::info!(removed, added, "vector index checked against the database");
+            }
+        }
+        self.inner.follower.mark_caught_up();
+        Ok(())
     }
 
-    /// Saves the vector index for a fast next start.
+    /// Whether the vector index is loaded and has caught up with the feed.
+    pub fn is_caught_up(&self) -> bool {
+        self.inner.follower.is_caught_up()
+    }
+
+    /// Saves the vector index for a fast next start, at the feed position
+    /// it holds.
     pub async fn save_vectors(&self) -> Result<()> {
-        self.inner.vectors.save().await
+        let vectors = self.inner.vectors.clone();
+        self.inner
+            .follower
+            .at_rest(|position| async move { vectors.save(position.unwrap_or(0)).await })
+            .await
     }
 
-    /// Follows a file's new vectors (after its embed stage).
-    pub fn vectors_replaced(&self, removed: &[u64], written: &[StoredEmbedding]) {
-        self.inner.vectors.replaced(removed, written);
+    /// Applies the feed's changes since the last read to every index.
+    /// Returns the files applied.
+    pub async fn catch_up(&self) -> Result<usize> {
+        let indexes = feed::Indexes {
+            store: &self.inner.store,
+            keywords: &self.inner.keywords,
+            vectors: &self.inner.vectors,
+            duplicates: &self.inner.duplicates,
+        };
+        self.inner.follower.catch_up(&indexes).await
     }
 
-    /// Puts a file's name and tags into the keyword index. The file is
-    /// stored whatever happens here; a failure is logged and repaired by the
-    /// rebuild at the next start.
-    pub async fn index_file(&self, file: &FileRecord) {
-        if let Err(err) = self.inner.keywords.upsert(file).await {
-            tracing::error!(file_id = %file.id, error = %err, "cannot index the file's name and tags");
+    /// Makes a write this replica just committed visible to its searches
+    /// before the call that made it returns. The write stands whatever
+    /// happens here; a failure is logged and the next read of the feed
+    /// applies it.
+    pub async fn follow_own_write(&self) {
+        if let Err(err) = self.catch_up().await {
+            tracing::warn!(error = %err, "cannot read the change feed; the indexes follow at its next read");
         }
     }
 
-    /// Forgets a deleted file in both indexes. The database no longer holds
-    /// it whatever happens here; a keyword index failure is logged and
-    /// repaired by the rebuild at the next start.
-    pub async fn file_deleted(&self, file_id: &str, embedding_ids: &[u64]) {
-        self.inner.vectors.remove(embedding_ids);
-        if let Err(err) = self.inner.keywords.remove(file_id).await {
-            tracing::error!(file_id, error = %err, "cannot remove a deleted file from the keyword index");
-        }
+    /// Follows the feed in the background (woken by PostgreSQL's
+    /// notifications, and every second regardless) until `stop`.
+    pub fn follow(&self, stop: tokio::sync::watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+        let search = self.clone();
+        let wake = Arc::new(tokio::sync::Notify::new());
+        tokio::spawn(feed::listen(self.inner.store.clone(), wake.clone(), stop.clone()));
+        let mut stop = stop;
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = wake.notified() => {}
+                    () = tokio::time::sleep(feed::poll_interval()) => {}
+                    _ = stop.wait_for(|stop| *stop) => return,
+                }
+                if let Err(err) = search.catch_up().await {
+                    tracing::warn!(error = %err, "cannot read the change feed; trying again");
+                }
+            }
+        })
     }
 
     /// How both indexes stand, for `GetStats`.

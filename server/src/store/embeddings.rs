@@ -3,7 +3,8 @@
 use chrono::Utc;
 use sea_orm::ActiveValue::{NotSet, Set};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, Order, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, EntityTrait, Order, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait,
 };
 
 use super::Store;
@@ -64,6 +65,7 @@ impl Store {
             .await?;
             written.push(stored(row)?);
         }
+        super::feed::record_changes(&txn, &[file_id]).await?;
         txn.commit().await?;
         Ok((removed.into_iter().map(|id| id as u64).collect(), written))
     }
@@ -134,12 +136,40 @@ impl Store {
             .collect())
     }
 
+    /// How many vectors of `model_id` are stored.
+    pub async fn count_embeddings(&self, model_id: &str) -> Result<u64> {
+        Ok(embedding::Entity::find()
+            .filter(embedding::Column::ModelId.eq(model_id))
+            .count(&self.db)
+            .await?)
+    }
+
     /// Vectors by row id (unknown ids are left out).
     pub async fn embeddings_by_ids(&self, ids: &[u64]) -> Result<Vec<StoredEmbedding>> {
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(500) {
             let rows = embedding::Entity::find()
                 .filter(embedding::Column::Id.is_in(chunk.iter().map(|&id| id as i64)))
+                .all(&self.db)
+                .await?;
+            for row in rows {
+                out.push(stored(row)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The vectors of `model_id` of any of `file_ids`.
+    pub async fn embeddings_of_files(
+        &self,
+        file_ids: &[String],
+        model_id: &str,
+    ) -> Result<Vec<StoredEmbedding>> {
+        let mut out = Vec::new();
+        for chunk in file_ids.chunks(200) {
+            let rows = embedding::Entity::find()
+                .filter(embedding::Column::FileId.is_in(chunk.iter().map(String::as_str)))
+                .filter(embedding::Column::ModelId.eq(model_id))
                 .all(&self.db)
                 .await?;
             for row in rows {

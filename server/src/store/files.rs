@@ -104,6 +104,7 @@ impl Store {
         insert_tags(&txn, &file_id, &header.tags).await?;
         let job = new_job(&job_id, &file_id, now);
         job_to_active(&job).insert(&txn).await?;
+        super::feed::record_changes(&txn, &[&file_id]).await?;
         txn.commit().await?;
         let outcome = UploadOutcome {
             file_id,
@@ -278,6 +279,7 @@ impl Store {
                 MAX_TAGS
             )));
         }
+        super::feed::record_changes(&txn, &[id]).await?;
         txn.commit().await?;
         self.get_file(id).await
     }
@@ -334,6 +336,7 @@ impl Store {
                 .exec(&txn)
                 .await?;
         }
+        super::feed::record_changes(&txn, &[id]).await?;
         txn.commit().await?;
         Ok(DeletedFile {
             sha256: model.sha256,

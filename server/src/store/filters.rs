@@ -41,6 +41,34 @@ impl Store {
             .collect())
     }
 
+    /// (id, filename, tags) of those of `file_ids` that exist.
+    pub async fn text_records_of(&self, file_ids: &[String]) -> Result<Vec<(String, String, Vec<String>)>> {
+        let mut out = Vec::with_capacity(file_ids.len());
+        for chunk in file_ids.chunks(500) {
+            let files: Vec<(String, String)> = file::Entity::find()
+                .select_only()
+                .column(file::Column::Id)
+                .column(file::Column::Filename)
+                .filter(file::Column::Id.is_in(chunk.iter().map(String::as_str)))
+                .into_tuple()
+                .all(&self.db)
+                .await?;
+            let mut tags: HashMap<String, Vec<String>> = HashMap::new();
+            for row in file_tag::Entity::find()
+                .filter(file_tag::Column::FileId.is_in(chunk.iter().map(String::as_str)))
+                .all(&self.db)
+                .await?
+            {
+                tags.entry(row.file_id).or_default().push(row.tag);
+            }
+            out.extend(files.into_iter().map(|(id, filename)| {
+                let file_tags = tags.remove(&id).unwrap_or_default();
+                (id, filename, file_tags)
+            }));
+        }
+        Ok(out)
+    }
+
     /// Every distinct tag in use.
     pub async fn all_tags(&self) -> Result<Vec<String>> {
         Ok(file_tag::Entity::find()

@@ -117,6 +117,7 @@ impl Store {
                 .exec_without_returning(&txn)
                 .await?;
         }
+        super::feed::record_changes(&txn, &[file_id]).await?;
         txn.commit().await?;
         Ok(true)
     }
@@ -134,6 +135,23 @@ impl Store {
             .into_tuple()
             .all(&self.db)
             .await?)
+    }
+
+    /// (file id, stored bytes) of those of `file_ids` with a fingerprint.
+    pub async fn fingerprints_of(&self, file_ids: &[String]) -> Result<Vec<(String, Vec<u8>)>> {
+        let mut out = Vec::new();
+        for chunk in file_ids.chunks(500) {
+            let rows: Vec<(String, Vec<u8>)> = file_fingerprint::Entity::find()
+                .select_only()
+                .column(file_fingerprint::Column::FileId)
+                .column(file_fingerprint::Column::Fingerprint)
+                .filter(file_fingerprint::Column::FileId.is_in(chunk.iter().map(String::as_str)))
+                .into_tuple()
+                .all(&self.db)
+                .await?;
+            out.extend(rows);
+        }
+        Ok(out)
     }
 
     /// Up to `limit` ready files after `after` (by id) without a

@@ -7,6 +7,7 @@ mod audit;
 mod collections;
 mod embeddings;
 pub mod entities;
+mod feed;
 mod files;
 mod filters;
 mod fingerprints;
@@ -20,15 +21,20 @@ mod waveforms;
 
 use std::time::Duration;
 
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, TransactionTrait};
 use traum_migration::{Migrator, MigratorTrait};
 
+pub use self::feed::{FEED_CHANNEL, FeedChange, FeedPosition, FeedRead};
 pub use self::fingerprints::UnprintedFile;
 pub use self::jobs::{Claimed, JobClaim};
 pub use self::totals::LibraryTotals;
 pub use self::usage::{BucketAggregate, MethodUsage, SearchLatency, UsageAggregates, UsageKind, UsageRow};
 use crate::domain::AudioFormat;
 use crate::error::{Error, Result};
+
+/// The PostgreSQL advisory lock key that serialises migrations ("traum" in
+/// ASCII).
+const MIGRATION_LOCK: i64 = 0x74_72_61_75_6d;
 
 /// Handle to the database; cheap to clone.
 #[derive(Clone)]
@@ -70,8 +76,31 @@ impl Store {
             db.execute_unprepared("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
                 .await?;
         }
-        Migrator::up(&db, None).await?;
+        if db.get_database_backend() == DbBackend::Postgres {
+            // Replicas starting together would otherwise all apply the same
+            // migration. One transaction holds the lock and every step:
+            // the others wait, then find nothing pending, and a failed step
+            // leaves the schema as it was.
+            let txn = db.begin().await?;
+            txn.execute_raw(sea_orm::Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT pg_advisory_xact_lock($1)",
+                [MIGRATION_LOCK.into()],
+            ))
+            .await?;
+            Migrator::up(&txn, None).await?;
+            txn.commit().await?;
+        } else {
+            Migrator::up(&db, None).await?;
+        }
         Ok(Self { db })
+    }
+
+    /// The PostgreSQL pool under sea-orm, for what sea-orm cannot do
+    /// (LISTEN); `None` on SQLite.
+    pub fn postgres_pool(&self) -> Option<sqlx::PgPool> {
+        (self.db.get_database_backend() == DbBackend::Postgres)
+            .then(|| self.db.get_postgres_connection_pool().clone())
     }
 
     /// True on SQLite, which one server uses alone; PostgreSQL may be

@@ -205,6 +205,7 @@ impl Store {
                     "file {file_id} already carries {MAX_TAGS} tags, the most a file may carry; remove one before accepting `{label}`"
                 )));
             }
+            super::feed::record_changes(&txn, &[file_id]).await?;
         }
         txn.commit().await?;
         Ok(())

@@ -2,7 +2,10 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
+    Statement, TransactionTrait,
+};
 
 use super::entities::upload;
 use super::rows::upload_from_model;
@@ -74,6 +77,24 @@ impl Store {
         Ok(())
     }
 
+    /// Holds a session against every other replica until dropped: on
+    /// PostgreSQL a transaction-scoped advisory lock keyed by the session
+    /// (replicas share the session's file), nothing on SQLite (one server,
+    /// whose own lock suffices).
+    pub async fn lock_upload(&self, id: &str) -> Result<UploadLock> {
+        if self.db.get_database_backend() != DbBackend::Postgres {
+            return Ok(UploadLock { _txn: None });
+        }
+        let txn = self.db.begin().await?;
+        txn.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            [format!("traum upload {id}").into()],
+        ))
+        .await?;
+        Ok(UploadLock { _txn: Some(txn) })
+    }
+
     /// Removes a session row.
     pub async fn delete_upload(&self, id: &str) -> Result<()> {
         upload::Entity::delete_by_id(id.to_owned()).exec(&self.db).await?;
@@ -94,4 +115,10 @@ impl Store {
         let rows = upload::Entity::find().all(&self.db).await?;
         Ok(rows.into_iter().map(|row| row.id).collect())
     }
+}
+
+/// A session held by [`Store::lock_upload`]; dropping it ends the holding
+/// transaction, which releases the lock.
+pub struct UploadLock {
+    _txn: Option<sea_orm::DatabaseTransaction>,
 }

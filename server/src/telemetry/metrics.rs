@@ -224,6 +224,18 @@ pub const JOBS_TAKEN_OVER: Counter<0> = Counter::new(
     "jobs this replica claimed from another whose lease had passed (it died or lost the database)",
     [],
 );
+pub const INDEX_FEED_FILES: Counter<0> = Counter::new(
+    "traum_index_feed_files_total",
+    None,
+    "files this replica's indexes re-read from the database after the change feed named them",
+    [],
+);
+pub const INDEX_FEED_POSITION: Gauge<0> = Gauge::new(
+    "traum_index_feed_position",
+    None,
+    "the change feed position this replica's indexes have caught up to (a PostgreSQL transaction id, or a SQLite row number)",
+    [],
+);
 
 /// Every declared metric.
 pub static ALL: &[&Def] = &[
@@ -247,6 +259,8 @@ pub static ALL: &[&Def] = &[
     &AUDIO_CRASHES.def,
     &CHORES_LEADER.def,
     &JOBS_TAKEN_OVER.def,
+    &INDEX_FEED_FILES.def,
+    &INDEX_FEED_POSITION.def,
 ];
 
 /// Hands every description and unit to the installed recorder.

@@ -9,9 +9,11 @@ use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
 use traum_proto::v1 as pb;
 
-use super::{Library, QUERY, expected, ids_for, items, search_status, text_request, wait_search_serving};
+use super::{Library, QUERY, expected, ids_for, items, text_request};
 use crate::both_backends;
-use crate::support::{Backend, TestEnv, TestServer, wav, with_fixture_model};
+use crate::support::{
+    Backend, TestEnv, search_status, vector_entries, wait_search_serving, wav, with_fixture_model,
+};
 
 async fn a_deleted_file_is_never_returned_again(backend: Backend) {
     let library = Library::open(backend).await;
@@ -145,21 +147,6 @@ async fn a_library_without_vectors_is_backfilled(backend: Backend) {
     env.finish().await;
 }
 both_backends!(a_library_without_vectors_is_backfilled);
-
-async fn vector_entries(server: &TestServer) -> u64 {
-    let stats = server
-        .analytics()
-        .get_stats(pb::GetStatsRequest {})
-        .await
-        .unwrap()
-        .into_inner();
-    stats
-        .indexes
-        .iter()
-        .find(|i| i.name == "vectors")
-        .unwrap()
-        .entries
-}
 
 /// The saved index gives a fast start, is checked against the database
 /// (rows gone since the save are dropped), and a corrupt save is rebuilt.

@@ -17,42 +17,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::OnceCell;
-use tonic_health::pb::HealthCheckRequest;
-use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::health_client::HealthClient;
 use traum_audio::{DecodeOptions, decode_to_vec};
 use traum_proto::v1 as pb;
 use traum_server::domain::FileEmbeddings;
 use traum_server::embed::{Engine, ModelSettings};
 
 use crate::support::{
-    Backend, TestEnv, TestServer, a_minor_chord, drum_loop, fixture, fixture_model_dir, wav,
-    with_fixture_model,
+    Backend, TestEnv, TestServer, a_minor_chord, drum_loop, fixture, fixture_model_dir, wait_search_serving,
+    wav, with_fixture_model,
 };
 
 const QUERY: &str = "a dog barking in the rain";
-
-async fn search_status(server: &TestServer) -> i32 {
-    HealthClient::new(server.channel())
-        .check(HealthCheckRequest {
-            service: "traum.v1.SearchService".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .status
-}
-
-async fn wait_search_serving(server: &TestServer) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while search_status(server).await != ServingStatus::Serving as i32 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "search never became ready"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 fn dot(a: &[f32], b: &[f32]) -> f64 {
     a.iter().zip(b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum()

@@ -15,9 +15,11 @@ use traum_proto::v1 as pb;
 use traum_server::commands::{EvalTagsArgs, eval_tags};
 use traum_server::embed::{Engine, ModelSettings};
 
-use super::{embed_bytes, items, wait_search_serving};
+use super::{embed_bytes, items};
 use crate::both_backends;
-use crate::support::{Backend, TestEnv, TestServer, fixture_model_dir, with_fixture_model};
+use crate::support::{
+    Backend, TestEnv, TestServer, fixture_model_dir, wait_search_serving, with_fixture_model,
+};
 
 const GENRES: [&str; 4] = ["techno", "ambient", "jazz", "drum and bass"];
 const KINDS: [&str; 2] = ["loop", "one-shot"];

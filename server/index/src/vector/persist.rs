@@ -49,6 +49,10 @@ pub struct Manifest {
     pub graph_vectors: FileEntry,
     /// Fresh segment and tombstones.
     pub delta: FileEntry,
+    /// The position in the caller's change feed this copy holds everything
+    /// below (0: unknown, so the caller checks the copy against its source).
+    #[serde(default)]
+    pub high_water_mark: u64,
 }
 
 impl Manifest {
@@ -68,6 +72,12 @@ impl VectorIndex {
     /// each through temp file + fsync + rename so a crash leaves the previous
     /// save intact.
     pub fn save(&self, dir: &Path) -> Result<Manifest> {
+        self.save_at(dir, 0)
+    }
+
+    /// [`save`](Self::save), recording `high_water_mark` in the manifest:
+    /// the caller's feed position, below which every change is in the index.
+    pub fn save_at(&self, dir: &Path, high_water_mark: u64) -> Result<Manifest> {
         let _save = self
             .inner
             .save_lock
@@ -112,6 +122,7 @@ impl VectorIndex {
             graph: files.graph.clone(),
             graph_vectors: files.vectors.clone(),
             delta,
+            high_water_mark,
         };
         let json = serde_json::to_vec_pretty(&manifest)
             .map_err(|e| IndexError::Hnsw(format!("could not encode the manifest: {e}")))?;
