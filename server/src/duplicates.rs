@@ -258,8 +258,8 @@ impl Duplicates {
         Ok(())
     }
 
-    /// Drops a deleted file from the index (its rows went with the file).
-    pub async fn forget(&self, file_id: &str) {
+    /// Drops a file whose fingerprint could not be stored from the index.
+    async fn forget(&self, file_id: &str) {
         self.inner.catalogue.write().await.remove(file_id);
     }
 

@@ -302,13 +302,6 @@ impl Store {
             .filter(job::Column::FileId.eq(id))
             .exec(&txn)
             .await?;
-        let embedding_ids: Vec<i64> = embedding::Entity::find()
-            .select_only()
-            .column(embedding::Column::Id)
-            .filter(embedding::Column::FileId.eq(id))
-            .into_tuple()
-            .all(&txn)
-            .await?;
         embedding::Entity::delete_many()
             .filter(embedding::Column::FileId.eq(id))
             .exec(&txn)
@@ -341,7 +334,6 @@ impl Store {
         Ok(DeletedFile {
             sha256: model.sha256,
             blob_orphaned: orphaned,
-            embedding_ids: embedding_ids.into_iter().map(|id| id as u64).collect(),
         })
     }
 

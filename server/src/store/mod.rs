@@ -56,8 +56,6 @@ pub struct DeletedFile {
     pub sha256: String,
     /// No file references the blob any more: its bytes can go.
     pub blob_orphaned: bool,
-    /// Vector rows removed with the file.
-    pub embedding_ids: Vec<u64>,
 }
 
 impl Store {
