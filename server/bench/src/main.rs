@@ -982,36 +982,12 @@ fn search_bench(model_dir: &Path, windows: usize, per_file: usize, queries: usiz
     })?;
 
     runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(traum_server::run(listener, config, async {
-            let _ = stopped.await;
-        }));
         let started = Instant::now();
-        let channel = loop {
-            match tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
-                .connect()
-                .await
-            {
-                Ok(channel) => break channel,
-                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-            }
-        };
-        let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
-        loop {
-            let status = health
-                .check(tonic_health::pb::HealthCheckRequest {
-                    service: "traum.v1.SearchService".into(),
-                })
-                .await
-                .map(|r| r.into_inner().status)
-                .unwrap_or_default();
-            if status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let propagation::Replica {
+            channel,
+            stop,
+            server,
+        } = propagation::serve_until_search_ready(config, Duration::MAX).await?;
         println!(
             "server ready to search (model loaded, vector index built) in {:.1} s",
             started.elapsed().as_secs_f64()

@@ -19,10 +19,11 @@ const POLL: Duration = Duration::from_millis(2);
 /// A replica that has not followed after this long fails the run.
 const GIVE_UP: Duration = Duration::from_secs(30);
 
-struct Replica {
-    channel: Channel,
-    stop: tokio::sync::oneshot::Sender<()>,
-    server: tokio::task::JoinHandle<Result<(), traum_server::StartError>>,
+/// An in-process server: its channel, and how to stop it and wait for it.
+pub struct Replica {
+    pub channel: Channel,
+    pub stop: tokio::sync::oneshot::Sender<()>,
+    pub server: tokio::task::JoinHandle<Result<(), traum_server::StartError>>,
 }
 
 fn tone_wav(seconds: f64, rate: u32, freq: f64) -> Vec<u8> {
@@ -111,6 +112,18 @@ async fn start(
         per_second: 0.0,
         burst: 1,
     };
+    serve_until_search_ready(config, Duration::from_secs(120))
+        .await
+        .with_context(|| format!("replica {index}"))
+}
+
+/// Runs `config` in-process on a loopback port and returns once its
+/// `SearchService` reports `SERVING` (model loaded, indexes caught up), or
+/// fails after `give_up`.
+pub async fn serve_until_search_ready(
+    config: traum_server::Config,
+    give_up: Duration,
+) -> anyhow::Result<Replica> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -140,8 +153,8 @@ async fn start(
             break;
         }
         anyhow::ensure!(
-            started.elapsed() < Duration::from_secs(120),
-            "replica {index} never served search"
+            started.elapsed() < give_up,
+            "the server did not serve search within {give_up:?}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

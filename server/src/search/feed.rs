@@ -29,7 +29,7 @@ use super::keywords::Keywords;
 use super::vectors::VectorSet;
 
 /// How often the feed is read without a notification.
-const POLL: Duration = Duration::from_secs(1);
+pub(super) const POLL: Duration = Duration::from_secs(1);
 /// Files re-read per round trip.
 const APPLY_BATCH: usize = 256;
 
@@ -166,8 +166,4 @@ async fn relay(pool: &sqlx::PgPool, wake: &Notify) -> std::result::Result<Infall
         listener.recv().await?;
         wake.notify_one();
     }
-}
-
-pub(super) const fn poll_interval() -> Duration {
-    POLL
 }

@@ -330,7 +330,7 @@ impl Search {
             loop {
                 tokio::select! {
                     () = wake.notified() => {}
-                    () = tokio::time::sleep(feed::poll_interval()) => {}
+                    () = tokio::time::sleep(feed::POLL) => {}
                     _ = stop.wait_for(|stop| *stop) => return,
                 }
                 if let Err(err) = search.catch_up().await {
