@@ -9,6 +9,8 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use serde::Deserialize;
 
+use crate::blob::{BlobLocation, S3Location};
+
 pub use crate::auth::AuthMode;
 
 /// Exit code for an unusable configuration (`EX_USAGE` from sysexits.h).
@@ -79,7 +81,9 @@ pub struct ConfigArgs {
     #[arg(long, env = "TRAUM_JOB_LEASE", value_parser = humantime::parse_duration)]
     pub job_lease: Option<Duration>,
     /// Where audio bytes live: `file://PATH` (a directory, which replicas
-    /// may share) [default: file://DATA_DIR/blobs].
+    /// may share) or `s3://BUCKET/PREFIX` (any S3-compatible store, set up by
+    /// AWS_ENDPOINT, AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+    /// AWS_ALLOW_HTTP) [default: file://DATA_DIR/blobs].
     #[arg(long, env = "TRAUM_BLOB_STORE")]
     pub blob_store: Option<String>,
     /// Age after which recorded usage events are pruned, e.g. `90d` [default: 90d].
@@ -297,8 +301,8 @@ pub struct Config {
     /// This server's name in job leases and the chores lease.
     pub replica_id: String,
     pub job_lease: Duration,
-    /// The directory of content-addressed blobs.
-    pub blob_dir: PathBuf,
+    /// Where content-addressed blobs and upload sessions live.
+    pub blob_store: BlobLocation,
     pub usage_retention: Duration,
     pub audit_retention: Duration,
     pub upload_idle_timeout: Duration,
@@ -346,7 +350,7 @@ impl Config {
     pub fn with_data_dir(data_dir: impl Into<PathBuf>) -> Self {
         let data_dir = data_dir.into();
         let model_cache_dir = data_dir.join("models");
-        let blob_dir = data_dir.join("blobs");
+        let blob_store = BlobLocation::Directory(data_dir.join("blobs"));
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             database_url: default_database_url(&data_dir),
@@ -362,7 +366,7 @@ impl Config {
             upload_ttl: Duration::from_secs(24 * 3600),
             replica_id: default_replica_id(),
             job_lease: Duration::from_secs(30),
-            blob_dir,
+            blob_store,
             usage_retention: Duration::from_secs(90 * 24 * 3600),
             audit_retention: Duration::from_secs(365 * 24 * 3600),
             upload_idle_timeout: Duration::from_secs(60),
@@ -475,7 +479,7 @@ impl Config {
             config.job_lease = v;
         }
         if let Some(v) = args.blob_store.or(file.blob_store) {
-            config.blob_dir = parse_blob_store(&v)?;
+            config.blob_store = parse_blob_store(&v)?;
         }
         if let Some(v) = args.usage_retention.or(file.usage_retention) {
             config.usage_retention = v;
@@ -855,21 +859,24 @@ fn default_replica_id() -> String {
     format!("{host}-{}", &suffix[..8])
 }
 
-/// `file://PATH`: the blob directory. Object stores are named in the
-/// error so that a user who tries one learns they are not there yet.
-fn parse_blob_store(text: &str) -> Result<PathBuf, ConfigError> {
+/// `file://PATH` (a directory) or `s3://BUCKET/PREFIX` (an S3-compatible
+/// bucket, configured by the `AWS_*` variables, which are checked here so
+/// that a bad endpoint fails before any port is bound).
+fn parse_blob_store(text: &str) -> Result<BlobLocation, ConfigError> {
     if let Some(path) = text.strip_prefix("file://")
         && !path.is_empty()
     {
-        return Ok(PathBuf::from(path));
+        return Ok(BlobLocation::Directory(PathBuf::from(path)));
     }
     if text.starts_with("s3://") {
-        return Err(ConfigError(format!(
-            "blob_store `{text}`: S3-compatible object storage is not implemented yet; use file://PATH (a directory replicas may share)"
-        )));
+        let location = S3Location::parse(text).map_err(|err| ConfigError(format!("blob_store: {err}")))?;
+        location
+            .check()
+            .map_err(|err| ConfigError(format!("blob_store `{text}`: {err}")))?;
+        return Ok(BlobLocation::S3(location));
     }
     Err(ConfigError(format!(
-        "blob_store `{text}` must be file://PATH, e.g. file:///var/lib/traum/blobs"
+        "blob_store `{text}` must be file://PATH or s3://BUCKET/PREFIX, e.g. file:///var/lib/traum/blobs"
     )))
 }
 
@@ -1012,11 +1019,14 @@ mod tests {
     }
 
     #[test]
-    fn replica_settings_are_validated_and_blob_stores_other_than_files_refused() {
+    fn replica_settings_and_blob_stores_are_validated() {
         let resolve = |args: ConfigArgs| Config::resolve(args).map_err(|err| err.to_string());
         let defaults = resolve(ConfigArgs::default()).unwrap();
         assert_eq!(defaults.job_lease, Duration::from_secs(30));
-        assert_eq!(defaults.blob_dir, PathBuf::from("./data").join("blobs"));
+        assert_eq!(
+            defaults.blob_store,
+            BlobLocation::Directory(PathBuf::from("./data").join("blobs"))
+        );
         let other = resolve(ConfigArgs::default()).unwrap();
         assert_ne!(
             defaults.replica_id, other.replica_id,
@@ -1031,11 +1041,11 @@ mod tests {
         })
         .unwrap();
         assert_eq!(
-            (set.replica_id.as_str(), set.job_lease, set.blob_dir),
+            (set.replica_id.as_str(), set.job_lease, set.blob_store),
             (
                 "pod-7.eu_west",
                 Duration::from_secs(5),
-                PathBuf::from("/mnt/blobs")
+                BlobLocation::Directory(PathBuf::from("/mnt/blobs"))
             )
         );
 
@@ -1054,21 +1064,24 @@ mod tests {
             err.contains("job_lease must be between 1s and 10m (got 500ms)"),
             "{err}"
         );
+        let s3 = resolve(ConfigArgs {
+            blob_store: Some("s3://traum-audio/prod".into()),
+            ..ConfigArgs::default()
+        })
+        .unwrap();
+        assert_eq!(s3.blob_store.to_string(), "s3://traum-audio/prod");
         let err = resolve(ConfigArgs {
-            blob_store: Some("s3://bucket/prefix".into()),
+            blob_store: Some("s3://No_Such".into()),
             ..ConfigArgs::default()
         })
         .unwrap_err();
-        assert!(
-            err.contains("S3-compatible object storage is not implemented yet"),
-            "{err}"
-        );
+        assert!(err.contains("`No_Such` is not a bucket name"), "{err}");
         let err = resolve(ConfigArgs {
             blob_store: Some("/mnt/blobs".into()),
             ..ConfigArgs::default()
         })
         .unwrap_err();
-        assert!(err.contains("must be file://PATH"), "{err}");
+        assert!(err.contains("must be file://PATH or s3://BUCKET/PREFIX"), "{err}");
     }
 
     #[test]

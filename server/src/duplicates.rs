@@ -175,7 +175,13 @@ impl Duplicates {
             };
             after = last.id.clone();
             for file in files {
-                let path = self.inner.blobs.blob_path(&file.sha256);
+                let local = match self.inner.blobs.local(&file.sha256, file.size_bytes).await {
+                    Ok(local) => local,
+                    Err(err) => {
+                        tracing::warn!(file_id = %file.id, error = %err, "cannot read a stored file to fingerprint it");
+                        continue;
+                    }
+                };
                 let options = DecodeOptions {
                     max_duration: self.inner.max_duration,
                     format_hint: Some(file.format),
@@ -183,7 +189,7 @@ impl Duplicates {
                 let file_id = file.id.clone();
                 let printed = tokio::task::spawn_blocking(move || {
                     guarded(Stage::Analysis, &file_id, || {
-                        let (samples, _) = decode_to_vec(&path, &options, |_| {})?;
+                        let (samples, _) = decode_to_vec(local.path(), &options, |_| {})?;
                         Ok(Fingerprint::compute(&samples, OUTPUT_SAMPLE_RATE)?)
                     })
                 })

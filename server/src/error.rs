@@ -80,6 +80,14 @@ pub enum Error {
     /// The blob store or a temp file failed.
     #[error("storage error: {0}")]
     Io(#[from] std::io::Error),
+    /// The object store holding the blobs is unreachable or refused a
+    /// request after the client's retries; `message` is for the caller.
+    #[error("{message}")]
+    BlobStore {
+        message: String,
+        #[source]
+        source: Box<object_store::Error>,
+    },
     /// A task on the blocking pool panicked or was cancelled.
     #[error("background task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
@@ -223,7 +231,7 @@ impl Error {
             Error::AlreadyExists(_) => Problem::AlreadyExists,
             Error::OutOfRange(_) => Problem::OutOfRange,
             Error::Aborted(_) => Problem::Aborted,
-            Error::Unavailable(_) => Problem::Unavailable,
+            Error::Unavailable(_) | Error::BlobStore { .. } => Problem::Unavailable,
             Error::Unauthenticated(_) => Problem::Unauthenticated,
             Error::PermissionDenied(_) => Problem::PermissionDenied,
             Error::RateLimited { .. } => Problem::RateLimited,

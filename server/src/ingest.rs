@@ -4,7 +4,7 @@
 //! which lives until it is finished or expires.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -251,9 +251,11 @@ impl Ingest {
         };
         let (outcome, job) = {
             let _placement = self.inner.blobs.placement().await;
-            let blobs = self.inner.blobs.clone();
-            let (temp, digest) = (written.path.clone(), written.sha256.clone());
-            tokio::task::spawn_blocking(move || blobs.commit(&temp, &digest)).await??;
+            let _shared = self.inner.store.lock_blob(&written.sha256).await?;
+            self.inner
+                .blobs
+                .commit(&written.path, &written.sha256, written.size)
+                .await?;
             guard.disarm();
             self.inner.store.create_file(&blob, header).await?
         };
@@ -286,8 +288,7 @@ impl Ingest {
         let header = self.validated(header)?;
         let expires_at = self.expiry();
         let session = self.inner.store.create_upload(&header, expires_at).await?;
-        let path = self.inner.blobs.upload_path(&session.id);
-        tokio::task::spawn_blocking(move || blob::write_at(&path, 0, &[])).await??;
+        self.inner.blobs.start_session(&session.id).await?;
         Ok(session)
     }
 
@@ -330,9 +331,8 @@ impl Ingest {
                 "chunk ends at byte {end}, beyond the declared size of {declared} bytes"
             )));
         }
-        let path = self.inner.blobs.upload_path(id);
         let length = data.len() as u64;
-        tokio::task::spawn_blocking(move || blob::write_at(&path, offset, &data)).await??;
+        self.inner.blobs.write_session(id, offset, data).await?;
         let expires_at = self.expiry();
         self.inner
             .store
@@ -359,8 +359,12 @@ impl Ingest {
                 session.received_bytes, session.received_bytes
             )));
         }
-        let part = self.inner.blobs.upload_path(id);
-        let hashed = part.clone();
+        let assembled = self
+            .inner
+            .blobs
+            .assemble_session(id, session.received_bytes)
+            .await?;
+        let hashed = assembled.path.clone();
         let (sha256, size) = tokio::task::spawn_blocking(move || blob::hash_file(&hashed, |_| {})).await??;
         let header = UploadHeader {
             filename: session.filename.clone(),
@@ -373,15 +377,24 @@ impl Ingest {
             .accept(
                 &header,
                 Written {
-                    path: part,
+                    path: assembled.path.clone(),
                     sha256,
                     size,
                 },
             )
             .await;
+        // A blob store that failed to take the bytes leaves the session as
+        // it was: the client finishes again once the store is back.
+        if let Err(err @ Error::BlobStore { .. }) = result {
+            return Err(err);
+        }
         // Success consumed the bytes; a rejection is final for this content.
         // Either way the session is over.
         self.inner.store.delete_upload(id).await?;
+        if let Err(err) = self.inner.blobs.remove_session(id).await {
+            // The stray sweep removes them later.
+            tracing::warn!(upload_id = id, error = %err, "cannot remove a finished session's chunks");
+        }
         self.forget_session_lock(id);
         result
     }
@@ -399,29 +412,22 @@ impl Ingest {
             self.inner.store.delete_upload(id).await?;
             self.forget_session_lock(id);
         }
-        let blobs = self.inner.blobs.clone();
         let removed = expired.len();
-        // Scanning the session directory and unlinking files is file-system
-        // work: it runs on the blocking pool. The files are listed before the
-        // live sessions are read: a session's row exists before its file, so
-        // a file listed without a row read after it is a stray, never a
-        // session that started in between.
-        let files = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
-            for id in &expired {
-                remove_quietly(&blobs.upload_path(id));
-            }
-            blobs.upload_files()
-        })
-        .await??;
+        for id in &expired {
+            self.inner.blobs.remove_session(id).await?;
+        }
+        // The sessions with bytes are listed before the live sessions are
+        // read: a session's row exists before its bytes, so bytes listed
+        // without a row read after them are strays, never a session that
+        // started in between.
+        let stored = self.inner.blobs.session_ids().await?;
         let live: std::collections::HashSet<String> =
             self.inner.store.upload_ids().await?.into_iter().collect();
-        let strays: Vec<_> = files
-            .into_iter()
-            .filter(|(id, _)| !live.contains(id))
-            .map(|(_, path)| path)
-            .collect();
+        let strays: Vec<String> = stored.into_iter().filter(|id| !live.contains(id)).collect();
+        for id in &strays {
+            self.inner.blobs.remove_session(id).await?;
+        }
         let stray_count = strays.len();
-        tokio::task::spawn_blocking(move || strays.iter().for_each(|path| remove_quietly(path))).await?;
         Ok(removed + stray_count)
     }
 
@@ -447,13 +453,5 @@ impl Ingest {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         locks.remove(id);
-    }
-}
-
-fn remove_quietly(path: &Path) {
-    if let Err(err) = std::fs::remove_file(path)
-        && err.kind() != std::io::ErrorKind::NotFound
-    {
-        tracing::warn!(path = %path.display(), error = %err, "cannot remove stale upload file");
     }
 }

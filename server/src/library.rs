@@ -4,8 +4,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures::Stream;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use futures::{Stream, StreamExt};
 use tokio::sync::broadcast;
 use traum_audio::{DecodeOptions, OUTPUT_SAMPLE_RATE, Stage, decode_to_vec};
 
@@ -20,6 +19,7 @@ use crate::isolation::guarded;
 use crate::jobs::Jobs;
 use crate::search::Search;
 use crate::store::{DeletedFile, Store};
+use crate::telemetry::metrics;
 use crate::zero_shot::Vocabularies;
 
 /// Bytes per downloaded chunk.
@@ -57,7 +57,7 @@ pub struct Download {
 /// A stored file, opened.
 pub struct OpenFile {
     pub record: FileRecord,
-    blob: tokio::fs::File,
+    blobs: BlobStore,
 }
 
 impl OpenFile {
@@ -67,18 +67,25 @@ impl OpenFile {
     }
 
     /// Bytes `start..end` of the file; the caller keeps the range inside it.
-    pub async fn read(mut self, start: u64, end: u64) -> Result<Chunks> {
+    pub async fn read(self, start: u64, end: u64) -> Result<Chunks> {
         debug_assert!(start <= end && end <= self.size());
-        self.blob.seek(std::io::SeekFrom::Start(start)).await?;
-        let mut blob = self.blob;
+        let mut pieces = self
+            .blobs
+            .read(&self.record.sha256, start..end, DOWNLOAD_CHUNK)
+            .await?;
         Ok(Box::pin(async_stream::try_stream! {
             let mut offset = start;
-            while offset < end {
-                let length = usize::try_from(end - offset).map_or(DOWNLOAD_CHUNK, |left| left.min(DOWNLOAD_CHUNK));
-                let mut buffer = vec![0u8; length];
-                blob.read_exact(&mut buffer).await?;
-                yield DownloadChunk { offset, data: Bytes::from(buffer) };
-                offset += length as u64;
+            while let Some(data) = pieces.next().await {
+                let data = data?;
+                let length = data.len() as u64;
+                yield DownloadChunk { offset, data };
+                offset += length;
+            }
+            if offset != end {
+                Err(Error::Internal(format!(
+                    "blob {} ended at byte {offset}; {end} bytes were expected",
+                    self.record.sha256
+                )))?;
             }
         }))
     }
@@ -188,12 +195,17 @@ impl Library {
     /// Deletes a file everywhere; its blob goes too once no file references it.
     pub async fn delete(&self, id: &str) -> Result<DeletedFile> {
         let _placement = self.inner.blobs.placement().await;
+        let record = self.inner.store.get_file(id).await?;
+        let _shared = self.inner.store.lock_blob(&record.sha256).await?;
         let deleted = self.inner.store.delete_file(id).await?;
         self.inner.search.follow_own_write().await;
-        if deleted.blob_orphaned {
-            let blobs = self.inner.blobs.clone();
-            let sha256 = deleted.sha256.clone();
-            tokio::task::spawn_blocking(move || blobs.remove(&sha256)).await??;
+        if deleted.blob_orphaned
+            && let Err(err) = self.inner.blobs.remove(&deleted.sha256).await
+        {
+            // The file is gone from the library either way; only its bytes
+            // stay behind, unreferenced, which costs space but no data.
+            tracing::warn!(file_id = id, sha256 = %deleted.sha256, error = %err, "cannot remove an unreferenced blob");
+            metrics::BLOBS_LEFT_BEHIND.increment([], 1);
         }
         self.inner.jobs.announce(LibraryEvent::Deleted(id.to_owned()));
         Ok(deleted)
@@ -202,8 +214,10 @@ impl Library {
     /// A file's record with its stored bytes opened for reading.
     pub async fn open(&self, id: &str) -> Result<OpenFile> {
         let record = self.inner.store.get_file(id).await?;
-        let blob = tokio::fs::File::open(self.inner.blobs.blob_path(&record.sha256)).await?;
-        Ok(OpenFile { record, blob })
+        Ok(OpenFile {
+            record,
+            blobs: self.inner.blobs.clone(),
+        })
     }
 
     /// The original bytes of a file from `start_offset` on.
@@ -233,7 +247,7 @@ impl Library {
                 "file {id} is still being processed; its waveform is computed by the analyse stage"
             )));
         }
-        let path = self.inner.blobs.blob_path(&file.sha256);
+        let local = self.inner.blobs.local(&file.sha256, file.size_bytes).await?;
         let options = DecodeOptions {
             max_duration: self.inner.max_duration,
             format_hint: Some(file.format),
@@ -241,7 +255,7 @@ impl Library {
         let file_id = id.to_owned();
         let waveform = tokio::task::spawn_blocking(move || {
             guarded(Stage::Decode, &file_id, || {
-                let (samples, _) = decode_to_vec(&path, &options, |_| {})?;
+                let (samples, _) = decode_to_vec(local.path(), &options, |_| {})?;
                 Ok(StoredWaveform::of(&samples, OUTPUT_SAMPLE_RATE))
             })
         })

@@ -64,6 +64,12 @@ pub enum StartError {
         #[source]
         source: crate::error::Error,
     },
+    #[error("cannot open the blob store {location}: {source}")]
+    BlobStore {
+        location: String,
+        #[source]
+        source: crate::error::Error,
+    },
     #[error("cannot bind the metrics listener on {addr}: {source}")]
     MetricsListener {
         addr: std::net::SocketAddr,
@@ -91,9 +97,6 @@ pub enum StartError {
 /// What `prepare` hands on.
 struct Prepared {
     config: Config,
-    blobs: BlobStore,
-    /// Temp files of interrupted uploads that were removed.
-    stale: usize,
     /// Held until the server stops: no second server may use the data
     /// directory (its temp files and index snapshots are this server's) or
     /// a SQLite database (one server per SQLite file).
@@ -124,12 +127,8 @@ fn prepare(config: Config) -> Result<Prepared, StartError> {
             "SQLite serves one server; replicas share a PostgreSQL database",
         )?);
     }
-    let blobs = BlobStore::open(&config.data_dir, &config.blob_dir).map_err(StartError::DataDir)?;
-    let stale = blobs.clear_temp().map_err(StartError::DataDir)?;
     Ok(Prepared {
         config,
-        blobs,
-        stale,
         _locks: locks,
     })
 }
@@ -180,12 +179,17 @@ pub async fn run(
 ) -> Result<(), StartError> {
     // Validation looks at paths, and preparing the data directory sweeps it:
     // file-system work, so on the blocking pool.
-    let Prepared {
-        config,
-        blobs,
-        stale,
-        _locks,
-    } = tokio::task::spawn_blocking(move || prepare(config)).await??;
+    let Prepared { config, _locks } = tokio::task::spawn_blocking(move || prepare(config)).await??;
+    let blobs = BlobStore::open(&config.data_dir, &config.blob_store)
+        .await
+        .map_err(|source| StartError::BlobStore {
+            location: config.blob_store.to_string(),
+            source,
+        })?;
+    let cleared = blobs.clone();
+    let stale = tokio::task::spawn_blocking(move || cleared.clear_temp())
+        .await?
+        .map_err(StartError::DataDir)?;
     let tokens = TokenVerifier::from_files(
         config.jwt_hs256_secret_file.as_deref(),
         config.jwt_public_key_file.as_deref(),

@@ -17,6 +17,7 @@ mod hostile;
 mod platform;
 mod reference;
 mod replicas;
+mod s3;
 mod search;
 mod tls;
 mod upload;

@@ -12,11 +12,13 @@ use std::time::{Duration, Instant};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
 use tokio::net::TcpListener;
 use traum_proto::v1 as pb;
+use traum_server::blob::BlobLocation;
 
+use crate::s3::{BUCKET, S3Server};
 use crate::support::{
-    Backend, TestEnv, TestServer, connect, download_through, fixture_model_dir, free_port, postgres_url,
-    sha256_hex, upload_header, upload_through, vector_entries, wait_search_serving, wav, with_fixture_model,
-    workspace_binary,
+    Backend, TestEnv, TestServer, connect, download_through, files_under, fixture_model_dir, free_port,
+    postgres_url, sha256_hex, upload_header, upload_through, vector_entries, wait_search_serving, wav,
+    with_fixture_model, workspace_binary,
 };
 
 /// Replica-a's lease: short, so the test waits seconds for a takeover, not
@@ -34,17 +36,35 @@ struct Process {
 
 impl Process {
     async fn start(env: &TestEnv, replica: &str, blob_dir: &Path) -> Self {
+        Self::start_on(env, replica, &format!("file://{}", blob_dir.display()), &[]).await
+    }
+
+    /// Starts a replica on the bucket of `s3`, configured as a deployment
+    /// would be: by the standard `AWS_*` variables.
+    async fn start_on_s3(env: &TestEnv, replica: &str, s3: &S3Server) -> Self {
+        let endpoint = s3.endpoint();
+        let variables = [
+            ("AWS_ENDPOINT", endpoint.as_str()),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+            ("AWS_ALLOW_HTTP", "true"),
+        ];
+        Self::start_on(env, replica, &format!("s3://{BUCKET}/cluster"), &variables).await
+    }
+
+    async fn start_on(env: &TestEnv, replica: &str, blob_store: &str, variables: &[(&str, &str)]) -> Self {
         let addr = free_port();
         let data_dir = env.dir.path().join(format!("data-{replica}"));
         let child = Command::new(workspace_binary("traum-server"))
+            .envs(variables.iter().copied())
             .arg("--listen")
             .arg(addr.to_string())
             .arg("--data-dir")
             .arg(&data_dir)
             .arg("--database-url")
             .arg(&env.db.url)
-            .arg("--blob-store")
-            .arg(format!("file://{}", blob_dir.display()))
+            .args(["--blob-store", blob_store])
             .args(["--replica-id", replica])
             .args(["--job-lease", "2s", "--workers", "1"])
             .args(["--metrics-listen", "off", "--web-listen", "off", "--log", "warn"])
@@ -207,7 +227,7 @@ async fn a_replica_killed_mid_job_loses_it_to_another_once_its_lease_passes() {
     let b = env
         .start_with(|config| {
             config.data_dir = env.dir.path().join("data-replica-b");
-            config.blob_dir = blob_dir.clone();
+            config.blob_store = BlobLocation::Directory(blob_dir.clone());
             config.replica_id = "replica-b".into();
             config.job_lease = LONG_LEASE;
             config.workers = 1;
@@ -427,7 +447,7 @@ async fn every_replica_searches_what_any_replica_wrote() {
         let server = env
             .start_with(|config| {
                 config.data_dir = env.dir.path().join(format!("data-{replica}"));
-                config.blob_dir = blob_dir.clone();
+                config.blob_store = BlobLocation::Directory(blob_dir.clone());
                 config.replica_id = replica.into();
                 config.workers = 1;
                 with_fixture_model(config);
@@ -618,8 +638,8 @@ async fn every_replica_searches_what_any_replica_wrote() {
     env.finish().await;
 }
 
-/// The scenario of #21's tests: three replicas on one database and blob
-/// directory take 60 uploads while one of them is killed with SIGKILL and
+/// The scenario of #21's tests: three replicas on one database and one S3
+/// bucket take 60 uploads while one of them is killed with SIGKILL and
 /// restarted; every job finishes once, every file reads back the same and
 /// is found through every replica, deletes reach all of them, and a replica
 /// started late serves search only once it has caught up.
@@ -631,12 +651,12 @@ async fn sixty_uploads_over_three_replicas_survive_a_killed_one() {
     }
     const UPLOADS: usize = 60;
     let env = TestEnv::new(Backend::Postgres).await;
-    let blob_dir = env.dir.path().join("shared-blobs");
+    let s3 = S3Server::start().await;
     let db = Database::connect(&env.db.url).await.unwrap();
     let mut replicas = vec![
-        Some(Process::start(&env, "replica-a", &blob_dir).await),
-        Some(Process::start(&env, "replica-b", &blob_dir).await),
-        Some(Process::start(&env, "replica-c", &blob_dir).await),
+        Some(Process::start_on_s3(&env, "replica-a", &s3).await),
+        Some(Process::start_on_s3(&env, "replica-b", &s3).await),
+        Some(Process::start_on_s3(&env, "replica-c", &s3).await),
     ];
     let mut uploaded = Vec::new();
     for n in 0..UPLOADS {
@@ -645,7 +665,7 @@ async fn sixty_uploads_over_three_replicas_survive_a_killed_one() {
             replicas[1].take().expect("replica-b").kill();
         }
         if n == 2 * UPLOADS / 3 {
-            replicas[1] = Some(Process::start(&env, "replica-b", &blob_dir).await);
+            replicas[1] = Some(Process::start_on_s3(&env, "replica-b", &s3).await);
         }
         let live: Vec<&Process> = replicas.iter().flatten().collect();
         let through = live[n % live.len()];
@@ -760,7 +780,28 @@ async fn sixty_uploads_over_three_replicas_survive_a_killed_one() {
 
     // A replica started now reports SERVING only once it has caught up, so
     // its first searches already find every file.
-    let late = Process::start(&env, "replica-d", &blob_dir).await;
+    // The bucket holds one object per remaining file, and no replica keeps
+    // a copy on its own disk.
+    let objects = s3.keys("cluster/").await;
+    assert_eq!(objects.len(), UPLOADS - 5, "{objects:?}");
+    for (_, _, digest) in &uploaded[5..] {
+        assert!(
+            objects.iter().any(|key| key.ends_with(digest.as_str())),
+            "{digest}"
+        );
+    }
+    let on_disk: Vec<_> = files_under(env.dir.path())
+        .into_iter()
+        .filter(|path| {
+            let held = std::fs::read(path)
+                .map(|bytes| sha256_hex(&bytes))
+                .unwrap_or_default();
+            uploaded.iter().any(|(_, _, digest)| *digest == held)
+        })
+        .collect();
+    assert!(on_disk.is_empty(), "blobs on a replica's disk: {on_disk:?}");
+
+    let late = Process::start_on_s3(&env, "replica-d", &s3).await;
     eventually(
         "the late replica serves search",
         Duration::from_secs(60),

@@ -316,7 +316,7 @@ impl TestServer {
             let _ = rx.await;
         }));
         let channel = connect_to(&endpoint(addr)).await;
-        let server = Self {
+        let mut server = Self {
             addr,
             metrics_addr,
             web_addr,
@@ -329,9 +329,12 @@ impl TestServer {
         server
     }
 
-    async fn wait_ready(&self) {
+    async fn wait_ready(&mut self) {
         let mut health = tonic_health::pb::health_client::HealthClient::new(self.channel.clone());
         for _ in 0..200 {
+            if let Some(handle) = self.handle.take_if(|handle| handle.is_finished()) {
+                panic!("server stopped while starting: {:?}", handle.await);
+            }
             let request = tonic_health::pb::HealthCheckRequest {
                 service: String::new(),
             };

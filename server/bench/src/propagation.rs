@@ -100,7 +100,7 @@ async fn start(
 ) -> anyhow::Result<Replica> {
     let mut config = traum_server::Config::with_data_dir(scratch.join(format!("data-{index}")));
     config.database_url = database_url.to_owned();
-    config.blob_dir = scratch.join("blobs");
+    config.blob_store = traum_server::blob::BlobLocation::Directory(scratch.join("blobs"));
     config.replica_id = format!("bench-{index}");
     config.model_dir = Some(model_dir.to_path_buf());
     config.metrics_listen = None;

@@ -209,6 +209,18 @@ mod tests {
             (Error::Aborted("gone".into()), Code::Aborted, "gone"),
             (Error::Unavailable("later".into()), Code::Unavailable, "later"),
             (
+                // The message is the caller's; the cause (hosts, keys) is not.
+                Error::BlobStore {
+                    message: "the blob store is down".into(),
+                    source: Box::new(object_store::Error::Generic {
+                        store: "S3",
+                        source: "connect to http://10.0.0.7:9000/bucket/ab/cd failed".into(),
+                    }),
+                },
+                Code::Unavailable,
+                "the blob store is down",
+            ),
+            (
                 Error::Unauthenticated("send a key".into()),
                 Code::Unauthenticated,
                 "send a key",

@@ -14,7 +14,7 @@ use traum_audio::{
 };
 
 use super::Jobs;
-use crate::blob::hash_file;
+use crate::blob::{LocalBlob, hash_file};
 use crate::domain::{
     AudioFormat, AudioProperties, Descriptors, FileEmbeddings, JobRecord, JobStage, StoredWaveform,
 };
@@ -28,6 +28,8 @@ use crate::telemetry::metrics;
 /// at `analyse` or `embed` decodes again.
 #[derive(Default)]
 pub(super) struct RunContext {
+    /// The blob as a local file, fetched once per run from an object store.
+    blob: Option<Arc<LocalBlob>>,
     decoded: Option<Arc<Vec<f32>>>,
     /// Measured on the source channels while decoding.
     levels: SourceLevels,
@@ -57,7 +59,15 @@ impl Jobs {
     ) -> Result<()> {
         let store = &self.inner.store;
         let file = store.get_file(&job.file_id).await?;
-        let blob_path = self.inner.blobs.blob_path(&file.sha256);
+        let local = match &context.blob {
+            Some(local) => local.clone(),
+            None => {
+                let local = Arc::new(self.inner.blobs.local(&file.sha256, file.size_bytes).await?);
+                context.blob = Some(local.clone());
+                local
+            }
+        };
+        let blob_path = local.path().to_path_buf();
         let (progress_tx, mut progress_rx) = watch::channel(0.0_f64);
         let mut task = match stage {
             JobStage::Store => {

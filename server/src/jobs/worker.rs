@@ -17,6 +17,8 @@ use crate::telemetry::metrics;
 
 /// How often an idle worker looks for jobs queued by another replica.
 const POLL_INTERVAL: Duration = Duration::from_secs(2);
+/// Wait before a stage that could not read the blob store runs again.
+const BLOB_STORE_PAUSE: Duration = Duration::from_secs(3);
 /// Least time between two database writes of one job's progress.
 const PERSIST_EVERY: Duration = Duration::from_millis(500);
 
@@ -115,6 +117,21 @@ impl Jobs {
                 Ok(()) => {
                     stage = job.finish_stage();
                     self.save(&mut job).await?;
+                }
+                Err(Error::BlobStore { message, .. }) => {
+                    // The file is fine; its store is not. The job stays
+                    // this replica's (the heartbeat keeps its lease) and the
+                    // stage runs again after a pause, or is checkpointed
+                    // at the loop's top if the server stops meanwhile.
+                    tracing::warn!(job_id = %job.id, stage = %current, error = %message, "job waits for the blob store");
+                    job.message = format!("waiting for the blob store: {message}");
+                    self.save(&mut job).await?;
+                    metrics::JOBS_WAITING_FOR_BLOBS.increment([], 1);
+                    let mut shutdown = self.inner.shutdown.clone();
+                    tokio::select! {
+                        () = tokio::time::sleep(BLOB_STORE_PAUSE) => {}
+                        _ = shutdown.wait_for(|stop| *stop) => {}
+                    }
                 }
                 Err(err) => {
                     let message = err.to_string();

@@ -21,6 +21,7 @@ use crate::error::Result;
 pub struct UnprintedFile {
     pub id: String,
     pub sha256: String,
+    pub size_bytes: u64,
     pub format: AudioFormat,
 }
 
@@ -177,6 +178,8 @@ impl Store {
                         .ok_or_else(|| super::corrupt("file format", &model.format))?,
                     id: model.id,
                     sha256: model.sha256,
+                    size_bytes: u64::try_from(model.size_bytes)
+                        .map_err(|_| super::corrupt("file size", &model.size_bytes.to_string()))?,
                 })
             })
             .collect()

@@ -77,22 +77,34 @@ impl Store {
         Ok(())
     }
 
-    /// Holds a session against every other replica until dropped: on
-    /// PostgreSQL a transaction-scoped advisory lock keyed by the session
-    /// (replicas share the session's file), nothing on SQLite (one server,
-    /// whose own lock suffices).
-    pub async fn lock_upload(&self, id: &str) -> Result<UploadLock> {
+    /// Holds a session against every other replica until dropped (replicas
+    /// share the session's bytes).
+    pub async fn lock_upload(&self, id: &str) -> Result<AdvisoryLock> {
+        self.advisory_lock(format!("traum upload {id}")).await
+    }
+
+    /// Holds a blob against every other replica until dropped: taken around
+    /// "put the bytes in place + reference them" and "unreference + remove
+    /// the bytes", so a delete on one replica never removes bytes that an
+    /// upload of the same content on another has just found in place.
+    pub async fn lock_blob(&self, sha256: &str) -> Result<AdvisoryLock> {
+        self.advisory_lock(format!("traum blob {sha256}")).await
+    }
+
+    /// On PostgreSQL a transaction-scoped advisory lock on `key`; nothing on
+    /// SQLite (one server, whose own locks suffice).
+    async fn advisory_lock(&self, key: String) -> Result<AdvisoryLock> {
         if self.db.get_database_backend() != DbBackend::Postgres {
-            return Ok(UploadLock { _txn: None });
+            return Ok(AdvisoryLock { _txn: None });
         }
         let txn = self.db.begin().await?;
         txn.execute_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
             "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-            [format!("traum upload {id}").into()],
+            [key.into()],
         ))
         .await?;
-        Ok(UploadLock { _txn: Some(txn) })
+        Ok(AdvisoryLock { _txn: Some(txn) })
     }
 
     /// Removes a session row.
@@ -117,8 +129,8 @@ impl Store {
     }
 }
 
-/// A session held by [`Store::lock_upload`]; dropping it ends the holding
-/// transaction, which releases the lock.
-pub struct UploadLock {
+/// A lock held by [`Store::lock_upload`] or [`Store::lock_blob`]; dropping
+/// it ends the holding transaction, which releases the lock.
+pub struct AdvisoryLock {
     _txn: Option<sea_orm::DatabaseTransaction>,
 }

@@ -236,6 +236,18 @@ pub const INDEX_FEED_POSITION: Gauge<0> = Gauge::new(
     "the change feed position this replica's indexes have caught up to (a PostgreSQL transaction id, or a SQLite row number)",
     [],
 );
+pub const BLOBS_LEFT_BEHIND: Counter<0> = Counter::new(
+    "traum_blobs_left_behind_total",
+    None,
+    "unreferenced blobs a delete could not remove because the blob store failed (the bytes stay, no file refers to them)",
+    [],
+);
+pub const JOBS_WAITING_FOR_BLOBS: Counter<0> = Counter::new(
+    "traum_jobs_waiting_for_blob_store_total",
+    None,
+    "job stages put back in the queue because the blob store could not be read",
+    [],
+);
 
 /// Every declared metric.
 pub static ALL: &[&Def] = &[
@@ -261,6 +273,8 @@ pub static ALL: &[&Def] = &[
     &JOBS_TAKEN_OVER.def,
     &INDEX_FEED_FILES.def,
     &INDEX_FEED_POSITION.def,
+    &BLOBS_LEFT_BEHIND.def,
+    &JOBS_WAITING_FOR_BLOBS.def,
 ];
 
 /// Hands every description and unit to the installed recorder.
