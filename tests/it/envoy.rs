@@ -1062,7 +1062,9 @@ fn kubernetes_manifests_validate_and_match_the_server() {
     let mounts = server["volumeMounts"].to_string();
     assert!(mounts.contains("/var/lib/traum\""), "{mounts}");
     assert!(
-        !server_docs.iter().any(|doc| doc["kind"] == "PersistentVolumeClaim"),
+        !server_docs
+            .iter()
+            .any(|doc| doc["kind"] == "PersistentVolumeClaim"),
         "replicas share the bucket, not a volume"
     );
     let replica_id = env.iter().find(|(n, _)| n == "TRAUM_REPLICA_ID").is_some();
@@ -1107,7 +1109,11 @@ fn kubernetes_manifests_validate_and_match_the_server() {
     for name in secrets.keys() {
         // The object store's credentials are the standard AWS variables,
         // which the blob store's help names.
-        let read = if name.starts_with("AWS_") { help.contains(name.as_str()) } else { reads(name) };
+        let read = if name.starts_with("AWS_") {
+            help.contains(name.as_str())
+        } else {
+            reads(name)
+        };
         assert!(read, "the Secret sets {name}, which traum-server does not read");
     }
     let blob_store = secrets["TRAUM_BLOB_STORE"].as_str().expect("TRAUM_BLOB_STORE");
