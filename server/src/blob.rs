@@ -453,11 +453,7 @@ impl BlobStore {
         match &*self.backend {
             Backend::Directory { blobs, .. } => {
                 let path = blob_path(blobs, sha256);
-                tokio::task::spawn_blocking(move || match fs::remove_file(path) {
-                    Err(err) if err.kind() != io::ErrorKind::NotFound => Err(err),
-                    _ => Ok(()),
-                })
-                .await??;
+                tokio::task::spawn_blocking(move || remove_if_present(&path)).await??;
                 Ok(())
             }
             Backend::Objects { client, .. } => match client.delete(&self.key(sha256)).await {
@@ -635,11 +631,7 @@ impl BlobStore {
         match &*self.backend {
             Backend::Directory { uploads, .. } => {
                 let path = session_path(uploads, id);
-                tokio::task::spawn_blocking(move || match fs::remove_file(path) {
-                    Err(err) if err.kind() != io::ErrorKind::NotFound => Err(err),
-                    _ => Ok(()),
-                })
-                .await??;
+                tokio::task::spawn_blocking(move || remove_if_present(&path)).await??;
                 Ok(())
             }
             Backend::Objects { client, .. } => {
@@ -818,6 +810,14 @@ fn commit_file(blobs: &Path, temp: &Path, target: &Path) -> io::Result<()> {
     }
     // Persist the rename itself, not just the file's bytes.
     File::open(parent)?.sync_all()
+}
+
+/// Removes a file; one already gone is not an error.
+fn remove_if_present(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Err(err) if err.kind() != io::ErrorKind::NotFound => Err(err),
+        _ => Ok(()),
+    }
 }
 
 /// Reads until `buffer` is full or the file ends.
