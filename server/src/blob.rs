@@ -448,6 +448,23 @@ impl BlobStore {
         Ok(())
     }
 
+    /// The stored size of the blob `sha256`, or `None` when the store does
+    /// not hold it.
+    pub async fn stored_size(&self, sha256: &str) -> Result<Option<u64>> {
+        match &*self.backend {
+            Backend::Directory { blobs, .. } => match tokio::fs::metadata(blob_path(blobs, sha256)).await {
+                Ok(meta) => Ok(Some(meta.len())),
+                Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+                Err(err) => Err(Error::Io(err)),
+            },
+            Backend::Objects { client, .. } => match client.head(&self.key(sha256)).await {
+                Ok(meta) => Ok(Some(meta.size)),
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(err) => Err(self.backend.unavailable("be read", err)),
+            },
+        }
+    }
+
     /// Deletes a blob's bytes; a missing blob is not an error.
     pub async fn remove(&self, sha256: &str) -> Result<()> {
         match &*self.backend {

@@ -387,36 +387,190 @@ pub enum KeysAction {
     Revoke { key_id: String },
 }
 
-/// Opens (and migrates) the database `args` name, on a runtime of its own,
-/// and runs `work` on it.
-fn with_store<F>(args: &DatabaseArgs, work: impl FnOnce(crate::store::Store) -> F) -> Result<String, String>
-where
-    F: Future<Output = Result<String, String>>,
-{
-    let config = crate::Config::resolve(crate::ConfigArgs {
+/// The configuration of a command that works on the server's database
+/// (and, given `blob_store`, its blobs) without serving.
+fn command_config(args: &DatabaseArgs, blob_store: Option<String>) -> Result<crate::Config, String> {
+    crate::Config::resolve(crate::ConfigArgs {
         config: args.config.clone(),
         data_dir: args.data_dir.clone(),
         database_url: args.database_url.clone(),
+        blob_store,
         // Only the database is used: no listener is opened.
         listen: Some("127.0.0.1:0".into()),
         web_listen: Some("off".into()),
         model: Some("none".into()),
         ..crate::ConfigArgs::default()
     })
-    .map_err(|err| err.to_string())?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    .map_err(|err| err.to_string())
+}
+
+async fn open_store(config: &crate::Config) -> Result<crate::store::Store, String> {
+    if config.database_url.starts_with("sqlite:") {
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|err| format!("cannot create {}: {err}", config.data_dir.display()))?;
+    }
+    crate::store::Store::connect(&config.database_url)
+        .await
+        .map_err(|err| format!("cannot open the database: {err}"))
+}
+
+fn command_runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|err| format!("cannot start the async runtime: {err}"))?;
-    runtime.block_on(async {
-        if config.database_url.starts_with("sqlite:") {
-            std::fs::create_dir_all(&config.data_dir)
-                .map_err(|err| format!("cannot create {}: {err}", config.data_dir.display()))?;
-        }
-        let store = crate::store::Store::connect(&config.database_url)
-            .await
-            .map_err(|err| format!("cannot open the database: {err}"))?;
+        .map_err(|err| format!("cannot start the async runtime: {err}"))
+}
+
+/// Opens (and migrates) the database `args` name, on a runtime of its own,
+/// and runs `work` on it.
+fn with_store<F>(args: &DatabaseArgs, work: impl FnOnce(crate::store::Store) -> F) -> Result<String, String>
+where
+    F: Future<Output = Result<String, String>>,
+{
+    let config = command_config(args, None)?;
+    command_runtime()?.block_on(async {
+        let store = open_store(&config).await?;
         work(store).await
+    })
+}
+
+/// `traum-server backup`: a consistent snapshot of a running library.
+#[derive(Debug, Clone, Args)]
+pub struct BackupArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// The server's blob store, `file://PATH` or `s3://BUCKET/PREFIX` [default: DATA_DIR/blobs].
+    #[arg(long, env = "TRAUM_BLOB_STORE")]
+    pub blob_store: Option<String>,
+    /// The backup directory: each backup adds a snapshot to it and copies
+    /// only the blobs it does not hold yet.
+    #[arg(
+        long,
+        value_name = "DIR",
+        required_unless_present = "verify",
+        conflicts_with = "verify"
+    )]
+    pub to: Option<PathBuf>,
+    /// Checks a backup (its latest snapshot, or the snapshot directory
+    /// given) without restoring it: checksums, rows and blobs.
+    #[arg(long, value_name = "DIR")]
+    pub verify: Option<PathBuf>,
+}
+
+/// `traum-server restore`: a backup into an empty database and blob store.
+#[derive(Debug, Clone, Args)]
+pub struct RestoreArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// The blob store to fill, `file://PATH` or `s3://BUCKET/PREFIX` [default: DATA_DIR/blobs].
+    #[arg(long, env = "TRAUM_BLOB_STORE")]
+    pub blob_store: Option<String>,
+    /// The backup directory (its latest snapshot) or one snapshot directory.
+    #[arg(long, value_name = "DIR")]
+    pub from: PathBuf,
+}
+
+fn describe_manifest(manifest: &crate::backup::Manifest) -> String {
+    let rows: Vec<String> = manifest
+        .tables
+        .iter()
+        .filter(|table| table.rows > 0)
+        .map(|table| format!("{} {}", table.name, table.rows))
+        .collect();
+    let mut text = format!(
+        "{} blobs ({} bytes); rows: {}; index files: {}",
+        manifest.blobs.count,
+        manifest.blobs.bytes,
+        if rows.is_empty() {
+            "none".to_owned()
+        } else {
+            rows.join(", ")
+        },
+        manifest.index.len()
+    );
+    if !manifest.left_out_files.is_empty() {
+        text.push_str(&format!(
+            "\n{} files deleted while the backup ran were left out: {}",
+            manifest.left_out_files.len(),
+            manifest.left_out_files.join(", ")
+        ));
+    }
+    text
+}
+
+/// Runs `backup` (or `backup --verify`); the error is a message for stderr.
+pub fn backup(args: &BackupArgs) -> Result<String, String> {
+    if let Some(dir) = &args.verify {
+        return command_runtime()?.block_on(async {
+            let report = crate::backup::verify(dir).await.map_err(|err| err.to_string())?;
+            Ok(format!(
+                "backup {} is intact: {} blobs checked; {}",
+                report.snapshot.display(),
+                report.blobs_checked,
+                describe_manifest(&report.manifest)
+            ))
+        });
+    }
+    let to = args.to.clone().ok_or("give --to DIR or --verify DIR")?;
+    if to.to_string_lossy().contains("://") {
+        return Err(format!(
+            "--to {} names a URL; backups go to a directory (one on a mounted volume, or copied to \
+             object storage afterwards, e.g. with `aws s3 sync`)",
+            to.display()
+        ));
+    }
+    let config = command_config(&args.database, args.blob_store.clone())?;
+    command_runtime()?.block_on(async {
+        let store = open_store(&config).await?;
+        let blobs = crate::blob::BlobStore::open(&config.data_dir, &config.blob_store)
+            .await
+            .map_err(|err| format!("cannot open the blob store: {err}"))?;
+        let source = crate::backup::BackupSource {
+            store: &store,
+            blobs: &blobs,
+            data_dir: &config.data_dir,
+        };
+        let report = crate::backup::backup(source, &to)
+            .await
+            .map_err(|err| err.to_string())?;
+        Ok(format!(
+            "backup written to {}: {}; {} blobs ({} bytes) copied, the others were in the backup already",
+            report.snapshot.display(),
+            describe_manifest(&report.manifest),
+            report.manifest.blobs.copied,
+            report.manifest.blobs.copied_bytes
+        ))
+    })
+}
+
+/// Runs `restore`; the error is a message for stderr.
+pub fn restore(args: &RestoreArgs) -> Result<String, String> {
+    let config = command_config(&args.database, args.blob_store.clone())?;
+    command_runtime()?.block_on(async {
+        let store = open_store(&config).await?;
+        let blobs = crate::blob::BlobStore::open(&config.data_dir, &config.blob_store)
+            .await
+            .map_err(|err| format!("cannot open the blob store: {err}"))?;
+        let target = crate::backup::BackupSource {
+            store: &store,
+            blobs: &blobs,
+            data_dir: &config.data_dir,
+        };
+        let report = crate::backup::restore(target, &args.from)
+            .await
+            .map_err(|err| err.to_string())?;
+        Ok(format!(
+            "restored {} into {} and {}: {}{}",
+            report.snapshot.display(),
+            crate::config::redact_url(&config.database_url),
+            blobs.describe(),
+            describe_manifest(&report.manifest),
+            if report.index_installed {
+                "; the saved vector index was installed"
+            } else {
+                ""
+            }
+        ))
     })
 }
 

@@ -8,6 +8,7 @@
 pub mod analytics;
 pub mod audit;
 pub mod auth;
+pub mod backup;
 pub mod blob;
 pub mod cluster;
 pub mod commands;

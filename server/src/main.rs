@@ -3,7 +3,9 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use traum_server::commands::{self, DatabaseArgs, EmbedArgs, EvalTagsArgs, KeysArgs};
+use traum_server::commands::{
+    self, BackupArgs, DatabaseArgs, EmbedArgs, EvalTagsArgs, KeysArgs, RestoreArgs,
+};
 use traum_server::{Config, ConfigArgs, EXIT_CONFIG, telemetry};
 
 /// Traum audio search server.
@@ -29,6 +31,13 @@ enum Command {
     /// Measures zero-shot tag accuracy per vocabulary on a labelled folder
     /// (DIR/VOCABULARY/LABEL/FILE).
     EvalTags(EvalTagsArgs),
+    /// Writes a consistent backup of the database rows, blobs and saved
+    /// index while servers keep serving (`--to DIR`), or checks one
+    /// (`--verify DIR`).
+    Backup(BackupArgs),
+    /// Loads a backup into an empty database and blob store (SQLite or
+    /// PostgreSQL, a directory or S3), after verifying it.
+    Restore(RestoreArgs),
 }
 
 fn main() -> ExitCode {
@@ -82,6 +91,14 @@ fn main() -> ExitCode {
             }
         };
     }
+    if let Some(Command::Backup(args)) = &cli.command {
+        telemetry::init_logging(traum_server::config::LogFormat::Human, "warn");
+        return finish("backup", commands::backup(args));
+    }
+    if let Some(Command::Restore(args)) = &cli.command {
+        telemetry::init_logging(traum_server::config::LogFormat::Human, "warn");
+        return finish("restore", commands::restore(args));
+    }
     if let Some(Command::Keys(args)) = &cli.command {
         telemetry::init_logging(traum_server::config::LogFormat::Human, "warn");
         return match commands::keys(args) {
@@ -126,6 +143,20 @@ fn main() -> ExitCode {
             }
         }
     })
+}
+
+/// Prints a command's outcome where it belongs.
+fn finish(command: &str, outcome: Result<String, String>) -> ExitCode {
+    match outcome {
+        Ok(output) => {
+            println!("{output}");
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("traum-server {command}: {message}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -7,6 +7,7 @@ mod support;
 
 mod analytics;
 mod auth;
+mod backup;
 mod cli;
 mod collections;
 mod details;

@@ -1,10 +1,43 @@
 //! sea-orm entities, one module per table (see `traum-migration` for the
-//! schema).
+//! schema). Rows serialise to JSON for backups, the same on SQLite and
+//! PostgreSQL; binary columns as hex.
+
+/// A binary column as a hex string: a JSON array of numbers would be four
+/// times the size.
+mod hex_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&hex::encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        hex::decode(text).map_err(serde::de::Error::custom)
+    }
+}
+
+mod hex_bytes_opt {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &Option<Vec<u8>>, serializer: S) -> Result<S::Ok, S::Error> {
+        match bytes {
+            Some(bytes) => serializer.serialize_some(&hex::encode(bytes)),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Vec<u8>>, D::Error> {
+        Option::<String>::deserialize(deserializer)?
+            .map(|text| hex::decode(text).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
 
 pub mod blob {
     use sea_orm::entity::prelude::*;
 
-    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel, serde::Serialize, serde::Deserialize)]
     #[sea_orm(table_name = "blobs")]
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
@@ -22,7 +55,7 @@ pub mod blob {
 pub mod file {
     use sea_orm::entity::prelude::*;
 
-    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel, serde::Serialize, serde::Deserialize)]
     #[sea_orm(table_name = "files")]
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
@@ -69,7 +102,7 @@ pub mod file {
 pub mod file_tag {
     use sea_orm::entity::prelude::*;
 
-    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel, serde::Serialize, serde::Deserialize)]
     #[sea_orm(table_name = "file_tags")]
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
@@ -87,7 +120,7 @@ pub mod file_tag {
 pub mod job {
     use sea_orm::entity::prelude::*;
 
-    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel, serde::Serialize, serde::Deserialize)]
     #[sea_orm(table_name = "jobs")]
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
@@ -121,7 +154,7 @@ pub mod job {
 pub mod cluster_lease {
     use sea_orm::entity::prelude::*;
 
-    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel, serde::Serialize, serde::Deserialize)]
     #[sea_orm(table_name = "cluster_leases")]
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
@@ -139,7 +172,7 @@ pub mod cluster_lease {
 pub mod upload {
     use sea_orm::entity::prelude::*;
 
-    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel, serde::Serialize, serde::Deserialize)]
     #[sea_orm(table_name = "uploads")]
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
@@ -163,7 +196,7 @@ pub mod upload {
 pub mod usage_event {
     use sea_orm::entity::prelude::*;
 
-    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel, serde::Serialize, serde::Deserialize)]
     #[sea_orm(table_name = "usage_events")]
     pub struct Model {
         #[sea_orm(primary_key)]
@@ -186,7 +219,7 @@ pub mod usage_event {
 pub mod embedding {
     use sea_orm::entity::prelude::*;
 
-    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel, serde::Serialize, serde::Deserialize)]
     #[sea_orm(table_name = "embeddings")]
     pub struct Model {
         #[sea_orm(primary_key)]
@@ -198,6 +231,7 @@ pub mod embedding {
         pub start_seconds: f64,
         pub end_seconds: f64,
         /// Little-endian f32s.
+        #[serde(with = "super::hex_bytes")]
         pub vector: Vec<u8>,
         pub created_at: ChronoDateTimeUtc,
     }
@@ -211,7 +245,7 @@ pub mod embedding {
 pub mod waveform {
     use sea_orm::entity::prelude::*;
 
-    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel, serde::Serialize, serde::Deserialize)]
     #[sea_orm(table_name = "waveforms")]
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
@@ -220,8 +254,10 @@ pub mod waveform {
         pub frames: i64,
         pub overview_samples_per_pair: i32,
         /// Interleaved min, max as signed bytes.
+        #[serde(with = "super::hex_bytes")]
         pub overview: Vec<u8>,
         pub detail_samples_per_pair: Option<i32>,
+        #[serde(with = "super::hex_bytes_opt")]
         pub detail: Option<Vec<u8>>,
         pub created_at: ChronoDateTimeUtc,
     }
@@ -235,7 +271,7 @@ pub mod waveform {
 pub mod collection {
     use sea_orm::entity::prelude::*;
 
-    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel, serde::Serialize, serde::Deserialize)]
     #[sea_orm(table_name = "collections")]
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
@@ -254,7 +290,7 @@ pub mod collection {
 pub mod collection_file {
     use sea_orm::entity::prelude::*;
 
-    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel, serde::Serialize, serde::Deserialize)]
     #[sea_orm(table_name = "collection_files")]
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
@@ -273,7 +309,7 @@ pub mod collection_file {
 pub mod api_key {
     use sea_orm::entity::prelude::*;
 
-    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel, serde::Serialize, serde::Deserialize)]
     #[sea_orm(table_name = "api_keys")]
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
@@ -296,7 +332,7 @@ pub mod api_key {
 pub mod audit_event {
     use sea_orm::entity::prelude::*;
 
-    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel, serde::Serialize, serde::Deserialize)]
     #[sea_orm(table_name = "audit_events")]
     pub struct Model {
         #[sea_orm(primary_key)]
@@ -318,7 +354,7 @@ pub mod audit_event {
 pub mod file_suggested_tag {
     use sea_orm::entity::prelude::*;
 
-    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel, serde::Serialize, serde::Deserialize)]
     #[sea_orm(table_name = "file_suggested_tags")]
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
@@ -342,7 +378,7 @@ pub mod file_suggested_tag {
 pub mod file_suggestion_key {
     use sea_orm::entity::prelude::*;
 
-    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel, serde::Serialize, serde::Deserialize)]
     #[sea_orm(table_name = "file_suggestion_keys")]
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
@@ -359,12 +395,13 @@ pub mod file_suggestion_key {
 pub mod file_fingerprint {
     use sea_orm::entity::prelude::*;
 
-    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel, serde::Serialize, serde::Deserialize)]
     #[sea_orm(table_name = "file_fingerprints")]
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
         pub file_id: String,
         /// `traum_audio::Fingerprint::to_bytes`.
+        #[serde(with = "super::hex_bytes")]
         pub fingerprint: Vec<u8>,
         pub created_at: ChronoDateTimeUtc,
     }
@@ -378,7 +415,7 @@ pub mod file_fingerprint {
 pub mod file_duplicate_link {
     use sea_orm::entity::prelude::*;
 
-    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel, serde::Serialize, serde::Deserialize)]
     #[sea_orm(table_name = "file_duplicate_links")]
     pub struct Model {
         /// The lower of the two file ids.
@@ -400,7 +437,7 @@ pub mod file_duplicate_link {
 pub mod index_change {
     use sea_orm::entity::prelude::*;
 
-    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel, serde::Serialize, serde::Deserialize)]
     #[sea_orm(table_name = "index_changes")]
     pub struct Model {
         #[sea_orm(primary_key)]
@@ -421,7 +458,7 @@ pub mod index_change {
 pub mod index_feed_state {
     use sea_orm::entity::prelude::*;
 
-    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel, serde::Serialize, serde::Deserialize)]
     #[sea_orm(table_name = "index_feed_state")]
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]

@@ -4,6 +4,7 @@
 
 mod api_keys;
 mod audit;
+mod backup;
 mod collections;
 mod embeddings;
 pub mod entities;
@@ -24,6 +25,7 @@ use std::time::Duration;
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, TransactionTrait};
 use traum_migration::{Migrator, MigratorTrait};
 
+pub use self::backup::{BACKUP_TABLES, TableSink, TableSource, check_row};
 pub use self::feed::{FEED_CHANNEL, FeedChange, FeedPosition, FeedRead};
 pub use self::fingerprints::UnprintedFile;
 pub use self::jobs::{Claimed, JobClaim};
