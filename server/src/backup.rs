@@ -27,7 +27,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
-use crate::blob::{BlobStore, hash_file};
+use crate::blob::{BlobStore, hash_file, is_sha256};
 use crate::error::{Error, Result};
 use crate::store::{BACKUP_TABLES, Store, TableSink, check_row};
 
@@ -414,13 +414,6 @@ async fn read_blob_rows(path: &Path) -> Result<Vec<(String, u64)>> {
         Ok(rows)
     })
     .await
-}
-
-fn is_sha256(text: &str) -> bool {
-    text.len() == 64
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 fn pool_path(pool: &Path, sha256: &str) -> PathBuf {

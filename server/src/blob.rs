@@ -227,6 +227,21 @@ enum Backend {
     },
 }
 
+/// A blob as the store lists it.
+#[derive(Debug, Clone)]
+pub struct ListedBlob {
+    pub sha256: String,
+    pub modified: chrono::DateTime<chrono::Utc>,
+}
+
+/// Whether `name` can be a blob's name (lowercase hex SHA-256).
+pub fn is_sha256(name: &str) -> bool {
+    name.len() == 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 /// Result of streaming bytes into a temp file.
 #[derive(Debug)]
 pub struct Written {
@@ -462,6 +477,55 @@ impl BlobStore {
                 Err(object_store::Error::NotFound { .. }) => Ok(None),
                 Err(err) => Err(self.backend.unavailable("be read", err)),
             },
+        }
+    }
+
+    /// Every blob the store holds, with when it was last written (not the
+    /// upload sessions).
+    pub async fn list_blobs(&self) -> Result<Vec<ListedBlob>> {
+        match &*self.backend {
+            Backend::Directory { blobs, .. } => {
+                let blobs = blobs.clone();
+                let listed = tokio::task::spawn_blocking(move || -> io::Result<Vec<ListedBlob>> {
+                    let mut listed = Vec::new();
+                    let walk = walkdir::WalkDir::new(&blobs)
+                        .into_iter()
+                        .filter_entry(|entry| entry.file_name() != SESSIONS);
+                    for entry in walk {
+                        let entry = entry.map_err(io::Error::other)?;
+                        let Some(name) = entry.file_name().to_str().filter(|name| is_sha256(name)) else {
+                            continue;
+                        };
+                        if entry.file_type().is_file() {
+                            let modified = entry.metadata().map_err(io::Error::other)?.modified()?;
+                            listed.push(ListedBlob {
+                                sha256: name.to_owned(),
+                                modified: modified.into(),
+                            });
+                        }
+                    }
+                    Ok(listed)
+                })
+                .await??;
+                Ok(listed)
+            }
+            Backend::Objects { client, root, .. } => {
+                let objects: Vec<_> = client
+                    .list(Some(root))
+                    .try_collect()
+                    .await
+                    .map_err(|err| self.backend.unavailable("be listed", err))?;
+                Ok(objects
+                    .into_iter()
+                    .filter_map(|meta| {
+                        let name = meta.location.filename().filter(|name| is_sha256(name))?;
+                        Some(ListedBlob {
+                            sha256: name.to_owned(),
+                            modified: meta.last_modified,
+                        })
+                    })
+                    .collect())
+            }
         }
     }
 

@@ -1,8 +1,9 @@
 //! Work done once for the whole cluster rather than once per replica: the
 //! backfills after a start (files without embeddings of the loaded model,
 //! zero-shot tags of another model or vocabulary, files without a
-//! fingerprint), the expiry of upload sessions, and the pruning of usage
-//! and audit rows and of the index change feed. The replica that holds the `chores` lease does it; the
+//! fingerprint), the expiry of upload sessions, the pruning of usage
+//! and audit rows and of the index change feed, and the removal of blobs no
+//! file references. The replica that holds the `chores` lease does it; the
 //! lease passes to another replica when its holder stops renewing it.
 
 use std::time::Duration;
@@ -15,6 +16,7 @@ use crate::duplicates::Duplicates;
 use crate::embed::Embedder;
 use crate::ingest::Ingest;
 use crate::jobs::Jobs;
+use crate::library::Library;
 use crate::search::Search;
 use crate::store::Store;
 use crate::telemetry::metrics;
@@ -24,6 +26,9 @@ use crate::zero_shot::ZeroShot;
 pub const CHORES_LEASE: &str = "chores";
 /// How often the leader expires sessions and prunes old rows.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
+/// How often the leader lists the blob store for unreferenced blobs (a
+/// listing of a large bucket costs a request per thousand objects).
+const BLOB_SWEEP_INTERVAL: Duration = Duration::from_secs(3600);
 /// How long the index change feed keeps a row: a replica (or a saved
 /// index) that was away longer checks its whole index against the
 /// database instead of replaying the feed.
@@ -40,7 +45,9 @@ pub struct Chores {
     pub zero_shot: ZeroShot,
     pub duplicates: Duplicates,
     pub ingest: Ingest,
+    pub library: Library,
     pub audit: Audit,
+    pub orphan_blob_grace: Duration,
     pub usage_retention: Duration,
     pub audit_retention: Duration,
 }
@@ -58,6 +65,7 @@ impl Chores {
         // The first sweep comes at start: sessions that expired while the
         // server was down go at once.
         let mut last_sweep: Option<tokio::time::Instant> = None;
+        let mut last_blob_sweep: Option<tokio::time::Instant> = None;
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
@@ -92,6 +100,10 @@ impl Chores {
             if last_sweep.is_none_or(|last| last.elapsed() >= SWEEP_INTERVAL) {
                 last_sweep = Some(tokio::time::Instant::now());
                 self.sweep(term.is_some()).await;
+            }
+            if term.is_some() && last_blob_sweep.is_none_or(|last| last.elapsed() >= BLOB_SWEEP_INTERVAL) {
+                last_blob_sweep = Some(tokio::time::Instant::now());
+                self.sweep_blobs().await;
             }
         }
         if let Some(term) = term.take() {
@@ -156,6 +168,22 @@ impl Chores {
             Ok(0) => {}
             Ok(removed) => tracing::info!(removed, "pruned index changes past the feed's retention"),
             Err(err) => tracing::warn!(error = %err, "index change feed pruning failed"),
+        }
+    }
+}
+
+impl Chores {
+    /// Removes blobs no file references once they are older than the grace.
+    async fn sweep_blobs(&self) {
+        let grace = chrono::Duration::from_std(self.orphan_blob_grace).unwrap_or(chrono::Duration::MAX);
+        match self
+            .library
+            .sweep_orphaned_blobs(chrono::Utc::now() - grace)
+            .await
+        {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, "removed blobs no file references"),
+            Err(err) => tracing::warn!(error = %err, "orphaned blob sweep failed; it runs again in an hour"),
         }
     }
 }

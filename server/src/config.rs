@@ -86,6 +86,12 @@ pub struct ConfigArgs {
     /// AWS_ALLOW_HTTP) [default: file://DATA_DIR/blobs].
     #[arg(long, env = "TRAUM_BLOB_STORE")]
     pub blob_store: Option<String>,
+    /// Age after which a blob that no file references is removed from the
+    /// blob store by the cluster's chores (left by a delete during a store
+    /// outage, or by a crash between writing bytes and their record), e.g.
+    /// `1h` [default: 1h].
+    #[arg(long, env = "TRAUM_ORPHAN_BLOB_GRACE", value_parser = humantime::parse_duration)]
+    pub orphan_blob_grace: Option<Duration>,
     /// Age after which recorded usage events are pruned, e.g. `90d` [default: 90d].
     #[arg(long, env = "TRAUM_USAGE_RETENTION", value_parser = humantime::parse_duration)]
     pub usage_retention: Option<Duration>,
@@ -227,6 +233,8 @@ struct FileConfig {
     job_lease: Option<Duration>,
     blob_store: Option<String>,
     #[serde(default, with = "opt_duration")]
+    orphan_blob_grace: Option<Duration>,
+    #[serde(default, with = "opt_duration")]
     usage_retention: Option<Duration>,
     #[serde(default, with = "opt_duration")]
     audit_retention: Option<Duration>,
@@ -303,6 +311,8 @@ pub struct Config {
     pub job_lease: Duration,
     /// Where content-addressed blobs and upload sessions live.
     pub blob_store: BlobLocation,
+    /// How old an unreferenced blob must be before the chores remove it.
+    pub orphan_blob_grace: Duration,
     pub usage_retention: Duration,
     pub audit_retention: Duration,
     pub upload_idle_timeout: Duration,
@@ -367,6 +377,7 @@ impl Config {
             replica_id: default_replica_id(),
             job_lease: Duration::from_secs(30),
             blob_store,
+            orphan_blob_grace: Duration::from_secs(3600),
             usage_retention: Duration::from_secs(90 * 24 * 3600),
             audit_retention: Duration::from_secs(365 * 24 * 3600),
             upload_idle_timeout: Duration::from_secs(60),
@@ -480,6 +491,9 @@ impl Config {
         }
         if let Some(v) = args.blob_store.or(file.blob_store) {
             config.blob_store = parse_blob_store(&v)?;
+        }
+        if let Some(v) = args.orphan_blob_grace.or(file.orphan_blob_grace) {
+            config.orphan_blob_grace = v;
         }
         if let Some(v) = args.usage_retention.or(file.usage_retention) {
             config.usage_retention = v;

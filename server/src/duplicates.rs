@@ -97,6 +97,11 @@ impl Catalogue {
 /// first member first.
 type IdGroup = Vec<(String, f64, f64)>;
 
+/// How far back a writer reads the fingerprints other replicas stored: far
+/// beyond the feed's delay (milliseconds; a poll each second at worst) and
+/// any clock skew between replicas.
+const RECENT_WRITES: chrono::TimeDelta = chrono::TimeDelta::minutes(2);
+
 impl Duplicates {
     /// A service whose index is empty until [`Duplicates::start`] loads it.
     pub fn new(store: Store, blobs: BlobStore, max_duration: Duration) -> Self {
@@ -214,11 +219,31 @@ impl Duplicates {
     /// to the index. Returns the links found.
     pub async fn fingerprinted(&self, file_id: &str, fingerprint: Fingerprint) -> Result<Vec<DuplicateLink>> {
         let bytes = fingerprint.to_bytes();
-        // One writer at a time: two copies analysed at once must see each other.
+        // One writer at a time in the cluster: two copies analysed at once
+        // must see each other. The writers before this one have committed;
+        // what they stored may not have reached this replica through the
+        // feed yet, so it is read here.
+        let _cluster = self.inner.store.lock_fingerprinting().await?;
+        let recent = if self.inner.store.is_sqlite() {
+            Vec::new()
+        } else {
+            self.inner
+                .store
+                .fingerprints_since(chrono::Utc::now() - RECENT_WRITES)
+                .await?
+        };
         let guard = self.inner.catalogue.clone().write_owned().await;
         let id = file_id.to_owned();
         let (guard, links) = tokio::task::spawn_blocking(move || {
             let mut guard = guard;
+            for (other, stored) in &recent {
+                if *other != id
+                    && guard.fingerprint(other).is_none()
+                    && let Ok(stored) = Fingerprint::from_bytes(stored)
+                {
+                    guard.insert(other, &stored);
+                }
+            }
             let links = guard.links_to(&id, &fingerprint);
             guard.insert(&id, &fingerprint);
             (guard, links)

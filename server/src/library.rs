@@ -25,6 +25,9 @@ use crate::zero_shot::Vocabularies;
 /// Bytes per downloaded chunk.
 const DOWNLOAD_CHUNK: usize = 256 * 1024;
 
+/// Blobs looked up in the database at once by the orphan sweep.
+const ORPHAN_CHECK_BATCH: usize = 500;
+
 /// Cheap handle to the library service.
 #[derive(Clone)]
 pub struct Library {
@@ -209,6 +212,44 @@ impl Library {
         }
         self.inner.jobs.announce(LibraryEvent::Deleted(id.to_owned()));
         Ok(deleted)
+    }
+
+    /// Removes the blobs no file references that were last written before
+    /// `written_before` (the grace keeps the bytes a restore has copied but
+    /// not yet recorded). Each removal holds the blob's lock and checks the
+    /// database again, so an upload of the same bytes either sees its blob
+    /// removed first or keeps it. Returns how many were removed.
+    pub async fn sweep_orphaned_blobs(&self, written_before: chrono::DateTime<chrono::Utc>) -> Result<u64> {
+        let candidates: Vec<String> = self
+            .inner
+            .blobs
+            .list_blobs()
+            .await?
+            .into_iter()
+            .filter(|blob| blob.modified < written_before)
+            .map(|blob| blob.sha256)
+            .collect();
+        let mut removed = 0;
+        for chunk in candidates.chunks(ORPHAN_CHECK_BATCH) {
+            let known = self.inner.store.known_blobs(chunk).await?;
+            for sha256 in chunk.iter().filter(|sha256| !known.contains(*sha256)) {
+                let _placement = self.inner.blobs.placement().await;
+                let _shared = self.inner.store.lock_blob(sha256).await?;
+                if !self
+                    .inner
+                    .store
+                    .known_blobs(std::slice::from_ref(sha256))
+                    .await?
+                    .is_empty()
+                {
+                    continue;
+                }
+                self.inner.blobs.remove(sha256).await?;
+                metrics::BLOBS_SWEPT.increment([], 1);
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 
     /// A file's record with its stored bytes opened for reading.

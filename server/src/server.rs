@@ -377,7 +377,9 @@ pub async fn run(
             zero_shot,
             duplicates,
             ingest,
+            library: app.library.clone(),
             audit: audit.clone(),
+            orphan_blob_grace: config.orphan_blob_grace,
             usage_retention: config.usage_retention,
             audit_retention: config.audit_retention,
         }

@@ -426,3 +426,89 @@ async fn near_duplicates_group_transcodes_trims_and_gain_changes(backend: Backen
 }
 
 both_backends!(near_duplicates_group_transcodes_trims_and_gain_changes);
+
+/// Two replicas fingerprinting two copies of one recording at the same
+/// moment: neither has seen the other's fingerprint through the feed yet
+/// (here: never, as neither follows it), and the second still links to the
+/// first because fingerprint writes take turns across the cluster and each
+/// reads what the others stored lately.
+#[tokio::test]
+async fn copies_fingerprinted_at_once_on_two_replicas_are_linked() {
+    if crate::support::postgres_url().is_none() {
+        eprintln!("skipped: TRAUM_TEST_POSTGRES_URL is not set");
+        return;
+    }
+    let env = TestEnv::new(Backend::Postgres).await;
+    let server = env.start().await;
+    let copies: Vec<(String, Vec<u8>)> = variants(0)
+        .into_iter()
+        .take(2)
+        .map(|variant| (variant.name, variant.data))
+        .collect();
+    let ids = upload_all(&server, &copies).await;
+    server.stop().await;
+
+    // The fingerprints as the pipeline stored them; then the database as
+    // it was before either file was looked up.
+    use sea_orm::ConnectionTrait;
+    let db = sea_orm::Database::connect(&env.db.url).await.expect("connect");
+    let mut fingerprints = Vec::new();
+    for id in &ids {
+        let row = db
+            .query_one_raw(sea_orm::Statement::from_sql_and_values(
+                sea_orm::DbBackend::Postgres,
+                "SELECT fingerprint FROM file_fingerprints WHERE file_id = $1",
+                [id.clone().into()],
+            ))
+            .await
+            .expect("query")
+            .expect("a stored fingerprint");
+        let bytes: Vec<u8> = row.try_get("", "fingerprint").expect("bytes");
+        fingerprints.push(traum_audio::fingerprint::Fingerprint::from_bytes(&bytes).expect("fingerprint"));
+    }
+    env.execute_sql("DELETE FROM file_duplicate_links; DELETE FROM file_fingerprints;")
+        .await;
+    db.close().await.ok();
+
+    let store = traum_server::store::Store::connect(&env.db.url)
+        .await
+        .expect("store");
+    let data_dir = env.dir.path().join("data");
+    let blobs = traum_server::blob::BlobStore::open(
+        &data_dir,
+        &traum_server::blob::BlobLocation::Directory(data_dir.join("blobs")),
+    )
+    .await
+    .expect("blobs");
+    let replica =
+        || traum_server::duplicates::Duplicates::new(store.clone(), blobs.clone(), Duration::from_secs(600));
+    let (first, second) = (replica(), replica());
+    first.start().await.expect("load");
+    second.start().await.expect("load");
+    let mut fingerprints = fingerprints.into_iter();
+    let found_first = first
+        .fingerprinted(&ids[0], fingerprints.next().expect("first"))
+        .await
+        .expect("first lookup");
+    assert!(found_first.is_empty());
+    let found_second = second
+        .fingerprinted(&ids[1], fingerprints.next().expect("second"))
+        .await
+        .expect("second lookup");
+    assert_eq!(
+        found_second.len(),
+        1,
+        "the second copy found the first: {found_second:?}"
+    );
+    let link = &found_second[0];
+    let mut pair = [link.file_id.clone(), link.other_id.clone()];
+    pair.sort();
+    let mut expected = [ids[0].clone(), ids[1].clone()];
+    expected.sort();
+    assert_eq!(pair, expected);
+    assert!(link.score > 0.6, "{link:?}");
+    // Stored, so every replica's ListDuplicates shows the group.
+    let group = second.group_of(&ids[0]).await.expect("group").expect("a group");
+    assert_eq!(group.members.len(), 2);
+    env.finish().await;
+}

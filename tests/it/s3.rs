@@ -457,3 +457,119 @@ async fn an_outage_of_the_store_is_unavailable_and_heals(backend: Backend) {
     env.finish().await;
 }
 crate::both_backends!(an_outage_of_the_store_is_unavailable_and_heals);
+
+/// Blobs no file references (a delete during an outage leaves them) are
+/// removed by the chores once older than the grace; referenced ones and
+/// upload sessions stay. In a directory store and in a bucket.
+#[tokio::test]
+async fn unreferenced_blobs_are_swept_after_the_grace() {
+    let s3 = S3Server::start().await;
+    let orphan = wav(0.7, 22_050, 1, 330.0);
+    let orphan_sha = sha256_hex(&orphan);
+    let mut swept_so_far = 0;
+    for in_bucket in [false, true] {
+        let env = TestEnv::new(Backend::Sqlite).await;
+        let prefix = "sweep";
+        let configure = |config: &mut traum_server::Config, grace: Duration| {
+            if in_bucket {
+                config.blob_store = s3_location(&s3.endpoint(), prefix);
+            }
+            config.orphan_blob_grace = grace;
+        };
+        let server = env
+            .start_with(|config| configure(config, Duration::from_secs(3600)))
+            .await;
+        let kept = wav(1.0, 22_050, 1, 440.0);
+        let file = server.upload_and_process("kept.wav", &[], &kept).await;
+        let mut audio = server.audio();
+        // An open session's chunk is not a blob and is not swept.
+        let session = audio
+            .start_upload(pb::StartUploadRequest {
+                header: Some(crate::support::upload_header("open.wav", &kept)),
+            })
+            .await
+            .expect("start session")
+            .into_inner();
+        audio
+            .put_upload_chunk(pb::PutUploadChunkRequest {
+                upload_id: session.upload_id.clone(),
+                offset: 0,
+                data: bytes::Bytes::copy_from_slice(&kept[..1000]),
+            })
+            .await
+            .expect("one chunk");
+        server.stop().await;
+
+        // Bytes that no file references, as a failed delete leaves them.
+        let orphan_path = |root: &std::path::Path| {
+            root.join(&orphan_sha[..2])
+                .join(&orphan_sha[2..4])
+                .join(&orphan_sha)
+        };
+        let blob_dir = env.dir.path().join("data").join("blobs");
+        let key = format!("{prefix}/{}/{}/{orphan_sha}", &orphan_sha[..2], &orphan_sha[2..4]);
+        if in_bucket {
+            let response = reqwest::Client::new()
+                .put(format!("{}/{BUCKET}/{key}", s3.endpoint()))
+                .body(orphan.clone())
+                .send()
+                .await
+                .expect("put the orphan");
+            assert!(response.status().is_success());
+        } else {
+            let path = orphan_path(&blob_dir);
+            std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+            std::fs::write(&path, &orphan).expect("write the orphan");
+        }
+        let orphan_present = async || {
+            if in_bucket {
+                s3.keys(&format!("{prefix}/")).await.contains(&key)
+            } else {
+                orphan_path(&blob_dir).exists()
+            }
+        };
+
+        // Younger than the grace: kept.
+        let server = env
+            .start_with(|config| configure(config, Duration::from_secs(3600)))
+            .await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(orphan_present().await, "swept before its grace ({in_bucket})");
+        server.stop().await;
+
+        // Past it: the first chores term removes it and counts it.
+        let server = env.start_with(|config| configure(config, Duration::ZERO)).await;
+        let started = Instant::now();
+        while orphan_present().await {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "the orphan was not swept ({in_bucket})"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // The recorder is the process's: the count goes on across servers.
+        let metrics = server.metrics_text().await;
+        let swept: Vec<&str> = metrics
+            .lines()
+            .filter(|line| line.starts_with("traum_blobs_swept_total"))
+            .collect();
+        swept_so_far += 1;
+        assert_eq!(
+            swept,
+            [format!("traum_blobs_swept_total {swept_so_far}")],
+            "{in_bucket}"
+        );
+        assert_eq!(download_through(&mut server.audio(), &file.file_id).await, kept);
+        let mut audio = server.audio();
+        let status = audio
+            .get_upload(pb::GetUploadRequest {
+                upload_id: session.upload_id.clone(),
+            })
+            .await
+            .expect("the session survives")
+            .into_inner();
+        assert_eq!(status.received_bytes, 1000);
+        server.stop().await;
+        env.finish().await;
+    }
+}

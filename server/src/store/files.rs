@@ -475,3 +475,19 @@ async fn insert_tags(txn: &impl ConnectionTrait, file_id: &str, tags: &[String])
         .await?;
     Ok(())
 }
+
+impl Store {
+    /// The blobs among `sha256s` that the database has a row for (every
+    /// referenced blob has one).
+    pub async fn known_blobs(&self, sha256s: &[String]) -> Result<std::collections::HashSet<String>> {
+        use sea_orm::{ColumnTrait, QueryFilter, QuerySelect};
+        let rows: Vec<String> = blob::Entity::find()
+            .select_only()
+            .column(blob::Column::Sha256)
+            .filter(blob::Column::Sha256.is_in(sha256s.iter().cloned()))
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        Ok(rows.into_iter().collect())
+    }
+}

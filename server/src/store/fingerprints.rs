@@ -138,6 +138,18 @@ impl Store {
             .await?)
     }
 
+    /// Fingerprints stored at or after `since` (by any replica).
+    pub async fn fingerprints_since(&self, since: chrono::DateTime<Utc>) -> Result<Vec<(String, Vec<u8>)>> {
+        Ok(file_fingerprint::Entity::find()
+            .select_only()
+            .column(file_fingerprint::Column::FileId)
+            .column(file_fingerprint::Column::Fingerprint)
+            .filter(file_fingerprint::Column::CreatedAt.gte(since))
+            .into_tuple()
+            .all(&self.db)
+            .await?)
+    }
+
     /// (file id, stored bytes) of those of `file_ids` with a fingerprint.
     pub async fn fingerprints_of(&self, file_ids: &[String]) -> Result<Vec<(String, Vec<u8>)>> {
         let mut out = Vec::new();

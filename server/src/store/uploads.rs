@@ -91,6 +91,13 @@ impl Store {
         self.advisory_lock(format!("traum blob {sha256}")).await
     }
 
+    /// Holds the cluster's fingerprint writes until dropped: one file at a
+    /// time is looked up among the stored fingerprints and stored with its
+    /// links, so two copies analysed at once on two replicas see each other.
+    pub async fn lock_fingerprinting(&self) -> Result<AdvisoryLock> {
+        self.advisory_lock("traum fingerprints".to_owned()).await
+    }
+
     /// On PostgreSQL a transaction-scoped advisory lock on `key`; nothing on
     /// SQLite (one server, whose own locks suffice).
     async fn advisory_lock(&self, key: String) -> Result<AdvisoryLock> {

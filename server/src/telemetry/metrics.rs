@@ -242,6 +242,12 @@ pub const BLOBS_LEFT_BEHIND: Counter<0> = Counter::new(
     "unreferenced blobs a delete could not remove because the blob store failed (the bytes stay, no file refers to them)",
     [],
 );
+pub const BLOBS_SWEPT: Counter<0> = Counter::new(
+    "traum_blobs_swept_total",
+    None,
+    "unreferenced blobs the chores removed from the blob store after the orphan grace",
+    [],
+);
 pub const JOBS_WAITING_FOR_BLOBS: Counter<0> = Counter::new(
     "traum_jobs_waiting_for_blob_store_total",
     None,
@@ -274,6 +280,7 @@ pub static ALL: &[&Def] = &[
     &INDEX_FEED_FILES.def,
     &INDEX_FEED_POSITION.def,
     &BLOBS_LEFT_BEHIND.def,
+    &BLOBS_SWEPT.def,
     &JOBS_WAITING_FOR_BLOBS.def,
 ];
 
