@@ -19,6 +19,12 @@ pub struct IngestSetup {
     pub out: PathBuf,
     /// Directory holding the release `traum-server` and `traum` binaries.
     pub bin_dir: PathBuf,
+    /// Replica counts to run, each replica with `workers` workers.
+    pub replicas: Vec<usize>,
+    /// A PostgreSQL server (any database on it) for runs on PostgreSQL: each
+    /// run gets a fresh database there. Without it, runs use SQLite and one
+    /// replica.
+    pub database_url: Option<String>,
 }
 
 /// Lengths of a sample library: mostly loops, some stems, a few full tracks.
@@ -52,79 +58,225 @@ pub fn ingest_bench(setup: &IngestSetup) -> anyhow::Result<()> {
         corpus.1,
         setup.model_dir.display()
     );
+    if setup.database_url.is_none() && setup.replicas.iter().any(|&r| r > 1) {
+        bail!("replicas share a PostgreSQL database: pass --database-url postgres://...");
+    }
     println!(
-        "{:>7} {:>8} {:>10} {:>8} {:>9} {:>7}   stage seconds summed over jobs (share of their total)",
-        "workers", "wall s", "files/h", "CPU %", "succeeded", "failed"
+        "database: {}; blobs: one directory shared by the replicas; uploads: one `traum upload` per replica \
+         on its round-robin share of the files, all at once",
+        if setup.database_url.is_some() { "PostgreSQL, fresh per run" } else { "SQLite" }
     );
+    println!(
+        "{:>8} {:>7} {:>8} {:>10} {:>8} {:>9} {:>7}   stage seconds summed over jobs (share of their total)",
+        "replicas", "workers", "wall s", "files/h", "CPU %", "succeeded", "failed"
+    );
+    let files = corpus_files(&corpus.0)?;
     let ticks = clock_ticks()?;
-    for &workers in &setup.workers {
-        let data = tempfile::tempdir()?;
-        let (grpc, metrics) = (free_port()?, free_port()?);
-        let server = Command::new(&server_bin)
-            .arg("--data-dir")
-            .arg(data.path())
-            .arg("--model-dir")
-            .arg(&setup.model_dir)
-            .args(["--workers", &workers.to_string()])
-            .args(["--listen", &format!("127.0.0.1:{grpc}")])
-            .args(["--metrics-listen", &format!("127.0.0.1:{metrics}")])
-            .args(["--web-listen", "off", "--log", "warn"])
-            .stdout(Stdio::null())
-            .spawn()
-            .with_context(|| format!("cannot start {}", server_bin.display()))?;
-        let server = KillOnDrop(server);
-        let address = format!("http://127.0.0.1:{grpc}");
-        wait_until_ready(&cli_bin, &address)?;
-        let cpu_before = cpu_seconds(server.0.id(), ticks)?;
+    for &replicas in &setup.replicas {
+        for &workers in &setup.workers {
+            let run = Run {
+                setup,
+                server_bin: &server_bin,
+                cli_bin: &cli_bin,
+                files: &files,
+                replicas: replicas.max(1),
+                workers,
+                ticks,
+            };
+            run.measure()?;
+        }
+    }
+    Ok(())
+}
+
+/// The corpus's files, sorted, so each replica's share is the same every run.
+fn corpus_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .map(|entry| entry.map(|entry| entry.path()))
+        .collect::<Result<_, _>>()?;
+    files.sort();
+    Ok(files)
+}
+
+struct Run<'a> {
+    setup: &'a IngestSetup,
+    server_bin: &'a Path,
+    cli_bin: &'a Path,
+    files: &'a [PathBuf],
+    replicas: usize,
+    workers: usize,
+    ticks: f64,
+}
+
+impl Run<'_> {
+    fn measure(&self) -> anyhow::Result<()> {
+        let scratch = tempfile::tempdir()?;
+        let database = match &self.setup.database_url {
+            Some(base) => Some(FreshDatabase::create(base)?),
+            None => None,
+        };
+        let blobs = scratch.path().join("blobs");
+        let mut servers = Vec::with_capacity(self.replicas);
+        for index in 0..self.replicas {
+            let data = scratch.path().join(format!("data-{index}"));
+            let (grpc, metrics) = (free_port()?, free_port()?);
+            let mut command = Command::new(self.server_bin);
+            command
+                .arg("--data-dir")
+                .arg(&data)
+                .arg("--model-dir")
+                .arg(&self.setup.model_dir)
+                .args(["--workers", &self.workers.to_string()])
+                .args(["--listen", &format!("127.0.0.1:{grpc}")])
+                .args(["--metrics-listen", &format!("127.0.0.1:{metrics}")])
+                .args(["--web-listen", "off", "--log", "warn"])
+                .args(["--replica-id", &format!("bench-{index}")])
+                .arg("--blob-store")
+                .arg(format!("file://{}", blobs.display()))
+                .stdout(Stdio::null());
+            if let Some(database) = &database {
+                command.args(["--database-url", &database.url]);
+            }
+            let child = command
+                .spawn()
+                .with_context(|| format!("cannot start {}", self.server_bin.display()))?;
+            servers.push((KillOnDrop(child), format!("http://127.0.0.1:{grpc}"), metrics));
+        }
+        for (_, address, _) in &servers {
+            wait_until_ready(self.cli_bin, address)?;
+        }
+        let cpu_before = servers
+            .iter()
+            .map(|(server, _, _)| cpu_seconds(server.0.id(), self.ticks))
+            .sum::<anyhow::Result<f64>>()?;
         let started = Instant::now();
-        let upload = Command::new(&cli_bin)
-            .args(["--addr", &address, "--json", "upload"])
-            .arg(&corpus.0)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .output()
-            .context("cannot run traum upload")?;
+        let uploads: Vec<Child> = servers
+            .iter()
+            .enumerate()
+            .map(|(index, (_, address, _))| {
+                let share = self.files.iter().skip(index).step_by(self.replicas);
+                Command::new(self.cli_bin)
+                    .args(["--addr", address, "--json", "upload"])
+                    .args(share)
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .context("cannot run traum upload")
+            })
+            .collect::<anyhow::Result<_>>()?;
+        let mut outcomes: Vec<serde_json::Value> = Vec::new();
+        let mut problems = Vec::new();
+        for upload in uploads {
+            let output = upload.wait_with_output().context("traum upload")?;
+            let report: Vec<serde_json::Value> =
+                serde_json::from_slice(&output.stdout).context("traum upload --json printed no report")?;
+            outcomes.extend(report);
+            if !output.status.success() {
+                let stderr = String::from_utf8_lossy(&output.stderr);
+                let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+                problems.push(format!("  (traum upload exited with {}: {last})", output.status));
+            }
+        }
         let wall = started.elapsed().as_secs_f64();
-        let cpu = cpu_seconds(server.0.id(), ticks)? - cpu_before;
-        let outcomes: Vec<serde_json::Value> =
-            serde_json::from_slice(&upload.stdout).context("traum upload --json printed no report")?;
+        let cpu = servers
+            .iter()
+            .map(|(server, _, _)| cpu_seconds(server.0.id(), self.ticks))
+            .sum::<anyhow::Result<f64>>()?
+            - cpu_before;
         // Duplicates are not failures; anything else short of a finished job is.
         let failed = outcomes
             .iter()
-            .filter(|o| {
-                !o["error"].is_null() || (o["duplicate"] != true && o["state"] != "JOB_STATE_SUCCEEDED")
-            })
+            .filter(|o| !o["error"].is_null() || (o["duplicate"] != true && o["state"] != "JOB_STATE_SUCCEEDED"))
             .count();
-        let page = scrape(metrics)?;
-        let stages = stage_seconds(&page)?;
-        let succeeded = jobs_succeeded(&page);
+        let mut stages: Vec<(String, f64)> = Vec::new();
+        let (mut succeeded, mut fingerprint) = (0, 0.0);
+        for (_, _, metrics) in &servers {
+            let page = scrape(*metrics)?;
+            for (stage, seconds) in stage_seconds(&page)? {
+                match stages.iter_mut().find(|(name, _)| *name == stage) {
+                    Some((_, total)) => *total += seconds,
+                    None => stages.push((stage, seconds)),
+                }
+            }
+            succeeded += jobs_succeeded(&page);
+            fingerprint += metric_sum(&page, "traum_fingerprint_seconds_sum").unwrap_or(0.0);
+        }
         let total: f64 = stages.iter().map(|(_, s)| s).sum();
         let mut breakdown: Vec<String> = stages
             .iter()
             .map(|(stage, s)| format!("{stage} {s:.1} ({:.0}%)", 100.0 * s / total.max(1e-9)))
             .collect();
         // Part of `analyse`, shown apart: what near-duplicate detection costs.
-        if let Some(fingerprint) = metric_sum(&page, "traum_fingerprint_seconds_sum") {
-            breakdown.push(format!(
-                "of which fingerprint {fingerprint:.1} ({:.1}%)",
-                100.0 * fingerprint / total.max(1e-9)
-            ));
-        }
+        breakdown.push(format!(
+            "of which fingerprint {fingerprint:.1} ({:.1}%)",
+            100.0 * fingerprint / total.max(1e-9)
+        ));
         println!(
-            "{workers:>7} {wall:>8.1} {:>10.0} {:>8.0} {succeeded:>9} {failed:>7}   {}{}",
-            setup.files as f64 * 3600.0 / wall,
+            "{:>8} {:>7} {wall:>8.1} {:>10.0} {:>8.0} {succeeded:>9} {failed:>7}   {}{}",
+            self.replicas,
+            self.workers,
+            self.files.len() as f64 * 3600.0 / wall,
             100.0 * cpu / wall,
             breakdown.join(", "),
-            if upload.status.success() {
-                String::new()
-            } else {
-                let stderr = String::from_utf8_lossy(&upload.stderr);
-                let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
-                format!("  (traum upload exited with {}: {last})", upload.status)
-            }
+            problems.join("")
         );
+        drop(servers);
+        if let Some(database) = database {
+            database.drop_database()?;
+        }
+        Ok(())
     }
-    Ok(())
+}
+
+/// A database of its own for one run on a PostgreSQL server, dropped after.
+struct FreshDatabase {
+    base: String,
+    name: String,
+    url: String,
+}
+
+impl FreshDatabase {
+    fn create(base: &str) -> anyhow::Result<Self> {
+        anyhow::ensure!(base.starts_with("postgres"), "--database-url must be postgres://...");
+        let name = format!(
+            "traum_bench_{}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)?
+                .as_millis()
+        );
+        admin(base, &format!("CREATE DATABASE {name}"))?;
+        let (without_query, query) = base.split_once('?').map_or((base, None), |(url, q)| (url, Some(q)));
+        let host_end = without_query
+            .find("://")
+            .and_then(|scheme| without_query[scheme + 3..].find('/').map(|slash| scheme + 3 + slash))
+            .unwrap_or(without_query.len());
+        let url = format!(
+            "{}/{name}{}",
+            &without_query[..host_end],
+            query.map(|q| format!("?{q}")).unwrap_or_default()
+        );
+        Ok(Self {
+            base: base.to_owned(),
+            name,
+            url,
+        })
+    }
+
+    fn drop_database(self) -> anyhow::Result<()> {
+        admin(&self.base, &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
+    }
+}
+
+/// Runs one statement on `url` outside any transaction.
+fn admin(url: &str, sql: &str) -> anyhow::Result<()> {
+    use sea_orm::ConnectionTrait;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let db = sea_orm::Database::connect(url).await?;
+        db.execute_unprepared(sql).await?;
+        db.close().await?;
+        Ok(())
+    })
 }
 
 /// The corpus directory (rendered once) and a description of its formats.

@@ -165,6 +165,14 @@ enum Bench {
         /// Directory with the release `traum-server` and `traum` binaries.
         #[arg(long, default_value = "target/release")]
         bin_dir: PathBuf,
+        /// Replica counts, each replica with each worker count; more than
+        /// one needs --database-url.
+        #[arg(long, value_delimiter = ',', default_value = "1")]
+        replicas: Vec<usize>,
+        /// A PostgreSQL server for the runs (each gets a fresh database on
+        /// it) [default: SQLite, one replica].
+        #[arg(long, env = "TRAUM_BENCH_DATABASE_URL")]
+        database_url: Option<String>,
     },
     /// End-to-end `SearchByText` through gRPC on a library of random vectors:
     /// every query a new text, so the text encoder runs each time.
@@ -291,12 +299,16 @@ fn main() -> anyhow::Result<()> {
             workers,
             out,
             bin_dir,
+            replicas,
+            database_url,
         } => ingest::ingest_bench(&ingest::IngestSetup {
             model_dir,
             files: files.max(1),
             workers: workers.into_iter().map(|w| w.max(1)).collect(),
             out,
             bin_dir,
+            replicas,
+            database_url,
         }),
         Bench::Propagation {
             model_dir,
