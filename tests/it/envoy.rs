@@ -1011,7 +1011,12 @@ fn kubernetes_manifests_validate_and_match_the_server() {
     listed.sort_unstable();
     assert_eq!(
         listed,
-        ["backup-cronjob.yaml", "envoy.yaml", "migrate-job.yaml", "traum-server.yaml"],
+        [
+            "backup-cronjob.yaml",
+            "envoy.yaml",
+            "migrate-job.yaml",
+            "traum-server.yaml"
+        ],
         "every manifest but the Secret example is applied"
     );
 
@@ -1131,7 +1136,10 @@ fn kubernetes_manifests_validate_and_match_the_server() {
     let cron = of_kind(&backup_docs, "CronJob");
     let backup = &cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0];
     assert_eq!(backup["args"][0], "backup", "a command traum-server has");
-    assert_eq!(backup["envFrom"], server["envFrom"], "the replicas' database and bucket");
+    assert_eq!(
+        backup["envFrom"], server["envFrom"],
+        "the replicas' database and bucket"
+    );
     let to = backup["args"][2].as_str().expect("--to DIR");
     assert!(
         backup["volumeMounts"].to_string().contains(&format!("\"{to}\"")),

@@ -822,3 +822,68 @@ async fn sixty_uploads_over_three_replicas_survive_a_killed_one() {
     db.close().await.ok();
     env.finish().await;
 }
+
+/// `WatchJob` through a replica that is not running the job (as behind
+/// Envoy, where the watch and the worker land anywhere): the watcher follows
+/// the job's row and ends with the job. `traum upload` against two
+/// replicas used to wait forever for the jobs the other one ran.
+#[tokio::test]
+async fn a_job_run_by_another_replica_is_watched_to_its_end() {
+    if postgres_url().is_none() {
+        eprintln!("TRAUM_TEST_POSTGRES_URL is not set; replicas need PostgreSQL; not run");
+        return;
+    }
+    let env = TestEnv::new(Backend::Postgres).await;
+    let blob_dir = env.dir.path().join("shared-blobs");
+    let start = async |replica: &str| {
+        env.start_with(|config| {
+            config.data_dir = env.dir.path().join(format!("data-{replica}"));
+            config.blob_store = BlobLocation::Directory(blob_dir.clone());
+            config.replica_id = replica.into();
+            config.workers = 1;
+            with_fixture_model(config);
+        })
+        .await
+    };
+    let replicas = [start("watch-a").await, start("watch-b").await];
+    // Long enough that one worker is still busy with the first when the
+    // other polls the queue (every 2 s), so both replicas run jobs.
+    let mut uploads = Vec::new();
+    for n in 0..4 {
+        let data = wav(25.0, 22_050, 1, 200.0 + 50.0 * n as f64);
+        uploads.push(
+            replicas[0]
+                .upload(&format!("long{n}.wav"), &[], &data)
+                .await
+                .expect("upload"),
+        );
+    }
+    let watches = uploads.iter().flat_map(|upload| {
+        replicas.iter().map(move |replica| {
+            let job_id = upload.job_id.clone();
+            async move {
+                tokio::time::timeout(Duration::from_secs(90), replica.watch_to_end(&job_id))
+                    .await
+                    .unwrap_or_else(|_| panic!("the watch of {job_id} through {} did not end", replica.addr))
+            }
+        })
+    });
+    let mut runners = std::collections::BTreeSet::new();
+    for events in futures::future::join_all(watches).await {
+        let last = events
+            .last()
+            .and_then(|event| event.job.clone())
+            .expect("a final event");
+        assert_eq!(last.state, pb::JobState::Succeeded as i32, "{last:?}");
+        runners.insert(last.replica.clone());
+    }
+    assert_eq!(
+        runners.len(),
+        2,
+        "both replicas ran jobs, so some watches followed another replica's job: {runners:?}"
+    );
+    for replica in replicas {
+        replica.stop().await;
+    }
+    env.finish().await;
+}

@@ -64,7 +64,11 @@ pub fn ingest_bench(setup: &IngestSetup) -> anyhow::Result<()> {
     println!(
         "database: {}; blobs: one directory shared by the replicas; uploads: one `traum upload` per replica \
          on its round-robin share of the files, all at once",
-        if setup.database_url.is_some() { "PostgreSQL, fresh per run" } else { "SQLite" }
+        if setup.database_url.is_some() {
+            "PostgreSQL, fresh per run"
+        } else {
+            "SQLite"
+        }
     );
     println!(
         "{:>8} {:>7} {:>8} {:>10} {:>8} {:>9} {:>7}   stage seconds summed over jobs (share of their total)",
@@ -184,10 +188,16 @@ impl Run<'_> {
             .sum::<anyhow::Result<f64>>()?
             - cpu_before;
         // Duplicates are not failures; anything else short of a finished job is.
-        let failed = outcomes
+        let failures: Vec<&serde_json::Value> = outcomes
             .iter()
-            .filter(|o| !o["error"].is_null() || (o["duplicate"] != true && o["state"] != "JOB_STATE_SUCCEEDED"))
-            .count();
+            .filter(|o| {
+                !o["error"].is_null() || (o["duplicate"] != true && o["state"] != "JOB_STATE_SUCCEEDED")
+            })
+            .collect();
+        let failed = failures.len();
+        for failure in &failures {
+            problems.push(format!("  (failed: {failure})"));
+        }
         let mut stages: Vec<(String, f64)> = Vec::new();
         let (mut succeeded, mut fingerprint) = (0, 0.0);
         for (_, _, metrics) in &servers {
@@ -237,7 +247,10 @@ struct FreshDatabase {
 
 impl FreshDatabase {
     fn create(base: &str) -> anyhow::Result<Self> {
-        anyhow::ensure!(base.starts_with("postgres"), "--database-url must be postgres://...");
+        anyhow::ensure!(
+            base.starts_with("postgres"),
+            "--database-url must be postgres://..."
+        );
         let name = format!(
             "traum_bench_{}",
             std::time::SystemTime::now()
@@ -245,10 +258,16 @@ impl FreshDatabase {
                 .as_millis()
         );
         admin(base, &format!("CREATE DATABASE {name}"))?;
-        let (without_query, query) = base.split_once('?').map_or((base, None), |(url, q)| (url, Some(q)));
+        let (without_query, query) = base
+            .split_once('?')
+            .map_or((base, None), |(url, q)| (url, Some(q)));
         let host_end = without_query
             .find("://")
-            .and_then(|scheme| without_query[scheme + 3..].find('/').map(|slash| scheme + 3 + slash))
+            .and_then(|scheme| {
+                without_query[scheme + 3..]
+                    .find('/')
+                    .map(|slash| scheme + 3 + slash)
+            })
             .unwrap_or(without_query.len());
         let url = format!(
             "{}/{name}{}",
@@ -263,14 +282,19 @@ impl FreshDatabase {
     }
 
     fn drop_database(self) -> anyhow::Result<()> {
-        admin(&self.base, &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
+        admin(
+            &self.base,
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+        )
     }
 }
 
 /// Runs one statement on `url` outside any transaction.
 fn admin(url: &str, sql: &str) -> anyhow::Result<()> {
     use sea_orm::ConnectionTrait;
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async {
         let db = sea_orm::Database::connect(url).await?;
         db.execute_unprepared(sql).await?;

@@ -28,6 +28,9 @@ use crate::zero_shot::ZeroShot;
 /// Capacity of the progress broadcast; slow watchers that fall further
 /// behind re-read the job from the database.
 const EVENT_CAPACITY: usize = 4096;
+/// How often a job watcher on PostgreSQL reads the job's row, for progress
+/// made by another replica (this replica's own progress comes as events).
+const REMOTE_JOB_POLL: Duration = Duration::from_millis(500);
 
 /// Shared handle to the job system.
 #[derive(Clone)]
@@ -186,23 +189,34 @@ impl Jobs {
         let mut events = self.inner.events.subscribe();
         let current = self.inner.store.get_job(&id).await?;
         let jobs = self.clone();
+        // Another replica may run the job: its progress reaches this one
+        // only through the database. SQLite has no other replica.
+        let shared = !self.inner.store.is_sqlite();
         Ok(async_stream::try_stream! {
             let mut shutdown = jobs.inner.shutdown.clone();
             let mut last = current;
             yield last.clone();
             while !last.state.is_terminal() {
                 let woke = tokio::select! {
-                    event = events.recv() => Some(event),
+                    event = events.recv() => Some(Some(event)),
+                    () = tokio::time::sleep(REMOTE_JOB_POLL), if shared => Some(None),
                     // `None`: shutdown.
                     _ = shutdown.wait_for(|stop| *stop) => None,
                 };
                 let next = match woke {
                     // An event published before the database read can be
                     // older than what the read returned: never go back.
-                    Some(Ok(LibraryEvent::Job(job))) if job.id == id && job.updated_at >= last.updated_at => job,
-                    Some(Ok(_)) => continue,
-                    Some(Err(broadcast::error::RecvError::Lagged(_))) => jobs.inner.store.get_job(&id).await?,
-                    Some(Err(broadcast::error::RecvError::Closed)) => break,
+                    Some(Some(Ok(LibraryEvent::Job(job)))) if job.id == id && job.updated_at >= last.updated_at => job,
+                    Some(Some(Ok(_))) => continue,
+                    Some(Some(Err(broadcast::error::RecvError::Lagged(_)))) => jobs.inner.store.get_job(&id).await?,
+                    Some(Some(Err(broadcast::error::RecvError::Closed))) => break,
+                    Some(None) => {
+                        let stored = jobs.inner.store.get_job(&id).await?;
+                        if stored.updated_at < last.updated_at {
+                            continue;
+                        }
+                        stored
+                    }
                     None => {
                         Err(Error::Unavailable("server is shutting down; watch the job again once it is back".into()))?;
                         break;

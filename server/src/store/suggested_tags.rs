@@ -8,8 +8,8 @@ use chrono::Utc;
 use sea_orm::ActiveValue::Set;
 use sea_orm::sea_query::{Condition, Expr, ExprTrait, OnConflict, Query, SelectStatement};
 use sea_orm::{
-    ColumnTrait, EntityTrait, Order, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
-    TransactionTrait,
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, Order, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, QueryTrait, TransactionTrait,
 };
 
 use super::Store;
@@ -36,7 +36,20 @@ impl Store {
         all: &[SuggestedTag],
     ) -> Result<()> {
         let txn = self.db.begin().await?;
-        // A write first takes SQLite's write lock at once (see `update_file`).
+        // Writers of one file's suggestions take turns (the pipeline's and
+        // the background recomputation may meet): on PostgreSQL by locking
+        // the file's row, where two transactions would otherwise both find
+        // no pending row and insert the same labels; on SQLite the first
+        // write takes the database's write lock at once (see `update_file`).
+        if txn.get_database_backend() == DbBackend::Postgres
+            && file::Entity::find_by_id(file_id.to_owned())
+                .lock_exclusive()
+                .one(&txn)
+                .await?
+                .is_none()
+        {
+            return Ok(());
+        }
         file_suggested_tag::Entity::delete_many()
             .filter(file_suggested_tag::Column::FileId.eq(file_id))
             .filter(file_suggested_tag::Column::Review.eq(PENDING))

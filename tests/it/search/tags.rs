@@ -550,3 +550,54 @@ async fn eval_tags_reports_accuracy_per_vocabulary() {
     let err = eval_tags(&args).unwrap_err();
     assert!(err.contains("colour") && err.contains("genre, kind"), "{err}");
 }
+
+/// The pipeline's suggestions and the background recomputation may write
+/// one file's suggestions at the same moment; on PostgreSQL both used to
+/// find no pending row and insert the same labels, and one failed on the
+/// primary key. Many writers at once must all succeed and leave one set.
+async fn concurrent_suggestion_writers_leave_one_set(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let server = env.start().await;
+    let file = server
+        .upload_and_process("pad.wav", &[], &crate::support::wav(1.0, 22_050, 1, 220.0))
+        .await;
+    let store = traum_server::store::Store::connect(&env.db.url)
+        .await
+        .expect("store");
+    let tag = |label: &str, probability: f64| traum_server::domain::SuggestedTag {
+        vocabulary: "genre".into(),
+        label: label.into(),
+        probability,
+        model_id: "m".into(),
+    };
+    let suggested = vec![tag("ambient", 0.6), tag("techno", 0.3)];
+    // Rounds, so later ones meet on connections the pool already holds.
+    for round in 0..10 {
+        let writers = (0..8).map(|n| {
+            let (store, file_id, suggested) = (store.clone(), file.file_id.clone(), suggested.clone());
+            tokio::spawn(async move {
+                store
+                    .put_suggested_tags(&file_id, &format!("key-{round}-{n}"), &suggested, &suggested)
+                    .await
+            })
+        });
+        for written in futures::future::join_all(writers).await {
+            written.expect("writer task").expect("every writer succeeds");
+        }
+    }
+    let stored = server
+        .audio()
+        .get_file(pb::GetFileRequest {
+            file_id: file.file_id.clone(),
+        })
+        .await
+        .expect("get file")
+        .into_inner()
+        .suggested_tags;
+    let labels: Vec<&str> = stored.iter().map(|tag| tag.label.as_str()).collect();
+    assert_eq!(labels, ["ambient", "techno"]);
+    server.stop().await;
+    env.finish().await;
+}
+
+both_backends!(concurrent_suggestion_writers_leave_one_set);
