@@ -694,7 +694,7 @@ fn verify_blocking(from: &Path) -> std::result::Result<VerifyReport, String> {
             "the manifest lists tables {names:?}, expected {BACKUP_TABLES:?}"
         ));
     }
-    let mut blob_shas = HashSet::new();
+    let mut blob_rows = Vec::new();
     let mut referenced = HashSet::new();
     for table in &manifest.tables {
         check_file(&snapshot, &table.file)?;
@@ -711,14 +711,11 @@ fn verify_blocking(from: &Path) -> std::result::Result<VerifyReport, String> {
                     table.name
                 )
             })?;
-            if table.name == "blobs" || table.name == "files" {
+            if table.name == "blobs" {
+                blob_rows.push(serde_json::from_str::<BlobRow>(&line).map_err(|err| err.to_string())?);
+            } else if table.name == "files" {
                 let row: serde_json::Value = serde_json::from_str(&line).map_err(|err| err.to_string())?;
-                let sha = row["sha256"].as_str().unwrap_or_default().to_owned();
-                if table.name == "blobs" {
-                    blob_shas.insert(sha);
-                } else {
-                    referenced.insert(sha);
-                }
+                referenced.insert(row["sha256"].as_str().unwrap_or_default().to_owned());
             }
         }
         if rows != table.rows {
@@ -729,6 +726,7 @@ fn verify_blocking(from: &Path) -> std::result::Result<VerifyReport, String> {
             ));
         }
     }
+    let blob_shas: HashSet<String> = blob_rows.iter().map(|row| row.sha256.clone()).collect();
     if let Some(sha) = referenced.difference(&blob_shas).next() {
         return Err(format!(
             "a file refers to blob {sha}, which the backup's blobs table lacks"
@@ -736,17 +734,6 @@ fn verify_blocking(from: &Path) -> std::result::Result<VerifyReport, String> {
     }
     let pool = pool_of(&snapshot);
     let mut blobs_checked = 0;
-    let blob_rows = {
-        let path = snapshot.join(table_path("blobs"));
-        let file = fs::File::open(&path).map_err(|err| format!("cannot read {}: {err}", path.display()))?;
-        BufReader::new(file)
-            .lines()
-            .map(|line| {
-                let line = line.map_err(|err| err.to_string())?;
-                serde_json::from_str::<BlobRow>(&line).map_err(|err| err.to_string())
-            })
-            .collect::<std::result::Result<Vec<_>, String>>()?
-    };
     for row in blob_rows {
         if !is_sha256(&row.sha256) {
             return Err(format!("the blobs table names a blob `{}`", row.sha256));

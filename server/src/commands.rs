@@ -414,6 +414,17 @@ async fn open_store(config: &crate::Config) -> Result<crate::store::Store, Strin
         .map_err(|err| format!("cannot open the database: {err}"))
 }
 
+/// The database and the blob store `config` names.
+async fn open_library(
+    config: &crate::Config,
+) -> Result<(crate::store::Store, crate::blob::BlobStore), String> {
+    let store = open_store(config).await?;
+    let blobs = crate::blob::BlobStore::open(&config.data_dir, &config.blob_store)
+        .await
+        .map_err(|err| format!("cannot open the blob store: {err}"))?;
+    Ok((store, blobs))
+}
+
 fn command_runtime() -> Result<tokio::runtime::Runtime, String> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -521,10 +532,7 @@ pub fn backup(args: &BackupArgs) -> Result<String, String> {
     }
     let config = command_config(&args.database, args.blob_store.clone())?;
     command_runtime()?.block_on(async {
-        let store = open_store(&config).await?;
-        let blobs = crate::blob::BlobStore::open(&config.data_dir, &config.blob_store)
-            .await
-            .map_err(|err| format!("cannot open the blob store: {err}"))?;
+        let (store, blobs) = open_library(&config).await?;
         let source = crate::backup::BackupSource {
             store: &store,
             blobs: &blobs,
@@ -547,10 +555,7 @@ pub fn backup(args: &BackupArgs) -> Result<String, String> {
 pub fn restore(args: &RestoreArgs) -> Result<String, String> {
     let config = command_config(&args.database, args.blob_store.clone())?;
     command_runtime()?.block_on(async {
-        let store = open_store(&config).await?;
-        let blobs = crate::blob::BlobStore::open(&config.data_dir, &config.blob_store)
-            .await
-            .map_err(|err| format!("cannot open the blob store: {err}"))?;
+        let (store, blobs) = open_library(&config).await?;
         let target = crate::backup::BackupSource {
             store: &store,
             blobs: &blobs,
