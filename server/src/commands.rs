@@ -63,6 +63,7 @@ fn start_engine(
         hub: HubOptions::from_env(),
         batch_size,
         threads: std::thread::available_parallelism().map_or(2, usize::from),
+        precision: Default::default(),
         text: TextSettings::default(),
     };
     let engine = Arc::new(Engine::start(&dir, &settings).map_err(|err| err.to_string())?);

@@ -129,6 +129,11 @@ pub struct ConfigArgs {
     /// Threads of the inference pool [default: number of CPUs].
     #[arg(long, env = "TRAUM_EMBED_THREADS")]
     pub embed_threads: Option<usize>,
+    /// What CLAP's matrix products compute in on the CPU: `f32`, or `bf16`
+    /// (faster where the CPU has AMX or AVX512-BF16; fidelity to f32 in
+    /// README → Benchmarks) [default: f32].
+    #[arg(long, env = "TRAUM_PRECISION")]
+    pub precision: Option<traum_clap::Precision>,
     /// Most text queries encoded in one forward pass, gathered across
     /// concurrent searches [default: 16].
     #[arg(long, env = "TRAUM_TEXT_BATCH_SIZE")]
@@ -248,6 +253,7 @@ struct FileConfig {
     model_cache_dir: Option<PathBuf>,
     embed_batch_size: Option<usize>,
     embed_threads: Option<usize>,
+    precision: Option<String>,
     text_batch_size: Option<usize>,
     #[serde(default, with = "opt_duration")]
     text_batch_wait: Option<Duration>,
@@ -326,6 +332,8 @@ pub struct Config {
     pub model_cache_dir: PathBuf,
     pub embed_batch_size: usize,
     pub embed_threads: usize,
+    /// What the encoders' linear layers compute in.
+    pub precision: traum_clap::Precision,
     /// Text queries per forward pass, gathered across concurrent searches.
     pub text_batch_size: usize,
     /// How long a new text query waits for others to share its forward pass.
@@ -388,6 +396,7 @@ impl Config {
             model_cache_dir,
             embed_batch_size: 8,
             embed_threads: std::thread::available_parallelism().map_or(2, usize::from),
+            precision: traum_clap::Precision::F32,
             text_batch_size: crate::embed::TextSettings::DEFAULT.batch_size,
             text_batch_wait: crate::embed::TextSettings::DEFAULT.batch_wait,
             text_cache_entries: crate::embed::TextSettings::DEFAULT.cache_entries,
@@ -527,6 +536,13 @@ impl Config {
         }
         if let Some(v) = args.embed_threads.or(file.embed_threads) {
             config.embed_threads = v;
+        }
+        if let Some(v) = args.precision {
+            config.precision = v;
+        } else if let Some(name) = file.precision {
+            config.precision = name
+                .parse()
+                .map_err(|message| ConfigError(format!("precision in the config file: {message}")))?;
         }
         if let Some(v) = args.text_batch_size.or(file.text_batch_size) {
             config.text_batch_size = v;
@@ -942,7 +958,7 @@ mod tests {
         std::fs::write(
             &file,
             "workers = 7\nlisten = \"127.0.0.1:6000\"\nshutdown_grace = \"5s\"\nhnsw_target_recall = 0.9\n\
-             text_batch_wait = \"5ms\"\ntext_cache_entries = 10\n",
+             text_batch_wait = \"5ms\"\ntext_cache_entries = 10\nprecision = \"bf16\"\n",
         )
         .unwrap();
         let args = ConfigArgs {
@@ -956,6 +972,7 @@ mod tests {
         assert_eq!(config.workers, 7);
         assert_eq!(config.text_batch_wait, Duration::from_millis(5));
         assert_eq!(config.text_cache_entries, 10);
+        assert_eq!(config.precision, traum_clap::Precision::Bf16);
         assert_eq!(
             config.text_batch_size,
             crate::embed::TextSettings::DEFAULT.batch_size
@@ -971,11 +988,21 @@ mod tests {
         let file = dir.path().join("traum.toml");
         std::fs::write(&file, "wokers = 7\n").unwrap();
         let err = Config::resolve(ConfigArgs {
-            config: Some(file),
+            config: Some(file.clone()),
             ..ConfigArgs::default()
         })
         .unwrap_err();
         assert!(err.to_string().contains("wokers"), "{err}");
+        std::fs::write(&file, "precision = \"int8\"\n").unwrap();
+        let err = Config::resolve(ConfigArgs {
+            config: Some(file.clone()),
+            ..ConfigArgs::default()
+        })
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("int8 precision is not implemented"),
+            "{err}"
+        );
         let err = Config::resolve(ConfigArgs {
             workers: Some(0),
             ..ConfigArgs::default()

@@ -247,6 +247,7 @@ pub async fn run(
         hub: traum_clap::hub::HubOptions::from_env(),
         batch_size: config.embed_batch_size,
         threads: config.embed_threads,
+        precision: config.precision,
         text: config.text_settings(),
     });
     let vector_config = VectorIndexConfig {

@@ -304,9 +304,36 @@ impl TestServer {
     }
 
     /// Starts a server the test reaches through `endpoint` (e.g. over TLS).
-    pub async fn start_reached_by(mut config: Config, endpoint: impl Fn(SocketAddr) -> Endpoint) -> Self {
-        let metrics_addr = free_port();
-        config.metrics_listen = Some(metrics_addr);
+    ///
+    /// The metrics and web ports are picked free and then handed to the
+    /// server, so a parallel test can take one in between; such a start is
+    /// retried on fresh ports (read the chosen one from `web_addr`).
+    pub async fn start_reached_by(config: Config, endpoint: impl Fn(SocketAddr) -> Endpoint) -> Self {
+        let mut attempts_left = 5;
+        loop {
+            let mut attempt = config.clone();
+            attempt.metrics_listen = Some(free_port());
+            if attempt.web_listen.is_some() && attempts_left < 5 {
+                attempt.web_listen = Some(free_port());
+            }
+            match Self::try_start(attempt, &endpoint).await {
+                Ok(server) => return server,
+                Err(
+                    traum_server::StartError::MetricsListener { source, .. }
+                    | traum_server::StartError::WebListener { source, .. },
+                ) if source.kind() == std::io::ErrorKind::AddrInUse && attempts_left > 1 => {
+                    attempts_left -= 1;
+                }
+                Err(error) => panic!("server stopped while starting: {error}"),
+            }
+        }
+    }
+
+    async fn try_start(
+        config: Config,
+        endpoint: &impl Fn(SocketAddr) -> Endpoint,
+    ) -> Result<Self, traum_server::StartError> {
+        let metrics_addr = config.metrics_listen.expect("a metrics port");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = oneshot::channel();
@@ -325,15 +352,18 @@ impl TestServer {
             handle: Some(handle),
             channel,
         };
-        server.wait_ready().await;
-        server
+        server.wait_ready().await?;
+        Ok(server)
     }
 
-    async fn wait_ready(&mut self) {
+    async fn wait_ready(&mut self) -> Result<(), traum_server::StartError> {
         let mut health = tonic_health::pb::health_client::HealthClient::new(self.channel.clone());
         for _ in 0..200 {
             if let Some(handle) = self.handle.take_if(|handle| handle.is_finished()) {
-                panic!("server stopped while starting: {:?}", handle.await);
+                return match handle.await {
+                    Ok(Err(error)) => Err(error),
+                    other => panic!("server stopped while starting: {other:?}"),
+                };
             }
             let request = tonic_health::pb::HealthCheckRequest {
                 service: String::new(),
@@ -342,7 +372,7 @@ impl TestServer {
                 && response.into_inner().status
                     == tonic_health::pb::health_check_response::ServingStatus::Serving as i32
             {
-                return;
+                return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }

@@ -116,17 +116,17 @@ async fn tls_lets_in_who_trusts_the_certificate_and_reloads_on_sighup() {
     let cert_path = write(dir, "server.pem", &cert);
     let key_path = write(dir, "server.key", &key);
     let ca_path = write(dir, "ca.pem", &ca.issuer.pem());
-    let web = free_port();
     let mut config = env.config();
     config.tls = Some(TlsFiles {
         cert: cert_path.clone(),
         key: key_path.clone(),
         client_ca: None,
     });
-    config.web_listen = Some(web);
+    config.web_listen = Some(free_port());
     let tls = trusting(&ca);
     let server = TestServer::start_reached_by(config, |addr| endpoint(addr, tls.clone())).await;
     let addr = server.addr;
+    let web = server.web_addr.expect("a web port");
 
     list(server.channel())
         .await

@@ -25,6 +25,8 @@ pub struct IngestSetup {
     /// run gets a fresh database there. Without it, runs use SQLite and one
     /// replica.
     pub database_url: Option<String>,
+    /// `--precision` of the servers.
+    pub precision: traum_clap::Precision,
 }
 
 /// Lengths of a sample library: mostly loops, some stems, a few full tracks.
@@ -143,6 +145,7 @@ impl Run<'_> {
                 .args(["--metrics-listen", &format!("127.0.0.1:{metrics}")])
                 .args(["--web-listen", "off", "--log", "warn"])
                 .args(["--replica-id", &format!("bench-{index}")])
+                .args(["--precision", self.setup.precision.as_str()])
                 .arg("--blob-store")
                 .arg(format!("file://{}", blobs.display()))
                 .stdout(Stdio::null());

@@ -14,6 +14,7 @@
 //! `text.rs`).
 
 mod ingest;
+mod precision;
 mod propagation;
 mod text;
 
@@ -70,6 +71,28 @@ enum Bench {
         /// Python interpreter with torch and transformers installed.
         #[arg(long, default_value = "python3")]
         python: String,
+        /// Precisions of burn's side, each measured in every round
+        /// (`f32,bf16` compares both with the same PyTorch f32 runs).
+        #[arg(long, value_delimiter = ',', default_value = "f32")]
+        precision: Vec<traum_clap::Precision>,
+    },
+    /// Fidelity of a reduced precision: cosine of its audio and text vectors
+    /// to f32's, and the overlap of top-10 results against f32 on a
+    /// synthetic library.
+    Precision {
+        /// Checkpoint directory.
+        model_dir: PathBuf,
+        /// The precision compared with f32.
+        #[arg(long, default_value = "bf16")]
+        precision: traum_clap::Precision,
+        /// Files in the synthetic library (one 10 s window each).
+        #[arg(long, default_value_t = 1000)]
+        files: usize,
+        /// Text queries, and as many query-by-example files.
+        #[arg(long, default_value_t = 100)]
+        queries: usize,
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
     },
     /// Vector search: Traum's index (hora HNSW + exact segment) vs exact
     /// SIMD search and hnswlib, same vectors, same M and ef_construction,
@@ -148,6 +171,9 @@ enum Bench {
         /// side (`none`: Traum only).
         #[arg(long, default_value = "python3")]
         python: String,
+        /// What Traum's text tower computes in (PyTorch stays f32).
+        #[arg(long, default_value = "f32")]
+        precision: traum_clap::Precision,
     },
     /// Ingest end to end: files per hour through `traum upload` (default
     /// pipeline, release `traum-server` started per worker count), CPU
@@ -173,6 +199,9 @@ enum Bench {
         /// it) [default: SQLite, one replica].
         #[arg(long, env = "TRAUM_BENCH_DATABASE_URL")]
         database_url: Option<String>,
+        /// `--precision` of the servers.
+        #[arg(long, default_value = "f32")]
+        precision: traum_clap::Precision,
     },
     /// End-to-end `SearchByText` through gRPC on a library of random vectors:
     /// every query a new text, so the text encoder runs each time.
@@ -215,6 +244,7 @@ fn main() -> anyhow::Result<()> {
             reps,
             rounds,
             python,
+            precision,
         } => clap_bench(
             &model_dir,
             ClapRuns {
@@ -224,7 +254,21 @@ fn main() -> anyhow::Result<()> {
                 rounds: rounds.max(1),
             },
             &python,
+            &precision,
         ),
+        Bench::Precision {
+            model_dir,
+            precision,
+            files,
+            queries,
+            threads,
+        } => precision::run(&precision::Setup {
+            model_dir,
+            precision,
+            files: files.max(11),
+            queries: queries.max(1),
+            threads: threads.max(1),
+        }),
         Bench::Ann {
             n,
             dim,
@@ -264,6 +308,7 @@ fn main() -> anyhow::Result<()> {
             settings,
             deadline_ms,
             python,
+            precision,
         } => {
             let settings = settings
                 .iter()
@@ -291,6 +336,7 @@ fn main() -> anyhow::Result<()> {
                 settings,
                 deadline: Duration::from_millis(deadline_ms),
                 python: (python != "none").then_some(python),
+                precision,
             })
         }
         Bench::Ingest {
@@ -301,6 +347,7 @@ fn main() -> anyhow::Result<()> {
             bin_dir,
             replicas,
             database_url,
+            precision,
         } => ingest::ingest_bench(&ingest::IngestSetup {
             model_dir,
             files: files.max(1),
@@ -309,6 +356,7 @@ fn main() -> anyhow::Result<()> {
             bin_dir,
             replicas,
             database_url,
+            precision,
         }),
         Bench::Propagation {
             model_dir,
@@ -536,10 +584,15 @@ fn clap_round(model: &traum_clap::ClapModel, window: &[f32], runs: &ClapRuns) ->
     Ok(figures)
 }
 
-fn clap_bench(dir: &Path, runs: ClapRuns, python: &str) -> anyhow::Result<()> {
+fn clap_bench(
+    dir: &Path,
+    runs: ClapRuns,
+    python: &str,
+    precisions: &[traum_clap::Precision],
+) -> anyhow::Result<()> {
     use std::sync::Arc;
 
-    use traum_clap::{ClapModel, cpu_device, default_device};
+    use traum_clap::{Bf16Kernel, ClapModel, Precision, cpu_device, default_device};
     use traum_server::embed::{Engine, ModelSettings};
 
     let ClapRuns {
@@ -548,31 +601,47 @@ fn clap_bench(dir: &Path, runs: ClapRuns, python: &str) -> anyhow::Result<()> {
         reps,
         rounds,
     } = runs;
+    let mut precisions = precisions.to_vec();
+    precisions.dedup();
+    if precisions.is_empty() {
+        precisions.push(Precision::F32);
+    }
     rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build_global()
         .context("cannot size the rayon pool")?;
     println!("machine: {}", text::machine());
+    if precisions.contains(&Precision::Bf16) {
+        println!("bf16 kernel: {}", Bf16Kernel::best().name());
+    }
     let device = default_device()?;
     // The engine runs on the build's device, so the peer does too: a GPU build is compared with
     // PyTorch on the GPU, the CPU build with PyTorch on the CPU.
     let peer_device = if device == cpu_device() { "cpu" } else { "cuda" };
-    let model = ClapModel::load(dir, &device).context("cannot load the checkpoint")?;
-    let bins = model.mel_bins();
+    let models = precisions
+        .iter()
+        .map(|&precision| ClapModel::load_with(dir, &device, precision).context("cannot load the checkpoint"))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let bins = models[0].mel_bins();
     let window: Vec<f32> = (0..1001 * bins)
         .map(|i| -40.0 + 10.0 * ((i as f32) * 0.013).sin())
         .collect();
     // Warm-up: every shape once (GPU backends autotune their kernels on the
     // first call of each shape; CPU caches and allocators settle).
-    clap_round(&model, &window, &ClapRuns { reps: 1, ..runs })?;
+    for model in &models {
+        clap_round(model, &window, &ClapRuns { reps: 1, ..runs })?;
+    }
 
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("clap_peer.py");
-    let mut ours: Vec<Vec<f64>> = Vec::new();
+    // ours[precision][round][figure]
+    let mut ours: Vec<Vec<Vec<f64>>> = vec![Vec::new(); models.len()];
     let mut theirs: Vec<Vec<f64>> = Vec::new();
     let mut torch = String::new();
     let mut peer_on = String::new();
     for round in 0..rounds {
-        ours.push(clap_round(&model, &window, &runs)?);
+        for (figures, model) in ours.iter_mut().zip(&models) {
+            figures.push(clap_round(model, &window, &runs)?);
+        }
         // The peer warms up inside its own process before it times.
         let peer = run_peer(
             "PyTorch",
@@ -593,18 +662,24 @@ fn clap_bench(dir: &Path, runs: ClapRuns, python: &str) -> anyhow::Result<()> {
         ]);
         eprintln!("round {} of {rounds} done", round + 1);
     }
-    drop(model);
+    drop(models);
 
     // A 3-minute track through the server's engine: log-mel + batched windows,
-    // once to warm up, then once per round.
-    let settings = ModelSettings {
-        source: None,
-        hub: Default::default(),
-        batch_size: batch,
-        threads,
-        text: Default::default(),
-    };
-    let engine = Arc::new(Engine::start(dir, &settings)?);
+    // once to warm up, then once per round, the precisions taking turns.
+    let engines = precisions
+        .iter()
+        .map(|&precision| {
+            let settings = ModelSettings {
+                source: None,
+                hub: Default::default(),
+                batch_size: batch,
+                threads,
+                precision,
+                text: Default::default(),
+            };
+            Ok(Arc::new(Engine::start(dir, &settings)?))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let rate = f64::from(OUTPUT_SAMPLE_RATE);
     let track: Arc<Vec<f32>> = Arc::new(
         (0..(180.0 * rate) as usize)
@@ -615,26 +690,28 @@ fn clap_bench(dir: &Path, runs: ClapRuns, python: &str) -> anyhow::Result<()> {
             .collect(),
     );
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let mut track_seconds = Vec::new();
+    let mut track_seconds = vec![Vec::new(); engines.len()];
     let mut windows = 0;
     for round in 0..=rounds {
-        let started = Instant::now();
-        let embedded = runtime
-            .block_on(engine.embed_audio(track.clone(), |_| {}))
-            .map_err(|err| anyhow::anyhow!("{err}"))?;
-        windows = embedded.windows.len();
-        if round > 0 {
-            track_seconds.push(started.elapsed().as_secs_f64());
+        for (seconds, engine) in track_seconds.iter_mut().zip(&engines) {
+            let started = Instant::now();
+            let embedded = runtime
+                .block_on(engine.embed_audio(track.clone(), |_| {}))
+                .map_err(|err| anyhow::anyhow!("{err}"))?;
+            windows = embedded.windows.len();
+            if round > 0 {
+                seconds.push(started.elapsed().as_secs_f64());
+            }
         }
     }
 
     println!(
-        "CLAP on {} with {threads} threads; burn on {device:?}, PyTorch {torch} on {peer_on}; \
+        "CLAP on {} with {threads} threads; burn on {device:?}, PyTorch {torch} (f32) on {peer_on}; \
          {rounds} rounds alternating burn and PyTorch, {reps} repetitions each, after a warm-up:",
         dir.display()
     );
     println!(
-        "{:<26} {:>24} {:>24} {:>22}",
+        "{:<33} {:>24} {:>24} {:>22}",
         "", "burn min / median / max", "pytorch min / median / max", "time ratio med (range)"
     );
     let labels = [
@@ -643,26 +720,31 @@ fn clap_bench(dir: &Path, runs: ClapRuns, python: &str) -> anyhow::Result<()> {
         "text ms/query".to_owned(),
     ];
     for (i, label) in labels.iter().enumerate() {
-        let a: Vec<f64> = ours.iter().map(|r| r[i]).collect();
-        let b: Vec<f64> = theirs.iter().map(|r| r[i]).collect();
-        // Time ours / time theirs, per round (rates invert, times divide).
-        let ratios: Vec<f64> = a
-            .iter()
-            .zip(&b)
-            .map(|(x, y)| if i < 2 { y / x } else { x / y })
-            .collect();
-        let (a0, a1, a2) = text::spread(a);
-        let (b0, b1, b2) = text::spread(b);
-        let (r0, r1, r2) = text::spread(ratios);
-        println!(
-            "{label:<26} {a0:>8.2} {a1:>7.2} {a2:>7.2} {b0:>8.2} {b1:>7.2} {b2:>7.2} {r1:>8.2} ({r0:.2}–{r2:.2})"
-        );
+        for (precision, figures) in precisions.iter().zip(&ours) {
+            let a: Vec<f64> = figures.iter().map(|r| r[i]).collect();
+            let b: Vec<f64> = theirs.iter().map(|r| r[i]).collect();
+            // Time ours / time theirs, per round (rates invert, times divide).
+            let ratios: Vec<f64> = a
+                .iter()
+                .zip(&b)
+                .map(|(x, y)| if i < 2 { y / x } else { x / y })
+                .collect();
+            let (a0, a1, a2) = text::spread(a);
+            let (b0, b1, b2) = text::spread(b);
+            let (r0, r1, r2) = text::spread(ratios);
+            let label = format!("{label} [{precision}]");
+            println!(
+                "{label:<33} {a0:>8.2} {a1:>7.2} {a2:>7.2} {b0:>8.2} {b1:>7.2} {b2:>7.2} {r1:>8.2} ({r0:.2}–{r2:.2})"
+            );
+        }
     }
     println!("(time ratio = time ours / time theirs, per round: below 1.0 means burn is faster)");
-    let (t0, t1, t2) = text::spread(track_seconds);
-    println!(
-        "3-minute track end to end (log-mel + {windows} windows, batch {batch}): {t1:.2} s median ({t0:.2}–{t2:.2}) over {rounds} runs after a warm-up"
-    );
+    for (precision, seconds) in precisions.iter().zip(track_seconds) {
+        let (t0, t1, t2) = text::spread(seconds);
+        println!(
+            "3-minute track end to end [{precision}] (log-mel + {windows} windows, batch {batch}): {t1:.2} s median ({t0:.2}–{t2:.2}) over {rounds} runs after a warm-up"
+        );
+    }
     Ok(())
 }
 

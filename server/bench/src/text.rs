@@ -333,6 +333,8 @@ pub struct LoadSetup {
     pub deadline: Duration,
     /// Python interpreter for the PyTorch side, if it runs.
     pub python: Option<String>,
+    /// What Traum's text tower computes in.
+    pub precision: traum_clap::Precision,
 }
 
 /// What one side did under one offered load.
@@ -380,9 +382,15 @@ impl LoadRun {
 pub fn load_bench(setup: &LoadSetup) -> anyhow::Result<()> {
     let dir = fullsize_text_checkpoint(&setup.out)?;
     println!(
-        "{}; {} inference threads; RoBERTa-base text tower (random weights)",
+        "{}; {} inference threads; RoBERTa-base text tower (random weights), Traum in {} ({})",
         machine(),
-        setup.threads
+        setup.threads,
+        setup.precision,
+        if setup.precision == traum_clap::Precision::Bf16 {
+            traum_clap::Bf16Kernel::best().name()
+        } else {
+            "f32 GEMM"
+        }
     );
     println!(
         "each rate for {} s: new texts/s offered at even intervals, plus {} cached repeats per new text; \
@@ -406,6 +414,7 @@ pub fn load_bench(setup: &LoadSetup) -> anyhow::Result<()> {
             hub: Default::default(),
             batch_size: 2,
             threads: setup.threads,
+            precision: setup.precision,
             text: TextSettings {
                 batch_size,
                 batch_wait: Duration::from_millis(wait_ms),

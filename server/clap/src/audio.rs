@@ -18,7 +18,6 @@
 //! The steps marked "host" are pure data movement or per-bin affine maps on 64k values per
 //! window; doing them on the CPU before upload keeps the device graph to GEMMs and reductions.
 
-use burn::tensor::activation;
 use burn::tensor::{Int, Tensor, TensorData};
 
 use crate::config::ClapConfig;
@@ -44,6 +43,8 @@ struct SwinBlock {
     /// Where each token goes for the shifted window partition, fixed by the
     /// stage's resolution, so it is worked out once at load.
     order: WindowOrder,
+    /// What the attention products compute in.
+    precision: crate::Precision,
 }
 
 struct Stage {
@@ -114,7 +115,8 @@ impl AudioEncoder {
                 w[i * embed + e] = conv[e * k + i];
             }
         }
-        let patch_proj = Linear {
+        // 16 inputs per output: too small a product to gain from bf16.
+        let patch_proj = Linear::F32 {
             w: l.upload(w, [k, embed]),
             b: Some(l.upload(conv_bias, [1, embed])),
         };
@@ -176,6 +178,7 @@ impl AudioEncoder {
                     window,
                     bias,
                     order: WindowOrder::new(resolution, window, shift),
+                    precision: l.precision,
                 });
             }
             let merge = if s + 1 < n_stages {
@@ -352,10 +355,12 @@ impl SwinBlock {
         let q = qkv.clone().narrow(0, 0, 1).reshape([bw, heads, n, d]);
         let k = qkv.clone().narrow(0, 1, 1).reshape([bw, heads, n, d]);
         let v = qkv.narrow(0, 2, 1).reshape([bw, heads, n, d]);
-        let scores = q.matmul(k.swap_dims(2, 3)).div_scalar((d as f64).sqrt());
+        let scores = crate::nn::batched_matmul(self.precision, q, k, true).div_scalar((d as f64).sqrt());
         let scores = scores.reshape([batch, n_windows, heads, n, n]) + self.bias.clone();
-        let probs = activation::softmax(scores, 4).reshape([bw, heads, n, n]);
-        let ctx = probs.matmul(v).swap_dims(1, 2).reshape([bw, n, c]);
+        let probs = crate::nn::softmax_last(scores).reshape([bw, heads, n, n]);
+        let ctx = crate::nn::batched_matmul(self.precision, probs, v, false)
+            .swap_dims(1, 2)
+            .reshape([bw, n, c]);
         self.proj.forward(ctx)
     }
 }

@@ -32,6 +32,7 @@ pub use audio::AudioTrace;
 pub use burn::tensor::Device;
 pub use config::ClapConfig;
 pub use error::{ClapError, Result};
-pub use model::{ClapModel, REQUIRED_FILES, cpu_device, default_device, pool_windows};
+pub use model::{ClapModel, Precision, REQUIRED_FILES, cpu_device, default_device, pool_windows};
 pub use text::{ClapTokenizer, MAX_TOKENS, TextTrace};
+pub use traum_kernels::Bf16Kernel;
 pub use weights::{WEIGHT_FILES, weights_file};

@@ -19,6 +19,49 @@ pub(crate) const MISSING_WEIGHTS: &str = "missing, and no pytorch_model.bin eith
 /// [`WEIGHT_FILES`](crate::WEIGHT_FILES).
 pub const REQUIRED_FILES: [&str; 2] = ["config.json", "tokenizer.json"];
 
+/// What the encoders' linear layers (every large matrix product) compute in.
+///
+/// Layer norms, softmax, GELU, attention scores and every sum stay f32 in
+/// both modes; `Bf16` rounds the weights and each layer's inputs to bf16 and
+/// runs the products on the CPU's bf16 instructions where it has them
+/// ([`traum_kernels::Bf16Kernel`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Precision {
+    #[default]
+    F32,
+    Bf16,
+}
+
+impl Precision {
+    pub const NAMES: [&str; 2] = ["f32", "bf16"];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::F32 => "f32",
+            Self::Bf16 => "bf16",
+        }
+    }
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Precision {
+    type Err = String;
+
+    fn from_str(value: &str) -> std::result::Result<Self, Self::Err> {
+        match value.to_ascii_lowercase().as_str() {
+            "f32" => Ok(Self::F32),
+            "bf16" => Ok(Self::Bf16),
+            "int8" => Err("int8 precision is not implemented; use f32 or bf16".into()),
+            other => Err(format!("unknown precision {other:?}; use f32 or bf16")),
+        }
+    }
+}
+
 /// CLAP (HTSAT audio encoder + RoBERTa text encoder) loaded from a Hugging Face checkpoint.
 ///
 /// Immutable after loading; calls are deterministic (same input, same output).
@@ -32,6 +75,7 @@ pub struct ClapModel {
     tokenizer: ClapTokenizer,
     logit_scale_audio: f32,
     logit_scale_text: f32,
+    precision: Precision,
 }
 
 /// The CPU device of the default build: burn's pure-Rust `flex` backend (burn 0.22 deprecates
@@ -94,6 +138,16 @@ impl ClapModel {
     /// Fails if the config asks for something unsupported (e.g. fusion), or if any tensor is
     /// missing, mis-shaped or left unused.
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
+        Self::load_with(dir, device, Precision::F32)
+    }
+
+    /// [`Self::load`] with the linear layers in `precision`; `Bf16` runs on the CPU device only.
+    pub fn load_with(dir: &Path, device: &Device, precision: Precision) -> Result<Self> {
+        if precision == Precision::Bf16 && *device != cpu_device() {
+            return Err(ClapError::Unsupported(
+                "bf16 precision runs on the CPU backend only; use f32 with the GPU build".into(),
+            ));
+        }
         let config = ClapConfig::from_file(&dir.join("config.json"))?;
         let tokenizer = ClapTokenizer::from_file(&dir.join("tokenizer.json"))?;
         let weights_path = weights_file(dir).ok_or_else(|| ClapError::Io {
@@ -102,6 +156,7 @@ impl ClapModel {
         })?;
         let bytes = WeightBytes::read(&weights_path)?;
         let mut l = Loader::new(&weights_path, &bytes, device)?;
+        l.precision = precision;
         let dim = config.projection_dim;
         let act = config.projection_hidden_act.clone();
         let audio = AudioEncoder::load(&mut l, &config)?;
@@ -122,6 +177,8 @@ impl ClapModel {
             depths = ?config.audio_config.depths,
             width = config.audio_config.patch_embeds_hidden_size,
             dim,
+            %precision,
+            kernel = if precision == Precision::Bf16 { traum_kernels::Bf16Kernel::best().name() } else { "f32" },
             "CLAP model loaded"
         );
         Ok(Self {
@@ -134,7 +191,13 @@ impl ClapModel {
             tokenizer,
             logit_scale_audio,
             logit_scale_text,
+            precision,
         })
+    }
+
+    /// What the linear layers compute in.
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     /// The checkpoint's configuration.

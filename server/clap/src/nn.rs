@@ -3,17 +3,27 @@
 //! Weights are stored in the layout the forward pass wants (linear weights transposed to
 //! `[in, out]`, query/key/value fused), so no per-call transposes are needed.
 
-use burn::tensor::{Tensor, activation, module};
-use rayon::prelude::*;
+use std::sync::Arc;
 
+use burn::tensor::{Tensor, TensorData, activation, module};
+use rayon::prelude::*;
+use traum_kernels::Bf16Weights;
+
+use crate::Precision;
 use crate::error::Result;
 use crate::weights::Loader;
 
-/// `y = x W + b` over the last dimension. `w`: `[in, out]`, `b`: `[1, out]`.
+/// `y = x W + b` over the last dimension.
 #[derive(Debug, Clone)]
-pub(crate) struct Linear {
-    pub(crate) w: Tensor<2>,
-    pub(crate) b: Option<Tensor<2>>,
+pub(crate) enum Linear {
+    /// `w`: `[in, out]`, `b`: `[1, out]`, on the model's device.
+    F32 { w: Tensor<2>, b: Option<Tensor<2>> },
+    /// `--precision bf16` on the CPU: the weights rounded and packed for the
+    /// bf16 kernels (products in bf16, sums and bias in f32).
+    Bf16 {
+        w: Arc<Bf16Weights>,
+        b: Option<Arc<[f32]>>,
+    },
 }
 
 impl Linear {
@@ -51,21 +61,81 @@ impl Linear {
                 b.extend(l.f32s(&format!("{prefix}.bias"), &[d_out])?);
             }
         }
-        let w = l.upload(w, [d_in, total]);
-        let b = bias.then(|| l.upload(b, [1, total]));
-        Ok(Self { w, b })
+        match l.precision {
+            Precision::F32 => {
+                let w = l.upload(w, [d_in, total]);
+                let b = bias.then(|| l.upload(b, [1, total]));
+                Ok(Self::F32 { w, b })
+            }
+            Precision::Bf16 => Ok(Self::Bf16 {
+                w: Arc::new(Bf16Weights::pack(&w, d_in, total)),
+                b: bias.then(|| b.into()),
+            }),
+        }
     }
 
     pub(crate) fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
         let mut dims = x.dims();
         let d_in = dims[D - 1];
         let rows = dims.iter().product::<usize>() / d_in.max(1);
-        let mut y = x.reshape([rows, d_in]).matmul(self.w.clone());
-        if let Some(b) = &self.b {
-            y = y + b.clone();
+        match self {
+            Self::F32 { w, b } => {
+                let mut y = x.reshape([rows, d_in]).matmul(w.clone());
+                if let Some(b) = b {
+                    y = y + b.clone();
+                }
+                dims[D - 1] = w.dims()[1];
+                y.reshape(dims)
+            }
+            Self::Bf16 { w, b } => {
+                let device = x.device();
+                let y = with_values(&x.into_data(), |values| w.matmul(values, rows, b.as_deref()));
+                dims[D - 1] = w.outputs();
+                Tensor::from_data(TensorData::new(y, dims), &device)
+            }
         }
-        dims[D - 1] = self.w.dims()[1];
-        y.reshape(dims)
+    }
+}
+
+/// `a · b` over the last two dimensions of `[B, H, M, K]` tensors (with
+/// `b_transposed`, `b` is `[B, H, N, K]` and the product is `a · bᵀ`, as
+/// attention's `q · kᵀ`), in `precision`.
+pub(crate) fn batched_matmul(
+    precision: Precision,
+    a: Tensor<4>,
+    b: Tensor<4>,
+    b_transposed: bool,
+) -> Tensor<4> {
+    match precision {
+        Precision::F32 if b_transposed => a.matmul(b.swap_dims(2, 3)),
+        Precision::F32 => a.matmul(b),
+        Precision::Bf16 => {
+            let [batch, heads, m, k] = a.dims();
+            let [_, _, rows, columns] = b.dims();
+            let n = if b_transposed { rows } else { columns };
+            let device = a.device();
+            let (a, b) = (a.into_data(), b.into_data());
+            let out = with_values(&a, |a| {
+                with_values(&b, |b| {
+                    traum_kernels::batched_matmul(
+                        traum_kernels::Bf16Kernel::best(),
+                        a,
+                        b,
+                        (batch * heads, m, k, n),
+                        b_transposed,
+                    )
+                })
+            });
+            Tensor::from_data(TensorData::new(out, [batch, heads, m, n]), &device)
+        }
+    }
+}
+
+/// Calls `f` with the tensor's values as f32, converting only if they are stored otherwise.
+fn with_values<R>(data: &TensorData, f: impl FnOnce(&[f32]) -> R) -> R {
+    match data.as_slice::<f32>() {
+        Ok(values) => f(values),
+        Err(_) => f(&data.iter::<f32>().collect::<Vec<_>>()),
     }
 }
 
@@ -131,7 +201,7 @@ pub(crate) fn l2_normalize(mut rows: Vec<f32>, dim: usize) -> Vec<Vec<f32>> {
 /// GELU in its exact (erf) form, as `nn.GELU()`.
 ///
 /// On the CPU backend the activations are rewritten in place on all threads
-/// with [`gelu_scalar`], which vectorises: the backend's own GELU runs a
+/// with [`traum_kernels::gelu_in_place`], which vectorises: the backend's own GELU runs a
 /// scalar libm `erff` per element on one thread, a tenth of HTSAT's time.
 /// Other backends keep their fused kernel.
 pub(crate) fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
@@ -141,109 +211,58 @@ pub(crate) fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     }
     let mut data = x.into_data();
     match data.as_mut_slice::<f32>() {
-        Ok(values) => values.par_chunks_mut(16 * 1024).for_each(|chunk| {
-            for value in chunk {
-                *value = gelu_scalar(*value);
-            }
-        }),
+        Ok(values) => values
+            .par_chunks_mut(16 * 1024)
+            .for_each(traum_kernels::gelu_in_place),
         Err(_) => return activation::gelu(Tensor::from_data(data, &device)),
     }
     Tensor::from_data(data, &device)
 }
 
-/// `0.5·x·(1 + erf(x/√2))` from branch-free arithmetic the compiler turns
-/// into SIMD: erfc by Abramowitz & Stegun 7.1.26 (absolute error ≤ 1.5e-7)
-/// over a polynomial `exp`. `1 + erf` is taken as `erfc(|z|)` for negative
-/// `x` and `2 − erfc(z)` otherwise, so the negative tail keeps its relative
-/// precision instead of cancelling against 1.
-#[inline(always)]
-pub(crate) fn gelu_scalar(x: f32) -> f32 {
-    const P: f32 = 0.327_591_1;
-    const A: [f32; 5] = [0.254_829_6, -0.284_496_74, 1.421_413_7, -1.453_152, 1.061_405_4];
-    let z = (x * std::f32::consts::FRAC_1_SQRT_2).abs();
-    let t = 1.0 / (1.0 + P * z);
-    let series = t * (A[0] + t * (A[1] + t * (A[2] + t * (A[3] + t * A[4]))));
-    let erfc = series * exp_negative(z * z);
-    let one_plus_erf = if x < 0.0 { erfc } else { 2.0 - erfc };
-    0.5 * x * one_plus_erf
-}
-
-/// `e^(−w)` for `w ≥ 0` to about one ulp, flushing to 0 past `w = 87`:
-/// `2^n · e^r` with `n = round(−w / ln 2)`, `|r| ≤ ln 2 / 2`, and a degree-6
-/// Taylor polynomial for `e^r`.
-#[inline(always)]
-fn exp_negative(w: f32) -> f32 {
-    const LN2_HI: f32 = 0.693_145_75;
-    const LN2_LO: f32 = 1.428_606_8e-6;
-    // Adding and subtracting 1.5·2^23 rounds to the nearest integer without
-    // a rounding instruction the baseline x86-64 target lacks.
-    const ROUND: f32 = 12_582_912.0;
-    let w = w.min(87.0);
-    let n = (-w * std::f32::consts::LOG2_E + ROUND) - ROUND;
-    let r = (-w - n * LN2_HI) - n * LN2_LO;
-    let poly = 1.0
-        + r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
-    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
-    poly * scale
+/// Softmax over the last dimension.
+///
+/// On the CPU backend each row is rewritten in place on all threads with
+/// [`traum_kernels::softmax_rows_in_place`], which vectorises, where the backend's softmax spends
+/// its time in a scalar libm `expf` per element (3 % of HTSAT's time once
+/// the matrix products run in bf16). Other backends keep their kernel.
+pub(crate) fn softmax_last<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    let device = x.device();
+    let width = x.dims()[D - 1];
+    if device != crate::model::cpu_device() || width == 0 {
+        return activation::softmax(x, D - 1);
+    }
+    let mut data = x.into_data();
+    match data.as_mut_slice::<f32>() {
+        Ok(values) => values
+            .par_chunks_mut(width * (4096 / width).max(1))
+            .for_each(|rows| traum_kernels::softmax_rows_in_place(rows, width)),
+        Err(_) => return activation::softmax(Tensor::from_data(data, &device), D - 1),
+    }
+    Tensor::from_data(data, &device)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn gelu_reference(x: f64) -> f64 {
-        0.5 * x * (1.0 + libm_erf(x / std::f64::consts::SQRT_2))
-    }
-
-    /// erf in f64 by its Taylor series (|x| ≤ 3) or continued fraction, so
-    /// the test does not lean on the approximation it checks.
-    fn libm_erf(x: f64) -> f64 {
-        let sign = x.signum();
-        let x = x.abs();
-        if x < 3.0 {
-            let (mut term, mut sum, mut n) = (x, x, 0.0);
-            while term.abs() > 1e-17 * sum.abs() {
-                n += 1.0;
-                term *= -x * x / n;
-                sum += term / (2.0 * n + 1.0);
-            }
-            sign * sum * 2.0 / std::f64::consts::PI.sqrt()
-        } else {
-            let mut fraction = 0.0;
-            for k in (1..60).rev() {
-                fraction = f64::from(k) / 2.0 / (x + fraction);
-            }
-            let erfc = (-x * x).exp() / std::f64::consts::PI.sqrt() / (x + fraction);
-            sign * (1.0 - erfc)
-        }
-    }
-
     #[test]
-    fn gelu_matches_the_erf_definition() {
-        // Error relative to max(1, |gelu|): absolute near zero, where the
-        // activations that matter live, relative for large inputs.
-        let error = |x: f32| {
-            let exact = gelu_reference(f64::from(x));
-            (f64::from(gelu_scalar(x)) - exact).abs() / exact.abs().max(1.0)
-        };
-        let worst = (-200_000..=200_000)
-            .map(|step| error(step as f32 * 1e-4))
-            .fold(0.0f64, f64::max);
-        assert!(worst < 1e-6, "max error {worst}");
-        for x in [-1e30f32, -100.0, -30.0, 30.0, 100.0, 1e30] {
-            assert!(error(x) < 1e-6, "{x}: {}", error(x));
+    fn softmax_rows_match_the_backend_kernel() {
+        let device = crate::model::cpu_device();
+        let values: Vec<f32> = (0..3 * 70)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.37)
+            .collect();
+        let mut masked = values.clone();
+        masked[140..150].fill(f32::MIN);
+        for input in [values, masked] {
+            let x = Tensor::<2>::from_data(TensorData::new(input, [3, 70]), &device);
+            let ours = softmax_last(x.clone()).into_data().try_to_vec::<f32>().unwrap();
+            let theirs = activation::softmax(x, 1).into_data().try_to_vec::<f32>().unwrap();
+            for (a, b) in ours.iter().zip(&theirs) {
+                assert!((a - b).abs() <= 1e-6 * b.abs().max(1e-3), "{a} vs {b}");
+            }
+            for row in ours.chunks_exact(70) {
+                assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+            }
         }
-        assert_eq!(gelu_scalar(0.0), 0.0);
-    }
-
-    #[test]
-    fn exp_negative_is_accurate_to_an_ulp_or_two() {
-        for step in 0..=86_900 {
-            let w = step as f32 * 1e-3;
-            let exact = (-f64::from(w)).exp();
-            let relative = (f64::from(exp_negative(w)) - exact).abs() / exact;
-            assert!(relative < 3e-7, "e^-{w}: relative error {relative}");
-        }
-        assert!(exp_negative(1e6) < 1e-37);
     }
 }

@@ -34,6 +34,8 @@ struct TextLayer {
     fc1: Linear,
     fc2: Linear,
     out_norm: LayerNorm,
+    /// What the attention products compute in.
+    precision: crate::Precision,
 }
 
 /// Intermediate activations of one text forward pass, for parity checks.
@@ -103,6 +105,7 @@ impl TextEncoder {
                 )?,
                 fc2: Linear::load(l, &format!("{p}.output.dense"), t.intermediate_size, h, true)?,
                 out_norm: LayerNorm::load(l, &format!("{p}.output.LayerNorm"), h, eps)?,
+                precision: l.precision,
             });
         }
         let pooler = Linear::load(l, &format!("{PREFIX}.pooler.dense"), h, h, true)?;
@@ -239,12 +242,15 @@ impl TextLayer {
         let k = qkv.clone().narrow(0, 1, 1).reshape([b, heads, t, d]);
         let v = qkv.narrow(0, 2, 1).reshape([b, heads, t, d]);
         // HF's eager attention multiplies by d^-0.5 (the audio side divides by sqrt(d)).
-        let mut scores = q.matmul(k.swap_dims(2, 3)).mul_scalar((d as f64).powf(-0.5));
+        let mut scores =
+            crate::nn::batched_matmul(self.precision, q, k, true).mul_scalar((d as f64).powf(-0.5));
         if let Some(mask) = mask {
             scores = scores + mask.clone().expand([b, heads, t, t]);
         }
-        let probs = activation::softmax(scores, 3);
-        let ctx = probs.matmul(v).swap_dims(1, 2).reshape([b, t, h]);
+        let probs = crate::nn::softmax_last(scores);
+        let ctx = crate::nn::batched_matmul(self.precision, probs, v, false)
+            .swap_dims(1, 2)
+            .reshape([b, t, h]);
         let attn = self.attn_norm.forward(self.attn_out.forward(ctx) + x);
         let mlp = self.fc2.forward(crate::nn::gelu(self.fc1.forward(attn.clone())));
         self.out_norm.forward(mlp + attn)

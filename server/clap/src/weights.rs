@@ -59,6 +59,8 @@ pub(crate) struct Loader<'a> {
     tensors: HashMap<String, Raw<'a>>,
     used: BTreeSet<String>,
     pub(crate) device: Device,
+    /// What the linear layers' weights are kept in.
+    pub(crate) precision: crate::Precision,
 }
 
 impl<'a> Loader<'a> {
@@ -72,6 +74,7 @@ impl<'a> Loader<'a> {
             tensors,
             used: BTreeSet::new(),
             device: device.clone(),
+            precision: crate::Precision::F32,
         })
     }
 

@@ -96,7 +96,7 @@ impl Engine {
 
     /// [`Engine::start`] on `device`.
     pub fn start_on(dir: &Path, settings: &ModelSettings, device: &Device) -> Result<Self> {
-        let model = ClapModel::load(dir, device)?;
+        let model = ClapModel::load_with(dir, device, settings.precision)?;
         let mel_path = dir.join("preprocessor_config.json");
         let mel_config = if mel_path.is_file() {
             MelConfig::from_file(&mel_path)?

@@ -30,6 +30,8 @@ pub struct ModelSettings {
     pub batch_size: usize,
     /// Threads of the inference pool.
     pub threads: usize,
+    /// What the linear layers compute in.
+    pub precision: traum_clap::Precision,
     /// How text queries are batched and cached.
     pub text: TextSettings,
 }
@@ -286,6 +288,7 @@ mod tests {
             hub: HubOptions::default(),
             batch_size,
             threads: 1,
+            precision: Default::default(),
             text: TextSettings::default(),
         };
         Arc::new(Engine::start(&dir, &settings).unwrap())
@@ -299,6 +302,7 @@ mod tests {
             hub: HubOptions::default(),
             batch_size: 1,
             threads: 1,
+            precision: Default::default(),
             text: TextSettings::default(),
         };
         let shared = Shared {
@@ -398,6 +402,7 @@ mod tests {
             hub: HubOptions::default(),
             batch_size: 1,
             threads: 1,
+            precision: Default::default(),
             text: TextSettings {
                 batch_size: 16,
                 batch_wait: Duration::from_millis(400),

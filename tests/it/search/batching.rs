@@ -36,6 +36,7 @@ fn engine(text: TextSettings) -> Arc<Engine> {
         hub: Default::default(),
         batch_size: 4,
         threads: 1,
+        precision: Default::default(),
         text,
     };
     Arc::new(Engine::start(&fixture_model_dir(), &settings).unwrap())

@@ -124,6 +124,7 @@ async fn expected() -> &'static Expected {
                 hub: Default::default(),
                 batch_size: 4,
                 threads: 1,
+                precision: Default::default(),
                 text: Default::default(),
             };
             let engine = Arc::new(Engine::start(&fixture_model_dir(), &settings).unwrap());
@@ -159,8 +160,18 @@ struct Library {
 
 impl Library {
     async fn open(backend: Backend) -> Self {
+        Self::open_with(backend, |_| {}).await
+    }
+
+    /// [`Library::open`] on a server whose config `adjust` changes further.
+    async fn open_with(backend: Backend, adjust: impl FnOnce(&mut traum_server::Config)) -> Self {
         let env = TestEnv::new(backend).await;
-        let server = env.start_with(with_fixture_model).await;
+        let server = env
+            .start_with(|config| {
+                with_fixture_model(config);
+                adjust(config);
+            })
+            .await;
         wait_search_serving(&server).await;
         let mut files = HashMap::new();
         for item in items() {

@@ -7,6 +7,47 @@ use super::{Library, QUERY, expected, expected_match, items, text_request};
 use crate::both_backends;
 use crate::support::Backend;
 
+/// `--precision bf16` moves each cosine a little (bf16 keeps 8 mantissa
+/// bits) but not the order of files whose scores are further apart than that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bf16_server_ranks_as_the_f32_model_does() {
+    let library = Library::open_with(Backend::Sqlite, |config| {
+        config.precision = traum_clap::Precision::Bf16;
+    })
+    .await;
+    let expected = expected().await;
+    let response = library
+        .server
+        .search()
+        .search_by_text(text_request(QUERY, pb::SearchFilters::default(), 10))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut ranking: Vec<(&str, f64)> = items()
+        .iter()
+        .map(|item| {
+            (
+                item.name,
+                expected_match(&expected.vectors[item.name], &expected.query).0,
+            )
+        })
+        .collect();
+    ranking.sort_by(|a, b| b.1.total_cmp(&a.1));
+    assert_eq!(response.hits.len(), ranking.len());
+    let mut largest_shift = 0f64;
+    for (hit, (name, cos)) in response.hits.iter().zip(&ranking) {
+        assert_eq!(hit.file.as_ref().unwrap().filename, *name, "rank of {name}");
+        let shift = (hit.cosine - cos).abs();
+        assert!(shift < 2e-3, "{name}: bf16 cosine {} vs f32 {cos}", hit.cosine);
+        largest_shift = largest_shift.max(shift);
+    }
+    assert!(
+        largest_shift > 0.0,
+        "the bf16 server gave exactly the f32 cosines"
+    );
+    library.close().await;
+}
+
 async fn text_search_ranks_every_file_by_its_best_vector(backend: Backend) {
     let library = Library::open(backend).await;
     let expected = expected().await;

@@ -52,6 +52,7 @@ async fn expected_probabilities(genre_template: &str, genres: &[&str]) -> Expect
         hub: Default::default(),
         batch_size: 4,
         threads: 1,
+        precision: Default::default(),
         text: Default::default(),
     };
     let engine = Arc::new(Engine::start(&fixture_model_dir(), &settings).unwrap());

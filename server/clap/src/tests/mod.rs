@@ -5,6 +5,7 @@
 mod batch;
 mod hub;
 mod parity;
+mod precision;
 
 /// The largest element-wise difference of two vectors of the same length.
 #[allow(clippy::unwrap_used, clippy::expect_used)]

@@ -10,24 +10,24 @@ use safetensors::{Dtype, SafeTensors};
 const MIN_COSINE: f64 = 0.99999;
 const MAX_ABS: f64 = 1e-4;
 
-fn fixture(name: &str) -> PathBuf {
+pub(super) fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../tests/fixtures/clap-model")
         .join(name)
 }
 
-struct Reference {
+pub(super) struct Reference {
     bytes: Vec<u8>,
 }
 
 impl Reference {
-    fn open(dir: &Path) -> Self {
+    pub(super) fn open(dir: &Path) -> Self {
         Self {
             bytes: std::fs::read(dir.join("reference.safetensors")).unwrap(),
         }
     }
 
-    fn get(&self, name: &str) -> (Vec<usize>, Vec<f32>) {
+    pub(super) fn get(&self, name: &str) -> (Vec<usize>, Vec<f32>) {
         let st = SafeTensors::deserialize(&self.bytes).unwrap();
         let v = st
             .tensor(name)
