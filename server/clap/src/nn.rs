@@ -15,6 +15,10 @@ use crate::weights::Loader;
 
 /// `y = x W + b` over the last dimension.
 #[derive(Debug, Clone)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a model holds a few hundred, built once at load; boxing would add a pointer chase per product"
+)]
 pub(crate) enum Linear {
     /// `w`: `[in, out]`, `b`: `[1, out]`, on the model's device.
     F32 { w: Tensor<2>, b: Option<Tensor<2>> },

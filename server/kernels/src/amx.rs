@@ -56,7 +56,7 @@ const CONFIG: TileConfig = TileConfig {
 pub(crate) fn block(a_rows: &[u16], k: usize, weights: &[u16], out: &mut [f32]) {
     assert!(usable(), "the AMX kernel runs only where AMX was granted");
     assert!(
-        k % 32 == 0 && a_rows.len() == 32 * k,
+        k.is_multiple_of(32) && a_rows.len() == 32 * k,
         "a is 32 rows of k = 32·j bf16"
     );
     assert!(

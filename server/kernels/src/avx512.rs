@@ -2,8 +2,8 @@
 #![allow(unsafe_code, reason = "the AVX512 intrinsics are unsafe functions")]
 
 use std::arch::x86_64::{
-    __m512, __m512bh, _mm256_storeu_si256, _mm512_cvtneps_pbh, _mm512_dpbf16_ps, _mm512_loadu_ps,
-    _mm512_loadu_si512, _mm512_set1_epi32, _mm512_setzero_ps, _mm512_storeu_ps,
+    __m256bh, __m256i, __m512, __m512bh, __m512i, _mm256_storeu_si256, _mm512_cvtneps_pbh, _mm512_dpbf16_ps,
+    _mm512_loadu_ps, _mm512_loadu_si512, _mm512_set1_epi32, _mm512_setzero_ps, _mm512_storeu_ps,
 };
 
 pub(crate) fn usable() -> bool {
@@ -16,7 +16,10 @@ const ROWS: usize = 8;
 /// (`[2][k/2][16][2]`); `k` is even.
 pub(crate) fn block(a_rows: &[u16], k: usize, weights: &[u16], out: &mut [f32]) {
     assert!(usable(), "the AVX512-BF16 kernel runs only where the CPU has it");
-    assert!(k % 2 == 0 && a_rows.len() == ROWS * k, "a is 8 rows of even k");
+    assert!(
+        k.is_multiple_of(2) && a_rows.len() == ROWS * k,
+        "a is 8 rows of even k"
+    );
     assert!(
         weights.len() == 2 * 16 * k && out.len() == ROWS * 32,
         "two column blocks, 8 × 32 out"
@@ -40,15 +43,20 @@ unsafe fn block_inner(a_rows: &[u16], k: usize, weights: &[u16], out: &mut [f32]
         // stay inside their weight block.
         let (w_left, w_right): (__m512bh, __m512bh) = unsafe {
             (
-                std::mem::transmute(_mm512_loadu_si512(left[offset..offset + 32].as_ptr().cast())),
-                std::mem::transmute(_mm512_loadu_si512(right[offset..offset + 32].as_ptr().cast())),
+                std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(
+                    left[offset..offset + 32].as_ptr().cast(),
+                )),
+                std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(
+                    right[offset..offset + 32].as_ptr().cast(),
+                )),
             )
         };
         for (row, row_sums) in sums.iter_mut().enumerate() {
             let index = row * k + 2 * pair;
             let bits = u32::from(a_rows[index]) | (u32::from(a_rows[index + 1]) << 16);
             // SAFETY: reinterpreting 16 lanes of 32 bits as 32 bf16 lanes.
-            let a_pair: __m512bh = unsafe { std::mem::transmute(_mm512_set1_epi32(bits as i32)) };
+            let a_pair: __m512bh =
+                unsafe { std::mem::transmute::<__m512i, __m512bh>(_mm512_set1_epi32(bits as i32)) };
             row_sums[0] = _mm512_dpbf16_ps(row_sums[0], a_pair, w_left);
             row_sums[1] = _mm512_dpbf16_ps(row_sums[1], a_pair, w_right);
         }
@@ -91,7 +99,10 @@ unsafe fn round_inner(source: &[f32], target: &mut [u16]) {
         // this load and store.
         unsafe {
             let rounded = _mm512_cvtneps_pbh(_mm512_loadu_ps(from.as_ptr()));
-            _mm256_storeu_si256(to.as_mut_ptr().cast(), std::mem::transmute(rounded));
+            _mm256_storeu_si256(
+                to.as_mut_ptr().cast(),
+                std::mem::transmute::<__m256bh, __m256i>(rounded),
+            );
         }
     }
     for (t, s) in target[whole..].iter_mut().zip(&source[whole..]) {
