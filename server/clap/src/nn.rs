@@ -209,18 +209,7 @@ pub(crate) fn l2_normalize(mut rows: Vec<f32>, dim: usize) -> Vec<Vec<f32>> {
 /// scalar libm `erff` per element on one thread, a tenth of HTSAT's time.
 /// Other backends keep their fused kernel.
 pub(crate) fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    let device = x.device();
-    if device != crate::model::cpu_device() {
-        return activation::gelu(x);
-    }
-    let mut data = x.into_data();
-    match data.as_mut_slice::<f32>() {
-        Ok(values) => values
-            .par_chunks_mut(16 * 1024)
-            .for_each(traum_kernels::gelu_in_place),
-        Err(_) => return activation::gelu(Tensor::from_data(data, &device)),
-    }
-    Tensor::from_data(data, &device)
+    rewrite_on_cpu(x, 16 * 1024, traum_kernels::gelu_in_place, activation::gelu)
 }
 
 /// Softmax over the last dimension.
@@ -230,17 +219,35 @@ pub(crate) fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 /// its time in a scalar libm `expf` per element (3 % of HTSAT's time once
 /// the matrix products run in bf16). Other backends keep their kernel.
 pub(crate) fn softmax_last<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    let device = x.device();
     let width = x.dims()[D - 1];
-    if device != crate::model::cpu_device() || width == 0 {
+    if width == 0 {
         return activation::softmax(x, D - 1);
+    }
+    rewrite_on_cpu(
+        x,
+        width * (4096 / width).max(1),
+        |rows| traum_kernels::softmax_rows_in_place(rows, width),
+        |x| activation::softmax(x, D - 1),
+    )
+}
+
+/// Rewrites the values of `x` in place with `kernel`, in chunks of `chunk`
+/// values spread over the pool's threads, when `x` is f32 on the CPU
+/// backend; anywhere else `backend` (the backend's own op) computes it.
+fn rewrite_on_cpu<const D: usize>(
+    x: Tensor<D>,
+    chunk: usize,
+    kernel: impl Fn(&mut [f32]) + Sync + Send,
+    backend: impl FnOnce(Tensor<D>) -> Tensor<D>,
+) -> Tensor<D> {
+    let device = x.device();
+    if device != crate::model::cpu_device() {
+        return backend(x);
     }
     let mut data = x.into_data();
     match data.as_mut_slice::<f32>() {
-        Ok(values) => values
-            .par_chunks_mut(width * (4096 / width).max(1))
-            .for_each(|rows| traum_kernels::softmax_rows_in_place(rows, width)),
-        Err(_) => return activation::softmax(Tensor::from_data(data, &device), D - 1),
+        Ok(values) => values.par_chunks_mut(chunk).for_each(kernel),
+        Err(_) => return backend(Tensor::from_data(data, &device)),
     }
     Tensor::from_data(data, &device)
 }

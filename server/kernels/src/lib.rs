@@ -177,17 +177,15 @@ impl Bf16Weights {
         let padded_rows = rows.div_ceil(row_tile) * row_tile;
         let rounded = round_rows(kernel, a, rows, self.inputs, padded_rows, self.padded_inputs);
         let mut out = vec![0f32; rows * self.outputs];
-        multiply(
+        let operands = Operands {
             kernel,
-            &rounded,
+            left: &rounded,
             padded_rows,
-            self.padded_inputs,
-            &self.packed,
-            self.padded_outputs,
-            &mut out,
-            self.outputs,
-            bias,
-        );
+            padded_inputs: self.padded_inputs,
+            right: &self.packed,
+            padded_outputs: self.padded_outputs,
+        };
+        multiply(operands, &mut out, self.outputs, bias);
         out
     }
 }
@@ -207,7 +205,6 @@ struct Scratch {
 ///
 /// # Panics
 /// If the slices do not have those lengths.
-#[allow(clippy::too_many_arguments, reason = "the shape of a batched product")]
 pub fn batched_matmul(
     kernel: Bf16Kernel,
     a: &[f32],
@@ -253,17 +250,15 @@ pub fn batched_matmul(
             n,
             b_transposed,
         );
-        multiply_serial(
+        let operands = Operands {
             kernel,
-            &scratch.left,
+            left: &scratch.left,
             padded_rows,
             padded_inputs,
-            &scratch.packed,
+            right: &scratch.packed,
             padded_outputs,
-            out,
-            n,
-            None,
-        );
+        };
+        multiply_serial(operands, out, n, None);
     };
     if batch * m * k * n < 1 << 18 {
         let mut scratch = Scratch::default();
@@ -370,53 +365,46 @@ fn round_into(kernel: Bf16Kernel, source: &[f32], target: &mut [u16]) {
     target.iter_mut().zip(source).for_each(|(t, s)| *t = to_bf16(*s));
 }
 
-/// `out[rows, outputs] = rounded · packed (+ bias)`, the row tiles spread
-/// over the pool's threads, or the column tiles when there are few rows (a
-/// short text query).
-#[allow(clippy::too_many_arguments, reason = "the shape of one product")]
-fn multiply(
+/// The operands of one product: `left` (`[padded_rows, padded_inputs]`
+/// bf16) and `right` (packed, `padded_outputs` columns), and the kernel.
+#[derive(Clone, Copy)]
+struct Operands<'a> {
     kernel: Bf16Kernel,
-    rounded: &[u16],
+    left: &'a [u16],
     padded_rows: usize,
     padded_inputs: usize,
-    packed: &[u16],
+    right: &'a [u16],
     padded_outputs: usize,
-    out: &mut [f32],
-    outputs: usize,
-    bias: Option<&[f32]>,
-) {
+}
+
+/// `out[rows, outputs] = left · right (+ bias)`, the row tiles spread over
+/// the pool's threads, or the column tiles when there are few rows (a short
+/// text query).
+fn multiply(operands: Operands<'_>, out: &mut [f32], outputs: usize, bias: Option<&[f32]>) {
+    let Operands {
+        kernel,
+        left,
+        padded_rows,
+        padded_inputs,
+        right,
+        padded_outputs,
+    } = operands;
     let row_tile = kernel.row_tile();
     let rows = out.len() / outputs.max(1);
     let row_tiles = padded_rows / row_tile;
     let threads = rayon::current_num_threads();
     if rows * padded_inputs * padded_outputs < 1 << 20 {
-        multiply_serial(
-            kernel,
-            rounded,
-            padded_rows,
-            padded_inputs,
-            packed,
-            padded_outputs,
-            out,
-            outputs,
-            bias,
-        );
+        multiply_serial(operands, out, outputs, bias);
     } else if row_tiles >= 4 * threads {
         out.par_chunks_mut(row_tile * outputs)
             .enumerate()
             .for_each(|(tile, out_rows)| {
-                let a_rows = &rounded[tile * row_tile * padded_inputs..(tile + 1) * row_tile * padded_inputs];
-                multiply_serial(
-                    kernel,
-                    a_rows,
-                    row_tile,
-                    padded_inputs,
-                    packed,
-                    padded_outputs,
-                    out_rows,
-                    outputs,
-                    bias,
-                );
+                let tile_operands = Operands {
+                    left: &left[tile * row_tile * padded_inputs..(tile + 1) * row_tile * padded_inputs],
+                    padded_rows: row_tile,
+                    ..operands
+                };
+                multiply_serial(tile_operands, out_rows, outputs, bias);
             });
     } else {
         // Few rows: each thread takes a band of columns into its own buffer.
@@ -427,19 +415,13 @@ fn multiply(
             .map(|column_tile| {
                 let columns = TILE.min(outputs - column_tile * TILE);
                 let mut band = vec![0f32; rows * columns];
-                let weights = &packed[column_tile * block_len..(column_tile + 1) * block_len];
+                let band_operands = Operands {
+                    right: &right[column_tile * block_len..(column_tile + 1) * block_len],
+                    padded_outputs: TILE,
+                    ..operands
+                };
                 let band_bias = bias.map(|b| &b[column_tile * TILE..column_tile * TILE + columns]);
-                multiply_serial(
-                    kernel,
-                    rounded,
-                    padded_rows,
-                    padded_inputs,
-                    weights,
-                    TILE,
-                    &mut band,
-                    columns,
-                    band_bias,
-                );
+                multiply_serial(band_operands, &mut band, columns, band_bias);
                 band
             })
             .collect();
@@ -454,18 +436,15 @@ fn multiply(
 
 /// [`multiply`] on the calling thread: every row tile × column tile block in
 /// turn, each computed into a small buffer and copied out with the bias.
-#[allow(clippy::too_many_arguments, reason = "the shape of one product")]
-fn multiply_serial(
-    kernel: Bf16Kernel,
-    rounded: &[u16],
-    padded_rows: usize,
-    padded_inputs: usize,
-    packed: &[u16],
-    padded_outputs: usize,
-    out: &mut [f32],
-    outputs: usize,
-    bias: Option<&[f32]>,
-) {
+fn multiply_serial(operands: Operands<'_>, out: &mut [f32], outputs: usize, bias: Option<&[f32]>) {
+    let Operands {
+        kernel,
+        left: rounded,
+        padded_rows,
+        padded_inputs,
+        right: packed,
+        padded_outputs,
+    } = operands;
     let row_tile = kernel.row_tile();
     let block_len = padded_inputs * BLOCK_COLUMNS * (TILE / BLOCK_COLUMNS);
     let mut block = [0f32; TILE * TILE];
